@@ -1,0 +1,351 @@
+//! One function per subcommand: open the registry, call the library,
+//! print the result as text or JSON.
+
+use crate::cli::{Cli, Command};
+use crate::human;
+use anyhow::{Context, Result};
+use reg_meta::report::ShowView;
+use reg_meta::{Config, PushOptions, Registry, VersionRef};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let reg_home = std::env::var_os("REG_HOME").map(PathBuf::from);
+    let config = Config::locate(cli.registry.as_deref(), reg_home.as_deref(), &cwd)?;
+    let quiet = cli.quiet;
+    let open = |config: Config| -> Result<Registry> {
+        let root = config.root.clone();
+        Ok(Registry::open(config, &|| {
+            eprintln!("reg: waiting for another reg process using {}", root.display());
+        })?)
+    };
+    match cli.command {
+        Command::Init { dir } => {
+            let config = match dir {
+                Some(d) => Config { root: cwd.join(d), ..config },
+                None => config,
+            };
+            let reg = open(config)?;
+            if !quiet {
+                println!("registry ready at {}", reg.config().root.display());
+            }
+        }
+        Command::Push {
+            file,
+            name,
+            tag,
+            message,
+            allow_unsafe,
+            json,
+        } => {
+            let reg = open(config)?;
+            let opts = PushOptions {
+                name,
+                tag: tag.clone(),
+                message,
+                allow_unsafe,
+            };
+            let r = reg.push(&file, &opts)?;
+            if json.json {
+                print_json(&serde_json::json!({
+                    "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
+                    "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
+                    "logical_bytes": r.logical_bytes, "new_raw_bytes": r.new_raw_bytes,
+                    "written_bytes": r.written_bytes, "unknown_globals": r.unknown_globals,
+                }))?;
+            } else if !quiet {
+                if !r.unknown_globals.is_empty() {
+                    eprintln!(
+                        "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
+                        file.display(),
+                        r.unknown_globals.join(", ")
+                    );
+                }
+                if r.created {
+                    println!("pushed {}@v{} ({}) from {}", r.name, r.number, r.id.short(), file.display());
+                    println!(
+                        "  {} tensors in {} storages: {} new, {} already stored",
+                        r.tensors,
+                        r.payloads,
+                        r.new_payloads,
+                        r.payloads - r.new_payloads
+                    );
+                    println!(
+                        "  {} logical, {} new tensor bytes, {} written",
+                        human::bytes(r.logical_bytes),
+                        human::bytes(r.new_raw_bytes),
+                        human::bytes(r.written_bytes)
+                    );
+                } else {
+                    println!(
+                        "unchanged: {} is identical to {}@v{} ({}); no version added",
+                        file.display(),
+                        r.name,
+                        r.number,
+                        r.id.short()
+                    );
+                }
+                if let Some(t) = tag {
+                    println!("  tagged {t}");
+                }
+            }
+        }
+        Command::Pull {
+            reference,
+            output,
+            force,
+            json,
+        } => {
+            let reg = open(config)?;
+            let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+            note(&v.note, quiet);
+            let out = output.unwrap_or_else(|| cwd.join(&v.manifest.source));
+            let r = reg.pull(&v, &out, force)?;
+            if json.json {
+                print_json(&serde_json::json!({
+                    "name": v.manifest.name, "version": v.manifest.number, "path": r.path, "bytes": r.bytes,
+                }))?;
+            } else if !quiet {
+                println!(
+                    "pulled {}@v{} to {} ({}, verified)",
+                    v.manifest.name,
+                    v.manifest.number,
+                    r.path.display(),
+                    human::bytes(r.bytes)
+                );
+            }
+        }
+        Command::Show { reference, json } => {
+            let reg = open(config)?;
+            let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+            note(&v.note, quiet);
+            let view = reg.show_view(&v)?;
+            if json.json {
+                print_json(&view)?;
+            } else {
+                print_show(&view)?;
+            }
+        }
+        Command::Log { name, json } => {
+            let reg = open(config)?;
+            let log = reg.log_view(&name)?;
+            if json.json {
+                print_json(&log)?;
+            } else {
+                let mut rows = vec![vec![
+                    "version".into(),
+                    "id".into(),
+                    "epoch".into(),
+                    "step".into(),
+                    "size".into(),
+                    "pushed".into(),
+                    "source".into(),
+                    "tags / message".into(),
+                ]];
+                for e in log.iter().rev() {
+                    let mut extra = e.tags.join(",");
+                    if let Some(m) = &e.message {
+                        if !extra.is_empty() {
+                            extra.push(' ');
+                        }
+                        extra.push_str(m);
+                    }
+                    rows.push(vec![
+                        format!("v{}", e.version),
+                        e.id[..12].to_string(),
+                        opt(e.epoch),
+                        opt(e.global_step),
+                        human::bytes(e.size),
+                        human::time(e.created),
+                        e.source.clone(),
+                        extra,
+                    ]);
+                }
+                out(&human::table(&rows))?;
+            }
+        }
+        Command::Ls { json } => {
+            let reg = open(config)?;
+            let names = reg.ls_view()?;
+            if json.json {
+                print_json(&names)?;
+            } else if names.is_empty() {
+                if !quiet {
+                    println!("no models yet; push one with: reg push FILE");
+                }
+            } else {
+                let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];
+                for n in &names {
+                    rows.push(vec![n.name.clone(), n.versions.to_string(), format!("v{}", n.latest)]);
+                }
+                out(&human::table(&rows))?;
+            }
+        }
+        Command::Stats { json } => {
+            let reg = open(config)?;
+            let s = reg.stats()?;
+            if json.json {
+                print_json(&s)?;
+            } else {
+                let ratio = if s.stored_bytes > 0 {
+                    s.logical_bytes as f64 / s.stored_bytes as f64
+                } else {
+                    0.0
+                };
+                let mut text = format!(
+                    "registry   {}\nmodels     {}\nversions   {}\nblobs      {}\nlogical    {}\nunique     {}\nstored     {}\nratio      {ratio:.2}x\n",
+                    reg.config().root.display(),
+                    s.names,
+                    s.versions,
+                    s.blobs,
+                    human::bytes(s.logical_bytes),
+                    human::bytes(s.unique_bytes),
+                    human::bytes(s.stored_bytes),
+                );
+                for (codec, (n, bytes)) in &s.codecs {
+                    text.push_str(&format!("  {codec:<8} {n} blobs, {}\n", human::bytes(*bytes)));
+                }
+                out(&text)?;
+            }
+        }
+        Command::Tag {
+            reference,
+            tag,
+            force,
+            delete,
+        } => {
+            let reg = open(config)?;
+            if delete {
+                let r = VersionRef::parse(&reference)?;
+                let reg_meta::RefSpec::Word(t) = &r.spec else {
+                    anyhow::bail!("tag -d takes NAME@TAG");
+                };
+                reg.remove_tag(&r.name, t)?;
+                if !quiet {
+                    println!("deleted tag {}@{t}", r.name);
+                }
+            } else {
+                let tag = tag.context("reg tag NAME@REF TAG: missing TAG")?;
+                let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+                let moved = reg.tag(&v, &tag, force)?;
+                if !quiet {
+                    match moved {
+                        Some(old) => println!("moved tag {tag} from v{old} to {}@v{}", v.manifest.name, v.manifest.number),
+                        None => println!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn note(note: &Option<String>, quiet: bool) {
+    if let (Some(n), false) = (note, quiet) {
+        eprintln!("reg: note: {n}");
+    }
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    out(&text)
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn print_show(v: &ShowView) -> Result<()> {
+    let mut s = String::new();
+    let tags = if v.tags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", v.tags.join(", "))
+    };
+    s.push_str(&format!("{}@v{}{tags}  {}\n", v.name, v.version, v.id));
+    s.push_str(&format!(
+        "  file       {} ({}, {}), pushed {}\n",
+        v.source,
+        v.format,
+        human::bytes(v.size),
+        human::time(v.created)
+    ));
+    if let Some(m) = &v.message {
+        s.push_str(&format!("  message    {m}\n"));
+    }
+    if v.epoch.is_some() || v.global_step.is_some() {
+        s.push_str(&format!("  epoch      {}   step {}\n", opt(v.epoch), opt(v.global_step)));
+    }
+    if let Some(l) = &v.lightning_version {
+        s.push_str(&format!("  lightning  {l}\n"));
+    }
+    if let Some(h) = &v.hyper_parameters {
+        s.push_str(&format!("  hparams    {}\n", compact(h)));
+    }
+    for (i, o) in v.optimizers.iter().enumerate() {
+        for (g, group) in o.param_groups.iter().enumerate() {
+            let mut settings = group.clone();
+            if let Some(obj) = settings.as_object_mut() {
+                obj.retain(|k, val| !val.is_null() && !matches!(k.as_str(), "params" | "differentiable" | "capturable" | "foreach" | "fused" | "maximize"));
+            }
+            s.push_str(&format!("  optimizer  #{i} {} group {g}: {}\n", o.kind, compact(&settings)));
+        }
+    }
+    for sch in &v.schedulers {
+        s.push_str(&format!("  scheduler  {} {}\n", sch.kind, compact(&sch.state)));
+    }
+    if let Some(mc) = &v.model_checkpoint {
+        s.push_str(&format!(
+            "  checkpoint monitor {} mode {} best {}\n",
+            mc.monitor.as_deref().unwrap_or("-"),
+            mc.mode.as_deref().unwrap_or("-"),
+            mc.best_model_score.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+        ));
+    }
+    if let Some(m) = &v.safetensors_metadata {
+        s.push_str(&format!("  metadata   {}\n", compact(m)));
+    }
+    let flagged: Vec<String> = v
+        .globals
+        .iter()
+        .filter(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
+        .map(|g| format!("{} ({:?})", g.global, g.verdict).to_lowercase())
+        .collect();
+    if !flagged.is_empty() {
+        s.push_str(&format!("  globals    {}\n", flagged.join(", ")));
+    }
+    s.push_str(&format!("  tensors    {} in {} storages\n", v.tensors.len(), v.storages));
+    let mut rows = Vec::new();
+    for t in &v.tensors {
+        rows.push(vec![
+            format!("    {}", t.path),
+            t.dtype.clone(),
+            human::shape(&t.shape),
+            format!("{:?}", t.role).to_lowercase(),
+            format!("storage {}", t.storage_key),
+        ]);
+    }
+    s.push_str(&human::table(&rows));
+    out(&s)
+}
+
+#[allow(dead_code)]
+fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,44 @@
+//! The `reg` binary: parse arguments, call the libraries, print.
+//!
+//! All logic lives in `reg-meta` (registry), `reg-ckpt` (formats) and
+//! `reg-store` (blobs). Errors print once, on one line, to stderr.
+//! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found.
+
+mod cli;
+mod commands;
+mod human;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let damage = err
+                .downcast_ref::<reg_meta::RegistryError>()
+                .is_some_and(reg_meta::RegistryError::is_damage);
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            let mut line = chain.first().cloned().unwrap_or_default();
+            for cause in chain.iter().skip(1) {
+                if !line.contains(cause.as_str()) {
+                    line.push_str(": ");
+                    line.push_str(cause);
+                }
+            }
+            eprintln!("reg: error: {}", line.replace('\n', " "));
+            ExitCode::from(if damage { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,146 @@
+//! Finding the registry and reading `registry.toml`.
+//!
+//! Order: an explicit directory (`--registry DIR`), then `REG_HOME`, then a
+//! `registry.toml` in the working directory or a parent (its `path`,
+//! relative to the file), else `<user data dir>/reg`.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Name of the config file searched for upwards from the working directory.
+pub const CONFIG_FILE: &str = "registry.toml";
+
+/// Settings of a registry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The registry directory.
+    pub root: PathBuf,
+    /// zstd level for new blobs.
+    pub compression_level: i32,
+    /// Model name used when `push` gets no `--name`.
+    pub default_name: Option<String>,
+    /// The config file the settings came from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// `registry.toml` as written by users.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    registry: RegistrySection,
+    #[serde(default)]
+    remotes: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrySection {
+    path: Option<PathBuf>,
+    compression_level: Option<i32>,
+    default_name: Option<String>,
+}
+
+/// Returned by [`Config::locate`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read or parsed.
+    #[error("{path}: {reason}")]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No directory could be chosen.
+    #[error("no registry location: pass --registry DIR or set REG_HOME")]
+    NoLocation,
+}
+
+/// Default zstd level.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+impl Config {
+    /// Settings for a registry at `root` with defaults.
+    pub fn at(root: impl Into<PathBuf>) -> Config {
+        Config {
+            root: root.into(),
+            compression_level: DEFAULT_LEVEL,
+            default_name: None,
+            file: None,
+        }
+    }
+
+    /// Find the registry: `explicit`, then `reg_home` (the value of
+    /// `REG_HOME`), then `registry.toml` upwards from `cwd`, then the user
+    /// data directory. Settings of the nearest `registry.toml` apply in all
+    /// cases except that its `path` only counts when nothing more explicit
+    /// was given.
+    pub fn locate(explicit: Option<&Path>, reg_home: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> {
+        let found = find_file(cwd);
+        let parsed = match &found {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        let section = parsed.map(|p| p.registry).unwrap_or_default();
+        let from_file = match (&found, &section.path) {
+            (Some(file), Some(p)) => Some(file.parent().unwrap_or(Path::new(".")).join(p)),
+            (Some(file), None) => Some(file.parent().unwrap_or(Path::new(".")).join(".reg")),
+            _ => None,
+        };
+        let root = explicit
+            .map(|p| cwd.join(p))
+            .or_else(|| reg_home.filter(|p| !p.as_os_str().is_empty()).map(|p| cwd.join(p)))
+            .or(from_file)
+            .or_else(|| dirs::data_dir().map(|d| d.join("reg")))
+            .ok_or(ConfigError::NoLocation)?;
+        Ok(Config {
+            root,
+            compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
+            default_name: section.default_name.filter(|n| !n.is_empty()),
+            file: found,
+        })
+    }
+}
+
+fn find_file(start: &Path) -> Option<PathBuf> {
+    start.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.is_file())
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let bad = |reason: String| ConfigError::Bad {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    let _ = &parsed.remotes;
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_of_precedence() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub)?;
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[registry]\npath = \"store\"\ncompression_level = 5\ndefault_name = \"mnist\"\n",
+        )?;
+        let c = Config::locate(None, None, &sub)?;
+        assert_eq!(c.root, dir.path().join("store"));
+        assert_eq!(c.compression_level, 5);
+        assert_eq!(c.default_name.as_deref(), Some("mnist"));
+        let c = Config::locate(None, Some(Path::new("/x/home")), &sub)?;
+        assert_eq!(c.root, PathBuf::from("/x/home"));
+        let c = Config::locate(Some(Path::new("rel")), Some(Path::new("/x/home")), &sub)?;
+        assert_eq!(c.root, sub.join("rel"));
+        std::fs::write(dir.path().join(CONFIG_FILE), "[registry]\nbogus = 1\n")?;
+        assert!(Config::locate(None, None, &sub).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Errors of registry operations.
+//!
+//! Each variant says what failed and where. [`RegistryError::is_damage`]
+//! tells the CLI which ones mean the registry itself is damaged (exit 2)
+//! rather than a bad request or input (exit 1).
+
+use crate::index::IndexError;
+use reg_store::StoreError;
+use std::path::PathBuf;
+
+/// Returned by [`crate::Registry`] operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// File system error outside the blob store.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The blob store failed (not damage of a specific version).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Finding or reading the configuration failed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The input file is not a checkpoint reg can read.
+    #[error("{file}: {source}")]
+    Inspect {
+        /// The input file.
+        file: PathBuf,
+        /// Why.
+        source: reg_ckpt::InspectError,
+    },
+    /// The pickle names globals that would run code when loaded.
+    #[error("{file}: refused, its pickle would call {globals} when loaded (pass --allow-unsafe to store it anyway)")]
+    Unsafe {
+        /// The input file.
+        file: PathBuf,
+        /// The dangerous globals, comma-separated.
+        globals: String,
+    },
+    /// A ref that does not parse.
+    #[error(transparent)]
+    BadRef(#[from] crate::refs::BadRef),
+    /// A model name that is not valid.
+    #[error(transparent)]
+    BadName(#[from] crate::ids::BadName),
+    /// No versions under this name.
+    #[error("no model named {name:?}{hint}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+        /// " (did you mean ...?)" or a list of names.
+        hint: String,
+    },
+    /// The name exists but the ref matches none of its versions.
+    #[error("{name}@{spec} matches no version; {available}")]
+    NoSuchVersion {
+        /// Model name.
+        name: String,
+        /// The ref.
+        spec: String,
+        /// What does exist.
+        available: String,
+    },
+    /// The output file exists.
+    #[error("{0} exists; pass --force to overwrite it")]
+    Exists(PathBuf),
+    /// A version cannot be read back because its data is damaged.
+    #[error("version {version} is damaged: {source}")]
+    Damaged {
+        /// `name@vN`.
+        version: String,
+        /// The blob problem.
+        source: StoreError,
+    },
+    /// Another process holds the registry lock for too long.
+    #[error("registry {path} is busy: another reg process held its lock for {waited_secs}s (set REG_LOCK_TIMEOUT to wait longer)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Seconds waited.
+        waited_secs: u64,
+    },
+    /// A tag already points elsewhere.
+    #[error("tag {tag} already points at {name}@v{number}; pass --force to move it")]
+    TagExists {
+        /// Model name.
+        name: String,
+        /// The tag.
+        tag: String,
+        /// Where it points now.
+        number: u32,
+    },
+    /// A request that makes no sense in context.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RegistryError {
+    /// True when the error means stored data is damaged (exit code 2).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Damaged { .. } | RegistryError::Index(IndexError::Damaged { .. })
+        )
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RegistryError {
+        let path = path.into();
+        move |source| RegistryError::Io { action, path, source }
+    }
+}

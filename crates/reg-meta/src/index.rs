@@ -1,0 +1,306 @@
+//! The sled index: names, versions, tags, manifests and the blob table.
+//!
+//! Trees and their encodings (see docs/format.md):
+//! - `versions`: key `name \0 number(u32 BE)` -> bincode [`VersionRecord`].
+//! - `manifests`: key version id (32 bytes) -> manifest JSON.
+//! - `tags`: key `name \0 tag` -> version number (u32 BE).
+//! - `blobs`: key blob id (32 bytes) -> bincode [`BlobRecord`].
+//! - default tree: `format` -> index format version (u32 BE).
+//!
+//! A version becomes visible in one sled transaction that writes its
+//! record, manifest and blob records together; the index is flushed before
+//! a push reports success.
+
+use crate::ids::VersionId;
+use crate::manifest::Manifest;
+use reg_store::{BlobId, Codec};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::path::{Path, PathBuf};
+
+/// The index format this code writes and reads.
+pub const INDEX_FORMAT: u32 = 1;
+
+/// Returned by [`Index`] operations.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// sled failed.
+    #[error("index at {path}: {source}")]
+    Sled {
+        /// The sled directory.
+        path: PathBuf,
+        /// The error.
+        source: sled::Error,
+    },
+    /// A stored value does not decode.
+    #[error("index entry {what} is damaged: {reason}")]
+    Damaged {
+        /// Which entry.
+        what: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The index was written by a newer reg.
+    #[error("index format {found} is newer than this reg understands ({INDEX_FORMAT}); upgrade reg")]
+    TooNew {
+        /// Format found.
+        found: u32,
+    },
+}
+
+/// A version as the index lists it (the manifest holds the rest).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Version number within its name.
+    pub number: u32,
+    /// Manifest hash.
+    pub id: VersionId,
+    /// Push time (Unix seconds).
+    pub created: u64,
+    /// File size.
+    pub size: u64,
+    /// Whole-file blake3 (hex).
+    pub blake3: String,
+    /// Source file name.
+    pub source: String,
+    /// Checkpoint epoch.
+    pub epoch: Option<i64>,
+    /// Checkpoint global step.
+    pub global_step: Option<i64>,
+    /// Push message.
+    pub message: Option<String>,
+    /// Number of tensors.
+    pub tensor_count: u64,
+}
+
+/// What the index knows of a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Decoded length.
+    pub raw_len: u64,
+    /// Length of the blob file.
+    pub stored_len: u64,
+    /// Codec name.
+    pub codec: String,
+}
+
+impl BlobRecord {
+    /// A record for a blob stored with `codec`.
+    pub fn new(raw_len: u64, stored_len: u64, codec: Codec) -> BlobRecord {
+        BlobRecord {
+            raw_len,
+            stored_len,
+            codec: codec.name().to_string(),
+        }
+    }
+}
+
+/// The open index of one registry.
+pub struct Index {
+    path: PathBuf,
+    db: sled::Db,
+    versions: sled::Tree,
+    manifests: sled::Tree,
+    tags: sled::Tree,
+    blobs: sled::Tree,
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Encoding plain structs into a Vec cannot fail.
+    bincode::serde::encode_to_vec(v, config()).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, IndexError> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map(|(v, _)| v)
+        .map_err(|e| IndexError::Damaged {
+            what: what(),
+            reason: e.to_string(),
+        })
+}
+
+fn version_key(name: &str, number: u32) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+fn name_prefix(name: &str) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+impl Index {
+    /// Open (creating) the sled database at `path`.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        let err = |source| IndexError::Sled {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = sled::Config::new().path(path).open().map_err(err)?;
+        match db.get("format").map_err(err)? {
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                if found > INDEX_FORMAT {
+                    return Err(IndexError::TooNew { found });
+                }
+            }
+            None => {
+                db.insert("format", &INDEX_FORMAT.to_be_bytes()).map_err(err)?;
+            }
+        }
+        Ok(Index {
+            versions: db.open_tree("versions").map_err(err)?,
+            manifests: db.open_tree("manifests").map_err(err)?,
+            tags: db.open_tree("tags").map_err(err)?,
+            blobs: db.open_tree("blobs").map_err(err)?,
+            path: path.to_path_buf(),
+            db,
+        })
+    }
+
+    fn err(&self) -> impl Fn(sled::Error) -> IndexError + '_ {
+        move |source| IndexError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Every model name with its number of versions, sorted.
+    pub fn names(&self) -> Result<Vec<(String, u32)>, IndexError> {
+        let mut out: Vec<(String, u32)> = Vec::new();
+        for item in self.versions.iter() {
+            let (k, _) = item.map_err(self.err())?;
+            let Some(zero) = k.iter().position(|b| *b == 0) else { continue };
+            let name = String::from_utf8_lossy(&k[..zero]).into_owned();
+            match out.last_mut() {
+                Some((n, c)) if *n == name => *c += 1,
+                _ => out.push((name, 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Versions of a name, oldest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.versions.scan_prefix(name_prefix(name)) {
+            let (k, v) = item.map_err(self.err())?;
+            out.push(decode(&v, || format!("version {}", String::from_utf8_lossy(&k)))?);
+        }
+        Ok(out)
+    }
+
+    /// The manifest of a version.
+    pub fn manifest(&self, id: VersionId) -> Result<Option<Manifest>, IndexError> {
+        match self.manifests.get(id.0).map_err(self.err())? {
+            None => Ok(None),
+            Some(bytes) => Manifest::from_json(&bytes).map(Some).map_err(|e| IndexError::Damaged {
+                what: format!("manifest {}", id.short()),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Tags of a name: `(tag, version number)`, sorted by tag.
+    pub fn tags(&self, name: &str) -> Result<Vec<(String, u32)>, IndexError> {
+        let prefix = name_prefix(name);
+        let mut out = Vec::new();
+        for item in self.tags.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(self.err())?;
+            let tag = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let number = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
+            out.push((tag, number));
+        }
+        Ok(out)
+    }
+
+    /// Point `tag` of `name` at version `number`.
+    pub fn set_tag(&self, name: &str, tag: &str, number: u32) -> Result<(), IndexError> {
+        let mut k = name_prefix(name);
+        k.extend_from_slice(tag.as_bytes());
+        self.tags.insert(k, &number.to_be_bytes()).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Delete a tag; true when it existed.
+    pub fn remove_tag(&self, name: &str, tag: &str) -> Result<bool, IndexError> {
+        let mut k = name_prefix(name);
+        k.extend_from_slice(tag.as_bytes());
+        Ok(self.tags.remove(k).map_err(self.err())?.is_some())
+    }
+
+    /// Whether the blob table lists a blob.
+    pub fn has_blob(&self, id: BlobId) -> Result<bool, IndexError> {
+        self.blobs.contains_key(id.0).map_err(self.err())
+    }
+
+    /// Every blob record.
+    pub fn blob_records(&self) -> Result<Vec<(BlobId, BlobRecord)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.blobs.iter() {
+            let (k, v) = item.map_err(self.err())?;
+            let mut id = [0u8; 32];
+            if k.len() == 32 {
+                id.copy_from_slice(&k);
+            }
+            out.push((BlobId(id), decode(&v, || format!("blob {}", BlobId(id).to_hex()))?));
+        }
+        Ok(out)
+    }
+
+    /// Make a version visible: its record, manifest, tag and new blob
+    /// records in one transaction, then flush to disk.
+    pub fn commit_version(
+        &self,
+        record: &VersionRecord,
+        manifest_json: &[u8],
+        name: &str,
+        tag: Option<&str>,
+        new_blobs: &[(BlobId, BlobRecord)],
+    ) -> Result<(), IndexError> {
+        let rec = encode(record);
+        let vkey = version_key(name, record.number);
+        let blob_rows: Vec<([u8; 32], Vec<u8>)> = new_blobs.iter().map(|(id, r)| (id.0, encode(r))).collect();
+        let tag_row = tag.map(|t| {
+            let mut k = name_prefix(name);
+            k.extend_from_slice(t.as_bytes());
+            k
+        });
+        let result: Result<(), TransactionError<()>> = (&self.versions, &self.manifests, &self.tags, &self.blobs)
+            .transaction(|(versions, manifests, tags, blobs)| {
+                versions.insert(vkey.as_slice(), rec.as_slice())?;
+                manifests.insert(&record.id.0, manifest_json)?;
+                if let Some(k) = &tag_row {
+                    tags.insert(k.as_slice(), &record.number.to_be_bytes())?;
+                }
+                for (id, row) in &blob_rows {
+                    blobs.insert(id, row.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(self.err()(e)),
+            Err(TransactionError::Abort(())) => {
+                return Err(IndexError::Damaged {
+                    what: "transaction".into(),
+                    reason: "aborted".into(),
+                })
+            }
+        }
+        self.flush()
+    }
+
+    /// Flush everything to disk.
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush().map_err(self.err())?;
+        Ok(())
+    }
+}

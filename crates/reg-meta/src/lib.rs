@@ -1,0 +1,48 @@
+//! Versions, refs, manifests and the registry for `reg`.
+//!
+//! This crate ties the blob store (`reg-store`) and the checkpoint reader
+//! (`reg-ckpt`) into a registry: named models with numbered versions, each
+//! version a [`Manifest`] that lists the pieces of the original file and what
+//! the checkpoint contains. It owns the sled index, the registry lock,
+//! `registry.toml`, refs (`name@epoch=3`) and the JSON views the CLI prints.
+//! It never prints and never exits: the binary does.
+//!
+//! Main types:
+//! - [`Config`]: where the registry is and its settings.
+//! - [`Registry`]: an open registry (`push`, `resolve`, `pull`, views).
+//! - [`VersionRef`]: a parsed `NAME@REF`.
+//! - [`Manifest`]: everything about one version.
+//!
+//! ```no_run
+//! use reg_meta::{Config, PushOptions, Registry, VersionRef};
+//! # fn main() -> Result<(), reg_meta::RegistryError> {
+//! let reg = Registry::open(Config::at("/tmp/reg-example"), &|| {})?;
+//! let report = reg.push("epoch=3.ckpt".as_ref(), &PushOptions::default())?;
+//! let version = reg.resolve(&VersionRef::parse(&format!("{}@v{}", report.name, report.number))?)?;
+//! reg.pull(&version, "copy.ckpt".as_ref(), false)?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod ids;
+pub mod index;
+pub mod manifest;
+mod pull;
+mod push;
+pub mod refs;
+mod registry;
+pub mod report;
+mod resolve;
+mod tags;
+
+pub use config::Config;
+pub use error::RegistryError;
+pub use ids::{ModelName, VersionId};
+pub use manifest::{Manifest, Piece, TensorEntry};
+pub use pull::PullReport;
+pub use push::{PushOptions, PushReport};
+pub use refs::{RefSpec, VersionRef};
+pub use registry::Registry;
+pub use resolve::Resolved;

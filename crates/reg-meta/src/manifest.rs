@@ -1,0 +1,134 @@
+//! A version's manifest: how to rebuild the file, and what it contains.
+//!
+//! The manifest is the whole truth about a version. It is stored as JSON
+//! twice: in the index (`manifests` tree) and as a blob in the blob store,
+//! so the index can be rebuilt from blobs alone.
+
+use reg_ckpt::meta::CheckpointMeta;
+use reg_ckpt::safety::GlobalVerdict;
+use reg_ckpt::tensors::Role;
+use reg_ckpt::{DType, Format};
+use reg_store::BlobId;
+use serde::{Deserialize, Serialize};
+
+/// Current manifest schema version.
+pub const MANIFEST_SCHEMA: u32 = 1;
+
+/// One run of bytes of the original file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Piece {
+    /// Bytes `offset..offset+len` of the version's skeleton blob.
+    Skeleton {
+        /// Start in the skeleton blob.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// A whole payload blob.
+    Payload {
+        /// The blob.
+        blob: BlobId,
+        /// Its raw length.
+        len: u64,
+    },
+}
+
+impl Piece {
+    /// Bytes this piece contributes to the file.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Skeleton { len, .. } | Piece::Payload { len, .. } => *len,
+        }
+    }
+
+    /// True for an empty piece.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorEntry {
+    /// Place in the object tree (`state_dict/encoder.weight`).
+    pub path: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Sizes.
+    pub shape: Vec<u64>,
+    /// Strides in elements.
+    pub stride: Vec<u64>,
+    /// Offset in its storage, in elements.
+    pub storage_offset: u64,
+    /// The storage key in the file.
+    pub storage_key: String,
+    /// The blob holding the storage's bytes.
+    pub blob: BlobId,
+    /// Weight, optimizer or other.
+    pub role: Role,
+    /// `requires_grad` as saved.
+    pub requires_grad: bool,
+    /// Saved as an `nn.Parameter`.
+    pub parameter: bool,
+}
+
+/// Everything about one version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Schema version of this manifest.
+    pub schema: u32,
+    /// Model name.
+    pub name: String,
+    /// Version number within the name (1, 2, ...).
+    pub number: u32,
+    /// Push time, seconds since the Unix epoch.
+    pub created: u64,
+    /// File name the version was pushed from.
+    pub source: String,
+    /// Commit-style message.
+    pub message: Option<String>,
+    /// File format.
+    pub format: Format,
+    /// File size in bytes.
+    pub size: u64,
+    /// blake3 of the whole file (hex).
+    pub blake3: String,
+    /// The skeleton blob.
+    pub skeleton: BlobId,
+    /// The file as pieces, in order.
+    pub pieces: Vec<Piece>,
+    /// Every tensor.
+    pub tensors: Vec<TensorEntry>,
+    /// Training metadata.
+    pub meta: CheckpointMeta,
+    /// Globals the pickle names, with verdicts.
+    pub globals: Vec<GlobalVerdict>,
+}
+
+impl Manifest {
+    /// Every distinct blob the version needs (skeleton first).
+    pub fn blobs(&self) -> Vec<BlobId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = vec![self.skeleton];
+        seen.insert(self.skeleton);
+        for p in &self.pieces {
+            if let Piece::Payload { blob, .. } = p {
+                if seen.insert(*blob) {
+                    out.push(*blob);
+                }
+            }
+        }
+        out
+    }
+
+    /// Serialize to the JSON stored in the index and blob store.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Parse stored JSON.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}

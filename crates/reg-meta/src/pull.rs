@@ -1,0 +1,138 @@
+//! `pull`: write a version's original bytes back to a file.
+//!
+//! The file is assembled in a temp file beside the destination, every blob
+//! is hash-checked as it streams, the whole-file hash is compared, and only
+//! then is the temp file renamed into place. A damaged version never leaves
+//! an output file behind.
+
+use crate::error::RegistryError;
+use crate::manifest::Piece;
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+use reg_store::{BlobId, StoreError};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What [`Registry::pull`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullReport {
+    /// The output file.
+    pub path: PathBuf,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// A writer that hashes what passes through.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Registry {
+    /// Write the version's original file to `out`. Refuses to replace an
+    /// existing file unless `force`.
+    pub fn pull(&self, version: &Resolved, out: &Path, force: bool) -> Result<PullReport, RegistryError> {
+        if out.exists() && !force {
+            return Err(RegistryError::Exists(out.to_path_buf()));
+        }
+        if out.is_dir() {
+            return Err(RegistryError::Invalid(format!("{} is a directory", out.display())));
+        }
+        let label = format!("{}@v{}", version.record_name(), version.record.number);
+        let damaged = |source: StoreError| match source {
+            StoreError::Io { .. } => RegistryError::Store(source),
+            source => RegistryError::Damaged {
+                version: label.clone(),
+                source,
+            },
+        };
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".reg-pull-")
+            .tempfile_in(&dir)
+            .map_err(RegistryError::io("creating a temp file in", &dir))?;
+        let m = &version.manifest;
+        let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
+        let mut w = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        };
+        let write_err = |e| RegistryError::io("writing", out)(e);
+        for piece in &m.pieces {
+            match piece {
+                Piece::Skeleton { offset, len } => {
+                    let bytes = usize::try_from(*offset)
+                        .ok()
+                        .zip(usize::try_from(offset + len).ok())
+                        .and_then(|(a, b)| skeleton.get(a..b))
+                        .ok_or_else(|| {
+                            damaged(StoreError::Corrupt {
+                                id: m.skeleton,
+                                reason: "skeleton shorter than the manifest says".into(),
+                            })
+                        })?;
+                    w.write_all(bytes).map_err(write_err)?;
+                }
+                Piece::Payload { blob, len } => {
+                    let n = self.store.copy_to(*blob, &mut w).map_err(damaged)?;
+                    if n != *len {
+                        return Err(damaged(StoreError::Corrupt {
+                            id: *blob,
+                            reason: format!("holds {n} bytes, manifest says {len}"),
+                        }));
+                    }
+                }
+            }
+        }
+        w.flush().map_err(write_err)?;
+        let (hash, len) = (BlobId::from(w.hasher.finalize()).to_hex(), w.len);
+        drop(w);
+        if hash != m.blake3 || len != m.size {
+            return Err(RegistryError::Damaged {
+                version: label,
+                source: StoreError::Corrupt {
+                    id: m.skeleton,
+                    reason: "reassembled file does not match its recorded hash".into(),
+                },
+            });
+        }
+        tmp.as_file().sync_all().map_err(RegistryError::io("syncing", tmp.path()))?;
+        let persisted = if force {
+            tmp.persist(out).map_err(|e| e.error)
+        } else {
+            tmp.persist_noclobber(out).map_err(|e| e.error)
+        };
+        persisted.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => RegistryError::Exists(out.to_path_buf()),
+            _ => RegistryError::io("renaming into", out)(e),
+        })?;
+        Ok(PullReport {
+            path: out.to_path_buf(),
+            bytes: len,
+        })
+    }
+}
+
+impl Resolved {
+    /// The model name of this version.
+    pub fn record_name(&self) -> &str {
+        &self.manifest.name
+    }
+}

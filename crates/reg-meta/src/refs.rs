@@ -1,0 +1,147 @@
+//! `NAME@REF`: naming a version.
+//!
+//! REF forms: `vN`, `latest` (the default), `epoch=N`, `step=N`, `best`,
+//! `best:METRIC`, a tag, or a unique prefix (6+ hex digits) of a version id.
+
+use std::fmt;
+
+/// What comes after `@`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefSpec {
+    /// The newest version.
+    Latest,
+    /// Version number N.
+    Number(u32),
+    /// The newest version whose checkpoint says this epoch.
+    Epoch(i64),
+    /// The newest version whose checkpoint says this global step.
+    Step(i64),
+    /// The best monitored score (optionally of a named metric).
+    Best(Option<String>),
+    /// A tag, or failing that a version id prefix.
+    Word(String),
+}
+
+/// A parsed `NAME@REF`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRef {
+    /// The model name.
+    pub name: String,
+    /// Which of its versions.
+    pub spec: RefSpec,
+}
+
+/// A string that is not a valid ref.
+#[derive(Debug, thiserror::Error)]
+#[error("bad ref {input:?}: {reason}")]
+pub struct BadRef {
+    /// What was given.
+    pub input: String,
+    /// Why it is wrong.
+    pub reason: &'static str,
+}
+
+impl VersionRef {
+    /// Parse `NAME`, `NAME@REF`.
+    pub fn parse(input: &str) -> Result<VersionRef, BadRef> {
+        let bad = |reason| BadRef {
+            input: input.to_string(),
+            reason,
+        };
+        let (name, spec) = match input.split_once('@') {
+            Some((n, r)) => (n, r),
+            None => (input, "latest"),
+        };
+        if name.is_empty() {
+            return Err(bad("missing model name before '@'"));
+        }
+        crate::ids::ModelName::new(name).map_err(|_| bad("invalid model name"))?;
+        Ok(VersionRef {
+            name: name.to_string(),
+            spec: RefSpec::parse(spec).map_err(bad)?,
+        })
+    }
+}
+
+impl RefSpec {
+    /// Parse the part after `@`.
+    pub fn parse(spec: &str) -> Result<RefSpec, &'static str> {
+        if spec.is_empty() {
+            return Err("empty ref after '@'");
+        }
+        if spec == "latest" {
+            return Ok(RefSpec::Latest);
+        }
+        if let Some(n) = spec.strip_prefix('v').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            return n.parse().map(RefSpec::Number).map_err(|_| "version number too large");
+        }
+        if let Some(n) = spec.strip_prefix("epoch=") {
+            return n.parse().map(RefSpec::Epoch).map_err(|_| "epoch=N needs an integer");
+        }
+        if let Some(n) = spec.strip_prefix("step=") {
+            return n.parse().map(RefSpec::Step).map_err(|_| "step=N needs an integer");
+        }
+        if spec == "best" {
+            return Ok(RefSpec::Best(None));
+        }
+        if let Some(m) = spec.strip_prefix("best:") {
+            if m.is_empty() {
+                return Err("best:METRIC needs a metric name");
+            }
+            return Ok(RefSpec::Best(Some(m.to_string())));
+        }
+        if spec.chars().any(|c| c.is_whitespace() || c == '@' || c == '/') {
+            return Err("a tag may not contain spaces, '@' or '/'");
+        }
+        Ok(RefSpec::Word(spec.to_string()))
+    }
+}
+
+impl fmt::Display for RefSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefSpec::Latest => f.write_str("latest"),
+            RefSpec::Number(n) => write!(f, "v{n}"),
+            RefSpec::Epoch(e) => write!(f, "epoch={e}"),
+            RefSpec::Step(s) => write!(f, "step={s}"),
+            RefSpec::Best(None) => f.write_str("best"),
+            RefSpec::Best(Some(m)) => write!(f, "best:{m}"),
+            RefSpec::Word(w) => f.write_str(w),
+        }
+    }
+}
+
+/// Validate a tag name for `reg tag` / `push --tag`.
+pub fn check_tag(tag: &str) -> Result<(), BadRef> {
+    let bad = |reason| BadRef {
+        input: tag.to_string(),
+        reason,
+    };
+    match RefSpec::parse(tag) {
+        Ok(RefSpec::Word(_)) if tag.len() <= 128 => Ok(()),
+        Ok(_) => Err(bad("a tag may not look like another ref form (vN, latest, epoch=, step=, best)")),
+        Err(reason) => Err(bad(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let p = |s: &str| VersionRef::parse(s).map(|r| r.spec).ok();
+        assert_eq!(p("m"), Some(RefSpec::Latest));
+        assert_eq!(p("m@v12"), Some(RefSpec::Number(12)));
+        assert_eq!(p("m@epoch=3"), Some(RefSpec::Epoch(3)));
+        assert_eq!(p("m@step=900"), Some(RefSpec::Step(900)));
+        assert_eq!(p("m@best"), Some(RefSpec::Best(None)));
+        assert_eq!(p("m@best:val_loss"), Some(RefSpec::Best(Some("val_loss".into()))));
+        assert_eq!(p("m@prod"), Some(RefSpec::Word("prod".into())));
+        assert!(VersionRef::parse("@v1").is_err());
+        assert!(VersionRef::parse("m@").is_err());
+        assert!(VersionRef::parse("m@epoch=x").is_err());
+        assert!(check_tag("v2").is_err());
+        assert!(check_tag("release-1").is_ok());
+    }
+}

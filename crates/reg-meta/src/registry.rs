@@ -1,0 +1,164 @@
+//! An open registry: blob store + index + the process lock.
+//!
+//! Layout of a registry directory (see docs/format.md):
+//! `FORMAT` (a one-line marker), `lock`, `blobs/` (the blob store),
+//! `index/` (sled).
+
+use crate::config::Config;
+use crate::error::RegistryError;
+use crate::index::{Index, VersionRecord};
+use reg_store::BlobStore;
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// First line of the `FORMAT` file.
+pub const FORMAT_MARKER: &str = "reg registry format 1";
+
+/// An open registry. Holding one holds the registry's exclusive lock: sled
+/// allows one process at a time, so every `reg` process takes turns.
+pub struct Registry {
+    pub(crate) config: Config,
+    pub(crate) store: BlobStore,
+    pub(crate) index: Index,
+    _lock: File,
+}
+
+/// How long to wait for the lock, from `REG_LOCK_TIMEOUT` (seconds).
+fn lock_timeout() -> Duration {
+    let secs = std::env::var("REG_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
+
+fn acquire_lock(path: &Path, on_wait: &dyn Fn()) -> Result<File, RegistryError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(RegistryError::io("opening lock", path))?;
+    let start = Instant::now();
+    let timeout = lock_timeout();
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) => {
+                if start.elapsed() >= timeout {
+                    return Err(RegistryError::Locked {
+                        path: path.to_path_buf(),
+                        waited_secs: start.elapsed().as_secs(),
+                    });
+                }
+                if !told && start.elapsed() > Duration::from_millis(300) {
+                    on_wait();
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(RegistryError::io("locking", path)(e)),
+        }
+    }
+}
+
+impl Registry {
+    /// Open the registry `config` names, creating it if it does not exist.
+    /// `on_wait` is called once if another process holds the lock.
+    pub fn open(config: Config, on_wait: &dyn Fn()) -> Result<Registry, RegistryError> {
+        let root = config.root.clone();
+        fs::create_dir_all(&root).map_err(RegistryError::io("creating registry", &root))?;
+        let marker = root.join("FORMAT");
+        match fs::read_to_string(&marker) {
+            Ok(text) if text.lines().next() == Some(FORMAT_MARKER) => {}
+            Ok(_) => {
+                return Err(RegistryError::Invalid(format!(
+                    "{} is not a reg registry of a format this reg reads",
+                    root.display()
+                )))
+            }
+            Err(_) => {
+                let non_empty = fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(false);
+                if non_empty && !root.join("index").exists() {
+                    return Err(RegistryError::Invalid(format!(
+                        "{} exists, is not empty and is not a reg registry",
+                        root.display()
+                    )));
+                }
+                fs::write(&marker, format!("{FORMAT_MARKER}\n")).map_err(RegistryError::io("writing", &marker))?;
+            }
+        }
+        let lock = acquire_lock(&root.join("lock"), on_wait)?;
+        let store = BlobStore::open(root.join("blobs"), config.compression_level)?;
+        let index = Index::open(&root.join("index"))?;
+        Ok(Registry {
+            config,
+            store,
+            index,
+            _lock: lock,
+        })
+    }
+
+    /// The settings this registry was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The blob store.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Model names with their version counts.
+    pub fn names(&self) -> Result<Vec<(String, u32)>, RegistryError> {
+        Ok(self.index.names()?)
+    }
+
+    /// Versions of a name, oldest first; an unknown name is an error that
+    /// suggests what exists.
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+        let versions = self.index.versions(name)?;
+        if versions.is_empty() {
+            return Err(self.no_such_name(name)?);
+        }
+        Ok(versions)
+    }
+
+    pub(crate) fn no_such_name(&self, name: &str) -> Result<RegistryError, RegistryError> {
+        let names: Vec<String> = self.index.names()?.into_iter().map(|(n, _)| n).collect();
+        let hint = if names.is_empty() {
+            " (the registry is empty)".to_string()
+        } else {
+            let mut ranked: Vec<(usize, &String)> = names.iter().map(|n| (edit_distance(name, n), n)).collect();
+            ranked.sort();
+            let near: Vec<&str> = ranked.iter().take(3).map(|(_, n)| n.as_str()).collect();
+            format!("; known names: {}", near.join(", "))
+        };
+        Ok(RegistryError::NoSuchName {
+            name: name.to_string(),
+            hint,
+        })
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,174 @@
+//! Turning a [`VersionRef`] into one version.
+
+use crate::error::RegistryError;
+use crate::index::VersionRecord;
+use crate::manifest::Manifest;
+use crate::refs::{RefSpec, VersionRef};
+use crate::registry::Registry;
+
+/// A resolved version.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Its index record.
+    pub record: VersionRecord,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Something the user should know (other versions that also matched).
+    pub note: Option<String>,
+}
+
+fn list_numbers(versions: &[&VersionRecord]) -> String {
+    versions.iter().map(|v| format!("v{}", v.number)).collect::<Vec<_>>().join(", ")
+}
+
+fn summarize<T: ToString>(values: impl Iterator<Item = T>) -> String {
+    let mut v: Vec<String> = values.map(|x| x.to_string()).collect();
+    v.dedup();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl Registry {
+    /// Find the version a ref names.
+    pub fn resolve(&self, r: &VersionRef) -> Result<Resolved, RegistryError> {
+        let versions = self.versions(&r.name)?;
+        let not_found = |available: String| RegistryError::NoSuchVersion {
+            name: r.name.clone(),
+            spec: r.spec.to_string(),
+            available,
+        };
+        let newest_of = |matching: Vec<&VersionRecord>, what: &str| -> Option<(VersionRecord, Option<String>)> {
+            let last = (*matching.last()?).clone();
+            let note = (matching.len() > 1).then(|| {
+                let others: Vec<&VersionRecord> = matching[..matching.len() - 1].to_vec();
+                format!("{what} also matches {}; using the newest, v{}", list_numbers(&others), last.number)
+            });
+            Some((last, note))
+        };
+        let (record, note) = match &r.spec {
+            RefSpec::Latest => match versions.last() {
+                Some(v) => (v.clone(), None),
+                None => return Err(not_found("no versions".into())),
+            },
+            RefSpec::Number(n) => match versions.iter().find(|v| v.number == *n) {
+                Some(v) => (v.clone(), None),
+                None => {
+                    return Err(not_found(format!(
+                        "versions are v1..v{}{}",
+                        versions.last().map(|v| v.number).unwrap_or(0),
+                        if versions.len() as u32 != versions.last().map(|v| v.number).unwrap_or(0) {
+                            format!(" (existing: {})", list_numbers(&versions.iter().collect::<Vec<_>>()))
+                        } else {
+                            String::new()
+                        }
+                    )))
+                }
+            },
+            RefSpec::Epoch(e) => {
+                let m: Vec<&VersionRecord> = versions.iter().filter(|v| v.epoch == Some(*e)).collect();
+                newest_of(m, &format!("epoch={e}")).ok_or_else(|| {
+                    not_found(format!("available epochs: {}", summarize(versions.iter().filter_map(|v| v.epoch))))
+                })?
+            }
+            RefSpec::Step(s) => {
+                let m: Vec<&VersionRecord> = versions.iter().filter(|v| v.global_step == Some(*s)).collect();
+                newest_of(m, &format!("step={s}")).ok_or_else(|| {
+                    not_found(format!(
+                        "available steps: {}",
+                        summarize(versions.iter().filter_map(|v| v.global_step))
+                    ))
+                })?
+            }
+            RefSpec::Best(metric) => self.best(&r.name, &versions, metric.as_deref())?,
+            RefSpec::Word(w) => {
+                let tags = self.index.tags(&r.name)?;
+                if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {
+                    match versions.iter().find(|v| v.number == *n) {
+                        Some(v) => (v.clone(), None),
+                        None => return Err(not_found(format!("tag {w} points at removed version v{n}"))),
+                    }
+                } else {
+                    let hex = w.len() >= 6 && w.bytes().all(|b| b.is_ascii_hexdigit());
+                    let lower = w.to_ascii_lowercase();
+                    let m: Vec<&VersionRecord> = if hex {
+                        versions.iter().filter(|v| v.id.to_hex().starts_with(&lower)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    match m.as_slice() {
+                        [one] => ((*one).clone(), None),
+                        [] => {
+                            let tag_list = summarize(tags.iter().map(|(t, n)| format!("{t}->v{n}")));
+                            return Err(not_found(format!(
+                                "no tag or version id {w}; tags: {tag_list}; versions: v1..v{}",
+                                versions.last().map(|v| v.number).unwrap_or(0)
+                            )));
+                        }
+                        many => {
+                            return Err(not_found(format!(
+                                "id prefix {w} is ambiguous ({}); give more digits",
+                                list_numbers(many)
+                            )))
+                        }
+                    }
+                }
+            }
+        };
+        let manifest = self.index.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
+            version: format!("{}@v{}", r.name, record.number),
+            source: reg_store::StoreError::Missing(reg_store::BlobId(record.id.0)),
+        })?;
+        Ok(Resolved { record, manifest, note })
+    }
+
+    /// The version with the best monitored score.
+    fn best(
+        &self,
+        name: &str,
+        versions: &[VersionRecord],
+        metric: Option<&str>,
+    ) -> Result<(VersionRecord, Option<String>), RegistryError> {
+        let mut scored: Vec<(f64, bool, &VersionRecord)> = Vec::new();
+        let mut monitors: Vec<String> = Vec::new();
+        for v in versions {
+            let Some(m) = self.index.manifest(v.id)? else { continue };
+            let Some(mc) = m.meta.model_checkpoint else { continue };
+            let Some(monitor) = mc.monitor.clone() else { continue };
+            if !monitors.contains(&monitor) {
+                monitors.push(monitor.clone());
+            }
+            if metric.is_some_and(|want| want != monitor) {
+                continue;
+            }
+            let score = mc.current_score.or(mc.best_model_score);
+            if let Some(s) = score.filter(|s| !s.is_nan()) {
+                scored.push((s, mc.mode.as_deref() != Some("max"), v));
+            }
+        }
+        let best = scored
+            .iter()
+            .copied()
+            .reduce(|a, b| {
+                let better = if b.1 { b.0 <= a.0 } else { b.0 >= a.0 };
+                if better {
+                    b
+                } else {
+                    a
+                }
+            })
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                name: name.to_string(),
+                spec: metric.map(|m| format!("best:{m}")).unwrap_or_else(|| "best".into()),
+                available: if monitors.is_empty() {
+                    "no version records a monitored score (ModelCheckpoint had no monitor)".into()
+                } else {
+                    format!("monitored metrics: {}", monitors.join(", "))
+                },
+            })?;
+        let note = format!("best {} = {}", metric.unwrap_or("score"), best.0);
+        Ok((best.2.clone(), Some(note)))
+    }
+}

@@ -1,0 +1,45 @@
+//! Tag operations.
+
+use crate::error::RegistryError;
+use crate::refs::check_tag;
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+
+impl Registry {
+    /// Point `tag` at a version. Returns the version number it pointed at
+    /// before when it was moved (`force`); an existing tag elsewhere without
+    /// `force` is an error.
+    pub fn tag(&self, v: &Resolved, tag: &str, force: bool) -> Result<Option<u32>, RegistryError> {
+        check_tag(tag)?;
+        let name = &v.manifest.name;
+        let existing = self.index.tags(name)?.into_iter().find(|(t, _)| t == tag).map(|(_, n)| n);
+        match existing {
+            Some(n) if n == v.manifest.number => return Ok(None),
+            Some(n) if !force => {
+                return Err(RegistryError::TagExists {
+                    name: name.clone(),
+                    tag: tag.to_string(),
+                    number: n,
+                })
+            }
+            _ => {}
+        }
+        self.index.set_tag(name, tag, v.manifest.number)?;
+        self.index.flush()?;
+        Ok(existing)
+    }
+
+    /// Delete `name@tag`.
+    pub fn remove_tag(&self, name: &str, tag: &str) -> Result<(), RegistryError> {
+        self.versions(name)?;
+        if !self.index.remove_tag(name, tag)? {
+            let tags: Vec<String> = self.index.tags(name)?.into_iter().map(|(t, _)| t).collect();
+            return Err(RegistryError::Invalid(format!(
+                "{name} has no tag {tag}; tags: {}",
+                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+            )));
+        }
+        self.index.flush()?;
+        Ok(())
+    }
+}

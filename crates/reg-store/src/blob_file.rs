@@ -1,0 +1,150 @@
+//! The blob file: a 16-byte header, then the encoded body.
+//!
+//! ```text
+//! offset size  field
+//! 0      4     magic "REGB"
+//! 4      1     file format version (1)
+//! 5      1     codec tag (0 raw, 1 zstd)
+//! 6      2     reserved, zero
+//! 8      8     raw length, u64 little-endian
+//! 16     ...   body (raw bytes, or one zstd frame)
+//! ```
+
+use crate::{BlobId, Codec, StoreError};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+
+/// Header length in bytes.
+pub const HEADER_LEN: u64 = 16;
+const MAGIC: &[u8; 4] = b"REGB";
+const VERSION: u8 = 1;
+/// Bodies smaller than this are never compressed.
+const MIN_COMPRESS: usize = 64;
+const CHUNK: usize = 1 << 20;
+
+/// A parsed blob file header.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub codec: Codec,
+    pub raw_len: u64,
+}
+
+fn header_bytes(codec: Codec, raw_len: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(MAGIC);
+    h[4] = VERSION;
+    h[5] = codec.tag();
+    h[8..].copy_from_slice(&raw_len.to_le_bytes());
+    h
+}
+
+/// Write `raw` encoded into `file` (positioned at 0, empty). zstd is kept
+/// only when it saves at least 1/64 of the bytes. Returns the codec and the
+/// file length.
+pub fn write(file: &mut File, raw: &[u8], level: i32) -> io::Result<(Codec, u64)> {
+    let raw_len = raw.len() as u64;
+    if raw.len() >= MIN_COMPRESS {
+        file.write_all(&header_bytes(Codec::Zstd, raw_len))?;
+        let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
+        enc.include_checksum(false)?;
+        enc.set_pledged_src_size(Some(raw_len))?;
+        for chunk in raw.chunks(CHUNK) {
+            enc.write_all(chunk)?;
+        }
+        enc.finish()?;
+        let len = file.stream_position()?;
+        if len - HEADER_LEN + raw_len / 64 < raw_len {
+            return Ok((Codec::Zstd, len));
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+    }
+    file.write_all(&header_bytes(Codec::Raw, raw_len))?;
+    file.write_all(raw)?;
+    Ok((Codec::Raw, HEADER_LEN + raw_len))
+}
+
+/// Read and check the header of a blob file.
+pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
+    let mut h = [0u8; 16];
+    file.read_exact(&mut h).map_err(|_| corrupt(id, "file shorter than its header"))?;
+    if &h[..4] != MAGIC || h[4] != VERSION {
+        return Err(corrupt(id, "bad header"));
+    }
+    let codec = Codec::from_tag(h[5]).ok_or_else(|| corrupt(id, "unknown codec"))?;
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&h[8..]);
+    Ok(Header {
+        codec,
+        raw_len: u64::from_le_bytes(len),
+    })
+}
+
+pub fn corrupt(id: BlobId, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        id,
+        reason: reason.into(),
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<'w> {
+    inner: &'w mut dyn Write,
+    hasher: blake3::Hasher,
+    len: u64,
+    /// Set when the output (not the blob) failed.
+    out_error: Option<io::ErrorKind>,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf).inspect_err(|e| self.out_error = Some(e.kind()))?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Decode the body of `file` (just past its header) into `out`, checking
+/// length and hash at the end. On error, what was written is garbage.
+pub fn decode_to(file: File, header: Header, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let mut sink = Hashing {
+        inner: out,
+        hasher: blake3::Hasher::new(),
+        len: 0,
+        out_error: None,
+    };
+    let mut body = BufReader::with_capacity(CHUNK, file).take(match header.codec {
+        Codec::Raw => header.raw_len,
+        Codec::Zstd => u64::MAX,
+    });
+    let copied = match header.codec {
+        Codec::Raw => io::copy(&mut body, &mut sink),
+        Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(body) {
+            Ok(dec) => io::copy(&mut dec.take(header.raw_len.saturating_add(1)), &mut sink),
+            Err(e) => Err(e),
+        },
+    };
+    if let (Err(e), Some(_)) = (&copied, sink.out_error) {
+        return Err(StoreError::Io {
+            action: "writing blob data",
+            path: "output".into(),
+            source: io::Error::new(e.kind(), e.to_string()),
+        });
+    }
+    match copied {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(corrupt(id, "truncated")),
+        Err(e) => return Err(corrupt(id, format!("cannot decode: {e}"))),
+    }
+    if sink.len != header.raw_len {
+        return Err(corrupt(id, format!("decodes to {} bytes, header says {}", sink.len, header.raw_len)));
+    }
+    if BlobId::from(sink.hasher.finalize()) != id {
+        return Err(corrupt(id, "content does not match its hash"));
+    }
+    Ok(sink.len)
+}

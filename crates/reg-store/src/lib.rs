@@ -1,0 +1,37 @@
+//! Content-addressed blob storage for `reg`.
+//!
+//! This crate owns bytes and nothing else: it knows nothing of checkpoints,
+//! versions or names. A blob is identified by the blake3 hash of its raw
+//! (uncompressed) bytes, a [`BlobId`]; it is stored once, compressed with the
+//! [`Codec`] that pays for it, written atomically (temp file, fsync, rename)
+//! and hash-checked on every read.
+//!
+//! Main types:
+//! - [`BlobId`]: the 32-byte blake3 id, shown as 64 hex digits.
+//! - [`BlobStore`]: the blob directory of one registry (`put`, `read`,
+//!   `copy_to`, `contains`, `remove`, `sync`).
+//! - [`Codec`]: how a blob's bytes are encoded on disk.
+//!
+//! ```no_run
+//! use reg_store::{BlobId, BlobStore};
+//! # fn main() -> Result<(), reg_store::StoreError> {
+//! let store = BlobStore::open("/tmp/reg-example/blobs", 3)?;
+//! let bytes = b"tensor bytes";
+//! let id = BlobId::of(bytes);
+//! store.put(id, bytes)?;
+//! store.sync()?; // make the new blobs durable before naming them anywhere
+//! assert_eq!(store.read(id)?, bytes);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod blob_file;
+mod codec;
+mod error;
+mod id;
+mod store;
+
+pub use codec::Codec;
+pub use error::StoreError;
+pub use id::{BlobId, ParseIdError};
+pub use store::{BlobStore, PutOutcome};

@@ -1,0 +1,272 @@
+//! The blob directory of one registry.
+//!
+//! Layout: `<root>/<first two hex digits>/<remaining 62 hex digits>`, and
+//! `<root>/tmp/` for files being written. A blob file only ever appears
+//! under its final name complete: it is written to `tmp/`, fsynced, then
+//! renamed. Directories touched by renames are fsynced by [`BlobStore::sync`],
+//! which callers run before they name the new blobs in an index.
+
+use crate::blob_file::{self, HEADER_LEN};
+use crate::{BlobId, Codec, StoreError};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What [`BlobStore::put`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// False when the blob was already stored (nothing written).
+    pub written: bool,
+    /// Bytes the blob file takes on disk (header included).
+    pub stored_len: u64,
+    /// The codec its body uses.
+    pub codec: Codec,
+}
+
+/// A directory of content-addressed, compressed blob files.
+#[derive(Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    level: i32,
+    dirty_dirs: Mutex<HashSet<PathBuf>>,
+}
+
+impl BlobStore {
+    /// Open (creating if needed) the blob directory at `root`; new blobs are
+    /// compressed with zstd at `level`.
+    pub fn open(root: impl AsRef<Path>, level: i32) -> Result<BlobStore, StoreError> {
+        let root = root.as_ref().to_path_buf();
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(StoreError::io("creating", &tmp))?;
+        Ok(BlobStore {
+            root,
+            level,
+            dirty_dirs: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `id` lives (whether or not it exists).
+    pub fn path_of(&self, id: BlobId) -> PathBuf {
+        let hex = id.to_hex();
+        self.root.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// True when the blob file exists.
+    pub fn contains(&self, id: BlobId) -> bool {
+        self.path_of(id).is_file()
+    }
+
+    /// Store `raw` under `id` (which must be `BlobId::of(raw)`; callers hash
+    /// once and pass it in). Does nothing when the blob exists.
+    pub fn put(&self, id: BlobId, raw: &[u8]) -> Result<PutOutcome, StoreError> {
+        let path = self.path_of(id);
+        if let Ok(meta) = fs::metadata(&path) {
+            return Ok(PutOutcome {
+                written: false,
+                stored_len: meta.len(),
+                codec: self.header(id)?.codec,
+            });
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&id.to_hex()[..16])
+            .tempfile_in(&tmp_dir)
+            .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
+        let (codec, stored_len) =
+            blob_file::write(tmp.as_file_mut(), raw, self.level).map_err(StoreError::io("writing", tmp.path()))?;
+        tmp.as_file().sync_all().map_err(StoreError::io("syncing", tmp.path()))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            action: "renaming a blob into",
+            path: path.clone(),
+            source: e.error,
+        })?;
+        if let Ok(mut dirty) = self.dirty_dirs.lock() {
+            dirty.insert(dir);
+        }
+        Ok(PutOutcome {
+            written: true,
+            stored_len,
+            codec,
+        })
+    }
+
+    /// fsync every directory that received a blob since the last call, so
+    /// the renames survive a crash.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let dirs: Vec<PathBuf> = match self.dirty_dirs.lock() {
+            Ok(mut d) => d.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        for dir in dirs.iter().chain(std::iter::once(&self.root)) {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn open_blob(&self, id: BlobId) -> Result<File, StoreError> {
+        let path = self.path_of(id);
+        File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing(id),
+            _ => StoreError::Io {
+                action: "opening",
+                path,
+                source: e,
+            },
+        })
+    }
+
+    fn header(&self, id: BlobId) -> Result<blob_file::Header, StoreError> {
+        let mut f = self.open_blob(id)?;
+        blob_file::read_header(&mut f, id)
+    }
+
+    /// Raw length and codec of a stored blob, from its header.
+    pub fn describe(&self, id: BlobId) -> Result<(u64, Codec), StoreError> {
+        let h = self.header(id)?;
+        Ok((h.raw_len, h.codec))
+    }
+
+    /// Stream the blob's raw bytes into `out`, verifying length and hash.
+    /// On error the bytes already written to `out` must be discarded.
+    pub fn copy_to(&self, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
+        let mut f = self.open_blob(id)?;
+        let header = blob_file::read_header(&mut f, id)?;
+        blob_file::decode_to(f, header, id, out)
+    }
+
+    /// The blob's raw bytes, verified. Meant for small blobs (skeletons,
+    /// manifests); large ones should be streamed with [`BlobStore::copy_to`].
+    pub fn read(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
+        let mut f = self.open_blob(id)?;
+        let header = blob_file::read_header(&mut f, id)?;
+        let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        // Trust the header's length only as far as the file could hold it.
+        let cap = match header.codec {
+            Codec::Raw => header.raw_len.min(file_len.saturating_sub(HEADER_LEN)),
+            Codec::Zstd => header.raw_len.min(file_len.saturating_mul(64)),
+        };
+        let mut out = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
+        blob_file::decode_to(f, header, id, &mut out)?;
+        Ok(out)
+    }
+
+    /// Bytes the blob file takes on disk.
+    pub fn stored_len(&self, id: BlobId) -> Result<u64, StoreError> {
+        let path = self.path_of(id);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing(id)),
+            Err(e) => Err(StoreError::Io {
+                action: "reading metadata of",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Read the whole blob file and check its content against its id.
+    pub fn verify(&self, id: BlobId) -> Result<(), StoreError> {
+        self.copy_to(id, &mut std::io::sink()).map(|_| ())
+    }
+
+    /// Delete a blob file (missing is not an error).
+    pub fn remove(&self, id: BlobId) -> Result<(), StoreError> {
+        let path = self.path_of(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io {
+                action: "removing",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Every blob id in the store (files with names that are not ids are
+    /// skipped).
+    pub fn list(&self) -> Result<Vec<BlobId>, StoreError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.root).map_err(StoreError::io("listing", &self.root))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.len() != 2 || !entry.path().is_dir() {
+                continue;
+            }
+            let sub = entry.path();
+            let files = fs::read_dir(&sub).map_err(StoreError::io("listing", &sub))?;
+            for f in files.flatten() {
+                let rest = f.file_name().to_string_lossy().into_owned();
+                if let Ok(id) = BlobId::from_hex(&format!("{name}{rest}")) {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove leftover temp files (from a crashed writer).
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let tmp = self.root.join("tmp");
+        let mut n = 0;
+        for entry in fs::read_dir(&tmp).map_err(StoreError::io("listing", &tmp))?.flatten() {
+            if fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// fsync a directory so renames into it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let f = OpenOptions::new().read(true).open(dir).map_err(StoreError::io("opening", dir))?;
+    f.sync_all().map_err(StoreError::io("syncing", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_verify_and_detect_damage() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = BlobStore::open(dir.path().join("blobs"), 3)?;
+        let compressible = vec![42u8; 100_000];
+        let random: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for data in [&compressible[..], &random[..], b"", b"tiny"] {
+            let id = BlobId::of(data);
+            let out = store.put(id, data)?;
+            assert!(out.written);
+            assert!(!store.put(id, data)?.written);
+            assert_eq!(store.read(id)?, data);
+            store.verify(id)?;
+        }
+        assert_eq!(store.put(BlobId::of(&compressible), &compressible)?.codec, Codec::Zstd);
+        store.sync()?;
+        // flip a byte in the body of each: reads must fail as corrupt
+        for data in [&compressible[..], &random[..]] {
+            let id = BlobId::of(data);
+            let path = store.path_of(id);
+            let mut bytes = fs::read(&path)?;
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x55;
+            fs::write(&path, &bytes)?;
+            assert!(matches!(store.read(id), Err(StoreError::Corrupt { .. })));
+            assert!(matches!(store.verify(id), Err(StoreError::Corrupt { .. })));
+        }
+        assert!(matches!(store.read(BlobId::of(b"nope")), Err(StoreError::Missing(_))));
+        assert_eq!(store.list()?.len(), 4);
+        Ok(())
+    }
+}
