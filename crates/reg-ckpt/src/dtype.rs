@@ -119,10 +119,7 @@ impl DType {
 
     /// The dtype of a typed storage class (`FloatStorage` -> float32).
     pub fn from_storage_class(name: &str) -> Option<DType> {
-        TABLE
-            .iter()
-            .find(|r| !r.2.is_empty() && r.2 == name)
-            .map(|r| r.0)
+        TABLE.iter().find(|r| !r.2.is_empty() && r.2 == name).map(|r| r.0)
     }
 
     /// The dtype a safetensors header names (`F32`, `BF16`).

@@ -104,12 +104,12 @@ fn inspect_zip(file: &[u8]) -> Result<Checkpoint, InspectError> {
 
 fn inspect_legacy(file: &[u8]) -> Result<Checkpoint, InspectError> {
     let legacy = legacy::read(file)?;
-    let records: BTreeMap<String, Range<u64>> = legacy.storages.iter().map(|s| (s.key.clone(), s.data.clone())).collect();
-    let (mut tensors, meta, globals) = understand(&legacy.object, &records, file)?;
-    for t in &mut tensors {
-        // Legacy storage keys are object ids, stable only within the file.
-        t.storage_key = format!("{}", t.storage_key);
-    }
+    let records: BTreeMap<String, Range<u64>> = legacy
+        .storages
+        .iter()
+        .map(|s| (s.key.clone(), s.data.clone()))
+        .collect();
+    let (tensors, meta, globals) = understand(&legacy.object, &records, file)?;
     Ok(Checkpoint {
         format: Format::TorchLegacy,
         segments: legacy.segments(file.len() as u64),
@@ -136,9 +136,10 @@ fn inspect_safetensors(file: &[u8]) -> Result<Checkpoint, InspectError> {
             role: Role::Weight,
         })
         .collect();
-    let metadata = st.metadata.as_ref().map(|m| {
-        Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
-    });
+    let metadata = st
+        .metadata
+        .as_ref()
+        .map(|m| Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()));
     let meta = CheckpointMeta {
         safetensors_metadata: metadata,
         ..CheckpointMeta::default()
@@ -162,12 +163,18 @@ type Understood = (Vec<TensorInfo>, CheckpointMeta, Vec<GlobalVerdict>);
 
 /// Tensors, metadata and global verdicts of a torch pickle whose storages
 /// are the given byte ranges of `file`.
-fn understand(graph: &PickleGraph, records: &BTreeMap<String, Range<u64>>, file: &[u8]) -> Result<Understood, InspectError> {
+fn understand(
+    graph: &PickleGraph,
+    records: &BTreeMap<String, Range<u64>>,
+    file: &[u8],
+) -> Result<Understood, InspectError> {
     let globals = safety::judge(graph.globals());
     let storages = tensors::storages(graph)?;
     for (key, s) in &storages {
-        let range = records.get(key).ok_or_else(|| InspectError::MissingStorage(key.clone()))?;
-        let expected = s.numel.checked_mul(s.dtype.size() as u64).unwrap_or(u64::MAX);
+        let range = records
+            .get(key)
+            .ok_or_else(|| InspectError::MissingStorage(key.clone()))?;
+        let expected = s.numel.saturating_mul(s.dtype.size() as u64);
         let actual = range.end - range.start;
         if expected != actual {
             return Err(InspectError::StorageSize {
@@ -192,7 +199,11 @@ fn understand(graph: &PickleGraph, records: &BTreeMap<String, Range<u64>>, file:
         let t = tensors::tensor_at(graph, id, "").ok().flatten()?;
         if t.numel() == 1 {
             if let Some(v) = read_scalar(&t, records, file) {
-                return Some(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null));
+                return Some(
+                    serde_json::Number::from_f64(v)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
+                );
             }
         }
         let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();

@@ -58,9 +58,7 @@ pub enum LegacyError {
         reason: String,
     },
     /// Bytes after the last storage.
-    #[error(
-        "torch legacy file has {count} trailing bytes after the last storage (at offset {offset})"
-    )]
+    #[error("torch legacy file has {count} trailing bytes after the last storage (at offset {offset})")]
     TrailingBytes {
         /// Where the last storage ended.
         offset: u64,
@@ -93,11 +91,7 @@ pub struct LegacyFile {
     pub storages: Vec<LegacyStorage>,
 }
 
-fn parse_at(
-    file: &[u8],
-    at: usize,
-    which: &'static str,
-) -> Result<(PickleGraph, usize), LegacyError> {
+fn parse_at(file: &[u8], at: usize, which: &'static str) -> Result<(PickleGraph, usize), LegacyError> {
     let input = file.get(at..).unwrap_or(&[]);
     let graph = parse(input, &Limits::default()).map_err(|source| LegacyError::Pickle {
         which,
@@ -124,8 +118,7 @@ fn is_magic(node: &Node) -> bool {
 
 /// True when `file` starts with a pickle of torch's legacy magic number.
 pub fn looks_like(file: &[u8]) -> bool {
-    file.first() == Some(&0x80)
-        && parse_at(file, 0, "magic").is_ok_and(|(g, _)| is_magic(g.root_node()))
+    file.first() == Some(&0x80) && parse_at(file, 0, "magic").is_ok_and(|(g, _)| is_magic(g.root_node()))
 }
 
 /// Describe a node briefly for error messages (never its whole contents).
@@ -161,9 +154,7 @@ fn persistent_ids(graph: &PickleGraph) -> Vec<NodeId> {
             _ => continue,
         }
         match graph.node(id) {
-            Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => {
-                stack.extend(v.iter().rev())
-            }
+            Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => stack.extend(v.iter().rev()),
             Node::Dict(pairs) => pairs.iter().rev().for_each(|(k, v)| stack.extend([*v, *k])),
             Node::PersistentId(inner) => out.push(*inner),
             Node::Object {
@@ -175,10 +166,7 @@ fn persistent_ids(graph: &PickleGraph) -> Vec<NodeId> {
                 list_items,
             } => {
                 stack.extend(list_items.iter().rev());
-                dict_items
-                    .iter()
-                    .rev()
-                    .for_each(|(k, v)| stack.extend([*v, *k]));
+                dict_items.iter().rev().for_each(|(k, v)| stack.extend([*v, *k]));
                 stack.extend(state.iter().chain(kwargs));
                 stack.extend([*args, *callable]);
             }
@@ -190,19 +178,11 @@ fn persistent_ids(graph: &PickleGraph) -> Vec<NodeId> {
 
 /// A `('storage', StorageClass, key, location, numel, ...)` persistent id:
 /// its key, dtype and element count. `None` for other persistent ids.
-fn storage_ref(
-    graph: &PickleGraph,
-    pid: NodeId,
-) -> Option<Result<(String, DType, u64), LegacyError>> {
+fn storage_ref(graph: &PickleGraph, pid: NodeId) -> Option<Result<(String, DType, u64), LegacyError>> {
     let Node::Tuple(items) = graph.node(pid) else {
         return None;
     };
-    let field = |i: usize| {
-        items
-            .get(i)
-            .map(|id| graph.node(*id))
-            .unwrap_or(&Node::None)
-    };
+    let field = |i: usize| items.get(i).map(|id| graph.node(*id)).unwrap_or(&Node::None);
     if !matches!(field(0), Node::Str(s) if s == "storage") {
         return None;
     }
@@ -223,10 +203,7 @@ fn storage_ref(
         }))
     };
     if items.len() < 5 {
-        return err(format!(
-            "persistent id has {} fields, expected 5 or 6",
-            items.len()
-        ));
+        return err(format!("persistent id has {} fields, expected 5 or 6", items.len()));
     }
     let dtype = match field(1) {
         Node::Global { module, name } if module.starts_with("torch") => {
@@ -325,11 +302,7 @@ pub fn read(file: &[u8]) -> Result<LegacyFile, LegacyError> {
                 a.copy_from_slice(b);
                 i64::from_le_bytes(a)
             })
-            .ok_or_else(|| {
-                err(format!(
-                    "element count at offset {at} runs past the end of the file"
-                ))
-            })?;
+            .ok_or_else(|| err(format!("element count at offset {at} runs past the end of the file")))?;
         if u64::try_from(count) != Ok(numel) {
             return Err(err(format!(
                 "file holds {count} elements at offset {at}, the object pickle says {numel}"
@@ -388,10 +361,7 @@ fn check_sys_info(graph: &PickleGraph) -> Result<(), LegacyError> {
     match little {
         Some(Node::Bool(true)) => Ok(()),
         Some(Node::Bool(false)) => Err(LegacyError::BigEndian),
-        Some(other) => Err(LegacyError::SysInfo(format!(
-            "little_endian is {}",
-            describe(other)
-        ))),
+        Some(other) => Err(LegacyError::SysInfo(format!("little_endian is {}", describe(other)))),
         None => Err(LegacyError::SysInfo("no little_endian entry".into())),
     }
 }
@@ -403,10 +373,7 @@ impl LegacyFile {
     pub fn segments(&self, file_len: u64) -> Vec<Segment> {
         cover(
             file_len,
-            self.storages
-                .iter()
-                .map(|s| (s.data.clone(), s.key.clone()))
-                .collect(),
+            self.storages.iter().map(|s| (s.data.clone(), s.key.clone())).collect(),
         )
     }
 }

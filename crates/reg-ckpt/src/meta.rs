@@ -105,7 +105,8 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
     let number = |id: NodeId| as_int(graph, id).or_else(|| (readers.scalar)(id).map(|f| f as i64));
     meta.epoch = get(graph, root, "epoch").and_then(number);
     meta.global_step = get(graph, root, "global_step").and_then(number);
-    meta.lightning_version = get(graph, root, "pytorch-lightning_version").and_then(|v| as_str(graph, v).map(String::from));
+    meta.lightning_version =
+        get(graph, root, "pytorch-lightning_version").and_then(|v| as_str(graph, v).map(String::from));
     meta.hparams_name = get(graph, root, "hparams_name").and_then(|v| as_str(graph, v).map(String::from));
     meta.hyper_parameters = get(graph, root, "hyper_parameters").map(json);
     meta.datamodule_hyper_parameters = get(graph, root, "datamodule_hyper_parameters").map(json);
@@ -194,7 +195,10 @@ pub fn optimizer_kind(groups: &[Value], state_keys: &[String]) -> &'static str {
     } else if state("exp_inf") {
         "Adamax"
     } else if has("betas") && has("amsgrad") {
-        let decoupled = g.get("decoupled_weight_decay").and_then(Value::as_bool).unwrap_or(false);
+        let decoupled = g
+            .get("decoupled_weight_decay")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if decoupled {
             "AdamW"
         } else {

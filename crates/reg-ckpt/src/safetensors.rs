@@ -178,8 +178,7 @@ pub fn read(file: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
     if !text.starts_with('{') {
         return Err(SafetensorsError::HeaderStart);
     }
-    let entries: Entries =
-        serde_json::from_str(text).map_err(|e| SafetensorsError::Json(e.to_string()))?;
+    let entries: Entries = serde_json::from_str(text).map_err(|e| SafetensorsError::Json(e.to_string()))?;
 
     let buffer_start = 8 + len;
     let buffer_len = file.len() as u64 - buffer_start;
@@ -191,16 +190,15 @@ pub fn read(file: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
             return Err(SafetensorsError::Duplicate(name));
         }
         if name == "__metadata__" {
-            let map: BTreeMap<String, String> = serde_json::from_value(value)
-                .map_err(|e| SafetensorsError::Metadata(e.to_string()))?;
+            let map: BTreeMap<String, String> =
+                serde_json::from_value(value).map_err(|e| SafetensorsError::Metadata(e.to_string()))?;
             metadata = Some(map);
             continue;
         }
-        let info: TensorInfo =
-            serde_json::from_value(value).map_err(|e| SafetensorsError::Tensor {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
+        let info: TensorInfo = serde_json::from_value(value).map_err(|e| SafetensorsError::Tensor {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
         let Some(dtype) = DType::from_safetensors_name(&info.dtype) else {
             return Err(SafetensorsError::UnknownDtype {
                 name,
@@ -277,10 +275,7 @@ impl SafetensorsFile {
     pub fn segments(&self, file_len: u64) -> Vec<Segment> {
         cover(
             file_len,
-            self.tensors
-                .iter()
-                .map(|t| (t.data.clone(), t.name.clone()))
-                .collect(),
+            self.tensors.iter().map(|t| (t.data.clone(), t.name.clone())).collect(),
         )
     }
 }
@@ -305,10 +300,7 @@ mod tests {
         let h = r#"{"__metadata__":{"a":"b"},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"x":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}   "#;
         let f = read(&file(h, &[1, 2])).unwrap();
         assert_eq!(f.tensors.len(), 2);
-        assert_eq!(
-            f.tensors[1].data,
-            (8 + h.len() as u64)..(8 + h.len() as u64 + 2)
-        );
+        assert_eq!(f.tensors[1].data, (8 + h.len() as u64)..(8 + h.len() as u64 + 2));
         assert_eq!(f.metadata.unwrap()["a"], "b");
         assert!(read(&file("{}", &[])).unwrap().tensors.is_empty());
     }
@@ -317,11 +309,7 @@ mod tests {
     fn refuses_bad_headers() {
         let x = r#""x":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}"#;
         assert!(err(&format!("{{{x},{x}}}"), &[0, 0]).contains("more than once"));
-        assert!(err(
-            r#"{"x":{"dtype":"Q9","shape":[],"data_offsets":[0,0]}}"#,
-            &[]
-        )
-        .contains("unknown dtype \"Q9\""));
+        assert!(err(r#"{"x":{"dtype":"Q9","shape":[],"data_offsets":[0,0]}}"#, &[]).contains("unknown dtype \"Q9\""));
         assert!(err(&format!("{{{x}}}"), &[0, 0, 0]).contains("belong to no tensor"));
         assert!(err(&format!("{{{x}}}"), &[0]).contains("run past the end"));
         let y = r#""y":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}"#;

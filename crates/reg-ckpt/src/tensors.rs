@@ -145,7 +145,9 @@ pub fn storage_ref(graph: &PickleGraph, pid: NodeId) -> Result<StorageRef, Tenso
         _ => return Err(bad()),
     };
     let location = as_str(graph, items[3]).unwrap_or("").to_string();
-    let numel = as_int(graph, items[4]).and_then(|n| u64::try_from(n).ok()).ok_or_else(bad)?;
+    let numel = as_int(graph, items[4])
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(bad)?;
     Ok(StorageRef {
         key,
         dtype,
@@ -177,7 +179,10 @@ pub fn storages(graph: &PickleGraph) -> Result<BTreeMap<String, StorageRef>, Ten
 fn is_rebuild_tensor(name: (&str, &str)) -> bool {
     matches!(
         name,
-        ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor_v3" | "_rebuild_tensor" | "_rebuild_qtensor")
+        (
+            "torch._utils",
+            "_rebuild_tensor_v2" | "_rebuild_tensor_v3" | "_rebuild_tensor" | "_rebuild_qtensor"
+        )
     )
 }
 
@@ -236,19 +241,32 @@ fn rebuild(graph: &PickleGraph, func: &str, args: &[NodeId], path: &str) -> Resu
         .and_then(|a| as_int(graph, *a))
         .and_then(|v| u64::try_from(v).ok())
         .ok_or_else(|| bad("bad storage offset"))?;
-    let shape = args.get(2).and_then(|a| dims(graph, *a)).ok_or_else(|| bad("bad size"))?;
+    let shape = args
+        .get(2)
+        .and_then(|a| dims(graph, *a))
+        .ok_or_else(|| bad("bad size"))?;
     let stride = if func == "_rebuild_qtensor" || func == "_rebuild_tensor" {
-        args.get(3).and_then(|a| dims(graph, *a)).unwrap_or_else(|| contiguous_stride(&shape))
+        args.get(3)
+            .and_then(|a| dims(graph, *a))
+            .unwrap_or_else(|| contiguous_stride(&shape))
     } else {
-        args.get(3).and_then(|a| dims(graph, *a)).ok_or_else(|| bad("bad stride"))?
+        args.get(3)
+            .and_then(|a| dims(graph, *a))
+            .ok_or_else(|| bad("bad stride"))?
     };
     if stride.len() != shape.len() {
         return Err(bad("size and stride differ in length"));
     }
     let requires_grad_at = if func == "_rebuild_qtensor" { 5 } else { 4 };
-    let requires_grad = args.get(requires_grad_at).and_then(|a| as_bool(graph, *a)).unwrap_or(false);
+    let requires_grad = args
+        .get(requires_grad_at)
+        .and_then(|a| as_bool(graph, *a))
+        .unwrap_or(false);
     let dtype = if func == "_rebuild_tensor_v3" {
-        let d = args.get(6).and_then(|a| global_name(graph, *a)).ok_or_else(|| bad("v3 without dtype"))?;
+        let d = args
+            .get(6)
+            .and_then(|a| global_name(graph, *a))
+            .ok_or_else(|| bad("v3 without dtype"))?;
         DType::from_torch_name(d.1).ok_or_else(|| TensorError::UnknownStorageType(d.1.to_string()))?
     } else {
         storage.dtype
@@ -279,7 +297,9 @@ pub fn contiguous_stride(shape: &[u64]) -> Vec<u64> {
 pub fn role_of(path: &str, in_state_dict_file: bool) -> Role {
     let first = path.split('/').next().unwrap_or("");
     match first {
-        "state_dict" | "model" | "model_state_dict" | "module" | "ema_state_dict" | "weights" | "params" => Role::Weight,
+        "state_dict" | "model" | "model_state_dict" | "module" | "ema_state_dict" | "weights" | "params" => {
+            Role::Weight
+        }
         "optimizer_states" | "optimizer" | "optimizer_state_dict" | "optim" | "opt" => Role::Optimizer,
         _ if in_state_dict_file => Role::Weight,
         _ => Role::Other,
@@ -293,13 +313,15 @@ fn children(graph: &PickleGraph, id: NodeId) -> Vec<(String, NodeId)> {
     }
     match graph.node(id) {
         Node::List(items) | Node::Tuple(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), *v)).collect(),
-        Node::Object {
-            state, list_items, ..
-        } => {
+        Node::Object { state, list_items, .. } => {
             // An object we do not know (a pickled nn.Module, a custom class):
             // its tensors still belong to the checkpoint; name them by the
             // attribute names in its state.
-            let mut out: Vec<(String, NodeId)> = list_items.iter().enumerate().map(|(i, v)| (i.to_string(), *v)).collect();
+            let mut out: Vec<(String, NodeId)> = list_items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), *v))
+                .collect();
             if let Some(s) = state {
                 match graph.node(*s) {
                     Node::Dict(_) => out.extend(children(graph, *s)),
@@ -327,7 +349,9 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
         return Ok(Vec::new());
     };
     let top_is_flat = match mapping(graph, root) {
-        Some(items) => items.iter().all(|(_, v)| tensor_at(graph, *v, "").ok().flatten().is_some()),
+        Some(items) => items
+            .iter()
+            .all(|(_, v)| tensor_at(graph, *v, "").ok().flatten().is_some()),
         None => false,
     };
     let mut out = Vec::new();
@@ -350,7 +374,11 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
         }
         let kids = children(graph, id);
         for (name, child) in kids.into_iter().rev() {
-            let p = if path.is_empty() { name } else { format!("{path}/{name}") };
+            let p = if path.is_empty() {
+                name
+            } else {
+                format!("{path}/{name}")
+            };
             stack.push((child, p));
         }
     }

@@ -126,9 +126,7 @@ pub fn read(file: &[u8]) -> Result<TorchZip, TorchZipError> {
             });
         }
         if !seen.insert(e.name.as_str()) {
-            return Err(TorchZipError::Duplicate {
-                name: e.name.clone(),
-            });
+            return Err(TorchZipError::Duplicate { name: e.name.clone() });
         }
         if e.method != 0 {
             return Err(TorchZipError::Compressed {
@@ -155,9 +153,7 @@ pub fn read(file: &[u8]) -> Result<TorchZip, TorchZipError> {
         }
         if let Some(key) = e.name.strip_prefix(&storage_prefix) {
             if key.is_empty() {
-                return Err(TorchZipError::EmptyKey {
-                    name: e.name.clone(),
-                });
+                return Err(TorchZipError::EmptyKey { name: e.name.clone() });
             }
             storages.push((key.to_owned(), e.data.clone()));
         }
@@ -176,10 +172,7 @@ impl TorchZip {
     pub fn segments(&self, file_len: u64) -> Vec<Segment> {
         cover(
             file_len,
-            self.storages
-                .iter()
-                .map(|(k, r)| (r.clone(), k.clone()))
-                .collect(),
+            self.storages.iter().map(|(k, r)| (r.clone(), k.clone())).collect(),
         )
     }
 }

@@ -235,7 +235,11 @@ pub fn py_float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let sci = format!("{f:e}"); // shortest digits, e.g. "1.2345e-8"
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -279,7 +283,12 @@ fn items_json(graph: &PickleGraph, items: &[NodeId], t: &dyn Fn(NodeId) -> Optio
     Value::Array(out)
 }
 
-fn map_json(graph: &PickleGraph, items: &[(NodeId, NodeId)], t: &dyn Fn(NodeId) -> Option<Value>, depth: usize) -> Value {
+fn map_json(
+    graph: &PickleGraph,
+    items: &[(NodeId, NodeId)],
+    t: &dyn Fn(NodeId) -> Option<Value>,
+    depth: usize,
+) -> Value {
     let mut out = Map::new();
     for (k, v) in items.iter().take(MAX_JSON_ITEMS) {
         out.insert(key_string(graph, *k), convert(graph, *v, t, depth + 1));
@@ -392,7 +401,12 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
 
 /// OmegaConf `DictConfig` / `ListConfig` / value nodes keep their data in
 /// `_content` (containers) or `_val` (leaves) of their pickled state.
-fn omegaconf_json(graph: &PickleGraph, state: Option<NodeId>, t: &dyn Fn(NodeId) -> Option<Value>, depth: usize) -> Option<Value> {
+fn omegaconf_json(
+    graph: &PickleGraph,
+    state: Option<NodeId>,
+    t: &dyn Fn(NodeId) -> Option<Value>,
+    depth: usize,
+) -> Option<Value> {
     let state = state?;
     if let Some(content) = get(graph, state, "_content") {
         return Some(convert(graph, content, t, depth + 1));

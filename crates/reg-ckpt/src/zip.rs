@@ -136,13 +136,7 @@ fn u64_at(file: &[u8], at: usize) -> Option<u64> {
 }
 
 /// A structure of `len` bytes at `at` with signature `sig`, checked.
-fn structure(
-    file: &[u8],
-    at: u64,
-    len: usize,
-    sig: u32,
-    what: &'static str,
-) -> Result<usize, ZipError> {
+fn structure(file: &[u8], at: u64, len: usize, sig: u32, what: &'static str) -> Result<usize, ZipError> {
     let start = usize::try_from(at)
         .ok()
         .filter(|s| s.checked_add(len).is_some_and(|end| end <= file.len()))
@@ -182,8 +176,7 @@ fn find_eocd(file: &[u8]) -> Result<usize, ZipError> {
         .rev()
         .find(|&at| {
             u32_at(file, at) == Some(EOCD_SIG)
-                && u16_at(file, at + 20)
-                    .is_some_and(|c| at + EOCD_LEN + usize::from(c) == file.len())
+                && u16_at(file, at + 20).is_some_and(|c| at + EOCD_LEN + usize::from(c) == file.len())
         })
         .ok_or(ZipError::NoEndRecord)
 }
@@ -199,8 +192,7 @@ fn read_directory(file: &[u8]) -> Result<Directory, ZipError> {
     let size32 = field32(12);
     let offset32 = field32(16);
 
-    let has_locator = eocd >= ZIP64_LOCATOR_LEN
-        && u32_at(file, eocd - ZIP64_LOCATOR_LEN) == Some(ZIP64_LOCATOR_SIG);
+    let has_locator = eocd >= ZIP64_LOCATOR_LEN && u32_at(file, eocd - ZIP64_LOCATOR_LEN) == Some(ZIP64_LOCATOR_SIG);
     if !has_locator {
         if count16 == 0xFFFF || size32 == u32::MAX || offset32 == u32::MAX {
             return Err(ZipError::EndRecord(
@@ -226,13 +218,7 @@ fn read_directory(file: &[u8]) -> Result<Directory, ZipError> {
             "zip64 end record at {rec_off} does not fit before its locator at {loc}"
         )));
     }
-    let rec = structure(
-        file,
-        rec_off,
-        ZIP64_EOCD_LEN,
-        ZIP64_EOCD_SIG,
-        "zip64 end record",
-    )?;
+    let rec = structure(file, rec_off, ZIP64_EOCD_LEN, ZIP64_EOCD_SIG, "zip64 end record")?;
     let f32_ = |off: usize| u32_at(file, rec + off).unwrap_or(u32::MAX);
     let f64_ = |off: usize| u64_at(file, rec + off).unwrap_or(u64::MAX);
     // The record's own size field counts the bytes after it (44 minimum) and
@@ -275,12 +261,10 @@ fn zip64_extra(extra: &[u8], name: &str, need: [bool; 3]) -> Result<[Option<u64>
     while at + 4 <= extra.len() {
         let id = u16_at(extra, at).unwrap_or(0);
         let len = usize::from(u16_at(extra, at + 2).unwrap_or(0));
-        let body = extra
-            .get(at + 4..at + 4 + len)
-            .ok_or_else(|| ZipError::Entry {
-                name: name.to_owned(),
-                reason: "extra field runs past its header".into(),
-            })?;
+        let body = extra.get(at + 4..at + 4 + len).ok_or_else(|| ZipError::Entry {
+            name: name.to_owned(),
+            reason: "extra field runs past its header".into(),
+        })?;
         if id == 0x0001 {
             let mut pos = 0usize;
             for (slot, needed) in out.iter_mut().zip(need) {
@@ -350,19 +334,8 @@ pub fn read_entries(file: &[u8]) -> Result<Vec<ZipEntry>, ZipError> {
 }
 
 /// One central directory header at `at`; returns it and where the next starts.
-fn read_central(
-    file: &[u8],
-    at: u64,
-    dir_end: u64,
-    data_limit: u64,
-) -> Result<(ZipEntry, u64), ZipError> {
-    let c = structure(
-        file,
-        at,
-        CENTRAL_LEN,
-        CENTRAL_SIG,
-        "central directory entry",
-    )?;
+fn read_central(file: &[u8], at: u64, dir_end: u64, data_limit: u64) -> Result<(ZipEntry, u64), ZipError> {
+    let c = structure(file, at, CENTRAL_LEN, CENTRAL_SIG, "central directory entry")?;
     let h16 = |off: usize| u16_at(file, c + off).unwrap_or(0);
     let h32 = |off: usize| u32_at(file, c + off).unwrap_or(0);
     let (flags, method, crc32) = (h16(8), h16(10), h32(16));
@@ -379,9 +352,7 @@ fn read_central(
     }
     // In bounds: end <= dir_end <= file length.
     let name_start = c + CENTRAL_LEN;
-    let name_bytes = file
-        .get(name_start..name_start + usize::from(name_len))
-        .unwrap_or(&[]);
+    let name_bytes = file.get(name_start..name_start + usize::from(name_len)).unwrap_or(&[]);
     let name = String::from_utf8_lossy(name_bytes).into_owned();
     let extra_start = name_start + usize::from(name_len);
     let extra = file
@@ -408,14 +379,7 @@ fn read_central(
         )));
     }
 
-    let l = structure(
-        file,
-        header_offset,
-        LOCAL_LEN,
-        LOCAL_SIG,
-        "local file header",
-    )
-    .map_err(|e| match e {
+    let l = structure(file, header_offset, LOCAL_LEN, LOCAL_SIG, "local file header").map_err(|e| match e {
         ZipError::BadSignature { found, .. } => err(format!(
             "local header at offset {header_offset}: bad signature 0x{found:08x}"
         )),
@@ -428,17 +392,14 @@ fn read_central(
     let local_extra_len = u16_at(file, l + 28).unwrap_or(0);
     let local_name = file.get(l + LOCAL_LEN..l + LOCAL_LEN + usize::from(local_name_len));
     if local_name != Some(name_bytes) {
-        return Err(err(format!(
-            "local header at {header_offset} names a different entry"
-        )));
+        return Err(err(format!("local header at {header_offset} names a different entry")));
     }
     if local_method != method {
         return Err(err(format!(
             "local header method {local_method} differs from central directory method {method}"
         )));
     }
-    let data_start = header_offset
-        + (LOCAL_LEN + usize::from(local_name_len) + usize::from(local_extra_len)) as u64;
+    let data_start = header_offset + (LOCAL_LEN + usize::from(local_name_len) + usize::from(local_extra_len)) as u64;
     let data_end = data_start.checked_add(compressed);
     if data_end.is_none_or(|e| e > data_limit) {
         return Err(err(format!(
@@ -545,9 +506,6 @@ mod tests {
     #[test]
     fn messages() {
         let e = read_entries(b"not a zip at all, just some text").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "not a zip: no end of central directory record"
-        );
+        assert_eq!(e.to_string(), "not a zip: no end of central directory record");
     }
 }

@@ -24,10 +24,7 @@ fn expected(rel: &str) -> Value {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn slice<'a>(file: &'a [u8], r: &std::ops::Range<u64>) -> &'a [u8] {
@@ -89,10 +86,7 @@ fn zip_fixtures_match_torch() {
             format!("{stem}/")
         };
         assert_eq!(z.prefix, prefix);
-        assert_eq!(
-            &file[z.pickle.start as usize..z.pickle.start as usize + 2],
-            b"\x80\x02"
-        );
+        assert_eq!(&file[z.pickle.start as usize..z.pickle.start as usize + 2], b"\x80\x02");
         assert_eq!(file[z.pickle.end as usize - 1], b'.');
 
         let got: BTreeMap<String, (u64, String)> = z
@@ -145,11 +139,7 @@ fn legacy_fixture() {
         .iter()
         .map(|t| t["sha256"].as_str().unwrap().to_owned())
         .collect();
-    let mut got_sha: Vec<String> = l
-        .storages
-        .iter()
-        .map(|s| sha256(slice(&file, &s.data)))
-        .collect();
+    let mut got_sha: Vec<String> = l.storages.iter().map(|s| sha256(slice(&file, &s.data))).collect();
     want_sha.sort();
     got_sha.sort();
     assert_eq!(got_sha, want_sha);
@@ -171,8 +161,7 @@ fn safetensors_fixtures() {
         assert!(safetensors::looks_like(&file));
         let want = expected(&rel);
         let st = safetensors::read(&file).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let want_meta: Option<BTreeMap<String, String>> =
-            serde_json::from_value(want["metadata"].clone()).unwrap();
+        let want_meta: Option<BTreeMap<String, String>> = serde_json::from_value(want["metadata"].clone()).unwrap();
         assert_eq!(st.metadata, want_meta);
         let got: BTreeMap<String, (String, Vec<u64>, String)> = st
             .tensors
@@ -201,10 +190,7 @@ fn safetensors_fixtures() {
             })
             .collect();
         assert_eq!(got, wanted, "{rel}");
-        assert!(st
-            .tensors
-            .windows(2)
-            .all(|w| w[0].data.end == w[1].data.start));
+        assert!(st.tensors.windows(2).all(|w| w[0].data.end == w[1].data.start));
         assert_eq!(st.header.start, 8);
         let keys = st.tensors.iter().map(|t| t.name.clone()).collect();
         check_segments(&st.segments(file.len() as u64), file.len() as u64, keys);
@@ -224,24 +210,18 @@ fn bad_fixtures_are_refused() {
         assert!(legacy::read(&file).is_err(), "{rel}");
         assert!(safetensors::read(&file).is_err(), "{rel}");
     }
-    let e = torchzip::read(&load("bad/bad_crc.ckpt"))
-        .unwrap_err()
-        .to_string();
+    let e = torchzip::read(&load("bad/bad_crc.ckpt")).unwrap_err().to_string();
     assert!(
         e.starts_with("zip entry archive/data/") && e.contains("crc mismatch"),
         "{e}"
     );
-    let e = torchzip::read(&load("bad/truncated.ckpt"))
-        .unwrap_err()
-        .to_string();
+    let e = torchzip::read(&load("bad/truncated.ckpt")).unwrap_err().to_string();
     assert_eq!(e, "not a zip: no end of central directory record");
     let e = safetensors::read(&load("bad/huge_header.safetensors"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("header length 1152921504606846976"), "{e}");
-    assert!(!safetensors::looks_like(&load(
-        "bad/huge_header.safetensors"
-    )));
+    assert!(!safetensors::looks_like(&load("bad/huge_header.safetensors")));
     let e = safetensors::read(&load("bad/short_data.safetensors"))
         .unwrap_err()
         .to_string();
@@ -259,10 +239,7 @@ fn every_truncation_errors() {
     }
     let st = load("safetensors/zoo.safetensors");
     for n in 0..st.len() {
-        assert!(
-            safetensors::read(&st[..n]).is_err(),
-            "zoo.safetensors[..{n}]"
-        );
+        assert!(safetensors::read(&st[..n]).is_err(), "zoo.safetensors[..{n}]");
     }
     let lg = load("torch/legacy.pt");
     for n in (0..lg.len()).step_by(97) {

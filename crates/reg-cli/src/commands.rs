@@ -8,7 +8,7 @@ use reg_meta::report::ShowView;
 use reg_meta::{Config, PushOptions, Registry, VersionRef};
 use serde::Serialize;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Run a parsed command line.
@@ -26,7 +26,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { dir } => {
             let config = match dir {
-                Some(d) => Config { root: cwd.join(d), ..config },
+                Some(d) => Config {
+                    root: cwd.join(d),
+                    ..config
+                },
                 None => config,
             };
             let reg = open(config)?;
@@ -66,7 +69,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
                 if r.created {
-                    println!("pushed {}@v{} ({}) from {}", r.name, r.number, r.id.short(), file.display());
+                    println!(
+                        "pushed {}@v{} ({}) from {}",
+                        r.name,
+                        r.number,
+                        r.id.short(),
+                        file.display()
+                    );
                     println!(
                         "  {} tensors in {} storages: {} new, {} already stored",
                         r.tensors,
@@ -234,7 +243,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let moved = reg.tag(&v, &tag, force)?;
                 if !quiet {
                     match moved {
-                        Some(old) => println!("moved tag {tag} from v{old} to {}@v{}", v.manifest.name, v.manifest.number),
+                        Some(old) => println!(
+                            "moved tag {tag} from v{old} to {}@v{}",
+                            v.manifest.name, v.manifest.number
+                        ),
                         None => println!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
                     }
                 }
@@ -290,7 +302,11 @@ fn print_show(v: &ShowView) -> Result<()> {
         s.push_str(&format!("  message    {m}\n"));
     }
     if v.epoch.is_some() || v.global_step.is_some() {
-        s.push_str(&format!("  epoch      {}   step {}\n", opt(v.epoch), opt(v.global_step)));
+        s.push_str(&format!(
+            "  epoch      {}   step {}\n",
+            opt(v.epoch),
+            opt(v.global_step)
+        ));
     }
     if let Some(l) = &v.lightning_version {
         s.push_str(&format!("  lightning  {l}\n"));
@@ -302,13 +318,27 @@ fn print_show(v: &ShowView) -> Result<()> {
         for (g, group) in o.param_groups.iter().enumerate() {
             let mut settings = group.clone();
             if let Some(obj) = settings.as_object_mut() {
-                obj.retain(|k, val| !val.is_null() && !matches!(k.as_str(), "params" | "differentiable" | "capturable" | "foreach" | "fused" | "maximize"));
+                obj.retain(|k, val| {
+                    !val.is_null()
+                        && !matches!(
+                            k.as_str(),
+                            "params" | "differentiable" | "capturable" | "foreach" | "fused" | "maximize"
+                        )
+                });
             }
-            s.push_str(&format!("  optimizer  #{i} {} group {g}: {}\n", o.kind, compact(&settings)));
+            s.push_str(&format!(
+                "  optimizer  #{i} {} group {g}: {}\n",
+                o.kind,
+                compact(&settings)
+            ));
         }
     }
     for sch in &v.schedulers {
-        s.push_str(&format!("  scheduler  {} {}\n", sch.kind, compact(&sch.state)));
+        let mut state = sch.state.clone();
+        if let Some(obj) = state.as_object_mut() {
+            obj.retain(|k, _| !k.starts_with('_') && k != "verbose");
+        }
+        s.push_str(&format!("  scheduler  {} {}\n", sch.kind, compact(&state)));
     }
     if let Some(mc) = &v.model_checkpoint {
         s.push_str(&format!(
@@ -330,11 +360,15 @@ fn print_show(v: &ShowView) -> Result<()> {
     if !flagged.is_empty() {
         s.push_str(&format!("  globals    {}\n", flagged.join(", ")));
     }
-    s.push_str(&format!("  tensors    {} in {} storages\n", v.tensors.len(), v.storages));
+    s.push_str(&format!(
+        "  tensors    {} in {} storages\n",
+        v.tensors.len(),
+        v.storages
+    ));
     let mut rows = Vec::new();
     for t in &v.tensors {
         rows.push(vec![
-            format!("    {}", t.path),
+            format!("    {}", human::short_path(&t.path)),
             t.dtype.clone(),
             human::shape(&t.shape),
             format!("{:?}", t.role).to_lowercase(),
@@ -343,9 +377,4 @@ fn print_show(v: &ShowView) -> Result<()> {
     }
     s.push_str(&human::table(&rows));
     out(&s)
-}
-
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
 }

@@ -44,11 +44,29 @@ pub fn shape(s: &[u64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A tensor path for a terminal: Lightning's long callback state keys
+/// (`ModelCheckpoint{'monitor': ...}`) are shortened to `ModelCheckpoint{…}`.
+pub fn short_path(path: &str) -> String {
+    path.split('/')
+        .map(|part| match (part.find('{'), part.rfind('}')) {
+            (Some(a), Some(b)) if b > a + 1 => format!("{}{{…}}{}", &part[..a], &part[b + 1..]),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Pad columns: each row's cells left-aligned to the widest cell.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {

@@ -20,7 +20,9 @@ impl ModelName {
         let ok = !name.is_empty()
             && name.len() <= 128
             && !name.starts_with(['.', '-'])
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='));
         if ok {
             Ok(ModelName(name.to_string()))
         } else {
@@ -33,7 +35,13 @@ impl ModelName {
     pub fn sanitized(stem: &str) -> ModelName {
         let mut s: String = stem
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(128)
             .collect();
         while s.starts_with(['.', '-']) {

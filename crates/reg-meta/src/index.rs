@@ -177,7 +177,9 @@ impl Index {
         let mut out: Vec<(String, u32)> = Vec::new();
         for item in self.versions.iter() {
             let (k, _) = item.map_err(self.err())?;
-            let Some(zero) = k.iter().position(|b| *b == 0) else { continue };
+            let Some(zero) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
             let name = String::from_utf8_lossy(&k[..zero]).into_owned();
             match out.last_mut() {
                 Some((n, c)) if *n == name => *c += 1,

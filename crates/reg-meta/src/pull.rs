@@ -113,7 +113,9 @@ impl Registry {
                 },
             });
         }
-        tmp.as_file().sync_all().map_err(RegistryError::io("syncing", tmp.path()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(RegistryError::io("syncing", tmp.path()))?;
         let persisted = if force {
             tmp.persist(out).map_err(|e| e.error)
         } else {

@@ -70,7 +70,10 @@ impl Input {
         let file = File::open(path).map_err(RegistryError::io("opening", path))?;
         let len = file.metadata().map_err(RegistryError::io("reading", path))?.len();
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(RegistryError::Invalid(format!("{} is not a regular file", path.display())));
+            return Err(RegistryError::Invalid(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         if len == 0 {
             return Ok(Input { map: None });
@@ -135,7 +138,10 @@ impl Registry {
             .collect();
         let file_hash = BlobId::of_large(file).to_hex();
         let existing = self.index.versions(name.as_str())?;
-        if let Some(same) = existing.iter().find(|v| v.blake3 == file_hash && v.size == file.len() as u64) {
+        if let Some(same) = existing
+            .iter()
+            .find(|v| v.blake3 == file_hash && v.size == file.len() as u64)
+        {
             if let Some(tag) = &opts.tag {
                 self.index.set_tag(name.as_str(), tag, same.number)?;
                 self.index.flush()?;
@@ -261,10 +267,10 @@ impl Registry {
         // Blob records for every blob this version needs that the index
         // does not list yet (including blobs left by an interrupted push).
         let mut new_records = Vec::new();
-        let all = outcomes
-            .iter()
-            .map(|(id, o, raw)| (*id, *o, *raw))
-            .chain([(skeleton_id, skeleton_put, skeleton.len() as u64), (manifest_id, manifest_put, json.len() as u64)]);
+        let all = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
+            (skeleton_id, skeleton_put, skeleton.len() as u64),
+            (manifest_id, manifest_put, json.len() as u64),
+        ]);
         for (id, o, raw) in all {
             if !self.index.has_blob(id)? {
                 new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
@@ -296,8 +302,16 @@ impl Registry {
             new_payloads: new_payloads.len(),
             logical_bytes: manifest.size,
             new_raw_bytes: new_payloads.iter().map(|(_, _, raw)| raw).sum(),
-            written_bytes: outcomes.iter().filter(|(_, o, _)| o.written).map(|(_, o, _)| o.stored_len).sum::<u64>()
-                + [skeleton_put, manifest_put].iter().filter(|o| o.written).map(|o| o.stored_len).sum::<u64>(),
+            written_bytes: outcomes
+                .iter()
+                .filter(|(_, o, _)| o.written)
+                .map(|(_, o, _)| o.stored_len)
+                .sum::<u64>()
+                + [skeleton_put, manifest_put]
+                    .iter()
+                    .filter(|o| o.written)
+                    .map(|o| o.stored_len)
+                    .sum::<u64>(),
             unknown_globals,
         })
     }

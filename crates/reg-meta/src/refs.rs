@@ -72,7 +72,10 @@ impl RefSpec {
         if spec == "latest" {
             return Ok(RefSpec::Latest);
         }
-        if let Some(n) = spec.strip_prefix('v').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        if let Some(n) = spec
+            .strip_prefix('v')
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
             return n.parse().map(RefSpec::Number).map_err(|_| "version number too large");
         }
         if let Some(n) = spec.strip_prefix("epoch=") {
@@ -119,7 +122,9 @@ pub fn check_tag(tag: &str) -> Result<(), BadRef> {
     };
     match RefSpec::parse(tag) {
         Ok(RefSpec::Word(_)) if tag.len() <= 128 => Ok(()),
-        Ok(_) => Err(bad("a tag may not look like another ref form (vN, latest, epoch=, step=, best)")),
+        Ok(_) => Err(bad(
+            "a tag may not look like another ref form (vN, latest, epoch=, step=, best)",
+        )),
         Err(reason) => Err(bad(reason)),
     }
 }

@@ -212,7 +212,11 @@ impl Registry {
             .map(|v: VersionRecord| LogEntry {
                 version: v.number,
                 id: v.id.to_hex(),
-                tags: tags.iter().filter(|(_, n)| *n == v.number).map(|(t, _)| t.clone()).collect(),
+                tags: tags
+                    .iter()
+                    .filter(|(_, n)| *n == v.number)
+                    .map(|(t, _)| t.clone())
+                    .collect(),
                 created: v.created,
                 size: v.size,
                 source: v.source,

@@ -18,7 +18,11 @@ pub struct Resolved {
 }
 
 fn list_numbers(versions: &[&VersionRecord]) -> String {
-    versions.iter().map(|v| format!("v{}", v.number)).collect::<Vec<_>>().join(", ")
+    versions
+        .iter()
+        .map(|v| format!("v{}", v.number))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn summarize<T: ToString>(values: impl Iterator<Item = T>) -> String {
@@ -44,7 +48,11 @@ impl Registry {
             let last = (*matching.last()?).clone();
             let note = (matching.len() > 1).then(|| {
                 let others: Vec<&VersionRecord> = matching[..matching.len() - 1].to_vec();
-                format!("{what} also matches {}; using the newest, v{}", list_numbers(&others), last.number)
+                format!(
+                    "{what} also matches {}; using the newest, v{}",
+                    list_numbers(&others),
+                    last.number
+                )
             });
             Some((last, note))
         };
@@ -70,7 +78,10 @@ impl Registry {
             RefSpec::Epoch(e) => {
                 let m: Vec<&VersionRecord> = versions.iter().filter(|v| v.epoch == Some(*e)).collect();
                 newest_of(m, &format!("epoch={e}")).ok_or_else(|| {
-                    not_found(format!("available epochs: {}", summarize(versions.iter().filter_map(|v| v.epoch))))
+                    not_found(format!(
+                        "available epochs: {}",
+                        summarize(versions.iter().filter_map(|v| v.epoch))
+                    ))
                 })?
             }
             RefSpec::Step(s) => {

@@ -12,7 +12,12 @@ impl Registry {
     pub fn tag(&self, v: &Resolved, tag: &str, force: bool) -> Result<Option<u32>, RegistryError> {
         check_tag(tag)?;
         let name = &v.manifest.name;
-        let existing = self.index.tags(name)?.into_iter().find(|(t, _)| t == tag).map(|(_, n)| n);
+        let existing = self
+            .index
+            .tags(name)?
+            .into_iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, n)| n);
         match existing {
             Some(n) if n == v.manifest.number => return Ok(None),
             Some(n) if !force => {
@@ -36,7 +41,11 @@ impl Registry {
             let tags: Vec<String> = self.index.tags(name)?.into_iter().map(|(t, _)| t).collect();
             return Err(RegistryError::Invalid(format!(
                 "{name} has no tag {tag}; tags: {}",
-                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+                if tags.is_empty() {
+                    "none".into()
+                } else {
+                    tags.join(", ")
+                }
             )));
         }
         self.index.flush()?;

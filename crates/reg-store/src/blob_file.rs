@@ -67,7 +67,8 @@ pub fn write(file: &mut File, raw: &[u8], level: i32) -> io::Result<(Codec, u64)
 /// Read and check the header of a blob file.
 pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
     let mut h = [0u8; 16];
-    file.read_exact(&mut h).map_err(|_| corrupt(id, "file shorter than its header"))?;
+    file.read_exact(&mut h)
+        .map_err(|_| corrupt(id, "file shorter than its header"))?;
     if &h[..4] != MAGIC || h[4] != VERSION {
         return Err(corrupt(id, "bad header"));
     }
@@ -141,7 +142,10 @@ pub fn decode_to(file: File, header: Header, id: BlobId, out: &mut dyn Write) ->
         Err(e) => return Err(corrupt(id, format!("cannot decode: {e}"))),
     }
     if sink.len != header.raw_len {
-        return Err(corrupt(id, format!("decodes to {} bytes, header says {}", sink.len, header.raw_len)));
+        return Err(corrupt(
+            id,
+            format!("decodes to {} bytes, header says {}", sink.len, header.raw_len),
+        ));
     }
     if BlobId::from(sink.hasher.finalize()) != id {
         return Err(corrupt(id, "content does not match its hash"));

@@ -68,19 +68,6 @@ impl fmt::Debug for BlobId {
 #[error("not a blob id (64 hex digits): {0:?}")]
 pub struct ParseIdError(pub String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        let id = BlobId::of(b"abc");
-        assert_eq!(BlobId::from_hex(&id.to_hex()).ok(), Some(id));
-        assert!(BlobId::from_hex("zz").is_err());
-        assert_eq!(BlobId::of_large(&vec![7u8; 3 << 20]), BlobId::of(&vec![7u8; 3 << 20]));
-    }
-}
-
 impl Serialize for BlobId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
@@ -91,5 +78,18 @@ impl<'de> Deserialize<'de> for BlobId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         BlobId::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let id = BlobId::of(b"abc");
+        assert_eq!(BlobId::from_hex(&id.to_hex()).ok(), Some(id));
+        assert!(BlobId::from_hex("zz").is_err());
+        assert_eq!(BlobId::of_large(&vec![7u8; 3 << 20]), BlobId::of(&vec![7u8; 3 << 20]));
     }
 }

@@ -74,7 +74,10 @@ impl BlobStore {
                 codec: self.header(id)?.codec,
             });
         }
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
         fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::Builder::new()
@@ -83,7 +86,9 @@ impl BlobStore {
             .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
         let (codec, stored_len) =
             blob_file::write(tmp.as_file_mut(), raw, self.level).map_err(StoreError::io("writing", tmp.path()))?;
-        tmp.as_file().sync_all().map_err(StoreError::io("syncing", tmp.path()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(StoreError::io("syncing", tmp.path()))?;
         tmp.persist(&path).map_err(|e| StoreError::Io {
             action: "renaming a blob into",
             path: path.clone(),
@@ -230,7 +235,10 @@ impl BlobStore {
 
 /// fsync a directory so renames into it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let f = OpenOptions::new().read(true).open(dir).map_err(StoreError::io("opening", dir))?;
+    let f = OpenOptions::new()
+        .read(true)
+        .open(dir)
+        .map_err(StoreError::io("opening", dir))?;
     f.sync_all().map_err(StoreError::io("syncing", dir))
 }
 
@@ -243,7 +251,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = BlobStore::open(dir.path().join("blobs"), 3)?;
         let compressible = vec![42u8; 100_000];
-        let random: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for data in [&compressible[..], &random[..], b"", b"tiny"] {
             let id = BlobId::of(data);
             let out = store.put(id, data)?;

@@ -66,10 +66,7 @@ impl PickleGraph {
                         if next > 0 {
                             out.push_str(", ");
                         }
-                        todo.push(Step::Pairs {
-                            pairs,
-                            next: next + 1,
-                        });
+                        todo.push(Step::Pairs { pairs, next: next + 1 });
                         todo.push(Step::Node(v));
                         todo.push(Step::Text(": "));
                         todo.push(Step::Node(k));
@@ -180,17 +177,7 @@ enum Step<'g> {
     },
 }
 
-fn open<'g>(
-    out: &mut String,
-    todo: &mut Vec<Step<'g>>,
-    start: &str,
-    items: &'g [NodeId],
-    close: &'static str,
-) {
+fn open<'g>(out: &mut String, todo: &mut Vec<Step<'g>>, start: &str, items: &'g [NodeId], close: &'static str) {
     out.push_str(start);
-    todo.push(Step::Seq {
-        items,
-        next: 0,
-        close,
-    });
+    todo.push(Step::Seq { items, next: 0, close });
 }

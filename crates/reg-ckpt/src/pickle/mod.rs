@@ -34,7 +34,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_nodes: 50_000_000,
+            max_nodes: 10_000_000,
             max_stack: 10_000_000,
             max_memo: 50_000_000,
         }

@@ -55,18 +55,13 @@ fn literals_are_intact() {
 
 #[test]
 fn scalars_every_protocol() {
-    let all = [
-        SCALARS_P0, SCALARS_P1, SCALARS_P2, SCALARS_P3, SCALARS_P4, SCALARS_P5,
-    ];
+    let all = [SCALARS_P0, SCALARS_P1, SCALARS_P2, SCALARS_P3, SCALARS_P4, SCALARS_P5];
     for (protocol, input) in all.iter().enumerate() {
         let graph = ok(input);
         assert_eq!(graph.consumed, input.len(), "protocol {protocol}");
         let want = if protocol >= 2 { protocol } else { 0 };
         assert_eq!(usize::from(graph.protocol), want);
-        let v: Vec<&Node> = items(&graph, root(&graph))
-            .iter()
-            .map(|&i| graph.node(i))
-            .collect();
+        let v: Vec<&Node> = items(&graph, root(&graph)).iter().map(|&i| graph.node(i)).collect();
         assert_eq!(v.len(), 25);
         let expect_ints = [
             Node::None,
@@ -90,10 +85,7 @@ fn scalars_every_protocol() {
         }
         // 2**100 and -2**70: decimal text from protocol-0 LONG, LE bytes after.
         if protocol < 2 {
-            assert_eq!(
-                *v[15],
-                Node::BigInt(b"1267650600228229401496703205376".to_vec())
-            );
+            assert_eq!(*v[15], Node::BigInt(b"1267650600228229401496703205376".to_vec()));
             assert_eq!(*v[16], Node::BigInt(b"-1180591620717411303424".to_vec()));
         } else {
             let mut big = vec![0u8; 12];
@@ -117,10 +109,7 @@ fn scalars_every_protocol() {
             assert_eq!(*v[23], Node::Bytes(b"by\x00tes".to_vec()));
         } else {
             // Protocols 0-2 pickle bytes as `_codecs.encode(str, "latin1")`.
-            assert_eq!(
-                graph.repr(bytes, 1000),
-                r#"obj(_codecs.encode, ("by\0tes", "latin1"))"#
-            );
+            assert_eq!(graph.repr(bytes, 1000), r#"obj(_codecs.encode, ("by\0tes", "latin1"))"#);
         }
         assert_eq!(*v[24], Node::Str(String::new()));
     }
@@ -153,10 +142,7 @@ fn protocol0_text_opcodes() {
     assert_eq!(render(b"V\\ud800x\n."), "\"\u{FFFD}x\"");
     assert_eq!(render(b"V\xe9\n."), "\"\u{e9}\"");
     // Short binary strings (Python 2 `str`).
-    assert_eq!(
-        render(b"U\x03abcT\x03\x00\x00\x00xyz\x86."),
-        r#"("abc", "xyz")"#
-    );
+    assert_eq!(render(b"U\x03abcT\x03\x00\x00\x00xyz\x86."), r#"("abc", "xyz")"#);
     // Text memo keys.
     let graph = ok(b"((lp0\ng0\nt.");
     let t = items(&graph, root(&graph));
@@ -167,10 +153,7 @@ fn protocol0_text_opcodes() {
 fn long1_edges() {
     assert_eq!(render(b"\x8a\x00."), "0");
     assert_eq!(render(b"\x8a\x01\xff."), "-1");
-    assert_eq!(
-        render(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\xff."),
-        "-1"
-    );
+    assert_eq!(render(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\xff."), "-1");
     assert_eq!(
         render(b"\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80."),
         i64::MIN.to_string()
@@ -187,22 +170,15 @@ fn long1_edges() {
 
 #[test]
 fn nested_containers_every_protocol() {
-    let all = [
-        NESTED_P0, NESTED_P1, NESTED_P2, NESTED_P3, NESTED_P4, NESTED_P5,
-    ];
+    let all = [NESTED_P0, NESTED_P1, NESTED_P2, NESTED_P3, NESTED_P4, NESTED_P5];
     for input in all {
-        assert_eq!(
-            render(input),
-            r#"{"a": [1, (2, 3), {"b": None}], "c": ((),), "e": []}"#
-        );
+        assert_eq!(render(input), r#"{"a": [1, (2, 3), {"b": None}], "c": ((),), "e": []}"#);
     }
 }
 
 #[test]
 fn memo_shares_identity() {
-    let all = [
-        SHARED_P0, SHARED_P1, SHARED_P2, SHARED_P3, SHARED_P4, SHARED_P5,
-    ];
+    let all = [SHARED_P0, SHARED_P1, SHARED_P2, SHARED_P3, SHARED_P4, SHARED_P5];
     for input in all {
         let graph = ok(input);
         let t = items(&graph, root(&graph));
@@ -247,9 +223,8 @@ fn namespace_newobj_build() {
         format!("obj(argparse.Namespace, (), state={state})")
     );
     // Protocols 0 and 1: copyreg._reconstructor + REDUCE, then BUILD.
-    let reconstructed = format!(
-        "obj(copy_reg._reconstructor, (argparse.Namespace, __builtin__.object, None), state={state})"
-    );
+    let reconstructed =
+        format!("obj(copy_reg._reconstructor, (argparse.Namespace, __builtin__.object, None), state={state})");
     assert_eq!(render(NAMESPACE_P0), reconstructed);
     assert_eq!(render(NAMESPACE_P1), reconstructed);
 }
@@ -274,10 +249,7 @@ fn sets_and_bytearray() {
 #[test]
 fn calls_and_rare_opcodes() {
     // INST and OBJ (protocol 0/1 old-style classes).
-    assert_eq!(
-        render(b"(I1\nI2\nimymod\nMyClass\n."),
-        "obj(mymod.MyClass, (1, 2))"
-    );
+    assert_eq!(render(b"(I1\nI2\nimymod\nMyClass\n."), "obj(mymod.MyClass, (1, 2))");
     assert_eq!(render(b"(cmymod\nK\nI3\no."), "obj(mymod.K, (3,))");
     // Extension codes.
     assert_eq!(
@@ -475,13 +447,7 @@ fn error_variants() {
             ..
         }
     ));
-    assert_eq!(
-        err(b"\x80\x06N."),
-        UnsupportedProtocol {
-            protocol: 6,
-            offset: 0
-        }
-    );
+    assert_eq!(err(b"\x80\x06N."), UnsupportedProtocol { protocol: 6, offset: 0 });
     assert_eq!(err(b"\x97."), OutOfBandBuffer { offset: 0 });
     for bad in [
         &b"(K\x01d."[..],
@@ -507,18 +473,9 @@ fn error_variants() {
         );
     }
     // Lengths are checked against the input before anything is allocated.
-    assert_eq!(
-        err(b"\x8d\xff\xff\xff\xff\xff\xff\xff\x7f."),
-        Truncated { offset: 0 }
-    );
-    assert_eq!(
-        err(b"\x8e\xff\xff\xff\xff\xff\xff\xff\xff."),
-        Truncated { offset: 0 }
-    );
-    assert_eq!(
-        err(b"\x96\x00\x00\x00\x00\x01\x00\x00\x00."),
-        Truncated { offset: 0 }
-    );
+    assert_eq!(err(b"\x8d\xff\xff\xff\xff\xff\xff\xff\x7f."), Truncated { offset: 0 });
+    assert_eq!(err(b"\x8e\xff\xff\xff\xff\xff\xff\xff\xff."), Truncated { offset: 0 });
+    assert_eq!(err(b"\x96\x00\x00\x00\x00\x01\x00\x00\x00."), Truncated { offset: 0 });
     assert_eq!(err(b"X\xff\xff\xff\xff."), Truncated { offset: 0 });
     assert_eq!(err(b"B\x10\x00\x00\x00abc."), Truncated { offset: 0 });
     assert_eq!(err(b"\x8b\xff\xff\xff\x7f."), Truncated { offset: 0 });
@@ -697,9 +654,7 @@ fn torch_zoo_data_pkl() {
     for key in ["f32", "tied_a", "tied_b", "param", "bf16", "c64"] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
-    assert!(graph
-        .globals()
-        .contains(&("torch._utils", "_rebuild_tensor_v2")));
+    assert!(graph.globals().contains(&("torch._utils", "_rebuild_tensor_v2")));
     let pids = graph
         .nodes
         .iter()
@@ -724,15 +679,10 @@ fn lightning_checkpoint_data_pkl() {
     let get = |key| graph.dict_get(r, key).map(|id| graph.node(id));
     assert_eq!(get("epoch"), Some(&Node::Int(3)));
     assert_eq!(get("global_step"), Some(&Node::Int(32)));
-    assert_eq!(
-        get("pytorch-lightning_version"),
-        Some(&Node::Str("2.6.6".into()))
-    );
+    assert_eq!(get("pytorch-lightning_version"), Some(&Node::Str("2.6.6".into())));
     let state_dict = graph.dict_get(r, "state_dict").expect("state_dict");
     let Node::Object {
-        callable,
-        dict_items,
-        ..
+        callable, dict_items, ..
     } = graph.node(state_dict)
     else {
         panic!("state_dict is not an object")
@@ -772,9 +722,10 @@ fn memo_keys_in_any_order() {
         (Some(NodeId(9)), Some(NodeId(8)), 6)
     );
     assert_eq!(memo.get(4), None);
-    // Through the machine: sparse, overwritten and sequential keys.
+    // Through the machine: a sparse key overwritten, then MEMOIZE uses
+    // `len(memo)` (1) as its key, as CPython does.
     assert_eq!(
-        render(b"K\x01r\x00\x00\x00\x80K\x02r\x00\x00\x00\x80K\x03\x94j\x00\x00\x00\x80h\x00\x87."),
-        "(2, 3, 2)"
+        render(b"K\x01r\x00\x00\x00\x80K\x02r\x00\x00\x00\x80K\x03\x94j\x00\x00\x00\x80h\x01\x87."),
+        "(3, 2, 3)"
     );
 }

@@ -15,10 +15,7 @@ pub(crate) fn latin1_or_utf8(bytes: &[u8]) -> String {
 
 /// Strips ASCII whitespace from both ends, as Python's `int()` / `float()` do.
 fn trim(line: &[u8]) -> &[u8] {
-    let start = line
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(line.len());
+    let start = line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(line.len());
     let end = line
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
@@ -37,10 +34,7 @@ pub(crate) fn decimal_int(line: &[u8]) -> Result<Node, String> {
         _ => (false, text),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(format!(
-            "expected a decimal integer, found {:?}",
-            shown(line)
-        ));
+        return Err(format!("expected a decimal integer, found {:?}", shown(line)));
     }
     let first_nonzero = digits.iter().position(|&b| b != b'0');
     let Some(first) = first_nonzero else {
@@ -51,9 +45,7 @@ pub(crate) fn decimal_int(line: &[u8]) -> Result<Node, String> {
     let mut value: i64 = 0;
     let mut fits = true;
     for &d in digits {
-        let next = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_sub(i64::from(d - b'0')));
+        let next = value.checked_mul(10).and_then(|v| v.checked_sub(i64::from(d - b'0')));
         match next {
             Some(v) => value = v,
             None => {
@@ -241,10 +233,7 @@ pub(crate) fn raw_unicode_escape(bytes: &[u8]) -> Result<String, String> {
         for _ in 0..width {
             let digit = bytes.get(i).copied().and_then(hex_digit);
             let Some(digit) = digit else {
-                return Err(format!(
-                    "truncated \\u escape at position {}",
-                    run_start + run - 1
-                ));
+                return Err(format!("truncated \\u escape at position {}", run_start + run - 1));
             };
             code = code * 16 + digit;
             i += 1;

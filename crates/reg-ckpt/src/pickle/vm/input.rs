@@ -83,10 +83,7 @@ impl<'a> Machine<'a> {
     pub(super) fn readline(&mut self) -> Result<&'a [u8], PickleError> {
         let input: &'a [u8] = self.input;
         let rest = input.get(self.pos..).unwrap_or(&[]);
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| self.truncated())?;
+        let len = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.truncated())?;
         let line = rest.get(..len).unwrap_or(&[]);
         self.pos += len + 1;
         Ok(line)

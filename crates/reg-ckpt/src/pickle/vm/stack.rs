@@ -167,32 +167,19 @@ impl Machine<'_> {
             .ok_or_else(|| self.underflow())?;
         let count = self.stack.len().saturating_sub(from);
         if matches!(fill, Fill::SetItems) && count % 2 == 1 {
-            return Err(self.invalid(format!(
-                "odd number of items ({count}) for {}",
-                ops::name(self.op)
-            )));
+            return Err(self.invalid(format!("odd number of items ({count}) for {}", ops::name(self.op))));
         }
         let Machine { nodes, stack, .. } = self;
         let items = stack.get(from..).unwrap_or(&[]);
         let done = match (fill, nodes.get_mut(target.index())) {
             (Fill::Append, Some(Node::List(list)))
-            | (
-                Fill::Append | Fill::AddItems,
-                Some(Node::Object {
-                    list_items: list, ..
-                }),
-            )
+            | (Fill::Append | Fill::AddItems, Some(Node::Object { list_items: list, .. }))
             | (Fill::AddItems, Some(Node::Set(list))) => {
                 list.extend_from_slice(items);
                 true
             }
             (Fill::SetItems, Some(Node::Dict(dict)))
-            | (
-                Fill::SetItems,
-                Some(Node::Object {
-                    dict_items: dict, ..
-                }),
-            ) => {
+            | (Fill::SetItems, Some(Node::Object { dict_items: dict, .. })) => {
                 dict.extend(items.chunks_exact(2).filter_map(|pair| match pair {
                     [k, v] => Some((*k, *v)),
                     _ => None,
@@ -225,10 +212,10 @@ impl Machine<'_> {
     }
 
     pub(super) fn memo_get(&mut self, key: u64) -> Result<(), PickleError> {
-        let id = self.memo.get(key).ok_or(PickleError::MemoMissing {
-            key,
-            offset: self.at,
-        })?;
+        let id = self
+            .memo
+            .get(key)
+            .ok_or(PickleError::MemoMissing { key, offset: self.at })?;
         self.push(id)
     }
 

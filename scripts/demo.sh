@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The main job, end to end, on real checkpoints from tests/fixtures:
+# push a Lightning run and its fine-tune, list them, show one, pull one back
+# and check it is byte-identical, diff two versions, and print the stats.
+# Uses the registry that ./registry.toml names (.reg/ in this checkout),
+# unless REG_HOME or --registry say otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REG=${REG:-target/release/reg}
+F=tests/fixtures/lightning
+
+run() { echo "\$ reg $*"; "$REG" "$@"; echo; }
+
+for f in "$F"/mlp/epoch=0{0,1,2,3}.ckpt "$F"/mlp/last.ckpt; do
+  run push "$f" --name mlp
+done
+for f in "$F"/mlp-finetune/epoch=0{0,1}.ckpt; do
+  run push "$f" --name mlp-finetune -m "fine-tune from mlp epoch 3"
+done
+run ls
+run log mlp
+run show mlp@epoch=2
+out=$(mktemp -d)/epoch2.ckpt
+run pull mlp@epoch=2 -o "$out"
+cmp "$out" "$F/mlp/epoch=02.ckpt" && echo "pulled file is byte-identical to $F/mlp/epoch=02.ckpt" && echo
+if "$REG" diff --help >/dev/null 2>&1; then
+  run diff mlp@epoch=3 mlp-finetune@epoch=1
+fi
+run stats

@@ -1,0 +1,18 @@
+//! End-to-end tests of the `reg` binary on real checkpoints (tests/fixtures,
+//! made by real torch and Lightning; see tests/fixtures/README.md).
+//! Each module tests one promise:
+
+/// Broken and hostile files are refused and change nothing (issue 2, point 4).
+mod bad_input;
+/// Running `reg` in a scratch registry, reading fixtures and expectations.
+mod common;
+/// A damaged blob fails the pull, names the version, writes nothing (issue 2, point 5).
+mod damage;
+/// Storages are stored once across a run and a fine-tune (issue 2, point 3).
+mod dedupe;
+/// Registry location, names, tags, log/ls/stats output.
+mod registry;
+/// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
+mod round_trip;
+/// `reg show --json` agrees with what torch reports (issue 2, point 2).
+mod show_json;
