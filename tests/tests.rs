@@ -10,6 +10,8 @@ mod common;
 mod damage;
 /// Storages are stored once across a run and a fine-tune (issue 2, point 3).
 mod dedupe;
+/// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
+mod diff;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).

@@ -33,8 +33,22 @@ pub struct CheckpointMeta {
     pub schedulers: Vec<SchedulerSummary>,
     /// ModelCheckpoint callback state, if any.
     pub model_checkpoint: Option<ModelCheckpointState>,
+    /// Scores this checkpoint carries, by metric name, with the mode
+    /// (`min`/`max`) its callback optimises: each ModelCheckpoint with a
+    /// monitor contributes its `current_score`.
+    #[serde(default)]
+    pub scores: std::collections::BTreeMap<String, Score>,
     /// Safetensors `__metadata__`, when the file is safetensors.
     pub safetensors_metadata: Option<Value>,
+}
+
+/// A monitored metric's value in one checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// The value.
+    pub value: f64,
+    /// `min` or `max`: which direction is better.
+    pub mode: String,
 }
 
 /// An optimizer's settings, from its `state_dict()`.
@@ -132,11 +146,19 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
             .collect();
     }
     if let Some(callbacks) = get(graph, root, "callbacks") {
-        meta.model_checkpoint = mapping(graph, callbacks).and_then(|cbs| {
-            cbs.iter()
-                .find(|(k, _)| as_str(graph, *k).is_some_and(|s| s.starts_with("ModelCheckpoint")))
-                .map(|(k, v)| model_checkpoint(graph, *k, *v, readers, &json))
-        });
+        let all: Vec<ModelCheckpointState> = mapping(graph, callbacks)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(k, _)| as_str(graph, *k).is_some_and(|s| s.starts_with("ModelCheckpoint")))
+            .map(|(k, v)| model_checkpoint(graph, *k, *v, readers, &json))
+            .collect();
+        for mc in &all {
+            if let (Some(monitor), Some(value)) = (&mc.monitor, mc.current_score) {
+                let mode = mc.mode.clone().unwrap_or_else(|| "min".into());
+                meta.scores.entry(monitor.clone()).or_insert(Score { value, mode });
+            }
+        }
+        meta.model_checkpoint = all.into_iter().next();
     }
     meta
 }

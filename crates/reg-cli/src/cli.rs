@@ -27,6 +27,33 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// `--by METRIC --mode min|max`: choose the version with the best score.
+#[derive(Debug, Args)]
+pub struct BestFlags {
+    /// Pick the version with the best score of this metric (as `@best:METRIC`).
+    #[arg(long, value_name = "METRIC")]
+    pub by: Option<String>,
+    /// Whether lower (min) or higher (max) scores are better (default: the callback's mode).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+}
+
+impl BestFlags {
+    /// Apply to a parsed ref.
+    pub fn apply(&self, r: reg_meta::VersionRef) -> reg_meta::VersionRef {
+        r.with_best(self.by.as_deref(), self.mode.map(|m| m == Mode::Min))
+    }
+}
+
+/// Score direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Lower is better.
+    Min,
+    /// Higher is better.
+    Max,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -65,12 +92,16 @@ pub enum Command {
         #[arg(long, short)]
         force: bool,
         #[command(flatten)]
+        best: BestFlags,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// Describe one version: metadata, optimizer, tensors.
     Show {
         /// NAME[@REF].
         reference: String,
+        #[command(flatten)]
+        best: BestFlags,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -91,6 +122,24 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Show what changed between two versions (of one model or of two).
+    Diff {
+        /// NAME[@REF] of the older side.
+        a: String,
+        /// NAME[@REF] of the newer side.
+        b: String,
+        /// For changed tensors: max |diff|, relative L2 change, changed fraction.
+        #[arg(long)]
+        stats: bool,
+        /// Only this section.
+        #[arg(long, value_enum)]
+        only: Option<Section>,
+        /// List every tensor, not a summary of long lists.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Tag a version, or delete a tag with -d NAME@TAG.
     Tag {
         /// NAME[@REF] to tag (or NAME@TAG with -d).
@@ -104,4 +153,17 @@ pub enum Command {
         #[arg(long, short)]
         delete: bool,
     },
+}
+
+/// Sections of `reg diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Hyperparameters.
+    Hparams,
+    /// Optimizer, scheduler and checkpoint-callback settings.
+    Optimizer,
+    /// Tensors.
+    Tensors,
+    /// Epoch, step, versions, size.
+    Meta,
 }

@@ -1,7 +1,7 @@
 //! One function per subcommand: open the registry, call the library,
 //! print the result as text or JSON.
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Section};
 use crate::human;
 use anyhow::{Context, Result};
 use reg_meta::report::ShowView;
@@ -107,10 +107,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             reference,
             output,
             force,
+            best,
             json,
         } => {
             let reg = open(config)?;
-            let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+            let v = reg.resolve(&best.apply(VersionRef::parse(&reference)?))?;
             note(&v.note, quiet);
             let out = output.unwrap_or_else(|| cwd.join(&v.manifest.source));
             let r = reg.pull(&v, &out, force)?;
@@ -128,9 +129,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
-        Command::Show { reference, json } => {
+        Command::Show { reference, best, json } => {
             let reg = open(config)?;
-            let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+            let v = reg.resolve(&best.apply(VersionRef::parse(&reference)?))?;
             note(&v.note, quiet);
             let view = reg.show_view(&v)?;
             if json.json {
@@ -219,6 +220,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     text.push_str(&format!("  {codec:<8} {n} blobs, {}\n", human::bytes(*bytes)));
                 }
                 out(&text)?;
+            }
+        }
+        Command::Diff {
+            a,
+            b,
+            stats,
+            only,
+            all,
+            json,
+        } => {
+            let reg = open(config)?;
+            let va = reg.resolve(&VersionRef::parse(&a)?)?;
+            note(&va.note, quiet);
+            let vb = reg.resolve(&VersionRef::parse(&b)?)?;
+            note(&vb.note, quiet);
+            let only = match only {
+                None => reg_meta::Only::All,
+                Some(Section::Hparams) => reg_meta::Only::Hparams,
+                Some(Section::Optimizer) => reg_meta::Only::Optimizer,
+                Some(Section::Tensors) => reg_meta::Only::Tensors,
+                Some(Section::Meta) => reg_meta::Only::Meta,
+            };
+            let d = reg.diff(&va, &vb, reg_meta::DiffOptions { stats, only })?;
+            if json.json {
+                print_json(&d)?;
+            } else {
+                out(&crate::diff_view::render(&d, all, crate::diff_view::use_colour()))?;
             }
         }
         Command::Tag {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod diff_view;
 mod human;
 
 use clap::Parser;

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod diff;
 mod error;
 pub mod ids;
 pub mod index;
@@ -36,8 +37,10 @@ mod registry;
 pub mod report;
 mod resolve;
 mod tags;
+pub mod tensor_stats;
 
 pub use config::Config;
+pub use diff::{Diff, DiffOptions, Only};
 pub use error::RegistryError;
 pub use ids::{ModelName, VersionId};
 pub use manifest::{Manifest, Piece, TensorEntry};

@@ -16,8 +16,15 @@ pub enum RefSpec {
     Epoch(i64),
     /// The newest version whose checkpoint says this global step.
     Step(i64),
-    /// The best monitored score (optionally of a named metric).
-    Best(Option<String>),
+    /// The best monitored score: of a named metric (`best:METRIC`), and
+    /// with the direction overridden (`--mode`).
+    Best {
+        /// Metric name; `None` means the monitor the checkpoints name.
+        metric: Option<String>,
+        /// `Some(true)` lower is better, `Some(false)` higher is better,
+        /// `None` the callback's own mode.
+        lower_is_better: Option<bool>,
+    },
     /// A tag, or failing that a version id prefix.
     Word(String),
 }
@@ -63,6 +70,25 @@ impl VersionRef {
     }
 }
 
+impl VersionRef {
+    /// Apply `--by METRIC` / `--mode min|max`: they turn any ref into a
+    /// `best` ref (or refine one).
+    pub fn with_best(mut self, by: Option<&str>, lower_is_better: Option<bool>) -> VersionRef {
+        if by.is_none() && lower_is_better.is_none() {
+            return self;
+        }
+        let metric = match &self.spec {
+            RefSpec::Best { metric, .. } => metric.clone(),
+            _ => None,
+        };
+        self.spec = RefSpec::Best {
+            metric: by.map(String::from).or(metric),
+            lower_is_better,
+        };
+        self
+    }
+}
+
 impl RefSpec {
     /// Parse the part after `@`.
     pub fn parse(spec: &str) -> Result<RefSpec, &'static str> {
@@ -85,13 +111,19 @@ impl RefSpec {
             return n.parse().map(RefSpec::Step).map_err(|_| "step=N needs an integer");
         }
         if spec == "best" {
-            return Ok(RefSpec::Best(None));
+            return Ok(RefSpec::Best {
+                metric: None,
+                lower_is_better: None,
+            });
         }
         if let Some(m) = spec.strip_prefix("best:") {
             if m.is_empty() {
                 return Err("best:METRIC needs a metric name");
             }
-            return Ok(RefSpec::Best(Some(m.to_string())));
+            return Ok(RefSpec::Best {
+                metric: Some(m.to_string()),
+                lower_is_better: None,
+            });
         }
         if spec.chars().any(|c| c.is_whitespace() || c == '@' || c == '/') {
             return Err("a tag may not contain spaces, '@' or '/'");
@@ -107,8 +139,8 @@ impl fmt::Display for RefSpec {
             RefSpec::Number(n) => write!(f, "v{n}"),
             RefSpec::Epoch(e) => write!(f, "epoch={e}"),
             RefSpec::Step(s) => write!(f, "step={s}"),
-            RefSpec::Best(None) => f.write_str("best"),
-            RefSpec::Best(Some(m)) => write!(f, "best:{m}"),
+            RefSpec::Best { metric: None, .. } => f.write_str("best"),
+            RefSpec::Best { metric: Some(m), .. } => write!(f, "best:{m}"),
             RefSpec::Word(w) => f.write_str(w),
         }
     }
@@ -140,8 +172,20 @@ mod tests {
         assert_eq!(p("m@v12"), Some(RefSpec::Number(12)));
         assert_eq!(p("m@epoch=3"), Some(RefSpec::Epoch(3)));
         assert_eq!(p("m@step=900"), Some(RefSpec::Step(900)));
-        assert_eq!(p("m@best"), Some(RefSpec::Best(None)));
-        assert_eq!(p("m@best:val_loss"), Some(RefSpec::Best(Some("val_loss".into()))));
+        assert_eq!(
+            p("m@best"),
+            Some(RefSpec::Best {
+                metric: None,
+                lower_is_better: None
+            })
+        );
+        assert_eq!(
+            p("m@best:val_loss"),
+            Some(RefSpec::Best {
+                metric: Some("val_loss".into()),
+                lower_is_better: None
+            })
+        );
         assert_eq!(p("m@prod"), Some(RefSpec::Word("prod".into())));
         assert!(VersionRef::parse("@v1").is_err());
         assert!(VersionRef::parse("m@").is_err());

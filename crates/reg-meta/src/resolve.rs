@@ -93,7 +93,10 @@ impl Registry {
                     ))
                 })?
             }
-            RefSpec::Best(metric) => self.best(&r.name, &versions, metric.as_deref())?,
+            RefSpec::Best {
+                metric,
+                lower_is_better,
+            } => self.best(&r.name, &versions, metric.as_deref(), *lower_is_better)?,
             RefSpec::Word(w) => {
                 let tags = self.index.tags(&r.name)?;
                 if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {
@@ -141,29 +144,41 @@ impl Registry {
         name: &str,
         versions: &[VersionRecord],
         metric: Option<&str>,
+        lower_is_better: Option<bool>,
     ) -> Result<(VersionRecord, Option<String>), RegistryError> {
-        let mut scored: Vec<(f64, bool, &VersionRecord)> = Vec::new();
-        let mut monitors: Vec<String> = Vec::new();
+        let mut scored: Vec<(f64, &VersionRecord)> = Vec::new();
+        let mut metrics: Vec<String> = Vec::new();
+        let mut lower = lower_is_better;
+        let mut chosen_metric = metric.map(String::from);
         for v in versions {
             let Some(m) = self.index.manifest(v.id)? else { continue };
-            let Some(mc) = m.meta.model_checkpoint else { continue };
-            let Some(monitor) = mc.monitor.clone() else { continue };
-            if !monitors.contains(&monitor) {
-                monitors.push(monitor.clone());
+            for k in m.meta.scores.keys() {
+                if !metrics.contains(k) {
+                    metrics.push(k.clone());
+                }
             }
-            if metric.is_some_and(|want| want != monitor) {
-                continue;
-            }
-            let score = mc.current_score.or(mc.best_model_score);
-            if let Some(s) = score.filter(|s| !s.is_nan()) {
-                scored.push((s, mc.mode.as_deref() != Some("max"), v));
+            // Without a metric, follow the monitor of the version's own callback.
+            let want = match &chosen_metric {
+                Some(w) => w.clone(),
+                None => match m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone()) {
+                    Some(mon) => {
+                        chosen_metric = Some(mon.clone());
+                        mon
+                    }
+                    None => continue,
+                },
+            };
+            if let Some(score) = m.meta.scores.get(&want).filter(|s| !s.value.is_nan()) {
+                lower.get_or_insert(score.mode != "max");
+                scored.push((score.value, v));
             }
         }
+        let lower = lower.unwrap_or(true);
         let best = scored
             .iter()
             .copied()
             .reduce(|a, b| {
-                let better = if b.1 { b.0 <= a.0 } else { b.0 >= a.0 };
+                let better = if lower { b.0 <= a.0 } else { b.0 >= a.0 };
                 if better {
                     b
                 } else {
@@ -173,13 +188,19 @@ impl Registry {
             .ok_or_else(|| RegistryError::NoSuchVersion {
                 name: name.to_string(),
                 spec: metric.map(|m| format!("best:{m}")).unwrap_or_else(|| "best".into()),
-                available: if monitors.is_empty() {
-                    "no version records a monitored score (ModelCheckpoint had no monitor)".into()
+                available: if metrics.is_empty() {
+                    "no version records a monitored score (its ModelCheckpoint had no monitor)".into()
                 } else {
-                    format!("monitored metrics: {}", monitors.join(", "))
+                    format!("scored metrics: {}", metrics.join(", "))
                 },
             })?;
-        let note = format!("best {} = {}", metric.unwrap_or("score"), best.0);
-        Ok((best.2.clone(), Some(note)))
+        let note = format!(
+            "best {} ({}) = {} at v{}",
+            chosen_metric.unwrap_or_default(),
+            if lower { "min" } else { "max" },
+            best.0,
+            best.1.number
+        );
+        Ok((best.1.clone(), Some(note)))
     }
 }

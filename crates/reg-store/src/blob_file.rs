@@ -25,7 +25,9 @@ const CHUNK: usize = 1 << 20;
 /// A parsed blob file header.
 #[derive(Clone, Copy, Debug)]
 pub struct Header {
+    /// Body encoding.
     pub codec: Codec,
+    /// Decoded length.
     pub raw_len: u64,
 }
 

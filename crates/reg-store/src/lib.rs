@@ -29,9 +29,11 @@ mod blob_file;
 mod codec;
 mod error;
 mod id;
+mod reader;
 mod store;
 
 pub use codec::Codec;
 pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
+pub use reader::BlobReader;
 pub use store::{BlobStore, PutOutcome};

@@ -148,6 +148,13 @@ impl BlobStore {
         blob_file::decode_to(f, header, id, out)
     }
 
+    /// A reader over the blob's raw bytes that verifies the hash at the end.
+    pub fn reader(&self, id: BlobId) -> Result<crate::BlobReader, StoreError> {
+        let mut f = self.open_blob(id)?;
+        let header = blob_file::read_header(&mut f, id)?;
+        crate::BlobReader::new(f, header, id)
+    }
+
     /// The blob's raw bytes, verified. Meant for small blobs (skeletons,
     /// manifests); large ones should be streamed with [`BlobStore::copy_to`].
     pub fn read(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {

@@ -1,0 +1,400 @@
+//! What changed between two versions: metadata, hyperparameters, optimizer
+//! and scheduler settings, ModelCheckpoint state, tensors.
+//!
+//! Everything but `--stats` comes from the two manifests alone: identical
+//! tensors are recognised by blob id and view, so no tensor bytes are read.
+
+use crate::error::RegistryError;
+use crate::manifest::{Manifest, TensorEntry};
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+use crate::tensor_stats::{self, TensorStats};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// Which sections to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Only {
+    /// All sections.
+    #[default]
+    All,
+    /// Hyperparameters only.
+    Hparams,
+    /// Optimizer, scheduler and checkpoint-callback settings only.
+    Optimizer,
+    /// Tensors only.
+    Tensors,
+    /// File-level metadata only.
+    Meta,
+}
+
+/// Options of [`Registry::diff`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiffOptions {
+    /// Compute max |diff|, relative L2 and changed fraction for changed tensors.
+    pub stats: bool,
+    /// Restrict to one section.
+    pub only: Only,
+}
+
+/// One value that differs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Changed {
+    /// Dotted path of the value.
+    pub path: String,
+    /// Value in A.
+    pub old: Value,
+    /// Value in B.
+    pub new: Value,
+}
+
+/// A value only one side has.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Present {
+    /// Dotted path.
+    pub path: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// Key-by-key comparison of two JSON trees.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ValueDiff {
+    /// Only in B.
+    pub added: Vec<Present>,
+    /// Only in A.
+    pub removed: Vec<Present>,
+    /// In both, different.
+    pub changed: Vec<Changed>,
+}
+
+impl ValueDiff {
+    /// Number of differences.
+    pub fn count(&self) -> usize {
+        self.added.len() + self.removed.len() + self.changed.len()
+    }
+}
+
+/// A tensor present in both versions whose dtype, shape or content differs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChangedTensor {
+    /// Tensor path.
+    pub path: String,
+    /// `content`, `dtype`, `shape` (the first that applies).
+    pub change: &'static str,
+    /// dtype in A and B.
+    pub dtype: (String, String),
+    /// shape in A and B.
+    pub shape: (Vec<u64>, Vec<u64>),
+    /// Numbers, with `--stats` (same dtype and shape, supported dtype).
+    #[serde(flatten)]
+    pub stats: Option<TensorStats>,
+}
+
+/// Tensor comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TensorDiff {
+    /// Only in B.
+    pub added: Vec<String>,
+    /// Only in A.
+    pub removed: Vec<String>,
+    /// In both, different.
+    pub changed: Vec<ChangedTensor>,
+    /// In both, same bytes and view.
+    pub identical: Vec<String>,
+}
+
+/// One side of a diff.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Side {
+    /// Model name.
+    pub name: String,
+    /// Version number.
+    pub version: u32,
+    /// Version id.
+    pub id: String,
+}
+
+/// The whole comparison (`reg diff --json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diff {
+    /// A.
+    pub a: Side,
+    /// B.
+    pub b: Side,
+    /// File-level fields: epoch, global_step, Lightning version, size, format, tensor count.
+    pub meta: Vec<Changed>,
+    /// Hyperparameters (nested dicts by key; lists and scalars as values).
+    pub hyper_parameters: ValueDiff,
+    /// Optimizer settings: type, param-group settings, state entries.
+    pub optimizer: Vec<Changed>,
+    /// Scheduler state fields.
+    pub scheduler: Vec<Changed>,
+    /// ModelCheckpoint state (monitor, mode, scores).
+    pub checkpoint: Vec<Changed>,
+    /// Tensors.
+    pub tensors: TensorDiff,
+}
+
+impl Diff {
+    /// The one-line summary, e.g. `hparams: 3 changed · tensors: 12 changed, 40 identical`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.meta.is_empty() {
+            parts.push(format!("meta: {} changed", self.meta.len()));
+        }
+        let h = &self.hyper_parameters;
+        if h.count() > 0 {
+            parts.push(format!(
+                "hparams: {}",
+                counts(&[
+                    (h.changed.len(), "changed"),
+                    (h.added.len(), "added"),
+                    (h.removed.len(), "removed")
+                ])
+            ));
+        }
+        let o = self.optimizer.len() + self.scheduler.len() + self.checkpoint.len();
+        if o > 0 {
+            parts.push(format!("optimizer: {o} changed"));
+        }
+        let t = &self.tensors;
+        let tc = counts(&[
+            (t.changed.len(), "changed"),
+            (t.added.len(), "added"),
+            (t.removed.len(), "removed"),
+            (t.identical.len(), "identical"),
+        ]);
+        if !tc.is_empty() {
+            parts.push(format!("tensors: {tc}"));
+        }
+        if parts.is_empty() {
+            "no differences".into()
+        } else {
+            parts.join(" · ")
+        }
+    }
+}
+
+fn counts(items: &[(usize, &str)]) -> String {
+    items
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Compare two JSON values: objects key by key (paths joined by `.`),
+/// everything else (lists, scalars) as whole values.
+pub fn diff_values(a: &Value, b: &Value, prefix: &str) -> ValueDiff {
+    let mut out = ValueDiff::default();
+    let mut stack = vec![(prefix.to_string(), a, b)];
+    while let Some((path, a, b)) = stack.pop() {
+        match (a, b) {
+            (Value::Object(ma), Value::Object(mb)) => {
+                let join = |k: &str| {
+                    if path.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{path}.{k}")
+                    }
+                };
+                for (k, va) in ma.iter().rev() {
+                    match mb.get(k) {
+                        Some(vb) => stack.push((join(k), va, vb)),
+                        None => out.removed.push(Present {
+                            path: join(k),
+                            value: va.clone(),
+                        }),
+                    }
+                }
+                for (k, vb) in mb {
+                    if !ma.contains_key(k) {
+                        out.added.push(Present {
+                            path: join(k),
+                            value: vb.clone(),
+                        });
+                    }
+                }
+            }
+            _ if a != b => out.changed.push(Changed {
+                path,
+                old: a.clone(),
+                new: b.clone(),
+            }),
+            _ => {}
+        }
+    }
+    out.removed.sort_by(|x, y| x.path.cmp(&y.path));
+    out.added.sort_by(|x, y| x.path.cmp(&y.path));
+    out
+}
+
+/// All differences between two JSON values as a flat list (added and
+/// removed values appear with null on the missing side).
+fn flat_changes(a: &Value, b: &Value, prefix: &str) -> Vec<Changed> {
+    let d = diff_values(a, b, prefix);
+    let mut out = d.changed;
+    out.extend(d.added.into_iter().map(|p| Changed {
+        path: p.path,
+        old: Value::Null,
+        new: p.value,
+    }));
+    out.extend(d.removed.into_iter().map(|p| Changed {
+        path: p.path,
+        old: p.value,
+        new: Value::Null,
+    }));
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out
+}
+
+fn meta_changes(a: &Manifest, b: &Manifest) -> Vec<Changed> {
+    let fields = |m: &Manifest| {
+        serde_json::json!({
+            "epoch": m.meta.epoch,
+            "global_step": m.meta.global_step,
+            "lightning_version": m.meta.lightning_version,
+            "format": m.format.name(),
+            "size": m.size,
+            "tensor_count": m.tensors.len(),
+        })
+    };
+    flat_changes(&fields(a), &fields(b), "")
+}
+
+fn optimizer_json(m: &Manifest) -> Value {
+    let mut out = serde_json::Map::new();
+    for (i, o) in m.meta.optimizers.iter().enumerate() {
+        let mut groups = serde_json::Map::new();
+        for (g, group) in o.param_groups.iter().enumerate() {
+            groups.insert(g.to_string(), group.clone());
+        }
+        out.insert(
+            i.to_string(),
+            serde_json::json!({
+                "type": o.kind,
+                "param_groups": groups,
+                "params_with_state": o.params_with_state,
+                "state_keys": o.state_keys,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn scheduler_json(m: &Manifest) -> Value {
+    let mut out = serde_json::Map::new();
+    for (i, s) in m.meta.schedulers.iter().enumerate() {
+        let mut state = s.state.clone();
+        if let Some(obj) = state.as_object_mut() {
+            obj.insert("type".into(), Value::String(s.kind.clone()));
+        }
+        out.insert(i.to_string(), state);
+    }
+    Value::Object(out)
+}
+
+fn checkpoint_json(m: &Manifest) -> Value {
+    match &m.meta.model_checkpoint {
+        Some(mc) => serde_json::json!({
+            "monitor": mc.monitor,
+            "mode": mc.mode,
+            "best_model_score": mc.best_model_score,
+            "current_score": mc.current_score,
+        }),
+        None => Value::Object(Default::default()),
+    }
+}
+
+fn same_view(a: &TensorEntry, b: &TensorEntry) -> bool {
+    a.blob == b.blob && a.storage_offset == b.storage_offset && a.stride == b.stride
+}
+
+impl Registry {
+    /// Compare version `a` with version `b`.
+    pub fn diff(&self, a: &Resolved, b: &Resolved, opts: DiffOptions) -> Result<Diff, RegistryError> {
+        let (ma, mb) = (&a.manifest, &b.manifest);
+        let want = |o: Only| opts.only == Only::All || opts.only == o;
+        let side = |r: &Resolved| Side {
+            name: r.manifest.name.clone(),
+            version: r.manifest.number,
+            id: r.record.id.to_hex(),
+        };
+        let null = Value::Null;
+        let mut diff = Diff {
+            a: side(a),
+            b: side(b),
+            meta: Vec::new(),
+            hyper_parameters: ValueDiff::default(),
+            optimizer: Vec::new(),
+            scheduler: Vec::new(),
+            checkpoint: Vec::new(),
+            tensors: TensorDiff::default(),
+        };
+        if want(Only::Meta) {
+            diff.meta = meta_changes(ma, mb);
+        }
+        if want(Only::Hparams) {
+            let ha = ma.meta.hyper_parameters.as_ref().unwrap_or(&null);
+            let hb = mb.meta.hyper_parameters.as_ref().unwrap_or(&null);
+            diff.hyper_parameters = diff_values(ha, hb, "");
+        }
+        if want(Only::Optimizer) {
+            diff.optimizer = flat_changes(&optimizer_json(ma), &optimizer_json(mb), "");
+            diff.scheduler = flat_changes(&scheduler_json(ma), &scheduler_json(mb), "");
+            diff.checkpoint = flat_changes(&checkpoint_json(ma), &checkpoint_json(mb), "");
+        }
+        if want(Only::Tensors) {
+            diff.tensors = self.diff_tensors(a, b, opts.stats)?;
+        }
+        Ok(diff)
+    }
+
+    fn diff_tensors(&self, a: &Resolved, b: &Resolved, stats: bool) -> Result<TensorDiff, RegistryError> {
+        let (ma, mb) = (&a.manifest, &b.manifest);
+        let in_b: HashMap<&str, &TensorEntry> = mb.tensors.iter().map(|t| (t.path.as_str(), t)).collect();
+        let in_a: BTreeMap<&str, &TensorEntry> = ma.tensors.iter().map(|t| (t.path.as_str(), t)).collect();
+        let mut out = TensorDiff::default();
+        for ta in &ma.tensors {
+            let Some(tb) = in_b.get(ta.path.as_str()) else {
+                out.removed.push(ta.path.clone());
+                continue;
+            };
+            let change = if ta.dtype != tb.dtype {
+                "dtype"
+            } else if ta.shape != tb.shape {
+                "shape"
+            } else if same_view(ta, tb) {
+                out.identical.push(ta.path.clone());
+                continue;
+            } else {
+                "content"
+            };
+            let numbers = if stats && change == "content" {
+                tensor_stats::compare(&self.store, ta, tb).map_err(|source| RegistryError::Damaged {
+                    version: format!("{}@v{} or {}@v{}", ma.name, ma.number, mb.name, mb.number),
+                    source,
+                })?
+            } else {
+                None
+            };
+            out.changed.push(ChangedTensor {
+                path: ta.path.clone(),
+                change,
+                dtype: (ta.dtype.name().into(), tb.dtype.name().into()),
+                shape: (ta.shape.clone(), tb.shape.clone()),
+                stats: numbers,
+            });
+        }
+        out.added = mb
+            .tensors
+            .iter()
+            .filter(|t| !in_a.contains_key(t.path.as_str()))
+            .map(|t| t.path.clone())
+            .collect();
+        Ok(out)
+    }
+}
