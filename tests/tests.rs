@@ -12,6 +12,8 @@ mod damage;
 mod dedupe;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
+/// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
+mod maintenance;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).

@@ -25,6 +25,9 @@ pub struct Checkpoint {
     /// Every global the pickle names, with its verdict (empty for
     /// safetensors).
     pub globals: Vec<GlobalVerdict>,
+    /// Where the object pickle lies in the file (zip `data.pkl`, the legacy
+    /// object pickle); `None` for safetensors. Always inside skeleton bytes.
+    pub pickle: Option<Range<u64>>,
 }
 
 /// Returned by [`inspect`].
@@ -99,6 +102,7 @@ fn inspect_zip(file: &[u8]) -> Result<Checkpoint, InspectError> {
         tensors,
         meta,
         globals,
+        pickle: Some(zip.pickle.clone()),
     })
 }
 
@@ -116,6 +120,7 @@ fn inspect_legacy(file: &[u8]) -> Result<Checkpoint, InspectError> {
         tensors,
         meta,
         globals,
+        pickle: Some(legacy.object_pickle.clone()),
     })
 }
 
@@ -150,6 +155,7 @@ fn inspect_safetensors(file: &[u8]) -> Result<Checkpoint, InspectError> {
         tensors,
         meta,
         globals: Vec::new(),
+        pickle: None,
     })
 }
 

@@ -64,8 +64,9 @@ pub enum Command {
     },
     /// Store a checkpoint file as a new version.
     Push {
-        /// The checkpoint (.ckpt, .pt, .pth, .bin, .safetensors).
-        file: PathBuf,
+        /// Checkpoint files (.ckpt, .pt, .pth, .bin, .safetensors), pushed in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Model name (default: registry.toml default_name, else the file stem).
         #[arg(long, short)]
         name: Option<String>,
@@ -137,6 +138,51 @@ pub enum Command {
         /// List every tensor, not a summary of long lists.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Check versions against the blob store (exit 2 when damage is found).
+    Verify {
+        /// NAME[@REF] to check (default: every version).
+        reference: Option<String>,
+        /// Also re-hash every blob and re-assemble every version.
+        #[arg(long)]
+        full: bool,
+        /// Rebuild a lost or corrupt index from the manifest blobs.
+        #[arg(long)]
+        rebuild_index: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a version (its blobs are freed by `reg gc`).
+    Rm {
+        /// NAME@REF.
+        reference: String,
+    },
+    /// Delete blobs no version needs.
+    Gc {
+        /// Only report what would be freed.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove old versions of a model, keeping the newest, best and tagged.
+    Prune {
+        /// Model name.
+        name: String,
+        /// Keep the newest N versions.
+        #[arg(long, default_value_t = 0)]
+        keep_last: usize,
+        /// Keep the N versions with the best monitored score.
+        #[arg(long, default_value_t = 0)]
+        keep_best: usize,
+        /// Keep tagged versions.
+        #[arg(long)]
+        keep_tagged: bool,
+        /// Only report.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Push {
-            file,
+            files,
             name,
             tag,
             message,
@@ -52,54 +52,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 message,
                 allow_unsafe,
             };
-            let r = reg.push(&file, &opts)?;
-            if json.json {
-                print_json(&serde_json::json!({
+            let mut reports = Vec::new();
+            for file in &files {
+                let r = reg.push(file, &opts)?;
+                if !json.json && !quiet {
+                    print_push(file, &r, tag.as_deref());
+                }
+                reports.push(serde_json::json!({
                     "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
-                    "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
+                    "file": file, "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
                     "logical_bytes": r.logical_bytes, "new_raw_bytes": r.new_raw_bytes,
                     "written_bytes": r.written_bytes, "unknown_globals": r.unknown_globals,
-                }))?;
-            } else if !quiet {
-                if !r.unknown_globals.is_empty() {
-                    eprintln!(
-                        "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
-                        file.display(),
-                        r.unknown_globals.join(", ")
-                    );
-                }
-                if r.created {
-                    println!(
-                        "pushed {}@v{} ({}) from {}",
-                        r.name,
-                        r.number,
-                        r.id.short(),
-                        file.display()
-                    );
-                    println!(
-                        "  {} tensors in {} storages: {} new, {} already stored",
-                        r.tensors,
-                        r.payloads,
-                        r.new_payloads,
-                        r.payloads - r.new_payloads
-                    );
-                    println!(
-                        "  {} logical, {} new tensor bytes, {} written",
-                        human::bytes(r.logical_bytes),
-                        human::bytes(r.new_raw_bytes),
-                        human::bytes(r.written_bytes)
-                    );
-                } else {
-                    println!(
-                        "unchanged: {} is identical to {}@v{} ({}); no version added",
-                        file.display(),
-                        r.name,
-                        r.number,
-                        r.id.short()
-                    );
-                }
-                if let Some(t) = tag {
-                    println!("  tagged {t}");
+                }));
+            }
+            if json.json {
+                match reports.len() {
+                    1 => print_json(&reports[0])?,
+                    _ => print_json(&reports)?,
                 }
             }
         }
@@ -249,6 +218,113 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 out(&crate::diff_view::render(&d, all, crate::diff_view::use_colour()))?;
             }
         }
+        Command::Verify {
+            reference,
+            full,
+            rebuild_index,
+            json,
+        } => {
+            let reg = if rebuild_index {
+                let (reg, restored) = Registry::rebuild(config, &|| eprintln!("reg: waiting for another reg process"))?;
+                if !quiet {
+                    eprintln!("reg: rebuilt the index: {restored} versions restored (tags are not kept in blobs)");
+                }
+                reg
+            } else {
+                open(config)?
+            };
+            let only = match &reference {
+                Some(r) => Some(reg.resolve(&VersionRef::parse(r)?)?),
+                None => None,
+            };
+            let report = reg.verify(only.as_ref(), full)?;
+            if json.json {
+                print_json(&report)?;
+            } else {
+                for d in &report.damaged_versions {
+                    println!("damaged {}: {}", d.version, d.problems.join("; "));
+                }
+                for b in &report.damaged_blobs {
+                    println!("damaged blob {b}");
+                }
+                if !quiet {
+                    println!(
+                        "{} {} versions, {} blobs{}: {}",
+                        if full { "verified (full)" } else { "checked" },
+                        report.versions,
+                        report.blobs,
+                        if full { " re-hashed" } else { "" },
+                        if report.is_clean() {
+                            "ok".to_string()
+                        } else {
+                            format!("{} damaged versions", report.damaged_versions.len())
+                        }
+                    );
+                }
+            }
+            if !report.is_clean() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Rm { reference } => {
+            let reg = open(config)?;
+            let v = reg.resolve(&VersionRef::parse(&reference)?)?;
+            reg.remove(&v)?;
+            if !quiet {
+                println!(
+                    "removed {}@v{} (run `reg gc` to free its blobs)",
+                    v.manifest.name, v.manifest.number
+                );
+            }
+        }
+        Command::Gc { dry_run, json } => {
+            let reg = open(config)?;
+            let r = reg.gc(dry_run)?;
+            if json.json {
+                print_json(&r)?;
+            } else if !quiet {
+                println!(
+                    "{} {} unreferenced blobs ({}); {} blobs kept",
+                    if dry_run { "would remove" } else { "removed" },
+                    r.removed_blobs,
+                    human::bytes(r.freed_bytes),
+                    r.kept_blobs
+                );
+            }
+        }
+        Command::Prune {
+            name,
+            keep_last,
+            keep_best,
+            keep_tagged,
+            dry_run,
+            json,
+        } => {
+            let reg = open(config)?;
+            if keep_last == 0 && keep_best == 0 && !keep_tagged {
+                anyhow::bail!("prune keeps nothing: give --keep-last, --keep-best or --keep-tagged");
+            }
+            let rules = reg_meta::maintenance::PruneRules {
+                keep_last,
+                keep_best,
+                keep_tagged,
+                dry_run,
+            };
+            let r = reg.prune(&name, rules)?;
+            if json.json {
+                print_json(&r)?;
+            } else if !quiet {
+                let list = |v: &[u32]| v.iter().map(|n| format!("v{n}")).collect::<Vec<_>>().join(", ");
+                println!(
+                    "{} {} versions of {name} ({}); kept {}; freed {}",
+                    if dry_run { "would remove" } else { "removed" },
+                    r.removed.len(),
+                    list(&r.removed),
+                    list(&r.kept),
+                    human::bytes(r.freed_bytes)
+                );
+            }
+        }
         Command::Tag {
             reference,
             tag,
@@ -282,6 +358,49 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str>) {
+    if !r.unknown_globals.is_empty() {
+        eprintln!(
+            "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
+            file.display(),
+            r.unknown_globals.join(", ")
+        );
+    }
+    if r.created {
+        println!(
+            "pushed {}@v{} ({}) from {}",
+            r.name,
+            r.number,
+            r.id.short(),
+            file.display()
+        );
+        println!(
+            "  {} tensors in {} storages: {} new, {} already stored",
+            r.tensors,
+            r.payloads,
+            r.new_payloads,
+            r.payloads - r.new_payloads
+        );
+        println!(
+            "  {} logical, {} new tensor bytes, {} written",
+            human::bytes(r.logical_bytes),
+            human::bytes(r.new_raw_bytes),
+            human::bytes(r.written_bytes)
+        );
+    } else {
+        println!(
+            "unchanged: {} is identical to {}@v{} ({}); no version added",
+            file.display(),
+            r.name,
+            r.number,
+            r.id.short()
+        );
+    }
+    if let Some(t) = tag {
+        println!("  tagged {t}");
+    }
 }
 
 fn opt(v: Option<i64>) -> String {

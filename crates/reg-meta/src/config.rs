@@ -21,6 +21,8 @@ pub struct Config {
     pub default_name: Option<String>,
     /// The config file the settings came from, if any.
     pub file: Option<PathBuf>,
+    /// Refuse pickles naming globals of unknown safety, not only dangerous ones.
+    pub strict_pickles: bool,
 }
 
 /// `registry.toml` as written by users.
@@ -39,6 +41,7 @@ struct RegistrySection {
     path: Option<PathBuf>,
     compression_level: Option<i32>,
     default_name: Option<String>,
+    pickle_policy: Option<String>,
 }
 
 /// Returned by [`Config::locate`].
@@ -68,6 +71,7 @@ impl Config {
             compression_level: DEFAULT_LEVEL,
             default_name: None,
             file: None,
+            strict_pickles: false,
         }
     }
 
@@ -94,7 +98,18 @@ impl Config {
             .or(from_file)
             .or_else(|| dirs::data_dir().map(|d| d.join("reg")))
             .ok_or(ConfigError::NoLocation)?;
+        let strict_pickles = match section.pickle_policy.as_deref() {
+            None | Some("default") => false,
+            Some("strict") => true,
+            Some(other) => {
+                return Err(ConfigError::Bad {
+                    path: found.clone().unwrap_or_default(),
+                    reason: format!("pickle_policy {other:?}: use \"default\" or \"strict\""),
+                })
+            }
+        };
         Ok(Config {
+            strict_pickles,
             root,
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
             default_name: section.default_name.filter(|n| !n.is_empty()),

@@ -300,6 +300,74 @@ impl Index {
         self.flush()
     }
 
+    /// Remove a version: its record, its manifest and the tags pointing at
+    /// it, in one transaction, then flush.
+    pub fn remove_version(&self, name: &str, number: u32, id: VersionId) -> Result<(), IndexError> {
+        let vkey = version_key(name, number);
+        let tag_keys: Vec<Vec<u8>> = self
+            .tags(name)?
+            .into_iter()
+            .filter(|(_, n)| *n == number)
+            .map(|(t, _)| {
+                let mut k = name_prefix(name);
+                k.extend_from_slice(t.as_bytes());
+                k
+            })
+            .collect();
+        let result: Result<(), TransactionError<()>> =
+            (&self.versions, &self.manifests, &self.tags).transaction(|(versions, manifests, tags)| {
+                versions.remove(vkey.as_slice())?;
+                manifests.remove(&id.0)?;
+                for k in &tag_keys {
+                    tags.remove(k.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => self.flush(),
+            Err(TransactionError::Storage(e)) => Err(self.err()(e)),
+            Err(TransactionError::Abort(())) => Err(IndexError::Damaged {
+                what: "transaction".into(),
+                reason: "aborted".into(),
+            }),
+        }
+    }
+
+    /// Add blob records.
+    pub fn insert_blob_records(&self, rows: &[(BlobId, BlobRecord)]) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for (id, r) in rows {
+            batch.insert(&id.0, encode(r));
+        }
+        self.blobs.apply_batch(batch).map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Forget blob records (after their files were deleted).
+    pub fn remove_blob_records(&self, ids: &[BlobId]) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.0);
+        }
+        self.blobs.apply_batch(batch).map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Every version of every name: `(name, record)`, by name then number.
+    pub fn all_versions(&self) -> Result<Vec<(String, VersionRecord)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.versions.iter() {
+            let (k, v) = item.map_err(self.err())?;
+            let Some(zero) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(&k[..zero]).into_owned();
+            let rec = decode(&v, || format!("version {}", String::from_utf8_lossy(&k)))?;
+            out.push((name, rec));
+        }
+        Ok(out)
+    }
+
     /// Flush everything to disk.
     pub fn flush(&self) -> Result<(), IndexError> {
         self.db.flush().map_err(self.err())?;

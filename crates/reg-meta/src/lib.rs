@@ -29,6 +29,7 @@ pub mod diff;
 mod error;
 pub mod ids;
 pub mod index;
+pub mod maintenance;
 pub mod manifest;
 mod pull;
 mod push;

@@ -104,9 +104,29 @@ pub struct Manifest {
     pub meta: CheckpointMeta,
     /// Globals the pickle names, with verdicts.
     pub globals: Vec<GlobalVerdict>,
+    /// File byte range `[start, end)` of the object pickle (zip `data.pkl`
+    /// or the legacy object pickle), which lies in skeleton bytes.
+    #[serde(default)]
+    pub pickle: Option<(u64, u64)>,
 }
 
 impl Manifest {
+    /// Map a file byte range that lies inside skeleton pieces to the same
+    /// bytes' range in the skeleton blob.
+    pub fn skeleton_range(&self, start: u64, end: u64) -> Option<(u64, u64)> {
+        let mut at = 0u64;
+        for p in &self.pieces {
+            let len = p.len();
+            if let Piece::Skeleton { offset, .. } = p {
+                if start >= at && end <= at + len {
+                    return Some((offset + (start - at), offset + (end - at)));
+                }
+            }
+            at += len;
+        }
+        None
+    }
+
     /// Every distinct blob the version needs (skeleton first).
     pub fn blobs(&self) -> Vec<BlobId> {
         let mut seen = std::collections::HashSet::new();

@@ -130,6 +130,18 @@ impl Registry {
                 globals: dangerous.join(", "),
             });
         }
+        let unknown: Vec<&str> = ckpt
+            .globals
+            .iter()
+            .filter(|g| g.verdict == Verdict::Unknown)
+            .map(|g| g.global.as_str())
+            .collect();
+        if self.config.strict_pickles && !unknown.is_empty() && !opts.allow_unsafe {
+            return Err(RegistryError::Unsafe {
+                file: path.to_path_buf(),
+                globals: format!("{} (unknown; pickle_policy is strict)", unknown.join(", ")),
+            });
+        }
         let unknown_globals = ckpt
             .globals
             .iter()
@@ -256,6 +268,7 @@ impl Registry {
             tensors,
             meta: ckpt.meta.clone(),
             globals: ckpt.globals.clone(),
+            pickle: ckpt.pickle.as_ref().map(|r| (r.start, r.end)),
         };
         let json = manifest
             .to_json()

@@ -68,6 +68,13 @@ impl Registry {
     /// Open the registry `config` names, creating it if it does not exist.
     /// `on_wait` is called once if another process holds the lock.
     pub fn open(config: Config, on_wait: &dyn Fn()) -> Result<Registry, RegistryError> {
+        let (lock, store) = Registry::lock_and_store(&config, on_wait)?;
+        Registry::assemble(config, lock, store)
+    }
+
+    /// Create the directory if needed, check its format marker, take the
+    /// lock and open the blob store.
+    pub(crate) fn lock_and_store(config: &Config, on_wait: &dyn Fn()) -> Result<(File, BlobStore), RegistryError> {
         let root = config.root.clone();
         fs::create_dir_all(&root).map_err(RegistryError::io("creating registry", &root))?;
         let marker = root.join("FORMAT");
@@ -81,7 +88,7 @@ impl Registry {
             }
             Err(_) => {
                 let non_empty = fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(false);
-                if non_empty && !root.join("index").exists() {
+                if non_empty && !root.join("index").exists() && !root.join("blobs").exists() {
                     return Err(RegistryError::Invalid(format!(
                         "{} exists, is not empty and is not a reg registry",
                         root.display()
@@ -92,7 +99,11 @@ impl Registry {
         }
         let lock = acquire_lock(&root.join("lock"), on_wait)?;
         let store = BlobStore::open(root.join("blobs"), config.compression_level)?;
-        let index = Index::open(&root.join("index"))?;
+        Ok((lock, store))
+    }
+
+    pub(crate) fn assemble(config: Config, lock: File, store: BlobStore) -> Result<Registry, RegistryError> {
+        let index = Index::open(&config.root.join("index"))?;
         Ok(Registry {
             config,
             store,

@@ -1,0 +1,362 @@
+//! Keeping a registry healthy: verify, rm, gc, prune and rebuilding the
+//! index from the blob store.
+
+use crate::error::RegistryError;
+use crate::index::{BlobRecord, Index, VersionRecord};
+use crate::manifest::{Manifest, Piece};
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+use reg_store::{BlobId, BlobStore, StoreError};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+
+/// One damaged version found by [`Registry::verify`].
+#[derive(Clone, Debug, Serialize)]
+pub struct DamagedVersion {
+    /// `name@vN`.
+    pub version: String,
+    /// What is wrong, one line per problem.
+    pub problems: Vec<String>,
+}
+
+/// What [`Registry::verify`] found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Versions checked.
+    pub versions: usize,
+    /// Distinct blobs checked.
+    pub blobs: usize,
+    /// Blobs that are missing or whose bytes do not match their id.
+    pub damaged_blobs: Vec<String>,
+    /// Versions that cannot be pulled intact.
+    pub damaged_versions: Vec<DamagedVersion>,
+}
+
+impl VerifyReport {
+    /// True when nothing is damaged.
+    pub fn is_clean(&self) -> bool {
+        self.damaged_blobs.is_empty() && self.damaged_versions.is_empty()
+    }
+}
+
+/// What [`Registry::gc`] removed (or would remove, in a dry run).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Blobs still referenced.
+    pub kept_blobs: usize,
+    /// Unreferenced blobs removed.
+    pub removed_blobs: usize,
+    /// Bytes of blob files freed.
+    pub freed_bytes: u64,
+    /// Leftover temp files removed.
+    pub temp_files: usize,
+    /// True when nothing was deleted.
+    pub dry_run: bool,
+}
+
+/// Rules for [`Registry::prune`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PruneRules {
+    /// Keep the newest N versions.
+    pub keep_last: usize,
+    /// Keep the N versions with the best monitored score.
+    pub keep_best: usize,
+    /// Keep every tagged version.
+    pub keep_tagged: bool,
+    /// Only report.
+    pub dry_run: bool,
+}
+
+/// What [`Registry::prune`] removed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    /// Versions removed (or that would be).
+    pub removed: Vec<u32>,
+    /// Versions kept.
+    pub kept: Vec<u32>,
+    /// Blob bytes freed by the gc that follows (0 in a dry run).
+    pub freed_bytes: u64,
+}
+
+/// A writer that only hashes.
+struct HashSink(blake3::Hasher, u64);
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        self.1 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Rebuild a version's file in memory-free fashion and compare its hash.
+fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
+    let skeleton = store.read(m.skeleton)?;
+    let mut sink = HashSink(blake3::Hasher::new(), 0);
+    for p in &m.pieces {
+        match p {
+            Piece::Skeleton { offset, len } => {
+                let bytes = skeleton.get(*offset as usize..(offset + len) as usize).unwrap_or(&[]);
+                sink.0.update(bytes);
+                sink.1 += bytes.len() as u64;
+            }
+            Piece::Payload { blob, .. } => {
+                store.copy_to(*blob, &mut sink)?;
+            }
+        }
+    }
+    Ok(BlobId::from(sink.0.finalize()).to_hex() == m.blake3 && sink.1 == m.size)
+}
+
+impl Registry {
+    /// Check versions (all, or one): every blob they need exists; with
+    /// `full`, every blob's bytes hash to its id and every version
+    /// re-assembles to its recorded whole-file hash.
+    pub fn verify(&self, only: Option<&Resolved>, full: bool) -> Result<VerifyReport, RegistryError> {
+        let mut versions: Vec<(String, VersionRecord, Option<Manifest>)> = Vec::new();
+        match only {
+            Some(r) => versions.push((r.manifest.name.clone(), r.record.clone(), Some(r.manifest.clone()))),
+            None => {
+                for (name, rec) in self.index.all_versions()? {
+                    let m = self.index.manifest(rec.id)?;
+                    versions.push((name, rec, m));
+                }
+            }
+        }
+        let mut report = VerifyReport {
+            versions: versions.len(),
+            ..VerifyReport::default()
+        };
+        let mut blob_state: BTreeMap<BlobId, Option<String>> = BTreeMap::new();
+        for (name, rec, manifest) in &versions {
+            let label = format!("{name}@v{}", rec.number);
+            let Some(m) = manifest else {
+                report.damaged_versions.push(DamagedVersion {
+                    version: label,
+                    problems: vec![format!("manifest {} missing from the index", rec.id.short())],
+                });
+                continue;
+            };
+            let mut problems = Vec::new();
+            let mut needed = m.blobs();
+            needed.push(BlobId(rec.id.0));
+            for id in needed {
+                let state = blob_state.entry(id).or_insert_with(|| {
+                    let checked = if full {
+                        self.store.verify(id)
+                    } else if self.store.contains(id) {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Missing(id))
+                    };
+                    checked.err().map(|e| e.to_string())
+                });
+                if let Some(problem) = state {
+                    problems.push(problem.clone());
+                }
+            }
+            if full && problems.is_empty() {
+                match reassembles(&self.store, m) {
+                    Ok(true) => {}
+                    Ok(false) => problems.push("re-assembled file does not match its recorded hash".into()),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            if !problems.is_empty() {
+                report.damaged_versions.push(DamagedVersion {
+                    version: label,
+                    problems,
+                });
+            }
+        }
+        report.blobs = blob_state.len();
+        report.damaged_blobs = blob_state
+            .iter()
+            .filter_map(|(id, p)| p.as_ref().map(|p| format!("{id}: {p}")))
+            .collect();
+        Ok(report)
+    }
+
+    /// Remove a version from the index, and its manifest blob. Its other
+    /// blobs stay until [`Registry::gc`].
+    pub fn remove(&self, v: &Resolved) -> Result<(), RegistryError> {
+        self.index
+            .remove_version(&v.manifest.name, v.manifest.number, v.record.id)?;
+        self.store.remove(BlobId(v.record.id.0))?;
+        self.index.remove_blob_records(&[BlobId(v.record.id.0)])?;
+        Ok(())
+    }
+
+    /// Every blob some version needs (manifest blobs included).
+    fn live_blobs(&self) -> Result<HashSet<BlobId>, RegistryError> {
+        let mut live = HashSet::new();
+        for (name, rec) in self.index.all_versions()? {
+            let m = self.index.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
+                version: format!("{name}@v{}", rec.number),
+                source: StoreError::Missing(BlobId(rec.id.0)),
+            })?;
+            live.insert(BlobId(rec.id.0));
+            live.extend(m.blobs());
+        }
+        Ok(live)
+    }
+
+    /// Delete blobs no version needs. The registry lock is held throughout,
+    /// so no push can run at the same time.
+    pub fn gc(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
+        let live = self.live_blobs()?;
+        let mut report = GcReport {
+            dry_run,
+            ..GcReport::default()
+        };
+        let on_disk: BTreeSet<BlobId> = self.store.list()?.into_iter().collect();
+        let recorded: BTreeSet<BlobId> = self.index.blob_records()?.into_iter().map(|(id, _)| id).collect();
+        let mut dead = Vec::new();
+        for id in on_disk.union(&recorded) {
+            if live.contains(id) {
+                report.kept_blobs += 1;
+                continue;
+            }
+            report.removed_blobs += 1;
+            report.freed_bytes += self.store.stored_len(*id).unwrap_or(0);
+            dead.push(*id);
+        }
+        if !dry_run {
+            // Forget first, then delete: a crash in between leaves files gc
+            // removes next time, never a record without its file.
+            self.index.remove_blob_records(&dead)?;
+            for id in &dead {
+                self.store.remove(*id)?;
+            }
+            self.store.sync()?;
+            report.temp_files = self.store.clean_tmp()?;
+        }
+        Ok(report)
+    }
+
+    /// Remove old versions of `name` by the rules, then gc.
+    pub fn prune(&self, name: &str, rules: PruneRules) -> Result<PruneReport, RegistryError> {
+        let versions = self.versions(name)?;
+        let mut keep: BTreeSet<u32> = BTreeSet::new();
+        keep.extend(versions.iter().rev().take(rules.keep_last).map(|v| v.number));
+        if rules.keep_tagged {
+            keep.extend(self.index.tags(name)?.into_iter().map(|(_, n)| n));
+        }
+        if rules.keep_best > 0 {
+            let mut scored: Vec<(f64, bool, u32)> = Vec::new();
+            for v in &versions {
+                let Some(m) = self.index.manifest(v.id)? else { continue };
+                let monitor = m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone());
+                if let Some(score) = monitor.and_then(|mon| m.meta.scores.get(&mon).cloned()) {
+                    scored.push((score.value, score.mode != "max", v.number));
+                }
+            }
+            scored.sort_by(|a, b| {
+                let ord = a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal);
+                if a.1 {
+                    ord
+                } else {
+                    ord.reverse()
+                }
+            });
+            keep.extend(scored.iter().take(rules.keep_best).map(|s| s.2));
+        }
+        let mut report = PruneReport::default();
+        for v in &versions {
+            if keep.contains(&v.number) {
+                report.kept.push(v.number);
+            } else {
+                report.removed.push(v.number);
+            }
+        }
+        if rules.dry_run {
+            return Ok(report);
+        }
+        for v in versions.iter().filter(|v| !keep.contains(&v.number)) {
+            if let Some(manifest) = self.index.manifest(v.id)? {
+                self.remove(&Resolved {
+                    record: v.clone(),
+                    manifest,
+                    note: None,
+                })?;
+            }
+        }
+        report.freed_bytes = self.gc(false)?.freed_bytes;
+        Ok(report)
+    }
+}
+
+impl Registry {
+    /// Open the registry `config` names with a new index rebuilt from the
+    /// manifest blobs in its store (for a lost or corrupt sled database).
+    /// Returns the registry and the number of versions restored.
+    pub fn rebuild(config: crate::Config, on_wait: &dyn Fn()) -> Result<(Registry, usize), RegistryError> {
+        let (lock, store) = Registry::lock_and_store(&config, on_wait)?;
+        let restored = rebuild_index(&store, &config.root.join("index"))?;
+        let reg = Registry::assemble(config, lock, store)?;
+        Ok((reg, restored))
+    }
+}
+
+/// Rebuild a lost or corrupt index from the manifest blobs in the store.
+/// The old index directory is moved aside (`index.broken-<unix time>`).
+/// Tags are not kept in blobs and are lost. Returns the versions restored.
+fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize, RegistryError> {
+    if index_dir.exists() {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = index_dir.with_file_name(format!("index.broken-{secs}"));
+        std::fs::rename(index_dir, &aside).map_err(RegistryError::io("moving aside", index_dir))?;
+    }
+    let index = Index::open(index_dir)?;
+    let mut restored = 0;
+    let ids = store.list()?;
+    let mut records: Vec<(BlobId, BlobRecord)> = Vec::new();
+    let mut manifests: Vec<(BlobId, Vec<u8>, Manifest)> = Vec::new();
+    for id in ids {
+        let (raw_len, codec) = match store.describe(id) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        records.push((id, BlobRecord::new(raw_len, store.stored_len(id).unwrap_or(0), codec)));
+        if raw_len > 256 << 20 || !looks_like_manifest(store, id) {
+            continue;
+        }
+        let Ok(bytes) = store.read(id) else { continue };
+        if let Ok(m) = Manifest::from_json(&bytes) {
+            manifests.push((id, bytes, m));
+        }
+    }
+    manifests.sort_by(|a, b| (a.2.name.as_str(), a.2.number).cmp(&(b.2.name.as_str(), b.2.number)));
+    for (id, bytes, m) in &manifests {
+        let record = VersionRecord {
+            number: m.number,
+            id: crate::ids::VersionId(id.0),
+            created: m.created,
+            size: m.size,
+            blake3: m.blake3.clone(),
+            source: m.source.clone(),
+            epoch: m.meta.epoch,
+            global_step: m.meta.global_step,
+            message: m.message.clone(),
+            tensor_count: m.tensors.len() as u64,
+        };
+        index.commit_version(&record, bytes, &m.name, None, &[])?;
+        restored += 1;
+    }
+    index.insert_blob_records(&records)?;
+    Ok(restored)
+}
+
+fn looks_like_manifest(store: &BlobStore, id: BlobId) -> bool {
+    use std::io::Read;
+    let Ok(mut r) = store.reader(id) else { return false };
+    let mut head = [0u8; 10];
+    r.read_exact(&mut head).is_ok() && &head == b"{\"schema\":"
+}
