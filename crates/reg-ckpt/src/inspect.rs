@@ -25,6 +25,9 @@ pub struct Checkpoint {
     /// Every global the pickle names, with its verdict (empty for
     /// safetensors).
     pub globals: Vec<GlobalVerdict>,
+    /// Payload CRC-32s [`inspect_deferred`] left for the caller to check
+    /// while it reads the payloads: `(payload range, expected crc)`.
+    pub deferred_crcs: Vec<(Range<u64>, u32)>,
     /// Where the object pickle lies in the file (zip `data.pkl`, the legacy
     /// object pickle); `None` for safetensors. Always inside skeleton bytes.
     pub pickle: Option<Range<u64>>,
@@ -74,13 +77,26 @@ pub enum InspectError {
     },
 }
 
-/// Detect the format from the content and read the file.
+/// Detect the format from the content and read the file, checking every
+/// checksum the format carries.
 pub fn inspect(file: &[u8]) -> Result<Checkpoint, InspectError> {
+    inspect_with(file, true)
+}
+
+/// Like [`inspect`], but tensor payload checksums (zip CRC-32) are not
+/// computed: they are returned in [`Checkpoint::deferred_crcs`] for a caller
+/// that streams the payloads anyway. Only headers, directories and pickles
+/// are read, so a memory-mapped file is barely touched.
+pub fn inspect_deferred(file: &[u8]) -> Result<Checkpoint, InspectError> {
+    inspect_with(file, false)
+}
+
+fn inspect_with(file: &[u8], check_payloads: bool) -> Result<Checkpoint, InspectError> {
     if file.is_empty() {
         return Err(InspectError::UnknownFormat("the file is empty"));
     }
     if torchzip::is_zip(file) {
-        return inspect_zip(file);
+        return inspect_zip(file, check_payloads);
     }
     if safetensors::looks_like(file) {
         return inspect_safetensors(file);
@@ -91,8 +107,18 @@ pub fn inspect(file: &[u8]) -> Result<Checkpoint, InspectError> {
     Err(InspectError::UnknownFormat("unrecognised content"))
 }
 
-fn inspect_zip(file: &[u8]) -> Result<Checkpoint, InspectError> {
-    let zip = torchzip::read(file)?;
+fn inspect_zip(file: &[u8], check_payloads: bool) -> Result<Checkpoint, InspectError> {
+    let zip = torchzip::read_with(file, check_payloads)?;
+    let deferred_crcs = if check_payloads {
+        Vec::new()
+    } else {
+        let storage_prefix = format!("{}data/", zip.prefix);
+        zip.entries
+            .iter()
+            .filter(|e| e.name.starts_with(&storage_prefix))
+            .map(|e| (e.data.clone(), e.crc32))
+            .collect()
+    };
     let graph = pickle::parse(slice(file, &zip.pickle), &pickle::Limits::default())?;
     let records: BTreeMap<String, Range<u64>> = zip.storages.iter().cloned().collect();
     let (tensors, meta, globals) = understand(&graph, &records, file)?;
@@ -103,6 +129,7 @@ fn inspect_zip(file: &[u8]) -> Result<Checkpoint, InspectError> {
         meta,
         globals,
         pickle: Some(zip.pickle.clone()),
+        deferred_crcs,
     })
 }
 
@@ -121,6 +148,7 @@ fn inspect_legacy(file: &[u8]) -> Result<Checkpoint, InspectError> {
         meta,
         globals,
         pickle: Some(legacy.object_pickle.clone()),
+        deferred_crcs: Vec::new(),
     })
 }
 
@@ -156,6 +184,7 @@ fn inspect_safetensors(file: &[u8]) -> Result<Checkpoint, InspectError> {
         meta,
         globals: Vec::new(),
         pickle: None,
+        deferred_crcs: Vec::new(),
     })
 }
 

@@ -45,5 +45,5 @@ pub mod view;
 pub mod zip;
 
 pub use dtype::DType;
-pub use inspect::{decode_scalar, inspect, Checkpoint, InspectError};
+pub use inspect::{decode_scalar, inspect, inspect_deferred, Checkpoint, InspectError};
 pub use segment::{cover, Format, Segment, SegmentKind};

@@ -1,6 +1,7 @@
 //! One function per subcommand: open the registry, call the library,
 //! print the result as text or JSON.
 
+use crate::bar::Bar;
 use crate::cli::{Cli, Command, Section};
 use crate::human;
 use anyhow::{Context, Result};
@@ -54,9 +55,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             let mut reports = Vec::new();
             for file in &files {
-                let r = reg.push(file, &opts)?;
+                let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+                let started = std::time::Instant::now();
+                let r = reg.push_with(file, &opts, &Bar::new(quiet || json.json, size))?;
                 if !json.json && !quiet {
-                    print_push(file, &r, tag.as_deref());
+                    print_push(file, &r, tag.as_deref(), started.elapsed());
                 }
                 reports.push(serde_json::json!({
                     "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
@@ -83,18 +86,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let v = reg.resolve(&best.apply(VersionRef::parse(&reference)?))?;
             note(&v.note, quiet);
             let out = output.unwrap_or_else(|| cwd.join(&v.manifest.source));
-            let r = reg.pull(&v, &out, force)?;
+            let started = std::time::Instant::now();
+            let r = reg.pull_with(&v, &out, force, &Bar::new(quiet || json.json, v.manifest.size))?;
             if json.json {
                 print_json(&serde_json::json!({
                     "name": v.manifest.name, "version": v.manifest.number, "path": r.path, "bytes": r.bytes,
                 }))?;
             } else if !quiet {
                 println!(
-                    "pulled {}@v{} to {} ({}, verified)",
+                    "pulled {}@v{} to {} ({}, verified; {})",
                     v.manifest.name,
                     v.manifest.number,
                     r.path.display(),
-                    human::bytes(r.bytes)
+                    human::bytes(r.bytes),
+                    human::rate(r.bytes, started.elapsed())
                 );
             }
         }
@@ -360,7 +365,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str>) {
+fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str>, took: std::time::Duration) {
     if !r.unknown_globals.is_empty() {
         eprintln!(
             "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
@@ -383,12 +388,18 @@ fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str
             r.new_payloads,
             r.payloads - r.new_payloads
         );
+        let ratio = if r.written_bytes > 0 {
+            format!(" (compression {:.2}x)", r.new_raw_bytes as f64 / r.written_bytes as f64)
+        } else {
+            String::new()
+        };
         println!(
-            "  {} logical, {} new tensor bytes, {} written",
+            "  {} logical, {} new tensor bytes, {} written{ratio}",
             human::bytes(r.logical_bytes),
             human::bytes(r.new_raw_bytes),
             human::bytes(r.written_bytes)
         );
+        println!("  {}", human::rate(r.logical_bytes, took));
     } else {
         println!(
             "unchanged: {} is identical to {}@v{} ({}); no version added",

@@ -16,6 +16,15 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `took 1.23 s, 812.4 MiB/s`.
+pub fn rate(bytes: u64, took: std::time::Duration) -> String {
+    let secs = took.as_secs_f64();
+    if secs <= 0.0 {
+        return format!("took {secs:.2} s");
+    }
+    format!("took {secs:.2} s, {}/s", self::bytes((bytes as f64 / secs) as u64))
+}
+
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

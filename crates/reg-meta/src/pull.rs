@@ -7,6 +7,7 @@
 
 use crate::error::RegistryError;
 use crate::manifest::Piece;
+use crate::progress::{Progress, Silent};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_store::{BlobId, StoreError};
@@ -22,18 +23,20 @@ pub struct PullReport {
     pub bytes: u64,
 }
 
-/// A writer that hashes what passes through.
-struct HashingWriter<W: Write> {
+/// A writer that hashes what passes through and reports progress.
+struct HashingWriter<'p, W: Write> {
     inner: W,
     hasher: blake3::Hasher,
     len: u64,
+    progress: &'p dyn Progress,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write> Write for HashingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
+        self.progress.advance(n as u64);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -45,6 +48,30 @@ impl Registry {
     /// Write the version's original file to `out`. Refuses to replace an
     /// existing file unless `force`.
     pub fn pull(&self, version: &Resolved, out: &Path, force: bool) -> Result<PullReport, RegistryError> {
+        self.pull_with(version, out, force, &Silent)
+    }
+
+    /// [`Registry::pull`] with progress reporting.
+    pub fn pull_with(
+        &self,
+        version: &Resolved,
+        out: &Path,
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<PullReport, RegistryError> {
+        progress.phase("writing", version.manifest.size);
+        let result = self.pull_inner(version, out, force, progress);
+        progress.finish();
+        result
+    }
+
+    fn pull_inner(
+        &self,
+        version: &Resolved,
+        out: &Path,
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<PullReport, RegistryError> {
         if out.exists() && !force {
             return Err(RegistryError::Exists(out.to_path_buf()));
         }
@@ -73,6 +100,7 @@ impl Registry {
             inner: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
             hasher: blake3::Hasher::new(),
             len: 0,
+            progress,
         };
         let write_err = |e| RegistryError::io("writing", out)(e);
         for piece in &m.pieces {

@@ -9,14 +9,17 @@ use crate::error::RegistryError;
 use crate::ids::{ModelName, VersionId};
 use crate::index::{BlobRecord, VersionRecord};
 use crate::manifest::{Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
+use crate::progress::{Progress, Silent};
 use crate::refs::check_tag;
 use crate::registry::Registry;
 use rayon::prelude::*;
 use reg_ckpt::safety::Verdict;
-use reg_ckpt::{Checkpoint, SegmentKind};
+use reg_ckpt::{Checkpoint, Segment, SegmentKind};
 use reg_store::BlobId;
+use reg_store::{FileRange, RangeReader};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +65,7 @@ pub struct PushReport {
 
 /// A memory map of an input file, or nothing for an empty file.
 pub(crate) struct Input {
+    pub(crate) file: File,
     map: Option<memmap2::Mmap>,
 }
 
@@ -76,13 +80,13 @@ impl Input {
             )));
         }
         if len == 0 {
-            return Ok(Input { map: None });
+            return Ok(Input { file, map: None });
         }
         // SAFETY: the map is read-only; reg documents that a file must not
         // be truncated while it is being pushed (the whole-file hash and the
         // checks on pull catch a file that changed).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(RegistryError::io("mapping", path))?;
-        Ok(Input { map: Some(map) })
+        Ok(Input { file, map: Some(map) })
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -101,10 +105,59 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bytes read per positioned read while hashing.
+const HASH_CHUNK: usize = 4 << 20;
+
+/// Hash a file range with blake3 (and CRC-32 when asked), reporting progress.
+fn hash_range(
+    file: &File,
+    range: &Range<u64>,
+    want_crc: bool,
+    progress: &dyn Progress,
+) -> std::io::Result<(BlobId, Option<u32>)> {
+    let mut reader = RangeReader::new(file, range.start, range.end);
+    let mut hasher = blake3::Hasher::new();
+    let mut crc = want_crc.then(crc32fast::Hasher::new);
+    let mut buf = vec![0u8; HASH_CHUNK.min((range.end - range.start) as usize).max(1)];
+    let mut left = range.end - range.start;
+    while left > 0 {
+        let n = buf.len().min(left as usize);
+        reader.read_exact(&mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        if let Some(c) = crc.as_mut() {
+            c.update(&buf[..n]);
+        }
+        left -= n as u64;
+        progress.advance(n as u64);
+    }
+    Ok((BlobId::from(hasher.finalize()), crc.map(|c| c.finalize())))
+}
+
 impl Registry {
     /// Push `path` as a new version (see module docs for the order of
     /// writes). Nothing is written when the file is refused.
     pub fn push(&self, path: &Path, opts: &PushOptions) -> Result<PushReport, RegistryError> {
+        self.push_with(path, opts, &Silent)
+    }
+
+    /// [`Registry::push`] with progress reporting.
+    pub fn push_with(
+        &self,
+        path: &Path,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushReport, RegistryError> {
+        let result = self.push_inner(path, opts, progress);
+        progress.finish();
+        result
+    }
+
+    fn push_inner(
+        &self,
+        path: &Path,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushReport, RegistryError> {
         if let Some(tag) = &opts.tag {
             check_tag(tag)?;
         }
@@ -113,47 +166,61 @@ impl Registry {
             None => ModelName::sanitized(&path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
         };
         let input = Input::open(path)?;
-        let file = input.bytes();
-        let ckpt = reg_ckpt::inspect(file).map_err(|source| RegistryError::Inspect {
+        let bytes = input.bytes();
+        let inspect_err = |source| RegistryError::Inspect {
             file: path.to_path_buf(),
             source,
-        })?;
-        let dangerous: Vec<&str> = ckpt
-            .globals
+        };
+        // Only headers, directories and pickles are read here; payload
+        // bytes are streamed below, where their CRCs are checked.
+        let ckpt = reg_ckpt::inspect_deferred(bytes).map_err(inspect_err)?;
+        let unknown_globals = self.judge_globals(path, &ckpt, opts)?;
+
+        let file = &input.file;
+        let len = bytes.len() as u64;
+        progress.phase("hashing", len + payload_bytes(&ckpt));
+        let crcs: HashMap<u64, u32> = ckpt.deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
+        // (segment index, segment) of every payload. Segments are keyed by
+        // index: an empty payload can share its start with the next one.
+        let payloads: Vec<(usize, &Segment)> = ckpt
+            .segments
             .iter()
-            .filter(|g| g.verdict == Verdict::Dangerous)
-            .map(|g| g.global.as_str())
+            .enumerate()
+            .filter(|(_, s)| !seg_is_skeleton(s))
             .collect();
-        if !dangerous.is_empty() && !opts.allow_unsafe {
-            return Err(RegistryError::Unsafe {
-                file: path.to_path_buf(),
-                globals: dangerous.join(", "),
-            });
+        let read_err = |e| RegistryError::io("reading", path)(e);
+        // The whole-file hash on one thread while payloads hash on the others.
+        let (whole, hashed) = rayon::join(
+            || hash_range(file, &(0..len), false, progress),
+            || {
+                payloads
+                    .par_iter()
+                    .map(|(_, s)| hash_range(file, &s.range, crcs.contains_key(&s.range.start), progress))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        );
+        let file_hash = whole.map_err(read_err)?.0.to_hex();
+        let hashed = hashed.map_err(read_err)?;
+        for ((_, seg), (_, crc)) in payloads.iter().zip(&hashed) {
+            if let (Some(got), Some(want)) = (crc, crcs.get(&seg.range.start)) {
+                if got != want {
+                    let key = match &seg.kind {
+                        SegmentKind::Payload { storage_key } => storage_key.as_str(),
+                        SegmentKind::Skeleton => "",
+                    };
+                    return Err(RegistryError::Inspect {
+                        file: path.to_path_buf(),
+                        source: reg_ckpt::InspectError::Zip(reg_ckpt::torchzip::TorchZipError::Crc {
+                            name: format!("data/{key}"),
+                            stored: *want,
+                            computed: *got,
+                        }),
+                    });
+                }
+            }
         }
-        let unknown: Vec<&str> = ckpt
-            .globals
-            .iter()
-            .filter(|g| g.verdict == Verdict::Unknown)
-            .map(|g| g.global.as_str())
-            .collect();
-        if self.config.strict_pickles && !unknown.is_empty() && !opts.allow_unsafe {
-            return Err(RegistryError::Unsafe {
-                file: path.to_path_buf(),
-                globals: format!("{} (unknown; pickle_policy is strict)", unknown.join(", ")),
-            });
-        }
-        let unknown_globals = ckpt
-            .globals
-            .iter()
-            .filter(|g| g.verdict != Verdict::Safe)
-            .map(|g| g.global.clone())
-            .collect();
-        let file_hash = BlobId::of_large(file).to_hex();
         let existing = self.index.versions(name.as_str())?;
-        if let Some(same) = existing
-            .iter()
-            .find(|v| v.blake3 == file_hash && v.size == file.len() as u64)
-        {
+        if let Some(same) = existing.iter().find(|v| v.blake3 == file_hash && v.size == len) {
             if let Some(tag) = &opts.tag {
                 self.index.set_tag(name.as_str(), tag, same.number)?;
                 self.index.flush()?;
@@ -164,58 +231,106 @@ impl Registry {
                 id: same.id,
                 created: false,
                 tensors: ckpt.tensors.len(),
-                payloads: count_payloads(&ckpt),
+                payloads: payloads.len(),
                 new_payloads: 0,
-                logical_bytes: file.len() as u64,
+                logical_bytes: len,
                 new_raw_bytes: 0,
                 written_bytes: 0,
                 unknown_globals,
             });
         }
+        let mut ids: Vec<Option<BlobId>> = vec![None; ckpt.segments.len()];
+        for ((i, _), (id, _)) in payloads.iter().zip(&hashed) {
+            ids[*i] = Some(*id);
+        }
         let number = existing.last().map(|v| v.number + 1).unwrap_or(1);
-        self.store_version(path, file, &ckpt, &name, number, file_hash, opts, unknown_globals)
+        let version = NewVersion {
+            path,
+            file,
+            bytes,
+            ckpt: &ckpt,
+            ids: &ids,
+            name: &name,
+            number,
+            file_hash,
+        };
+        self.store_version(&version, opts, unknown_globals, progress)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Refuse dangerous globals (and unknown ones under the strict policy);
+    /// return the non-safe ones for a warning.
+    fn judge_globals(&self, path: &Path, ckpt: &Checkpoint, opts: &PushOptions) -> Result<Vec<String>, RegistryError> {
+        let with = |v: Verdict| -> Vec<&str> {
+            ckpt.globals
+                .iter()
+                .filter(|g| g.verdict == v)
+                .map(|g| g.global.as_str())
+                .collect()
+        };
+        let dangerous = with(Verdict::Dangerous);
+        if !dangerous.is_empty() && !opts.allow_unsafe {
+            return Err(RegistryError::Unsafe {
+                file: path.to_path_buf(),
+                globals: dangerous.join(", "),
+            });
+        }
+        let unknown = with(Verdict::Unknown);
+        if self.config.strict_pickles && !unknown.is_empty() && !opts.allow_unsafe {
+            return Err(RegistryError::Unsafe {
+                file: path.to_path_buf(),
+                globals: format!("{} (unknown; pickle_policy is strict)", unknown.join(", ")),
+            });
+        }
+        Ok(ckpt
+            .globals
+            .iter()
+            .filter(|g| g.verdict != Verdict::Safe)
+            .map(|g| g.global.clone())
+            .collect())
+    }
+
     fn store_version(
         &self,
-        path: &Path,
-        file: &[u8],
-        ckpt: &Checkpoint,
-        name: &ModelName,
-        number: u32,
-        file_hash: String,
+        v: &NewVersion<'_>,
         opts: &PushOptions,
         unknown_globals: Vec<String>,
+        progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
-        // Hash every payload (in parallel), then store each distinct one once.
-        let payload_ids: Vec<Option<BlobId>> = ckpt
-            .segments
-            .par_iter()
-            .map(|s| match s.kind {
-                SegmentKind::Payload { .. } => Some(BlobId::of_large(slice(file, &s.range))),
-                SegmentKind::Skeleton => None,
-            })
-            .collect();
+        let ckpt = v.ckpt;
+        // Each distinct payload once; compress and write the new ones in parallel.
         let mut distinct: BTreeMap<BlobId, Range<u64>> = BTreeMap::new();
-        for (seg, id) in ckpt.segments.iter().zip(&payload_ids) {
+        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
             if let Some(id) = id {
                 distinct.entry(*id).or_insert_with(|| seg.range.clone());
             }
         }
+        let new_bytes: u64 = distinct
+            .iter()
+            .filter(|(id, _)| !self.store.contains(**id))
+            .map(|(_, r)| r.end - r.start)
+            .sum();
+        progress.phase("storing", new_bytes);
         let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = distinct
             .par_iter()
             .map(|(id, range)| {
-                let bytes = slice(file, range);
-                self.store.put(*id, bytes).map(|o| (*id, o, bytes.len() as u64))
+                let source = FileRange {
+                    file: v.file,
+                    start: range.start,
+                    len: range.end - range.start,
+                };
+                let out = self.store.put_from(*id, &source)?;
+                if out.written {
+                    progress.advance(source.len);
+                }
+                Ok((*id, out, source.len))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, reg_store::StoreError>>()?;
 
         // The skeleton: every non-payload byte, concatenated.
         let mut skeleton = Vec::new();
         let mut pieces = Vec::with_capacity(ckpt.segments.len());
         let mut key_blobs: HashMap<&str, BlobId> = HashMap::new();
-        for (seg, id) in ckpt.segments.iter().zip(&payload_ids) {
+        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
             match (&seg.kind, id) {
                 (SegmentKind::Payload { storage_key }, Some(id)) => {
                     key_blobs.insert(storage_key.as_str(), *id);
@@ -226,7 +341,7 @@ impl Registry {
                 }
                 _ => {
                     let offset = skeleton.len() as u64;
-                    skeleton.extend_from_slice(slice(file, &seg.range));
+                    skeleton.extend_from_slice(slice(v.bytes, &seg.range));
                     match pieces.last_mut() {
                         Some(Piece::Skeleton { len, .. }) => *len += seg.len(),
                         _ => pieces.push(Piece::Skeleton { offset, len: seg.len() }),
@@ -255,14 +370,14 @@ impl Registry {
             .collect();
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
-            name: name.to_string(),
-            number,
+            name: v.name.to_string(),
+            number: v.number,
             created: now_secs(),
-            source: source_name(path),
+            source: source_name(v.path),
             message: opts.message.clone(),
             format: ckpt.format,
-            size: file.len() as u64,
-            blake3: file_hash.clone(),
+            size: v.bytes.len() as u64,
+            blake3: v.file_hash.clone(),
             skeleton: skeleton_id,
             pieces,
             tensors,
@@ -290,11 +405,11 @@ impl Registry {
             }
         }
         let record = VersionRecord {
-            number,
+            number: v.number,
             id: VersionId(manifest_id.0),
             created: manifest.created,
             size: manifest.size,
-            blake3: file_hash,
+            blake3: v.file_hash.clone(),
             source: manifest.source.clone(),
             epoch: manifest.meta.epoch,
             global_step: manifest.meta.global_step,
@@ -302,32 +417,54 @@ impl Registry {
             tensor_count: manifest.tensors.len() as u64,
         };
         self.index
-            .commit_version(&record, &json, name.as_str(), opts.tag.as_deref(), &new_records)?;
+            .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
 
-        let new_payloads: Vec<_> = outcomes.iter().filter(|(_, o, _)| o.written).collect();
+        let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
         Ok(PushReport {
-            name: name.to_string(),
-            number,
+            name: v.name.to_string(),
+            number: v.number,
             id: record.id,
             created: true,
             tensors: manifest.tensors.len(),
             payloads: count_payloads(ckpt),
-            new_payloads: new_payloads.len(),
+            new_payloads: outcomes.iter().filter(|(_, o, _)| o.written).count(),
             logical_bytes: manifest.size,
-            new_raw_bytes: new_payloads.iter().map(|(_, _, raw)| raw).sum(),
-            written_bytes: outcomes
+            new_raw_bytes: outcomes
                 .iter()
                 .filter(|(_, o, _)| o.written)
-                .map(|(_, o, _)| o.stored_len)
-                .sum::<u64>()
-                + [skeleton_put, manifest_put]
-                    .iter()
-                    .filter(|o| o.written)
-                    .map(|o| o.stored_len)
-                    .sum::<u64>(),
+                .map(|(_, _, raw)| raw)
+                .sum(),
+            written_bytes: outcomes.iter().map(|(_, o, _)| written(o)).sum::<u64>()
+                + written(&skeleton_put)
+                + written(&manifest_put),
             unknown_globals,
         })
     }
+}
+
+/// What `store_version` needs to know about the file being pushed.
+struct NewVersion<'a> {
+    path: &'a Path,
+    file: &'a File,
+    bytes: &'a [u8],
+    ckpt: &'a Checkpoint,
+    /// The blob id of each segment (`None` for skeleton segments).
+    ids: &'a [Option<BlobId>],
+    name: &'a ModelName,
+    number: u32,
+    file_hash: String,
+}
+
+fn seg_is_skeleton(seg: &Segment) -> bool {
+    matches!(seg.kind, SegmentKind::Skeleton)
+}
+
+fn payload_bytes(ckpt: &Checkpoint) -> u64 {
+    ckpt.segments
+        .iter()
+        .filter(|s| !seg_is_skeleton(s))
+        .map(Segment::len)
+        .sum()
 }
 
 fn count_payloads(ckpt: &Checkpoint) -> usize {

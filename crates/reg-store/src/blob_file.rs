@@ -10,6 +10,7 @@
 //! 16     ...   body (raw bytes, or one zstd frame)
 //! ```
 
+use crate::source::RawSource;
 use crate::{BlobId, Codec, StoreError};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -19,7 +20,7 @@ pub const HEADER_LEN: u64 = 16;
 const MAGIC: &[u8; 4] = b"REGB";
 const VERSION: u8 = 1;
 /// Bodies smaller than this are never compressed.
-const MIN_COMPRESS: usize = 64;
+const MIN_COMPRESS: u64 = 64;
 const CHUNK: usize = 1 << 20;
 
 /// A parsed blob file header.
@@ -40,19 +41,18 @@ fn header_bytes(codec: Codec, raw_len: u64) -> [u8; 16] {
     h
 }
 
-/// Write `raw` encoded into `file` (positioned at 0, empty). zstd is kept
-/// only when it saves at least 1/64 of the bytes. Returns the codec and the
-/// file length.
-pub fn write(file: &mut File, raw: &[u8], level: i32) -> io::Result<(Codec, u64)> {
-    let raw_len = raw.len() as u64;
-    if raw.len() >= MIN_COMPRESS {
+/// Write the source's bytes encoded into `file` (positioned at 0, empty).
+/// zstd is kept only when it saves at least 1/64 of the bytes; otherwise
+/// the source is read again and stored raw. Returns the codec and the file
+/// length.
+pub fn write(file: &mut File, raw: &dyn RawSource, level: i32) -> io::Result<(Codec, u64)> {
+    let raw_len = raw.len();
+    if raw_len >= MIN_COMPRESS {
         file.write_all(&header_bytes(Codec::Zstd, raw_len))?;
         let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
         enc.include_checksum(false)?;
         enc.set_pledged_src_size(Some(raw_len))?;
-        for chunk in raw.chunks(CHUNK) {
-            enc.write_all(chunk)?;
-        }
+        copy_exact(&mut raw.reader()?, &mut enc, raw_len)?;
         enc.finish()?;
         let len = file.stream_position()?;
         if len - HEADER_LEN + raw_len / 64 < raw_len {
@@ -62,8 +62,21 @@ pub fn write(file: &mut File, raw: &[u8], level: i32) -> io::Result<(Codec, u64)
         file.seek(SeekFrom::Start(0))?;
     }
     file.write_all(&header_bytes(Codec::Raw, raw_len))?;
-    file.write_all(raw)?;
+    copy_exact(&mut raw.reader()?, file, raw_len)?;
     Ok((Codec::Raw, HEADER_LEN + raw_len))
+}
+
+/// Copy exactly `len` bytes, in large chunks.
+fn copy_exact(from: &mut dyn Read, to: &mut dyn Write, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        from.read_exact(&mut buf[..n])?;
+        to.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Read and check the header of a blob file.

@@ -30,10 +30,12 @@ mod codec;
 mod error;
 mod id;
 mod reader;
+mod source;
 mod store;
 
 pub use codec::Codec;
 pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
 pub use reader::BlobReader;
+pub use source::{FileRange, RangeReader, RawSource};
 pub use store::{BlobStore, PutOutcome};

@@ -7,7 +7,7 @@
 //! which callers run before they name the new blobs in an index.
 
 use crate::blob_file::{self, HEADER_LEN};
-use crate::{BlobId, Codec, StoreError};
+use crate::{BlobId, Codec, RawSource, StoreError};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -66,6 +66,13 @@ impl BlobStore {
     /// Store `raw` under `id` (which must be `BlobId::of(raw)`; callers hash
     /// once and pass it in). Does nothing when the blob exists.
     pub fn put(&self, id: BlobId, raw: &[u8]) -> Result<PutOutcome, StoreError> {
+        self.put_from(id, &raw)
+    }
+
+    /// Store the bytes of `raw` under `id` (the blake3 of those bytes),
+    /// streaming them through the compressor. Does nothing when the blob
+    /// exists.
+    pub fn put_from(&self, id: BlobId, raw: &dyn RawSource) -> Result<PutOutcome, StoreError> {
         let path = self.path_of(id);
         if let Ok(meta) = fs::metadata(&path) {
             return Ok(PutOutcome {
