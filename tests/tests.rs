@@ -16,6 +16,8 @@ mod diff;
 mod maintenance;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
+/// Remotes: S3 (s3s-fs on loopback) and file:// push, pull, resume, races, damage (issue 8).
+mod remote;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).

@@ -42,6 +42,7 @@ pub mod segment;
 pub mod tensors;
 pub mod torchzip;
 pub mod view;
+pub mod write;
 pub mod zip;
 
 pub use dtype::DType;

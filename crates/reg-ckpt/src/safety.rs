@@ -182,6 +182,8 @@ const SAFE_GLOBALS: &[&str] = &[
     "torch._tensor._rebuild_from_type_v2",
     "torch._tensor._rebuild_from_type",
     "torch.nn.parameter.Parameter",
+    "torch.storage.UntypedStorage",
+    "torch.storage.TypedStorage",
     "torch.Size",
     "torch.device",
     "torch.serialization._get_layout",

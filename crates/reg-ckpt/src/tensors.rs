@@ -163,7 +163,10 @@ pub fn storages(graph: &PickleGraph) -> Result<BTreeMap<String, StorageRef>, Ten
         if let Node::PersistentId(pid) = node {
             let r = storage_ref(graph, *pid)?;
             match out.get(&r.key) {
-                Some(prev) if prev.dtype.size() * prev.numel as usize != r.dtype.size() * r.numel as usize => {
+                Some(prev)
+                    if prev.numel.saturating_mul(prev.dtype.size() as u64)
+                        != r.numel.saturating_mul(r.dtype.size() as u64) =>
+                {
                     return Err(TensorError::ConflictingStorage(r.key));
                 }
                 Some(_) => {}

@@ -13,6 +13,13 @@ use serde_json::{Map, Value};
 /// Deepest nesting converted to JSON; deeper values become a placeholder.
 pub const MAX_JSON_DEPTH: usize = 64;
 
+/// Most values one [`to_json`] call produces; the rest become `<truncated>`.
+pub const MAX_JSON_VALUES: usize = 1_000_000;
+
+thread_local! {
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_JSON_VALUES) };
+}
+
 /// Most elements converted from one container (the rest are summarised).
 pub const MAX_JSON_ITEMS: usize = 10_000;
 
@@ -262,6 +269,7 @@ pub fn py_float_repr(f: f64) -> String {
 /// as short descriptions. `describe_tensor` names tensor nodes (it returns
 /// `None` for nodes that are not tensors).
 pub fn to_json(graph: &PickleGraph, id: NodeId, describe_tensor: &dyn Fn(NodeId) -> Option<Value>) -> Value {
+    BUDGET.with(|b| b.set(MAX_JSON_VALUES));
     convert(graph, id, describe_tensor, 0)
 }
 
@@ -297,6 +305,17 @@ fn map_json(
 }
 
 fn convert(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Value>, depth: usize) -> Value {
+    // Shared sub-trees are expanded at each use; the budget keeps a hostile
+    // pickle (each level referencing the previous one twice) from costing
+    // exponential time and memory.
+    let exhausted = BUDGET.with(|b| {
+        let left = b.get();
+        b.set(left.saturating_sub(1));
+        left == 0
+    });
+    if exhausted {
+        return Value::String("<truncated>".into());
+    }
     if depth > MAX_JSON_DEPTH {
         return Value::String("<nested too deep>".into());
     }

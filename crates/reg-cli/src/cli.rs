@@ -81,6 +81,8 @@ pub enum Command {
         allow_unsafe: bool,
         #[command(flatten)]
         json: JsonFlag,
+        #[command(flatten)]
+        remote: RemoteFlag,
     },
     /// Write a version back to a file, byte for byte.
     Pull {
@@ -92,10 +94,19 @@ pub enum Command {
         /// Overwrite an existing output file.
         #[arg(long, short)]
         force: bool,
+        /// Write a new torch checkpoint with only what Lightning's
+        /// save_weights_only keeps (loads with torch.load(weights_only=True)).
+        #[arg(long, conflicts_with = "format")]
+        weights_only: bool,
+        /// Write the state dict in another format instead of the original bytes.
+        #[arg(long, value_enum)]
+        format: Option<OutFormat>,
         #[command(flatten)]
         best: BestFlags,
         #[command(flatten)]
         json: JsonFlag,
+        #[command(flatten)]
+        remote: RemoteFlag,
     },
     /// Describe one version: metadata, optimizer, tensors.
     Show {
@@ -112,11 +123,15 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         json: JsonFlag,
+        #[command(flatten)]
+        remote: RemoteFlag,
     },
     /// List models.
     Ls {
         #[command(flatten)]
         json: JsonFlag,
+        #[command(flatten)]
+        remote: RemoteFlag,
     },
     /// Registry size and deduplication numbers.
     Stats {
@@ -199,6 +214,16 @@ pub enum Command {
         #[arg(long, short)]
         delete: bool,
     },
+    /// Manage remotes (S3-compatible object stores or shared directories).
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
+    /// Transfer versions between the registry and a remote.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
 }
 
 /// Sections of `reg diff`.
@@ -212,4 +237,75 @@ pub enum Section {
     Tensors,
     /// Epoch, step, versions, size.
     Meta,
+}
+
+/// `--remote NAME`: act on a remote instead of (or after) the local registry.
+#[derive(Debug, Args)]
+pub struct RemoteFlag {
+    /// A remote from registry.toml (`reg remote ls`), or an s3:// / file:// URL.
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+}
+
+/// `reg remote ...`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote to registry.toml (credentials come from AWS_* environment variables).
+    Add {
+        /// Remote name.
+        name: String,
+        /// s3://BUCKET[/PREFIX] or file:///PATH.
+        url: String,
+        /// S3 endpoint of an S3-compatible server (MinIO, Garage, R2 ...).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// S3 region.
+        #[arg(long, value_name = "R")]
+        region: Option<String>,
+        /// Allow a plain-http endpoint.
+        #[arg(long)]
+        allow_http: bool,
+    },
+    /// List remotes.
+    Ls {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a remote from registry.toml (its data stays where it is).
+    Rm {
+        /// Remote name.
+        name: String,
+    },
+}
+
+/// `reg sync ...`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Upload local versions the remote lacks (all, one model, or one version).
+    Push {
+        /// Remote name or URL.
+        remote: String,
+        /// MODEL (every version) or MODEL@REF (one version); default: everything.
+        reference: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Download a remote version (REF as the remote numbers it) into the registry.
+    Pull {
+        /// Remote name or URL.
+        remote: String,
+        /// MODEL[@REF].
+        reference: String,
+        #[command(flatten)]
+        best: BestFlags,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Output formats of `reg pull --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// The state dict as safetensors, with epoch, step and hparams in `__metadata__`.
+    Safetensors,
 }

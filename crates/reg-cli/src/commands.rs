@@ -2,7 +2,7 @@
 //! print the result as text or JSON.
 
 use crate::bar::Bar;
-use crate::cli::{Cli, Command, Section};
+use crate::cli::{Cli, Command, OutFormat, Section};
 use crate::human;
 use anyhow::{Context, Result};
 use reg_meta::report::ShowView;
@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             message,
             allow_unsafe,
             json,
+            remote,
         } => {
             let reg = open(config)?;
             let opts = PushOptions {
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 allow_unsafe,
             };
             let mut reports = Vec::new();
+            let mut pushed: Vec<(String, u32)> = Vec::new();
             for file in &files {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
                 let started = std::time::Instant::now();
@@ -61,6 +63,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 if !json.json && !quiet {
                     print_push(file, &r, tag.as_deref(), started.elapsed());
                 }
+                pushed.push((r.name.clone(), r.number));
                 reports.push(serde_json::json!({
                     "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
                     "file": file, "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
@@ -68,10 +71,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "written_bytes": r.written_bytes, "unknown_globals": r.unknown_globals,
                 }));
             }
+            let synced = match &remote.remote {
+                Some(r) => Some(crate::remote_cmd::upload_pushed(&reg, r, &pushed, quiet, json.json)?),
+                None => None,
+            };
             if json.json {
-                match reports.len() {
-                    1 => print_json(&reports[0])?,
-                    _ => print_json(&reports)?,
+                match (&synced, reports.len()) {
+                    (Some(s), _) => print_json(&serde_json::json!({"pushed": reports, "remote": s}))?,
+                    (None, 1) => print_json(&reports[0])?,
+                    (None, _) => print_json(&reports)?,
                 }
             }
         }
@@ -79,27 +87,74 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             reference,
             output,
             force,
+            weights_only,
+            format,
             best,
             json,
+            remote,
         } => {
             let reg = open(config)?;
-            let v = reg.resolve(&best.apply(VersionRef::parse(&reference)?))?;
+            let wanted = best.apply(VersionRef::parse(&reference)?);
+            let wanted = match &remote.remote {
+                Some(r) => crate::remote_cmd::fetch(&reg, r, &wanted, quiet || json.json)?,
+                None => wanted,
+            };
+            let v = reg.resolve(&wanted)?;
             note(&v.note, quiet);
-            let out = output.unwrap_or_else(|| cwd.join(&v.manifest.source));
+            let export = match (weights_only, format) {
+                (true, _) => Some(reg_meta::ExportFormat::WeightsOnly),
+                (false, Some(OutFormat::Safetensors)) => Some(reg_meta::ExportFormat::Safetensors),
+                (false, None) => None,
+            };
             let started = std::time::Instant::now();
-            let r = reg.pull_with(&v, &out, force, &Bar::new(quiet || json.json, v.manifest.size))?;
+            let (path, bytes, what) = match export {
+                None => {
+                    let out = output.unwrap_or_else(|| cwd.join(&v.manifest.source));
+                    let r = reg.pull_with(&v, &out, force, &Bar::new(quiet || json.json, v.manifest.size))?;
+                    (r.path, r.bytes, "verified".to_string())
+                }
+                Some(fmt) => {
+                    let out = output.unwrap_or_else(|| cwd.join(reg_meta::export_file_name(&v.manifest, fmt)));
+                    let r = reg.export(&v, fmt, &out, force)?;
+                    let kind = match fmt {
+                        reg_meta::ExportFormat::WeightsOnly => "weights only",
+                        reg_meta::ExportFormat::Safetensors => "safetensors",
+                    };
+                    (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors))
+                }
+            };
+            if v.manifest
+                .globals
+                .iter()
+                .any(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
+                && export.is_none()
+                && !quiet
+            {
+                let names: Vec<&str> = v
+                    .manifest
+                    .globals
+                    .iter()
+                    .filter(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
+                    .map(|g| g.global.as_str())
+                    .collect();
+                eprintln!(
+                    "reg: warning: {} holds globals that loading it in Python would import: {} (use torch.load(weights_only=True) or --weights-only)",
+                    path.display(),
+                    names.join(", ")
+                );
+            }
             if json.json {
                 print_json(&serde_json::json!({
-                    "name": v.manifest.name, "version": v.manifest.number, "path": r.path, "bytes": r.bytes,
+                    "name": v.manifest.name, "version": v.manifest.number, "path": path, "bytes": bytes,
                 }))?;
             } else if !quiet {
                 println!(
-                    "pulled {}@v{} to {} ({}, verified; {})",
+                    "pulled {}@v{} to {} ({}, {what}; {})",
                     v.manifest.name,
                     v.manifest.number,
-                    r.path.display(),
-                    human::bytes(r.bytes),
-                    human::rate(r.bytes, started.elapsed())
+                    path.display(),
+                    human::bytes(bytes),
+                    human::rate(bytes, started.elapsed())
                 );
             }
         }
@@ -114,9 +169,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_show(&view)?;
             }
         }
-        Command::Log { name, json } => {
-            let reg = open(config)?;
-            let log = reg.log_view(&name)?;
+        Command::Log { name, json, remote } => {
+            let log = match &remote.remote {
+                Some(r) => crate::remote_cmd::log(&config, r, &name)?,
+                None => open(config)?.log_view(&name)?,
+            };
             if json.json {
                 print_json(&log)?;
             } else {
@@ -152,9 +209,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 out(&human::table(&rows))?;
             }
         }
-        Command::Ls { json } => {
-            let reg = open(config)?;
-            let names = reg.ls_view()?;
+        Command::Ls { json, remote } => {
+            let names = match &remote.remote {
+                Some(r) => crate::remote_cmd::ls(&config, r)?,
+                None => open(config)?.ls_view()?,
+            };
             if json.json {
                 print_json(&names)?;
             } else if names.is_empty() {
@@ -361,6 +420,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Remote { command } => crate::remote_cmd::remote(&config, &cwd, command, quiet)?,
+        Command::Sync { command } => crate::remote_cmd::sync(config, command, quiet)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod diff_view;
 mod human;
+mod remote_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -23,6 +23,29 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Refuse pickles naming globals of unknown safety, not only dangerous ones.
     pub strict_pickles: bool,
+    /// Remotes named in `[remotes.NAME]`, sorted by name.
+    pub remotes: Vec<RemoteSpec>,
+}
+
+/// A remote from `[remotes.NAME]` in registry.toml. Credentials are never
+/// kept here: they come from the environment (`AWS_ACCESS_KEY_ID` ...).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSpec {
+    /// The remote's name (the table key; not written inside the table).
+    #[serde(skip)]
+    pub name: String,
+    /// `s3://bucket[/prefix]` or `file:///path`.
+    pub url: String,
+    /// S3 endpoint for S3-compatible servers (MinIO, Garage, R2 ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Allow plain-http endpoints.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
 }
 
 /// `registry.toml` as written by users.
@@ -32,7 +55,7 @@ struct ConfigFile {
     #[serde(default)]
     registry: RegistrySection,
     #[serde(default)]
-    remotes: Option<toml::Table>,
+    remotes: std::collections::BTreeMap<String, RemoteSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +95,7 @@ impl Config {
             default_name: None,
             file: None,
             strict_pickles: false,
+            remotes: Vec::new(),
         }
     }
 
@@ -86,7 +110,11 @@ impl Config {
             Some(path) => Some(read_file(path)?),
             None => None,
         };
-        let section = parsed.map(|p| p.registry).unwrap_or_default();
+        let (section, remotes) = parsed.map(|p| (p.registry, p.remotes)).unwrap_or_default();
+        let remotes = remotes
+            .into_iter()
+            .map(|(name, spec)| RemoteSpec { name, ..spec })
+            .collect();
         let from_file = match (&found, &section.path) {
             (Some(file), Some(p)) => Some(file.parent().unwrap_or(Path::new(".")).join(p)),
             (Some(file), None) => Some(file.parent().unwrap_or(Path::new(".")).join(".reg")),
@@ -114,6 +142,7 @@ impl Config {
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
             default_name: section.default_name.filter(|n| !n.is_empty()),
             file: found,
+            remotes,
         })
     }
 }
@@ -129,7 +158,6 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
-    let _ = &parsed.remotes;
     Ok(parsed)
 }
 

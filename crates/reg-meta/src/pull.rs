@@ -7,6 +7,7 @@
 
 use crate::error::RegistryError;
 use crate::manifest::Piece;
+use crate::output::OutputFile;
 use crate::progress::{Progress, Silent};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
@@ -72,12 +73,7 @@ impl Registry {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PullReport, RegistryError> {
-        if out.exists() && !force {
-            return Err(RegistryError::Exists(out.to_path_buf()));
-        }
-        if out.is_dir() {
-            return Err(RegistryError::Invalid(format!("{} is a directory", out.display())));
-        }
+        let mut output = OutputFile::create(out, force)?;
         let label = format!("{}@v{}", version.record_name(), version.record.number);
         let damaged = |source: StoreError| match source {
             StoreError::Io { .. } => RegistryError::Store(source),
@@ -86,18 +82,10 @@ impl Registry {
                 source,
             },
         };
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".reg-pull-")
-            .tempfile_in(&dir)
-            .map_err(RegistryError::io("creating a temp file in", &dir))?;
         let m = &version.manifest;
         let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
         let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
+            inner: BufWriter::with_capacity(1 << 20, output.file()),
             hasher: blake3::Hasher::new(),
             len: 0,
             progress,
@@ -141,18 +129,7 @@ impl Registry {
                 },
             });
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(RegistryError::io("syncing", tmp.path()))?;
-        let persisted = if force {
-            tmp.persist(out).map_err(|e| e.error)
-        } else {
-            tmp.persist_noclobber(out).map_err(|e| e.error)
-        };
-        persisted.map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => RegistryError::Exists(out.to_path_buf()),
-            _ => RegistryError::io("renaming into", out)(e),
-        })?;
+        output.commit()?;
         Ok(PullReport {
             path: out.to_path_buf(),
             bytes: len,

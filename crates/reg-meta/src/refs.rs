@@ -154,6 +154,9 @@ pub fn check_tag(tag: &str) -> Result<(), BadRef> {
     };
     match RefSpec::parse(tag) {
         Ok(RefSpec::Word(_)) if tag.len() <= 128 => Ok(()),
+        // `best` may be a tag too (the Lightning plugin sets it); `@best`
+        // falls back to it when no version records a score.
+        Ok(RefSpec::Best { metric: None, .. }) => Ok(()),
         Ok(_) => Err(bad(
             "a tag may not look like another ref form (vN, latest, epoch=, step=, best)",
         )),
@@ -191,6 +194,8 @@ mod tests {
         assert!(VersionRef::parse("m@").is_err());
         assert!(VersionRef::parse("m@epoch=x").is_err());
         assert!(check_tag("v2").is_err());
+        assert!(check_tag("best").is_ok());
+        assert!(check_tag("best:loss").is_err());
         assert!(check_tag("release-1").is_ok());
     }
 }

@@ -96,7 +96,17 @@ impl Registry {
             RefSpec::Best {
                 metric,
                 lower_is_better,
-            } => self.best(&r.name, &versions, metric.as_deref(), *lower_is_better)?,
+            } => match self.best(&r.name, &versions, metric.as_deref(), *lower_is_better) {
+                Ok(found) => found,
+                Err(e) => {
+                    // No scores: a tag named `best` (set by the Lightning plugin) decides.
+                    let tagged = self.index.tags(&r.name)?.into_iter().find(|(t, _)| t == "best");
+                    match tagged.and_then(|(_, n)| versions.iter().find(|v| v.number == n)) {
+                        Some(v) if metric.is_none() => (v.clone(), Some("best by tag".into())),
+                        _ => return Err(e),
+                    }
+                }
+            },
             RefSpec::Word(w) => {
                 let tags = self.index.tags(&r.name)?;
                 if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {

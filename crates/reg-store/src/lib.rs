@@ -27,8 +27,10 @@
 
 mod blob_file;
 mod codec;
+pub mod codecs;
 mod error;
 mod id;
+pub mod raw;
 mod reader;
 mod source;
 mod store;

@@ -1,0 +1,224 @@
+//! New files made from a version: weights-only torch checkpoints and
+//! safetensors exports. Unlike pull, these are written by reg's own writers
+//! (`reg_ckpt::write`), streaming tensor bytes out of the blob store.
+
+use crate::error::RegistryError;
+use crate::manifest::Manifest;
+use crate::output::OutputFile;
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+use reg_ckpt::pickle::{self, PickleGraph};
+use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
+use reg_ckpt::Format;
+use reg_store::BlobId;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What to make of a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A torch zip keeping what Lightning's `save_weights_only=True` keeps
+    /// (for a plain state dict: the state dict), loadable with
+    /// `torch.load(weights_only=True)`.
+    WeightsOnly,
+    /// The state dict (or flat tensor dict) as safetensors, with epoch,
+    /// global step and hyperparameters in `__metadata__`.
+    Safetensors,
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug)]
+pub struct ExportReport {
+    /// The file written.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Tensors in it.
+    pub tensors: usize,
+}
+
+fn export_err(label: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Invalid(format!("cannot export {label}: {e}"))
+}
+
+/// The default file name for an export of `m`.
+pub fn default_name(m: &Manifest, format: ExportFormat) -> String {
+    let stem = Path::new(&m.source)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| m.name.clone());
+    match format {
+        ExportFormat::WeightsOnly => format!("{stem}.weights.ckpt"),
+        ExportFormat::Safetensors => format!("{stem}.safetensors"),
+    }
+}
+
+impl Registry {
+    /// The version's object pickle, re-read from its skeleton.
+    fn object_graph(&self, m: &Manifest, label: &str) -> Result<PickleGraph, RegistryError> {
+        let (start, end) = m
+            .pickle
+            .and_then(|(s, e)| m.skeleton_range(s, e))
+            .ok_or_else(|| export_err(label, "the manifest does not locate its pickle"))?;
+        let skeleton = self.store.read(m.skeleton).map_err(|source| RegistryError::Damaged {
+            version: label.to_string(),
+            source,
+        })?;
+        let bytes = skeleton
+            .get(start as usize..end as usize)
+            .ok_or_else(|| export_err(label, "pickle outside the skeleton"))?;
+        pickle::parse(bytes, &pickle::Limits::default()).map_err(|e| export_err(label, e))
+    }
+
+    /// Write a new file from version `v` in `format` to `out`.
+    pub fn export(
+        &self,
+        v: &Resolved,
+        format: ExportFormat,
+        out: &Path,
+        force: bool,
+    ) -> Result<ExportReport, RegistryError> {
+        let m = &v.manifest;
+        let label = format!("{}@v{}", m.name, m.number);
+        let blobs: HashMap<&str, BlobId> = m.tensors.iter().map(|t| (t.storage_key.as_str(), t.blob)).collect();
+        let damaged = |source| RegistryError::Damaged {
+            version: label.clone(),
+            source,
+        };
+        let blob_of = |key: &str| {
+            blobs
+                .get(key)
+                .copied()
+                .ok_or_else(|| std::io::Error::other(format!("no blob for storage {key}")))
+        };
+        let mut output = OutputFile::create(out, force)?;
+        let mut w = BufWriter::with_capacity(1 << 20, output.file());
+        // Store errors inside the writers' I/O callbacks are kept here so
+        // damage is reported as damage, not as a write error.
+        let mut store_error = None;
+        let tensors = match format {
+            ExportFormat::WeightsOnly => {
+                let tree = match m.format {
+                    Format::Safetensors => flat_tree(m),
+                    _ => write::weights_only(&self.object_graph(m, &label)?).map_err(|e| export_err(&label, e))?,
+                };
+                let mut fill = |key: &str, w: &mut dyn Write| -> std::io::Result<()> {
+                    let id = blob_of(key)?;
+                    self.store.copy_to(id, w).map(|_| ()).map_err(|e| {
+                        let msg = e.to_string();
+                        store_error = Some(e);
+                        std::io::Error::other(msg)
+                    })
+                };
+                let written = tree.write_torch(&mut w, "archive", &mut fill);
+                if let Some(e) = store_error.take() {
+                    return Err(damaged(e));
+                }
+                written.map_err(|e| export_err(&label, e))?;
+                tree.storages.len()
+            }
+            ExportFormat::Safetensors => {
+                let tensors = state_dict_tensors(m);
+                let metadata = safetensors_metadata(m);
+                let mut read = |key: &str| -> std::io::Result<Vec<u8>> {
+                    let id = blob_of(key)?;
+                    self.store.read(id).map_err(|e| {
+                        let msg = e.to_string();
+                        store_error = Some(e);
+                        std::io::Error::other(msg)
+                    })
+                };
+                let written = write::write_safetensors(&mut w, &tensors, &metadata, &mut read);
+                if let Some(e) = store_error.take() {
+                    return Err(damaged(e));
+                }
+                written.map_err(|e| export_err(&label, e))?;
+                tensors.len()
+            }
+        };
+        w.flush().map_err(RegistryError::io("writing", out))?;
+        drop(w);
+        let bytes = output.file().metadata().map(|md| md.len()).unwrap_or(0);
+        let path = output.commit()?;
+        Ok(ExportReport { path, bytes, tensors })
+    }
+}
+
+/// A safetensors file's tensors as a flat `OrderedDict` of tensors, each
+/// viewing its own storage.
+fn flat_tree(m: &Manifest) -> WeightsOnly {
+    let mut items = Vec::new();
+    let mut storages = Vec::new();
+    for t in &m.tensors {
+        let numel: u64 = t.shape.iter().product();
+        items.push((
+            Emit::Str(t.path.clone()),
+            Emit::Tensor(TensorRef {
+                storage_key: t.storage_key.clone(),
+                dtype: t.dtype,
+                storage_numel: numel,
+                offset: 0,
+                shape: t.shape.clone(),
+                stride: t.stride.clone(),
+                requires_grad: false,
+            }),
+        ));
+        storages.push((t.storage_key.clone(), t.dtype, numel));
+    }
+    WeightsOnly {
+        root: Emit::OrderedDict(items),
+        storages,
+    }
+}
+
+/// The tensors a safetensors export holds: the Lightning `state_dict`
+/// (names without the `state_dict/` prefix) when there is one, else every
+/// tensor, named by its path.
+fn state_dict_tensors(m: &Manifest) -> Vec<ExportTensor> {
+    let has_state_dict = m.meta.top_keys.iter().any(|k| k == "state_dict");
+    m.tensors
+        .iter()
+        .filter_map(|t| {
+            let name = if has_state_dict {
+                t.path.strip_prefix("state_dict/")?.to_string()
+            } else {
+                t.path.clone()
+            };
+            Some(ExportTensor {
+                name,
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                stride: t.stride.clone(),
+                offset: t.storage_offset,
+                storage_key: t.storage_key.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `__metadata__` of a safetensors export: the source's own metadata (for
+/// a safetensors source), `format: pt`, and epoch, global step and
+/// hyperparameters (JSON) when the checkpoint has them.
+fn safetensors_metadata(m: &Manifest) -> BTreeMap<String, String> {
+    let mut md = BTreeMap::new();
+    if let Some(serde_json::Value::Object(src)) = &m.meta.safetensors_metadata {
+        for (k, v) in src {
+            md.insert(k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
+        }
+    }
+    md.entry("format".into()).or_insert_with(|| "pt".into());
+    if let Some(e) = m.meta.epoch {
+        md.insert("epoch".into(), e.to_string());
+    }
+    if let Some(s) = m.meta.global_step {
+        md.insert("global_step".into(), s.to_string());
+    }
+    if let Some(h) = &m.meta.hyper_parameters {
+        md.insert("hyper_parameters".into(), h.to_string());
+    }
+    if let Some(v) = &m.meta.lightning_version {
+        md.insert("pytorch-lightning_version".into(), v.clone());
+    }
+    md
+}

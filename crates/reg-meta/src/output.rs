@@ -1,0 +1,65 @@
+//! Writing a file that appears complete or not at all: a temp file beside
+//! the destination, fsynced, then renamed (without replacing an existing
+//! file unless forced).
+
+use crate::error::RegistryError;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A file being written for `dest`.
+pub(crate) struct OutputFile {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    force: bool,
+}
+
+impl OutputFile {
+    /// Refuse an existing `dest` (unless `force`) or a directory, then
+    /// create the temp file beside it.
+    pub(crate) fn create(dest: &Path, force: bool) -> Result<OutputFile, RegistryError> {
+        if dest.is_dir() {
+            return Err(RegistryError::Invalid(format!("{} is a directory", dest.display())));
+        }
+        if dest.exists() && !force {
+            return Err(RegistryError::Exists(dest.to_path_buf()));
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".reg-pull-")
+            .tempfile_in(&dir)
+            .map_err(RegistryError::io("creating a temp file in", &dir))?;
+        Ok(OutputFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            force,
+        })
+    }
+
+    /// The temp file to write into.
+    pub(crate) fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// fsync and rename into place. Dropping an `OutputFile` without
+    /// committing deletes the temp file.
+    pub(crate) fn commit(self) -> Result<PathBuf, RegistryError> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(RegistryError::io("syncing", self.tmp.path()))?;
+        let dest = self.dest;
+        let persisted = if self.force {
+            self.tmp.persist(&dest).map_err(|e| e.error)
+        } else {
+            self.tmp.persist_noclobber(&dest).map_err(|e| e.error)
+        };
+        persisted.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => RegistryError::Exists(dest.clone()),
+            _ => RegistryError::io("renaming into", &dest)(e),
+        })?;
+        Ok(dest)
+    }
+}

@@ -1,0 +1,192 @@
+//! Blob files in their stored form, for moving blobs between stores.
+//!
+//! A remote keeps blob files exactly as they are on disk here (header and
+//! encoded body, see docs/format.md), so uploads send the file bytes as
+//! they are and downloads write them back as they arrive. A blob that
+//! arrives is written to `tmp/`, then decoded and hashed; only when it
+//! yields exactly the bytes its id names is it renamed into place. A
+//! damaged download never enters the store.
+
+use crate::blob_file;
+use crate::store::sync_dir;
+use crate::{BlobId, BlobStore, PutOutcome, StoreError};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+impl BlobStore {
+    /// The blob file's bytes exactly as stored (header and encoded body).
+    /// Not verified: the receiving side checks them.
+    pub fn read_stored(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(id);
+        fs::read(&path).map_err(|e| missing_or_io(id, &path, e))
+    }
+
+    /// Open the blob file for streaming its stored bytes; returns the file
+    /// and its length.
+    pub fn open_stored(&self, id: BlobId) -> Result<(File, u64), StoreError> {
+        let path = self.path_of(id);
+        let file = File::open(&path).map_err(|e| missing_or_io(id, &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(StoreError::io("reading metadata of", &path))?
+            .len();
+        Ok((file, len))
+    }
+
+    /// Store a blob file received in stored form, after checking that it
+    /// decodes to bytes whose blake3 is `id`. Does nothing when the blob
+    /// is already stored. A damaged file is [`StoreError::Corrupt`] and
+    /// leaves nothing behind.
+    pub fn put_stored(&self, id: BlobId, stored: &[u8]) -> Result<PutOutcome, StoreError> {
+        let mut w = self.stored_writer(id)?;
+        w.write_all(stored).map_err(StoreError::io("writing", w.tmp.path()))?;
+        w.commit()
+    }
+
+    /// A writer for a blob file that arrives in pieces; nothing is stored
+    /// until [`StoredWriter::commit`] has verified it. Dropping the writer
+    /// without committing deletes what was written.
+    pub fn stored_writer(&self, id: BlobId) -> Result<StoredWriter<'_>, StoreError> {
+        let tmp_dir = self.root().join("tmp");
+        fs::create_dir_all(&tmp_dir).map_err(StoreError::io("creating", &tmp_dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{}.in", &id.to_hex()[..16]))
+            .tempfile_in(&tmp_dir)
+            .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
+        Ok(StoredWriter {
+            store: self,
+            id,
+            tmp,
+            len: 0,
+        })
+    }
+}
+
+fn missing_or_io(id: BlobId, path: &Path, e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreError::Missing(id),
+        _ => StoreError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// A blob file being received in stored form (see
+/// [`BlobStore::stored_writer`]).
+pub struct StoredWriter<'s> {
+    store: &'s BlobStore,
+    id: BlobId,
+    tmp: tempfile::NamedTempFile,
+    len: u64,
+}
+
+impl Write for StoredWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tmp.as_file_mut().write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.as_file_mut().flush()
+    }
+}
+
+impl StoredWriter<'_> {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Verify what was written (header, decoding, length and blake3 of the
+    /// decoded bytes against the id), then make it the blob's file: fsync,
+    /// rename into place, fsync the directory. When the blob exists
+    /// already, the received copy is dropped.
+    pub fn commit(mut self) -> Result<PutOutcome, StoreError> {
+        let id = self.id;
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp
+            .as_file_mut()
+            .flush()
+            .map_err(StoreError::io("writing", &tmp_path))?;
+        let mut reader = self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))?;
+        let header = blob_file::read_header(&mut reader, id)?;
+        blob_file::decode_to(reader, header, id, &mut io::sink())?;
+        if header.codec == crate::Codec::Raw && self.len != blob_file::HEADER_LEN + header.raw_len {
+            return Err(blob_file::corrupt(id, "raw blob file has trailing bytes"));
+        }
+        let path = self.store.path_of(id);
+        if let Ok(meta) = fs::metadata(&path) {
+            return Ok(PutOutcome {
+                written: false,
+                stored_len: meta.len(),
+                codec: header.codec,
+            });
+        }
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(StoreError::io("syncing", &tmp_path))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let new_dir = !dir.is_dir();
+        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
+        self.tmp.persist(&path).map_err(|e| StoreError::Io {
+            action: "renaming a blob into",
+            path: path.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&dir)?;
+        if new_dir {
+            sync_dir(self.store.root())?;
+        }
+        Ok(PutOutcome {
+            written: true,
+            stored_len: self.len,
+            codec: header.codec,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_bytes_travel_and_damage_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let a = tempfile::tempdir()?;
+        let b = tempfile::tempdir()?;
+        let src = BlobStore::open(a.path().join("blobs"), 3)?;
+        let dst = BlobStore::open(b.path().join("blobs"), 3)?;
+        let data = vec![7u8; 50_000];
+        let id = BlobId::of(&data);
+        src.put(id, &data)?;
+        let stored = src.read_stored(id)?;
+        assert_eq!(stored.len() as u64, src.open_stored(id)?.1);
+
+        let mut bad = stored.clone();
+        let last = bad.len() - 3;
+        bad[last] ^= 0x40;
+        assert!(matches!(dst.put_stored(id, &bad), Err(StoreError::Corrupt { .. })));
+        assert!(!dst.contains(id));
+        let wrong = BlobId::of(b"something else");
+        assert!(dst.put_stored(wrong, &stored).is_err());
+        assert!(!dst.contains(wrong));
+
+        let out = dst.put_stored(id, &stored)?;
+        assert!(out.written);
+        assert_eq!(dst.read(id)?, data);
+        assert_eq!(dst.read_stored(id)?, stored);
+        assert!(!dst.put_stored(id, &stored)?.written);
+        assert_eq!(fs::read_dir(dst.root().join("tmp"))?.count(), 0);
+        assert!(matches!(dst.read_stored(BlobId::of(b"x")), Err(StoreError::Missing(_))));
+        Ok(())
+    }
+}

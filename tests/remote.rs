@@ -1,0 +1,565 @@
+//! Remotes against a real S3 server on loopback (s3s-fs, started here on a
+//! free port with its own keys) and against a `file://` directory.
+//!
+//! Without an `s3s-fs` binary the S3 tests print why and pass, unless `CI`
+//! is set: then a missing server is a failure (.ci/run installs it).
+
+use crate::common::{fixture, Reg, Run};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ACCESS_KEY: &str = "reg-test-access";
+const SECRET_KEY: &str = "reg-test-secret-key";
+const BUCKET: &str = "regtest";
+/// The remotes below live under this prefix of the bucket.
+const PREFIX: &str = "team";
+
+/// The s3s-fs binary, from PATH or cargo's bin directory.
+fn s3s_fs_binary() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join("s3s-fs")).find(|p| p.is_file())
+}
+
+/// A running s3s-fs with one bucket; killed on drop.
+struct S3 {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl S3 {
+    /// Start a server, or `None` (after saying why) when the binary is
+    /// absent outside CI.
+    fn start() -> Option<S3> {
+        let Some(bin) = s3s_fs_binary() else {
+            if std::env::var_os("CI").is_some() {
+                panic!("s3s-fs is not installed but CI is set: cargo install s3s-fs@0.14.1 --locked --features binary");
+            }
+            eprintln!(
+                "SKIPPED: s3s-fs not found; install it with `cargo install s3s-fs@0.14.1 --locked --features binary` to run the S3 tests"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(BUCKET)).expect("bucket dir");
+        for _attempt in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start s3s-fs");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited: the port was taken after all; try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(S3 { child, port, dir });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("s3s-fs did not start");
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where the server keeps an object of the remote.
+    fn object(&self, key: &str) -> PathBuf {
+        self.dir.path().join(BUCKET).join(PREFIX).join(key)
+    }
+
+    /// Blob ids present on the server.
+    fn blobs(&self) -> BTreeSet<String> {
+        list_names(&self.object("blobs"))
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn list_names(dir: &Path) -> BTreeSet<String> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// `reg` in a scratch registry with the test server's credentials.
+fn reg_cmd(reg: &Reg, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reg"));
+    c.args(args)
+        .env("REG_HOME", reg.home())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .current_dir(reg.work());
+    c
+}
+
+fn run(reg: &Reg, args: &[&str]) -> Run {
+    let out = reg_cmd(reg, args).output().expect("run reg");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(reg: &Reg, args: &[&str]) -> Run {
+    let r = run(reg, args);
+    assert_eq!(r.code, 0, "reg {args:?} failed: {}{}", r.stdout, r.stderr);
+    r
+}
+
+/// `reg remote add NAME s3://bucket/team --endpoint ... --allow-http`.
+fn add_s3_remote(reg: &Reg, name: &str, endpoint: &str) {
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+    ok(
+        reg,
+        &["remote", "add", name, &url, "--endpoint", endpoint, "--allow-http"],
+    );
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+fn push_files(reg: &Reg, dir: &str, files: &[&str], name: &str) {
+    let paths: Vec<PathBuf> = files.iter().map(|f| fixture(&format!("{dir}/{f}"))).collect();
+    let mut args = vec!["push", "--name", name, "-q"];
+    args.extend(paths.iter().map(|p| path_str(p)));
+    ok(reg, &args);
+}
+
+const MLP: [&str; 5] = [
+    "epoch=00.ckpt",
+    "epoch=01.ckpt",
+    "epoch=02.ckpt",
+    "epoch=03.ckpt",
+    "last.ckpt",
+];
+
+fn count(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// Payload blob ids of every version of a name (from `reg show --json`).
+fn payload_blobs(reg: &Reg, name: &str) -> BTreeSet<String> {
+    let log = ok(reg, &["log", name, "--json"]).json();
+    let mut out = BTreeSet::new();
+    for e in log.as_array().expect("log") {
+        let r = format!("{name}@v{}", e["version"]);
+        let shown = ok(reg, &["show", &r, "--json"]).json();
+        for t in shown["tensors"].as_array().expect("tensors") {
+            out.insert(t["blob"].as_str().expect("blob").to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn s3_push_series_pull_one_then_finetune_sends_only_new_blobs() {
+    let Some(s3) = S3::start() else { return };
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP, "mlp");
+    add_s3_remote(&a, "origin", &s3.endpoint());
+    let listed = ok(&a, &["remote", "ls", "--json"]).json();
+    assert_eq!(listed[0]["name"], "origin");
+    let toml = std::fs::read_to_string(a.work().join("registry.toml")).expect("registry.toml");
+    assert!(!toml.contains(SECRET_KEY) && !toml.contains(ACCESS_KEY), "{toml}");
+
+    let first = ok(&a, &["sync", "push", "origin", "mlp", "--json"]).json();
+    let sent = count(&first, "blobs_transferred");
+    assert!(sent > 0);
+    assert_eq!(count(&first, "blobs_skipped"), 0);
+    assert_eq!(s3.blobs().len() as u64, sent, "the server holds exactly what was sent");
+    // last.ckpt is byte-identical to epoch=03: four versions.
+    assert_eq!(first["versions"].as_array().map(Vec::len), Some(4));
+    let remote_ls = ok(&a, &["ls", "--remote", "origin", "--json"]).json();
+    assert_eq!(remote_ls[0]["name"], "mlp");
+    assert_eq!(remote_ls[0]["versions"], 4);
+    let remote_log = ok(&a, &["log", "mlp", "--remote", "origin", "--json"]).json();
+    assert_eq!(remote_log[2]["epoch"], 2);
+    // Nothing travels twice.
+    let again = ok(&a, &["sync", "push", "origin", "--json"]).json();
+    assert_eq!(count(&again, "objects_transferred"), 0);
+
+    // An empty registry pulls one version: byte-identical.
+    let b = Reg::new();
+    add_s3_remote(&b, "origin", &s3.endpoint());
+    let out = b.work().join("e2.ckpt");
+    ok(&b, &["pull", "mlp@epoch=2", "--remote", "origin", "-o", path_str(&out)]);
+    let want = std::fs::read(fixture("lightning/mlp/epoch=02.ckpt")).expect("fixture");
+    assert!(std::fs::read(&out).expect("pulled") == want, "pulled file differs");
+    let b_log = ok(&b, &["log", "mlp", "--json"]).json();
+    assert_eq!(b_log.as_array().map(Vec::len), Some(1));
+    ok(&b, &["verify", "--full"]);
+
+    // The fine-tune shares the frozen encoder: only the blobs the mlp
+    // upload did not send travel (new payloads plus one skeleton each).
+    let before = s3.blobs();
+    let mlp_payloads = payload_blobs(&a, "mlp");
+    let ft: Vec<PathBuf> = ["epoch=00.ckpt", "epoch=01.ckpt"]
+        .iter()
+        .map(|f| fixture(&format!("lightning/mlp-finetune/{f}")))
+        .collect();
+    let pushed = ok(
+        &a,
+        &[
+            "push",
+            path_str(&ft[0]),
+            path_str(&ft[1]),
+            "--name",
+            "mlp-finetune",
+            "--remote",
+            "origin",
+            "--json",
+        ],
+    )
+    .json();
+    let remote = &pushed["remote"];
+    let ft_payloads = payload_blobs(&a, "mlp-finetune");
+    let new_payloads = ft_payloads.difference(&mlp_payloads).count() as u64;
+    assert!(new_payloads < ft_payloads.len() as u64, "the fixture shares an encoder");
+    assert_eq!(count(remote, "blobs_transferred"), new_payloads + 2);
+    assert!(count(remote, "blobs_skipped") > 0);
+    let after = s3.blobs();
+    assert_eq!((after.len() - before.len()) as u64, count(remote, "blobs_transferred"));
+    assert!(before.is_subset(&after));
+}
+
+/// A TCP relay that forwards client bytes until `limit`, then holds every
+/// connection without forwarding (a transfer stuck mid-way).
+struct Stall {
+    port: u16,
+    forwarded: Arc<AtomicU64>,
+    stalled: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stall {
+    fn start(upstream: u16, limit: u64) -> Stall {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, st) = (forwarded.clone(), stalled.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let (mut s_in, mut c_out) = (server, client);
+                // server -> client, unthrottled
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                });
+                let (f, s, st) = (f.clone(), s.clone(), st.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if f.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > limit {
+                            s.store(true, Ordering::SeqCst);
+                            while !st.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            return;
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Stall {
+            port,
+            forwarded,
+            stalled,
+            stop,
+        }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn s3_push_killed_mid_way_resumes_sending_only_what_is_missing() {
+    let Some(s3) = S3::start() else { return };
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP, "mlp");
+    let stats = a.ok(&["stats", "--json"]).json();
+    let stored = count(&stats, "stored_bytes");
+    // Let about half of the blob bytes through, then hold the connections.
+    let relay = Stall::start(s3.port, stored / 2);
+    add_s3_remote(&a, "origin", &s3.endpoint());
+    add_s3_remote(&a, "slow", &format!("http://127.0.0.1:{}", relay.port));
+
+    let mut child = reg_cmd(&a, &["sync", "push", "slow", "mlp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn push");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !relay.stalled.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the push never reached the stall point");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("push finished before it was killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("kill push");
+    let _ = child.wait();
+    assert!(relay.forwarded.load(Ordering::SeqCst) > 0);
+    drop(relay);
+
+    let arrived = s3.blobs();
+    assert!(!arrived.is_empty(), "some blobs should have arrived before the kill");
+    // Blobs go first and version entries last: the partial push is invisible.
+    let listed = ok(&a, &["ls", "--remote", "origin", "--json"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    let rerun = ok(&a, &["sync", "push", "origin", "mlp", "--json"]).json();
+    let all = s3.blobs();
+    assert!(arrived.len() < all.len(), "the kill came before the end");
+    assert_eq!(count(&rerun, "blobs_skipped"), arrived.len() as u64);
+    assert_eq!(count(&rerun, "blobs_transferred"), (all.len() - arrived.len()) as u64);
+    assert_eq!(rerun["versions"].as_array().map(Vec::len), Some(4));
+
+    let b = Reg::new();
+    add_s3_remote(&b, "origin", &s3.endpoint());
+    for (e, v) in [(0, 1), (3, 4)] {
+        let out = b.work().join(format!("e{e}.ckpt"));
+        ok(
+            &b,
+            &["pull", &format!("mlp@v{v}"), "--remote", "origin", "-o", path_str(&out)],
+        );
+        let want = std::fs::read(fixture(&format!("lightning/mlp/epoch=0{e}.ckpt"))).expect("fixture");
+        assert!(std::fs::read(&out).expect("pulled") == want);
+    }
+}
+
+#[test]
+fn s3_concurrent_pushes_of_one_name_both_land() {
+    let Some(s3) = S3::start() else { return };
+    let a = Reg::new();
+    let b = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[..2], "mlp");
+    push_files(&b, "lightning/mlp", &MLP[2..4], "mlp");
+    add_s3_remote(&a, "origin", &s3.endpoint());
+    add_s3_remote(&b, "origin", &s3.endpoint());
+    let spawn = |reg: &Reg| {
+        reg_cmd(reg, &["sync", "push", "origin", "mlp", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn push")
+    };
+    let (ca, cb) = (spawn(&a), spawn(&b));
+    for c in [ca, cb] {
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let log = ok(&a, &["log", "mlp", "--remote", "origin", "--json"]).json();
+    let entries = log.as_array().expect("log");
+    let numbers: Vec<u64> = entries.iter().filter_map(|e| e["version"].as_u64()).collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4], "four distinct versions: {log}");
+    let epochs: BTreeSet<i64> = entries.iter().filter_map(|e| e["epoch"].as_i64()).collect();
+    assert_eq!(epochs, BTreeSet::from([0, 1, 2, 3]));
+    // Each lands intact.
+    let c = Reg::new();
+    add_s3_remote(&c, "origin", &s3.endpoint());
+    for e in 0..4 {
+        let out = c.work().join(format!("e{e}.ckpt"));
+        ok(
+            &c,
+            &[
+                "pull",
+                &format!("mlp@epoch={e}"),
+                "--remote",
+                "origin",
+                "-o",
+                path_str(&out),
+            ],
+        );
+        let want = std::fs::read(fixture(&format!("lightning/mlp/epoch=0{e}.ckpt"))).expect("fixture");
+        assert!(std::fs::read(&out).expect("pulled") == want);
+    }
+}
+
+#[test]
+fn s3_corrupted_blob_is_detected_and_not_stored() {
+    let Some(s3) = S3::start() else { return };
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[1..2], "mlp");
+    add_s3_remote(&a, "origin", &s3.endpoint());
+    ok(&a, &["sync", "push", "origin"]);
+    let shown = a.ok(&["show", "mlp", "--json"]).json();
+    let hex = shown["tensors"][2]["blob"].as_str().expect("blob").to_string();
+    let path = s3.object(&format!("blobs/{hex}"));
+    let mut bytes = std::fs::read(&path).expect("object file");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+
+    let b = Reg::new();
+    add_s3_remote(&b, "origin", &s3.endpoint());
+    let out = b.work().join("out.ckpt");
+    let r = run(&b, &["pull", "mlp@v1", "--remote", "origin", "-o", path_str(&out)]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("mlp@v1") && r.stderr.contains(&hex), "{}", r.stderr);
+    assert!(!out.exists());
+    let local = b.home().join("blobs").join(&hex[..2]).join(&hex[2..]);
+    assert!(!local.exists(), "a damaged blob entered the local store");
+    assert_eq!(list_names(&b.home().join("blobs/tmp")).len(), 0);
+    let ls = b.ok(&["ls", "--json"]).json();
+    assert_eq!(ls.as_array().map(Vec::len), Some(0));
+}
+
+/// A safetensors file with one incompressible f32 tensor of `len` bytes.
+fn big_safetensors(path: &Path, len: usize) {
+    let header = format!(
+        r#"{{"w":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{len}]}}}}"#,
+        len / 4
+    );
+    let mut header = header.into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut data = Vec::with_capacity(8 + header.len() + len);
+    data.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    data.extend_from_slice(&header);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    while data.len() < 8 + header.len() + len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes()[..4]);
+    }
+    std::fs::write(path, data).expect("write safetensors");
+}
+
+#[test]
+fn s3_large_blob_goes_in_parts() {
+    let Some(s3) = S3::start() else { return };
+    let a = Reg::new();
+    let file = a.work().join("big.safetensors");
+    big_safetensors(&file, 20 << 20);
+    ok(&a, &["push", path_str(&file), "--name", "big", "-q"]);
+    add_s3_remote(&a, "origin", &s3.endpoint());
+    let sent = ok(&a, &["sync", "push", "origin", "big", "--json"]).json();
+    assert_eq!(count(&sent, "multipart_blobs"), 1, "{sent}");
+    let b = Reg::new();
+    add_s3_remote(&b, "origin", &s3.endpoint());
+    let out = b.work().join("big.safetensors");
+    ok(&b, &["pull", "big", "--remote", "origin", "-o", path_str(&out)]);
+    assert!(std::fs::read(&out).expect("pulled") == std::fs::read(&file).expect("file"));
+}
+
+#[test]
+fn file_remote_round_trip_and_remote_config() {
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[..3], "mlp");
+    a.ok(&["tag", "mlp@v2", "candidate"]);
+    let shared = a.dir.path().join("shared");
+    let url = format!("file://{}", shared.display());
+    ok(&a, &["remote", "add", "shared", &url]);
+    let dup = run(&a, &["remote", "add", "shared", &url]);
+    assert_eq!(dup.code, 1, "{}", dup.stderr);
+    let bad = run(&a, &["remote", "add", "x", "ftp://nowhere"]);
+    assert_eq!(bad.code, 1);
+    let sent = ok(&a, &["sync", "push", "shared", "--json"]).json();
+    assert!(count(&sent, "blobs_transferred") > 0);
+    assert_eq!(sent["tags"][0], "mlp@candidate -> v2");
+    assert!(shared.join("versions/mlp/0000000003").is_file());
+
+    // A second registry pulls by tag (as `reg sync pull`), then as a file.
+    let b = Reg::new();
+    ok(&b, &["remote", "add", "shared", &url]);
+    let got = ok(&b, &["sync", "pull", "shared", "mlp@candidate", "--json"]).json();
+    assert_eq!(got["versions"][0]["local"], 1);
+    assert_eq!(got["versions"][0]["remote"], 2);
+    let out = b.work().join("c.ckpt");
+    ok(&b, &["pull", "mlp@candidate", "-o", path_str(&out)]);
+    let want = std::fs::read(fixture("lightning/mlp/epoch=01.ckpt")).expect("fixture");
+    assert!(std::fs::read(&out).expect("pulled") == want);
+    // Pushing it back adds nothing; a new local version gets the next remote number.
+    push_files(&b, "lightning/mlp", &MLP[3..4], "mlp");
+    let back = ok(&b, &["sync", "push", "shared", "mlp", "--json"]).json();
+    let versions = back["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        (versions[0]["transferred"].as_bool(), versions[0]["remote"].as_u64()),
+        (Some(false), Some(2))
+    );
+    assert_eq!(
+        (versions[1]["transferred"].as_bool(), versions[1]["remote"].as_u64()),
+        (Some(true), Some(4))
+    );
+    let text = ok(&b, &["log", "mlp", "--remote", "shared"]).stdout;
+    assert!(text.contains("candidate"), "{text}");
+
+    ok(&a, &["remote", "rm", "shared"]);
+    let gone = run(&a, &["ls", "--remote", "shared"]);
+    assert_eq!(gone.code, 1);
+    assert!(gone.stderr.contains("no remote named"), "{}", gone.stderr);
+}
