@@ -39,6 +39,7 @@ pub mod pickle;
 pub mod safetensors;
 pub mod safety;
 pub mod segment;
+pub mod synth;
 pub mod tensors;
 pub mod torchzip;
 pub mod view;

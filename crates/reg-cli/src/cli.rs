@@ -201,6 +201,11 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Measure push, pull and diff against cp on a generated training run.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Tag a version, or delete a tag with -d NAME@TAG.
     Tag {
         /// NAME[@REF] to tag (or NAME@TAG with -d).
@@ -308,4 +313,35 @@ pub enum SyncCommand {
 pub enum OutFormat {
     /// The state dict as safetensors, with epoch, step and hparams in `__metadata__`.
     Safetensors,
+}
+
+/// `reg bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Generate a run and time cp, push, re-push, next-epoch push, pull and diff.
+    Run {
+        /// Size of each checkpoint (e.g. 2G, 512M).
+        #[arg(long, default_value = "2G")]
+        size: String,
+        /// Number of epochs to generate (at least 2).
+        #[arg(long, default_value_t = 3)]
+        epochs: u32,
+        /// Directory to work in (its disk is the one measured).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Keep the generated files and registry.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Write one epoch of a generated Lightning-style run to FILE.
+    Generate {
+        /// Output file.
+        file: PathBuf,
+        /// Approximate file size (e.g. 4.5G).
+        #[arg(long, default_value = "64M")]
+        size: String,
+        /// Epoch number (frozen layers stay, the rest drift).
+        #[arg(long, default_value_t = 0)]
+        epoch: u32,
+    },
 }

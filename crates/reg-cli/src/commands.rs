@@ -2,7 +2,7 @@
 //! print the result as text or JSON.
 
 use crate::bar::Bar;
-use crate::cli::{Cli, Command, OutFormat, Section};
+use crate::cli::{BenchCommand, Cli, Command, OutFormat, Section};
 use crate::human;
 use anyhow::{Context, Result};
 use reg_meta::report::ShowView;
@@ -389,6 +389,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Bench { what } => match what {
+            BenchCommand::Run {
+                size,
+                epochs,
+                dir,
+                keep,
+            } => crate::bench::run(&cwd.join(dir), crate::bench::parse_size(&size)?, epochs, keep)?,
+            BenchCommand::Generate { file, size, epoch } => {
+                let n = crate::bench::generate(&cwd.join(&file), crate::bench::parse_size(&size)?, epoch)?;
+                if !quiet {
+                    println!("wrote {} ({})", file.display(), human::bytes(n));
+                }
+            }
+        },
         Command::Tag {
             reference,
             tag,

@@ -5,6 +5,7 @@
 //! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found.
 
 mod bar;
+mod bench;
 mod cli;
 mod commands;
 mod diff_view;

@@ -271,6 +271,28 @@ fn codecs_bench_kernels() {
             mbs(raw.len(), m)
         );
     }
+    let mut sparse = raw.clone();
+    for el in sparse.chunks_exact_mut(4) {
+        if r.next_u64() % 10 < 7 {
+            el.fill(0);
+        }
+    }
+    let mut bitmap = vec![0u8; (sparse.len() / 4).div_ceil(8)];
+    let mut k = 0;
+    let g = time(|| k = planes::gather(4, &sparse, &mut bitmap, &mut out));
+    let compact = out[..k * 4].to_vec();
+    let mut back = vec![0u8; sparse.len()];
+    let sc = time(|| planes::scatter(4, &bitmap, &compact, &mut back));
+    assert!(back == sparse);
+    let z = time(|| {
+        std::hint::black_box(planes::zero_elements(4, &sparse));
+    });
+    println!(
+        "width 4, 70% zero: gather {} MB/s, scatter {} MB/s, count zeros {} MB/s",
+        mbs(raw.len(), g),
+        mbs(raw.len(), sc),
+        mbs(raw.len(), z)
+    );
     let x = time(|| planes::xor_into(&mut out, &raw, &raw, !0));
     let c = time(|| {
         std::hint::black_box(checksum::of(&raw));

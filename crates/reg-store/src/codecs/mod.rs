@@ -12,11 +12,17 @@
 //!   encoding needs (its transform, so its parent) without decoding it.
 //!
 //! An encoding is self-describing (see `format.rs`): a header with the
-//! transform, the raw length and a checksum of the raw bytes, then blocks
-//! of 1 MiB of raw bytes, each holding one section per plane, stored as is or
-//! as one zstd frame. Decoding checks every length before using it, allocates
-//! the output and one block of scratch, and verifies the checksum, so a
-//! wrong parent or corrupt bytes give an error, never wrong bytes.
+//! transform, the raw length, a checksum of the raw bytes (and of the
+//! parent's), then blocks of 1 MiB of raw bytes, each holding one section
+//! per plane, stored as is or as one zstd frame. A block where at least a
+//! quarter of the elements are zero (after the XOR: equal to the parent's)
+//! is sparse: a bitmap of the other elements, then their planes only.
+//! Decoding checks every length before using it, allocates the output and
+//! about two blocks of scratch, and verifies the checksums, so a wrong
+//! parent or corrupt bytes give an error, never wrong bytes.
+//!
+//! Ratios and single-core speeds on synthetic tensors:
+//! `cargo test --release -p reg-store codecs::bench -- --ignored --nocapture`.
 //!
 //! ```
 //! use reg_store::codecs::{choose, decode, Parent};
@@ -383,15 +389,22 @@ impl Trial {
         self.len.min(self.fast).min(self.level)
     }
 
-    /// The cheapest codec within 1% of the smallest.
+    /// The cheapest codec within 1% of the smallest: stored, then the
+    /// faster of the two zstd levels, then the other.
     fn codec(&self, level: i32) -> PlaneCodec {
         let best = self.best();
-        if self.len <= best + best / 100 {
-            PlaneCodec::Stored
-        } else if self.fast <= best + best / 100 {
-            PlaneCodec::Zstd(FAST_LEVEL)
+        let near = |size: usize| size <= best + best / 100;
+        let (faster, slower) = if level < FAST_LEVEL {
+            ((level, self.level), (FAST_LEVEL, self.fast))
         } else {
-            PlaneCodec::Zstd(level)
+            ((FAST_LEVEL, self.fast), (level, self.level))
+        };
+        if near(self.len) {
+            PlaneCodec::Stored
+        } else if near(faster.1) {
+            PlaneCodec::Zstd(faster.0)
+        } else {
+            PlaneCodec::Zstd(slower.0)
         }
     }
 }

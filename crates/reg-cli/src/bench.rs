@@ -1,0 +1,184 @@
+//! `reg bench`: measure push, pull and diff against `cp` on a generated
+//! training run, in one run on one disk, and print a table of ratios.
+//!
+//! Every measured step runs `reg` as a child process (this binary), so wall
+//! time and peak RSS are those a user sees.
+
+use crate::human;
+use anyhow::{Context, Result};
+use reg_ckpt::synth::{self, RunSpec};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One measured command.
+struct Measure {
+    what: String,
+    wall: Duration,
+    max_rss_kib: Option<u64>,
+}
+
+/// Parse sizes like `2G`, `512M`, `4.5GiB`, `100000`.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num.trim().parse().with_context(|| format!("bad size {s:?}"))?;
+    Ok((v * mult as f64) as u64)
+}
+
+/// Write epoch `epoch` of a generated run of `size`-byte files to `out`.
+pub fn generate(out: &Path, size: u64, epoch: u32) -> Result<u64> {
+    let spec = RunSpec::of_size(size);
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let w = synth::write_epoch(BufWriter::with_capacity(8 << 20, file), &spec, epoch)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(std::fs::metadata(out)?.len())
+}
+
+#[cfg(unix)]
+fn run_measured(cmd: &mut Command) -> Result<(Duration, Option<u64>)> {
+    let start = Instant::now();
+    let child = cmd.spawn().context("starting a child process")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and usage point to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    anyhow::ensure!(r == pid, "waiting for the child failed");
+    anyhow::ensure!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
+    Ok((wall, Some(usage.ru_maxrss as u64)))
+}
+
+#[cfg(not(unix))]
+fn run_measured(cmd: &mut Command) -> Result<(Duration, Option<u64>)> {
+    let start = Instant::now();
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed");
+    Ok((start.elapsed(), None))
+}
+
+fn reg_cmd(home: &Path, args: &[&str]) -> Result<Command> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.env("REG_HOME", home).args(["--quiet"]).args(args);
+    c.stdout(std::process::Stdio::null());
+    Ok(c)
+}
+
+/// Run the benchmark in `dir` with files of `size` bytes; print a Markdown
+/// table. `epochs` >= 2.
+pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let work = tempfile::Builder::new().prefix("reg-bench-").tempdir_in(dir)?;
+    let root = work.path().to_path_buf();
+    let home = root.join("registry");
+    eprintln!("reg bench: generating {epochs} checkpoints of {} in {}", human::bytes(size), root.display());
+    let mut files: Vec<PathBuf> = Vec::new();
+    for e in 0..epochs.max(2) {
+        let f = root.join(format!("epoch={e:02}.ckpt"));
+        generate(&f, size, e)?;
+        files.push(f);
+    }
+    let actual = std::fs::metadata(&files[0])?.len();
+    let mut rows: Vec<Measure> = Vec::new();
+    let mut measure = |what: String, mut cmd: Command| -> Result<Duration> {
+        // Each step starts from the same page-cache state: the inputs were just
+        // written, so they are cached; outputs go to the same disk.
+        let (wall, rss) = run_measured(&mut cmd)?;
+        rows.push(Measure {
+            what,
+            wall,
+            max_rss_kib: rss,
+        });
+        Ok(wall)
+    };
+    let f0 = files[0].to_string_lossy().into_owned();
+    let f1 = files[1].to_string_lossy().into_owned();
+    let mut cp = Command::new("cp");
+    cp.arg(&f0).arg(root.join("copy0"));
+    let cp0 = measure("cp epoch 0".into(), cp)?;
+    let mut cps = Command::new("sh");
+    cps.arg("-c").arg(format!("cp '{f0}' '{}' && sync '{}'", root.join("copy0s").display(), root.join("copy0s").display()));
+    let cp0s = measure("cp + fsync epoch 0".into(), cps)?;
+    let push0 = measure("push epoch 0 (new)".into(), reg_cmd(&home, &["push", &f0, "-n", "bench"])?)?;
+    let repush = measure("push epoch 0 again (identical)".into(), reg_cmd(&home, &["push", &f0, "-n", "bench"])?)?;
+    let push1 = measure("push epoch 1 (next epoch)".into(), reg_cmd(&home, &["push", &f1, "-n", "bench"])?)?;
+    // The same tensors in a new file: every payload already stored.
+    let renamed = root.join("same-tensors.ckpt");
+    std::fs::copy(&files[1], &renamed)?;
+    let same = measure(
+        "push of a file whose tensors are all stored".into(),
+        reg_cmd(&home, &["push", &renamed.to_string_lossy(), "-n", "bench-copy"])?,
+    )?;
+    let out = root.join("pulled.ckpt");
+    let pull = measure(
+        "pull epoch 1".into(),
+        reg_cmd(&home, &["pull", "bench@v2", "-o", &out.to_string_lossy()])?,
+    )?;
+    anyhow::ensure!(std::fs::read(&out)?.len() as u64 == std::fs::metadata(&files[1])?.len(), "pull size differs");
+    let diff = measure(
+        "diff --only hparams v1 v2".into(),
+        reg_cmd(&home, &["diff", "bench@v1", "bench@v2", "--only", "hparams"])?,
+    )?;
+    for (i, f) in files.iter().enumerate().skip(2) {
+        measure(format!("push epoch {i}"), reg_cmd(&home, &["push", &f.to_string_lossy(), "-n", "bench"])?)?;
+    }
+    let stats_out = Command::new(std::env::current_exe()?)
+        .env("REG_HOME", &home)
+        .args(["stats", "--json"])
+        .output()?;
+    let stats: serde_json::Value = serde_json::from_slice(&stats_out.stdout).unwrap_or_default();
+
+    println!("| step | wall | vs cp | peak RSS |");
+    println!("|---|---:|---:|---:|");
+    for m in &rows {
+        println!(
+            "| {} | {:.3} s | {:.2}x | {} |",
+            m.what,
+            m.wall.as_secs_f64(),
+            m.wall.as_secs_f64() / cp0.as_secs_f64().max(1e-9),
+            m.max_rss_kib.map(|k| human::bytes(k * 1024)).unwrap_or_else(|| "-".into())
+        );
+    }
+    println!();
+    println!("file size {} ({} epochs); registry: {} logical, {} stored",
+        human::bytes(actual),
+        epochs,
+        human::bytes(stats["logical_bytes"].as_u64().unwrap_or(0)),
+        human::bytes(stats["stored_bytes"].as_u64().unwrap_or(0)));
+    println!();
+    println!("targets (issue 7): first push <= 1.5x cp: {:.2}x; all-stored push <= 0.5x cp: {:.2}x; pull <= 1.2x cp: {:.2}x; hparam diff < 20 ms: {:.1} ms",
+        push0.as_secs_f64() / cp0.as_secs_f64(),
+        same.as_secs_f64() / cp0.as_secs_f64(),
+        pull.as_secs_f64() / cp0.as_secs_f64(),
+        diff.as_secs_f64() * 1e3);
+    println!("(cp + fsync: {:.3} s; reg fsyncs what it writes; identical re-push {:.2}x, next epoch {:.2}x)",
+        cp0s.as_secs_f64(),
+        repush.as_secs_f64() / cp0.as_secs_f64(),
+        push1.as_secs_f64() / cp0.as_secs_f64());
+    if keep {
+        let kept = work.keep();
+        eprintln!("reg bench: kept {}", kept.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("2G").ok(), Some(2 << 30));
+        assert_eq!(super::parse_size("512MiB").ok(), Some(512 << 20));
+        assert_eq!(super::parse_size("1000").ok(), Some(1000));
+        assert_eq!(super::parse_size("1.5k").ok(), Some(1536));
+        assert!(super::parse_size("x").is_err());
+    }
+}
