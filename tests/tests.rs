@@ -14,6 +14,8 @@ mod dedupe;
 mod diff;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;
+/// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
+mod large;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
 /// Remotes: S3 (s3s-fs on loopback) and file:// push, pull, resume, races, damage (issue 8).

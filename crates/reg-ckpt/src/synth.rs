@@ -197,7 +197,8 @@ pub fn write_epoch<W: Write>(out: W, spec: &RunSpec, epoch: u32) -> Result<W, Wr
     let pickle = crate::write::to_pickle(&root)?;
     let numel = spec.shape()[0] * spec.shape()[1];
     let mut sources: Vec<StorageSource<'_>> = Vec::new();
-    let mut all: Vec<(usize, Option<(usize, Kind)>)> = storages.into_iter().map(|(k, l, kind)| (k, Some((l, kind)))).collect();
+    let mut all: Vec<(usize, Option<(usize, Kind)>)> =
+        storages.into_iter().map(|(k, l, kind)| (k, Some((l, kind)))).collect();
     all.extend(scalars.into_iter().map(|k| (k, None)));
     all.sort_by_key(|(k, _)| *k);
     for (key, what) in all {
@@ -239,7 +240,11 @@ mod tests {
             f[seg.range.start as usize..seg.range.end as usize].to_vec()
         };
         assert_eq!(bytes(&a, &ca, "0"), bytes(&b, &cb, "0"), "frozen layer changed");
-        assert_ne!(bytes(&a, &ca, "5"), bytes(&b, &cb, "5"), "trainable layer did not change");
+        assert_ne!(
+            bytes(&a, &ca, "5"),
+            bytes(&b, &cb, "5"),
+            "trainable layer did not change"
+        );
         assert!(a.len() as u64 > 150_000 && (a.len() as u64) < 260_000, "{}", a.len());
     }
 }

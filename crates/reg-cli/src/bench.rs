@@ -34,8 +34,13 @@ pub fn parse_size(s: &str) -> Result<u64> {
 }
 
 /// Write epoch `epoch` of a generated run of `size`-byte files to `out`.
-pub fn generate(out: &Path, size: u64, epoch: u32) -> Result<u64> {
-    let spec = RunSpec::of_size(size);
+pub fn generate(out: &Path, size: u64, epoch: u32, layers: Option<(usize, usize)>) -> Result<u64> {
+    let mut spec = RunSpec::of_size(size);
+    if let Some((layers, frozen)) = layers {
+        anyhow::ensure!(layers >= 1 && frozen <= layers, "need 1 <= layers and frozen <= layers");
+        spec.layers = layers;
+        spec.frozen = frozen;
+    }
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let w = synth::write_epoch(BufWriter::with_capacity(8 << 20, file), &spec, epoch)?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -54,7 +59,10 @@ fn run_measured(cmd: &mut Command) -> Result<(Duration, Option<u64>)> {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     anyhow::ensure!(r == pid, "waiting for the child failed");
-    anyhow::ensure!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
     Ok((wall, Some(usage.ru_maxrss as u64)))
 }
 
@@ -80,18 +88,23 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     let work = tempfile::Builder::new().prefix("reg-bench-").tempdir_in(dir)?;
     let root = work.path().to_path_buf();
     let home = root.join("registry");
-    eprintln!("reg bench: generating {epochs} checkpoints of {} in {}", human::bytes(size), root.display());
+    eprintln!(
+        "reg bench: generating {epochs} checkpoints of {} in {}",
+        human::bytes(size),
+        root.display()
+    );
     let mut files: Vec<PathBuf> = Vec::new();
     for e in 0..epochs.max(2) {
         let f = root.join(format!("epoch={e:02}.ckpt"));
-        generate(&f, size, e)?;
+        generate(&f, size, e, None)?;
         files.push(f);
     }
     let actual = std::fs::metadata(&files[0])?.len();
     let mut rows: Vec<Measure> = Vec::new();
     let mut measure = |what: String, mut cmd: Command| -> Result<Duration> {
-        // Each step starts from the same page-cache state: the inputs were just
-        // written, so they are cached; outputs go to the same disk.
+        // Each step starts with no dirty pages (so no step pays for an
+        // earlier one's writeback); inputs stay in the page cache.
+        let _ = Command::new("sync").status();
         let (wall, rss) = run_measured(&mut cmd)?;
         rows.push(Measure {
             what,
@@ -106,11 +119,24 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     cp.arg(&f0).arg(root.join("copy0"));
     let cp0 = measure("cp epoch 0".into(), cp)?;
     let mut cps = Command::new("sh");
-    cps.arg("-c").arg(format!("cp '{f0}' '{}' && sync '{}'", root.join("copy0s").display(), root.join("copy0s").display()));
+    cps.arg("-c").arg(format!(
+        "cp '{f0}' '{}' && sync '{}'",
+        root.join("copy0s").display(),
+        root.join("copy0s").display()
+    ));
     let cp0s = measure("cp + fsync epoch 0".into(), cps)?;
-    let push0 = measure("push epoch 0 (new)".into(), reg_cmd(&home, &["push", &f0, "-n", "bench"])?)?;
-    let repush = measure("push epoch 0 again (identical)".into(), reg_cmd(&home, &["push", &f0, "-n", "bench"])?)?;
-    let push1 = measure("push epoch 1 (next epoch)".into(), reg_cmd(&home, &["push", &f1, "-n", "bench"])?)?;
+    let push0 = measure(
+        "push epoch 0 (new)".into(),
+        reg_cmd(&home, &["push", &f0, "-n", "bench"])?,
+    )?;
+    let repush = measure(
+        "push epoch 0 again (identical)".into(),
+        reg_cmd(&home, &["push", &f0, "-n", "bench"])?,
+    )?;
+    let push1 = measure(
+        "push epoch 1 (next epoch)".into(),
+        reg_cmd(&home, &["push", &f1, "-n", "bench"])?,
+    )?;
     // The same tensors in a new file: every payload already stored.
     let renamed = root.join("same-tensors.ckpt");
     std::fs::copy(&files[1], &renamed)?;
@@ -123,13 +149,19 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
         "pull epoch 1".into(),
         reg_cmd(&home, &["pull", "bench@v2", "-o", &out.to_string_lossy()])?,
     )?;
-    anyhow::ensure!(std::fs::read(&out)?.len() as u64 == std::fs::metadata(&files[1])?.len(), "pull size differs");
+    anyhow::ensure!(
+        std::fs::metadata(&out)?.len() == std::fs::metadata(&files[1])?.len(),
+        "pull size differs"
+    );
     let diff = measure(
         "diff --only hparams v1 v2".into(),
         reg_cmd(&home, &["diff", "bench@v1", "bench@v2", "--only", "hparams"])?,
     )?;
     for (i, f) in files.iter().enumerate().skip(2) {
-        measure(format!("push epoch {i}"), reg_cmd(&home, &["push", &f.to_string_lossy(), "-n", "bench"])?)?;
+        measure(
+            format!("push epoch {i}"),
+            reg_cmd(&home, &["push", &f.to_string_lossy(), "-n", "bench"])?,
+        )?;
     }
     let stats_out = Command::new(std::env::current_exe()?)
         .env("REG_HOME", &home)
@@ -145,25 +177,31 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
             m.what,
             m.wall.as_secs_f64(),
             m.wall.as_secs_f64() / cp0.as_secs_f64().max(1e-9),
-            m.max_rss_kib.map(|k| human::bytes(k * 1024)).unwrap_or_else(|| "-".into())
+            m.max_rss_kib
+                .map(|k| human::bytes(k * 1024))
+                .unwrap_or_else(|| "-".into())
         );
     }
     println!();
-    println!("file size {} ({} epochs); registry: {} logical, {} stored",
+    println!(
+        "file size {} ({} epochs); registry: {} logical, {} stored",
         human::bytes(actual),
         epochs,
         human::bytes(stats["logical_bytes"].as_u64().unwrap_or(0)),
-        human::bytes(stats["stored_bytes"].as_u64().unwrap_or(0)));
+        human::bytes(stats["stored_bytes"].as_u64().unwrap_or(0))
+    );
     println!();
     println!("targets (issue 7): first push <= 1.5x cp: {:.2}x; all-stored push <= 0.5x cp: {:.2}x; pull <= 1.2x cp: {:.2}x; hparam diff < 20 ms: {:.1} ms",
         push0.as_secs_f64() / cp0.as_secs_f64(),
         same.as_secs_f64() / cp0.as_secs_f64(),
         pull.as_secs_f64() / cp0.as_secs_f64(),
         diff.as_secs_f64() * 1e3);
-    println!("(cp + fsync: {:.3} s; reg fsyncs what it writes; identical re-push {:.2}x, next epoch {:.2}x)",
+    println!(
+        "(cp + fsync: {:.3} s; reg fsyncs what it writes; identical re-push {:.2}x, next epoch {:.2}x)",
         cp0s.as_secs_f64(),
         repush.as_secs_f64() / cp0.as_secs_f64(),
-        push1.as_secs_f64() / cp0.as_secs_f64());
+        push1.as_secs_f64() / cp0.as_secs_f64()
+    );
     if keep {
         let kept = work.keep();
         eprintln!("reg bench: kept {}", kept.display());

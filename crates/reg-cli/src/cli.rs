@@ -343,5 +343,12 @@ pub enum BenchCommand {
         /// Epoch number (frozen layers stay, the rest drift).
         #[arg(long, default_value_t = 0)]
         epoch: u32,
+        /// Weight matrices (default 8); with --frozen equal to it the file
+        /// is one storage per layer and no optimizer state.
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Frozen weight matrices (default 2).
+        #[arg(long, requires = "layers")]
+        frozen: Option<usize>,
     },
 }

@@ -396,8 +396,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 dir,
                 keep,
             } => crate::bench::run(&cwd.join(dir), crate::bench::parse_size(&size)?, epochs, keep)?,
-            BenchCommand::Generate { file, size, epoch } => {
-                let n = crate::bench::generate(&cwd.join(&file), crate::bench::parse_size(&size)?, epoch)?;
+            BenchCommand::Generate {
+                file,
+                size,
+                epoch,
+                layers,
+                frozen,
+            } => {
+                let shape = layers.map(|l| (l, frozen.unwrap_or(0)));
+                let n = crate::bench::generate(&cwd.join(&file), crate::bench::parse_size(&size)?, epoch, shape)?;
                 if !quiet {
                     println!("wrote {} ({})", file.display(), human::bytes(n));
                 }

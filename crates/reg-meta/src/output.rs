@@ -43,13 +43,11 @@ impl OutputFile {
         self.tmp.as_file_mut()
     }
 
-    /// fsync and rename into place. Dropping an `OutputFile` without
-    /// committing deletes the temp file.
+    /// Rename into place. Dropping an `OutputFile` without committing
+    /// deletes the temp file. The file is not fsynced: it is a copy of data
+    /// the registry keeps durably (like `cp`, which does not sync either),
+    /// and the rename still makes it appear whole or not at all to readers.
     pub(crate) fn commit(self) -> Result<PathBuf, RegistryError> {
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(RegistryError::io("syncing", self.tmp.path()))?;
         let dest = self.dest;
         let persisted = if self.force {
             self.tmp.persist(&dest).map_err(|e| e.error)

@@ -298,33 +298,50 @@ impl Registry {
     ) -> Result<PushReport, RegistryError> {
         let ckpt = v.ckpt;
         // Each distinct payload once; compress and write the new ones in parallel.
-        let mut distinct: BTreeMap<BlobId, Range<u64>> = BTreeMap::new();
+        // Float storages are split into byte planes (their element width).
+        let float_keys: HashMap<&str, u8> = ckpt
+            .tensors
+            .iter()
+            .filter(|t| t.dtype.is_float())
+            .map(|t| (t.storage_key.as_str(), t.dtype.size() as u8))
+            .collect();
+        let mut distinct: BTreeMap<BlobId, (Range<u64>, Option<u8>)> = BTreeMap::new();
         for (seg, id) in ckpt.segments.iter().zip(v.ids) {
-            if let Some(id) = id {
-                distinct.entry(*id).or_insert_with(|| seg.range.clone());
+            if let (Some(id), SegmentKind::Payload { storage_key }) = (id, &seg.kind) {
+                let width = float_keys.get(storage_key.as_str()).copied();
+                distinct.entry(*id).or_insert_with(|| (seg.range.clone(), width));
             }
         }
         let new_bytes: u64 = distinct
             .iter()
             .filter(|(id, _)| !self.store.contains(**id))
-            .map(|(_, r)| r.end - r.start)
+            .map(|(_, (r, _))| r.end - r.start)
             .sum();
         progress.phase("storing", new_bytes);
-        let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = distinct
-            .par_iter()
-            .map(|(id, range)| {
-                let source = FileRange {
-                    file: v.file,
-                    start: range.start,
-                    len: range.end - range.start,
-                };
-                let out = self.store.put_from(*id, &source)?;
-                if out.written {
-                    progress.advance(source.len);
-                }
-                Ok((*id, out, source.len))
-            })
-            .collect::<Result<_, reg_store::StoreError>>()?;
+        // Writing a blob ends in an fsync that waits for the disk; twice as
+        // many writers as cores keep both the CPUs and the disk busy.
+        let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(writers)
+            .build()
+            .map_err(|e| RegistryError::Invalid(format!("cannot start writer threads: {e}")))?;
+        let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = pool.install(|| {
+            distinct
+                .par_iter()
+                .map(|(id, (range, width))| {
+                    let source = FileRange {
+                        file: v.file,
+                        start: range.start,
+                        len: range.end - range.start,
+                    };
+                    let out = self.store.put_typed(*id, &source, *width)?;
+                    if out.written {
+                        progress.advance(source.len);
+                    }
+                    Ok((*id, out, source.len))
+                })
+                .collect::<Result<_, reg_store::StoreError>>()
+        })?;
 
         // The skeleton: every non-payload byte, concatenated.
         let mut skeleton = Vec::new();

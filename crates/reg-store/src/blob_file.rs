@@ -10,6 +10,7 @@
 //! 16     ...   body (raw bytes, or one zstd frame)
 //! ```
 
+use crate::frames;
 use crate::source::RawSource;
 use crate::{BlobId, Codec, StoreError};
 use std::fs::File;
@@ -19,6 +20,8 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 pub const HEADER_LEN: u64 = 16;
 const MAGIC: &[u8; 4] = b"REGB";
 const VERSION: u8 = 1;
+/// Float bodies smaller than this are not split into planes.
+const MIN_PLANES: u64 = 4096;
 /// Bodies smaller than this are never compressed.
 const MIN_COMPRESS: u64 = 64;
 const CHUNK: usize = 1 << 20;
@@ -45,9 +48,22 @@ fn header_bytes(codec: Codec, raw_len: u64) -> [u8; 16] {
 /// zstd is kept only when it saves at least 1/64 of the bytes; otherwise
 /// the source is read again and stored raw. Returns the codec and the file
 /// length.
-pub fn write(file: &mut File, raw: &dyn RawSource, level: i32) -> io::Result<(Codec, u64)> {
+pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>) -> io::Result<(Codec, u64)> {
     let raw_len = raw.len();
-    if raw_len >= MIN_COMPRESS {
+    if let (Some(w), true) = (width, raw_len >= MIN_PLANES) {
+        file.write_all(&header_bytes(Codec::Planes, raw_len))?;
+        let body = {
+            let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
+            let n = frames::write(&mut out, raw, w, level)?;
+            out.flush()?;
+            n
+        };
+        if body + raw_len / 64 < raw_len {
+            return Ok((Codec::Planes, HEADER_LEN + body));
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+    } else if raw_len >= MIN_COMPRESS {
         file.write_all(&header_bytes(Codec::Zstd, raw_len))?;
         let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
         enc.include_checksum(false)?;
@@ -135,10 +151,11 @@ pub fn decode_to(file: File, header: Header, id: BlobId, out: &mut dyn Write) ->
     };
     let mut body = BufReader::with_capacity(CHUNK, file).take(match header.codec {
         Codec::Raw => header.raw_len,
-        Codec::Zstd => u64::MAX,
+        Codec::Zstd | Codec::Planes => u64::MAX,
     });
     let copied = match header.codec {
         Codec::Raw => io::copy(&mut body, &mut sink),
+        Codec::Planes => io::copy(&mut frames::FrameDecoder::new(body, header.raw_len), &mut sink),
         Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(body) {
             Ok(dec) => io::copy(&mut dec.take(header.raw_len.saturating_add(1)), &mut sink),
             Err(e) => Err(e),

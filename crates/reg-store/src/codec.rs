@@ -10,6 +10,9 @@ pub enum Codec {
     Raw,
     /// One zstd frame.
     Zstd,
+    /// Byte planes with a zstd choice per plane, in frames
+    /// (see the `frames` module); for float tensors.
+    Planes,
 }
 
 impl Codec {
@@ -18,6 +21,7 @@ impl Codec {
         match self {
             Codec::Raw => 0,
             Codec::Zstd => 1,
+            Codec::Planes => 2,
         }
     }
 
@@ -26,6 +30,7 @@ impl Codec {
         match tag {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::Planes),
             _ => None,
         }
     }
@@ -35,6 +40,7 @@ impl Codec {
         match self {
             Codec::Raw => "raw",
             Codec::Zstd => "zstd",
+            Codec::Planes => "planes",
         }
     }
 }

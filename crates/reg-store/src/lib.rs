@@ -29,6 +29,7 @@ mod blob_file;
 mod codec;
 pub mod codecs;
 mod error;
+mod frames;
 mod id;
 pub mod raw;
 mod reader;

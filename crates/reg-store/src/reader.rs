@@ -22,6 +22,7 @@ impl BlobReader {
         let body = BufReader::with_capacity(1 << 20, file);
         let inner: Box<dyn Read + Send> = match header.codec {
             Codec::Raw => Box::new(body.take(header.raw_len)),
+            Codec::Planes => Box::new(crate::frames::FrameDecoder::new(body, header.raw_len)),
             Codec::Zstd => Box::new(
                 zstd::stream::read::Decoder::with_buffer(body)
                     .map_err(|e| blob_file::corrupt(id, format!("cannot decode: {e}")))?

@@ -73,6 +73,13 @@ impl BlobStore {
     /// streaming them through the compressor. Does nothing when the blob
     /// exists.
     pub fn put_from(&self, id: BlobId, raw: &dyn RawSource) -> Result<PutOutcome, StoreError> {
+        self.put_typed(id, raw, None)
+    }
+
+    /// [`BlobStore::put_from`] for bytes that are `width`-byte floats: they
+    /// are split into byte planes and each plane compressed as it pays
+    /// (`None`: plain zstd).
+    pub fn put_typed(&self, id: BlobId, raw: &dyn RawSource, width: Option<u8>) -> Result<PutOutcome, StoreError> {
         let path = self.path_of(id);
         if let Ok(meta) = fs::metadata(&path) {
             return Ok(PutOutcome {
@@ -91,8 +98,8 @@ impl BlobStore {
             .prefix(&id.to_hex()[..16])
             .tempfile_in(&tmp_dir)
             .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
-        let (codec, stored_len) =
-            blob_file::write(tmp.as_file_mut(), raw, self.level).map_err(StoreError::io("writing", tmp.path()))?;
+        let (codec, stored_len) = blob_file::write(tmp.as_file_mut(), raw, self.level, width)
+            .map_err(StoreError::io("writing", tmp.path()))?;
         tmp.as_file()
             .sync_all()
             .map_err(StoreError::io("syncing", tmp.path()))?;
@@ -171,7 +178,7 @@ impl BlobStore {
         // Trust the header's length only as far as the file could hold it.
         let cap = match header.codec {
             Codec::Raw => header.raw_len.min(file_len.saturating_sub(HEADER_LEN)),
-            Codec::Zstd => header.raw_len.min(file_len.saturating_mul(64)),
+            Codec::Zstd | Codec::Planes => header.raw_len.min(file_len.saturating_mul(64)),
         };
         let mut out = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
         blob_file::decode_to(f, header, id, &mut out)?;
