@@ -23,7 +23,10 @@ fn file_hash(path: &std::path::Path) -> blake3::Hash {
 #[ignore]
 fn checkpoints_over_4_gib_round_trip() {
     let reg = Reg::new();
-    for (name, extra) in [("many", vec![]), ("one-storage", vec!["--layers", "1", "--frozen", "1"])] {
+    for (name, extra) in [
+        ("many", vec![]),
+        ("one-storage", vec!["--layers", "1", "--frozen", "1"]),
+    ] {
         let src = reg.work().join(format!("{name}.ckpt"));
         let mut args = vec!["bench", "generate", src.to_str().expect("utf8"), "--size", "4.3G"];
         args.extend(extra);

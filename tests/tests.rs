@@ -12,14 +12,16 @@ mod damage;
 mod dedupe;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
-/// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
-mod maintenance;
 /// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
 mod large;
+/// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
+mod maintenance;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
 /// Remotes: S3 (s3s-fs on loopback) and file:// push, pull, resume, races, damage (issue 8).
 mod remote;
+/// Training-aware retention: --keep-optimizer-last (issue 5).
+mod retention;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).

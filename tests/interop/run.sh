@@ -25,7 +25,7 @@ finish() {
     if [[ -z "$summary_printed" ]]; then
         # Setup failed before check.py could count anything: say so in the
         # form CI reads.
-        echo "interop: setup failed (exit $rc)" >&2
+        echo "interop: stopped before the checks could be counted (exit $rc)" >&2
         echo "0 passed, 1 failed"
         [[ $rc -ne 0 ]] || rc=1
     fi

@@ -195,6 +195,10 @@ pub enum Command {
         /// Keep tagged versions.
         #[arg(long)]
         keep_tagged: bool,
+        /// Drop optimizer and scheduler state from all but the newest N
+        /// versions (they keep their weights and pull as weights-only files).
+        #[arg(long, value_name = "N")]
+        keep_optimizer_last: Option<usize>,
         /// Only report.
         #[arg(long)]
         dry_run: bool,

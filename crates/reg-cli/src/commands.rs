@@ -189,6 +189,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ]];
                 for e in log.iter().rev() {
                     let mut extra = e.tags.join(",");
+                    if e.optimizer_dropped {
+                        if !extra.is_empty() {
+                            extra.push(' ');
+                        }
+                        extra.push_str("[weights only]");
+                    }
                     if let Some(m) = &e.message {
                         if !extra.is_empty() {
                             extra.push(' ');
@@ -361,17 +367,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             keep_last,
             keep_best,
             keep_tagged,
+            keep_optimizer_last,
             dry_run,
             json,
         } => {
             let reg = open(config)?;
-            if keep_last == 0 && keep_best == 0 && !keep_tagged {
-                anyhow::bail!("prune keeps nothing: give --keep-last, --keep-best or --keep-tagged");
+            if keep_last == 0 && keep_best == 0 && !keep_tagged && keep_optimizer_last.is_none() {
+                anyhow::bail!(
+                    "prune keeps nothing: give --keep-last, --keep-best, --keep-tagged or --keep-optimizer-last"
+                );
             }
             let rules = reg_meta::maintenance::PruneRules {
                 keep_last,
                 keep_best,
                 keep_tagged,
+                keep_optimizer_last,
                 dry_run,
             };
             let r = reg.prune(&name, rules)?;
@@ -379,6 +389,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&r)?;
             } else if !quiet {
                 let list = |v: &[u32]| v.iter().map(|n| format!("v{n}")).collect::<Vec<_>>().join(", ");
+                if !r.optimizer_dropped.is_empty() {
+                    println!(
+                        "{} optimizer state of {} (weights kept)",
+                        if dry_run { "would drop" } else { "dropped" },
+                        list(&r.optimizer_dropped)
+                    );
+                }
                 println!(
                     "{} {} versions of {name} ({}); kept {}; freed {}",
                     if dry_run { "would remove" } else { "removed" },
@@ -540,6 +557,14 @@ fn print_show(v: &ShowView) -> Result<()> {
     ));
     if let Some(m) = &v.message {
         s.push_str(&format!("  message    {m}\n"));
+    }
+    if let Some(d) = &v.optimizer_dropped {
+        s.push_str(&format!(
+            "  retention  optimizer state dropped {}: pulls as a weights-only file (was {}, blake3 {})\n",
+            human::time(d.when),
+            human::bytes(d.size),
+            &d.blake3[..12]
+        ));
     }
     if v.epoch.is_some() || v.global_step.is_some() {
         s.push_str(&format!(

@@ -23,6 +23,9 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Refuse pickles naming globals of unknown safety, not only dangerous ones.
     pub strict_pickles: bool,
+    /// After each push, drop optimizer state from all but the newest N
+    /// versions of the name (`keep_optimizer_last`).
+    pub keep_optimizer_last: Option<usize>,
     /// Remotes named in `[remotes.NAME]`, sorted by name.
     pub remotes: Vec<RemoteSpec>,
 }
@@ -65,6 +68,7 @@ struct RegistrySection {
     compression_level: Option<i32>,
     default_name: Option<String>,
     pickle_policy: Option<String>,
+    keep_optimizer_last: Option<usize>,
 }
 
 /// Returned by [`Config::locate`].
@@ -95,6 +99,7 @@ impl Config {
             default_name: None,
             file: None,
             strict_pickles: false,
+            keep_optimizer_last: None,
             remotes: Vec::new(),
         }
     }
@@ -138,6 +143,7 @@ impl Config {
         };
         Ok(Config {
             strict_pickles,
+            keep_optimizer_last: section.keep_optimizer_last,
             root,
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
             default_name: section.default_name.filter(|n| !n.is_empty()),

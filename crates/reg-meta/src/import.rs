@@ -143,15 +143,7 @@ impl Registry {
                 }
                 let record = VersionRecord {
                     number,
-                    id: VersionId(manifest_id.0),
-                    created: manifest.created,
-                    size: manifest.size,
-                    blake3: manifest.blake3.clone(),
-                    source: manifest.source.clone(),
-                    epoch: manifest.meta.epoch,
-                    global_step: manifest.meta.global_step,
-                    message: manifest.message.clone(),
-                    tensor_count: manifest.tensors.len() as u64,
+                    ..VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest)
                 };
                 self.index
                     .commit_version(&record, &json, name.as_str(), None, &records)?;

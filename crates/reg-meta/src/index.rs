@@ -71,6 +71,28 @@ pub struct VersionRecord {
     pub message: Option<String>,
     /// Number of tensors.
     pub tensor_count: u64,
+    /// Optimizer state was dropped by retention: the version pulls as a
+    /// weights-only file.
+    pub optimizer_dropped: bool,
+}
+
+impl VersionRecord {
+    /// The index record of a version whose manifest hashes to `id`.
+    pub fn from_manifest(id: VersionId, m: &Manifest) -> VersionRecord {
+        VersionRecord {
+            number: m.number,
+            id,
+            created: m.created,
+            size: m.size,
+            blake3: m.blake3.clone(),
+            source: m.source.clone(),
+            epoch: m.meta.epoch,
+            global_step: m.meta.global_step,
+            message: m.message.clone(),
+            tensor_count: m.tensors.len() as u64,
+            optimizer_dropped: m.optimizer_dropped.is_some(),
+        }
+    }
 }
 
 /// What the index knows of a blob.
@@ -340,6 +362,12 @@ impl Index {
             batch.insert(&id.0, encode(r));
         }
         self.blobs.apply_batch(batch).map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Remove a manifest that no version record names any more.
+    pub fn remove_manifest(&self, id: VersionId) -> Result<(), IndexError> {
+        self.manifests.remove(id.0).map_err(self.err())?;
         self.flush()
     }
 

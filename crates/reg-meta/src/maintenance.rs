@@ -64,6 +64,9 @@ pub struct PruneRules {
     pub keep_best: usize,
     /// Keep every tagged version.
     pub keep_tagged: bool,
+    /// Drop optimizer and scheduler state from all but the newest N
+    /// versions (they keep their weights and pull as weights-only files).
+    pub keep_optimizer_last: Option<usize>,
     /// Only report.
     pub dry_run: bool,
 }
@@ -75,6 +78,8 @@ pub struct PruneReport {
     pub removed: Vec<u32>,
     /// Versions kept.
     pub kept: Vec<u32>,
+    /// Versions whose optimizer state was dropped (or would be).
+    pub optimizer_dropped: Vec<u32>,
     /// Blob bytes freed by the gc that follows (0 in a dry run).
     pub freed_bytes: u64,
 }
@@ -266,17 +271,38 @@ impl Registry {
             keep.extend(scored.iter().take(rules.keep_best).map(|s| s.2));
         }
         let mut report = PruneReport::default();
+        let removes_versions = rules.keep_last > 0 || rules.keep_best > 0 || rules.keep_tagged;
         for v in &versions {
-            if keep.contains(&v.number) {
+            if keep.contains(&v.number) || !removes_versions {
                 report.kept.push(v.number);
             } else {
                 report.removed.push(v.number);
             }
         }
+        if let Some(n) = rules.keep_optimizer_last {
+            let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number).collect();
+            for v in &versions {
+                if recent.contains(&v.number) || v.optimizer_dropped || report.removed.contains(&v.number) {
+                    continue;
+                }
+                let Some(m) = self.index.manifest(v.id)? else { continue };
+                if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
+                    continue;
+                }
+                report.optimizer_dropped.push(v.number);
+                if !rules.dry_run {
+                    self.drop_optimizer(&Resolved {
+                        record: v.clone(),
+                        manifest: m,
+                        note: None,
+                    })?;
+                }
+            }
+        }
         if rules.dry_run {
             return Ok(report);
         }
-        for v in versions.iter().filter(|v| !keep.contains(&v.number)) {
+        for v in versions.iter().filter(|v| report.removed.contains(&v.number)) {
             if let Some(manifest) = self.index.manifest(v.id)? {
                 self.remove(&Resolved {
                     record: v.clone(),
@@ -291,6 +317,21 @@ impl Registry {
 }
 
 impl Registry {
+    /// Replace a version by its weights-only form (optimizer, scheduler
+    /// and callback state dropped, weights and metadata kept).
+    pub fn drop_optimizer(&self, v: &Resolved) -> Result<(), RegistryError> {
+        let tmp = self
+            .store
+            .root()
+            .join("tmp")
+            .join(format!("weights-{}.ckpt", v.record.id.short()));
+        let result = self
+            .export(v, crate::ExportFormat::WeightsOnly, &tmp, true)
+            .and_then(|_| self.replace_version(v, &tmp));
+        let _ = std::fs::remove_file(&tmp);
+        result.map(|_| ())
+    }
+
     /// Open the registry `config` names with a new index rebuilt from the
     /// manifest blobs in its store (for a lost or corrupt sled database).
     /// Returns the registry and the number of versions restored.
@@ -335,18 +376,7 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize
     }
     manifests.sort_by(|a, b| (a.2.name.as_str(), a.2.number).cmp(&(b.2.name.as_str(), b.2.number)));
     for (id, bytes, m) in &manifests {
-        let record = VersionRecord {
-            number: m.number,
-            id: crate::ids::VersionId(id.0),
-            created: m.created,
-            size: m.size,
-            blake3: m.blake3.clone(),
-            source: m.source.clone(),
-            epoch: m.meta.epoch,
-            global_step: m.meta.global_step,
-            message: m.message.clone(),
-            tensor_count: m.tensors.len() as u64,
-        };
+        let record = VersionRecord::from_manifest(crate::ids::VersionId(id.0), m);
         index.commit_version(&record, bytes, &m.name, None, &[])?;
         restored += 1;
     }

@@ -108,6 +108,22 @@ pub struct Manifest {
     /// or the legacy object pickle), which lies in skeleton bytes.
     #[serde(default)]
     pub pickle: Option<(u64, u64)>,
+    /// Set when retention dropped this version's optimizer and scheduler
+    /// state: the file it pulls as is a weights-only file, and this records
+    /// what the original was.
+    #[serde(default)]
+    pub optimizer_dropped: Option<DroppedFrom>,
+}
+
+/// The original file of a version whose optimizer state was dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DroppedFrom {
+    /// Original size.
+    pub size: u64,
+    /// Original whole-file blake3.
+    pub blake3: String,
+    /// When the state was dropped (Unix seconds).
+    pub when: u64,
 }
 
 impl Manifest {

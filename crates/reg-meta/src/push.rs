@@ -8,10 +8,11 @@
 use crate::error::RegistryError;
 use crate::ids::{ModelName, VersionId};
 use crate::index::{BlobRecord, VersionRecord};
-use crate::manifest::{Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
+use crate::manifest::{DroppedFrom, Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
 use crate::progress::{Progress, Silent};
 use crate::refs::check_tag;
 use crate::registry::Registry;
+use crate::resolve::Resolved;
 use rayon::prelude::*;
 use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, Segment, SegmentKind};
@@ -147,9 +148,30 @@ impl Registry {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
-        let result = self.push_inner(path, opts, progress);
+        let result = self.push_inner(path, opts, progress, None);
         progress.finish();
-        result
+        let report = result?;
+        if let (Some(n), true) = (self.config.keep_optimizer_last, report.created) {
+            let rules = crate::maintenance::PruneRules {
+                keep_optimizer_last: Some(n),
+                ..Default::default()
+            };
+            self.prune(&report.name, rules)?;
+        }
+        Ok(report)
+    }
+
+    /// Store `path` (a weights-only file made from `old`) in place of
+    /// version `old`: same name and number, the manifest marking that its
+    /// optimizer state was dropped. The old manifest is removed; blobs only
+    /// it used are left for gc.
+    pub(crate) fn replace_version(&self, old: &Resolved, path: &Path) -> Result<PushReport, RegistryError> {
+        let opts = PushOptions {
+            name: Some(old.manifest.name.clone()),
+            message: old.manifest.message.clone(),
+            ..PushOptions::default()
+        };
+        self.push_inner(path, &opts, &Silent, Some(old))
     }
 
     fn push_inner(
@@ -157,6 +179,7 @@ impl Registry {
         path: &Path,
         opts: &PushOptions,
         progress: &dyn Progress,
+        replaces: Option<&Resolved>,
     ) -> Result<PushReport, RegistryError> {
         if let Some(tag) = &opts.tag {
             check_tag(tag)?;
@@ -220,7 +243,8 @@ impl Registry {
             }
         }
         let existing = self.index.versions(name.as_str())?;
-        if let Some(same) = existing.iter().find(|v| v.blake3 == file_hash && v.size == len) {
+        let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
+        if let (Some(same), None) = (same, replaces) {
             if let Some(tag) = &opts.tag {
                 self.index.set_tag(name.as_str(), tag, same.number)?;
                 self.index.flush()?;
@@ -243,8 +267,12 @@ impl Registry {
         for ((i, _), (id, _)) in payloads.iter().zip(&hashed) {
             ids[*i] = Some(*id);
         }
-        let number = existing.last().map(|v| v.number + 1).unwrap_or(1);
+        let number = match replaces {
+            Some(old) => old.manifest.number,
+            None => existing.last().map(|v| v.number + 1).unwrap_or(1),
+        };
         let version = NewVersion {
+            replaces,
             path,
             file,
             bytes,
@@ -389,8 +417,11 @@ impl Registry {
             schema: MANIFEST_SCHEMA,
             name: v.name.to_string(),
             number: v.number,
-            created: now_secs(),
-            source: source_name(v.path),
+            created: v.replaces.map(|o| o.manifest.created).unwrap_or_else(now_secs),
+            source: v
+                .replaces
+                .map(|o| o.manifest.source.clone())
+                .unwrap_or_else(|| source_name(v.path)),
             message: opts.message.clone(),
             format: ckpt.format,
             size: v.bytes.len() as u64,
@@ -401,6 +432,13 @@ impl Registry {
             meta: ckpt.meta.clone(),
             globals: ckpt.globals.clone(),
             pickle: ckpt.pickle.as_ref().map(|r| (r.start, r.end)),
+            optimizer_dropped: v.replaces.map(|o| {
+                o.manifest.optimizer_dropped.clone().unwrap_or(DroppedFrom {
+                    size: o.manifest.size,
+                    blake3: o.manifest.blake3.clone(),
+                    when: now_secs(),
+                })
+            }),
         };
         let json = manifest
             .to_json()
@@ -421,20 +459,14 @@ impl Registry {
                 new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
             }
         }
-        let record = VersionRecord {
-            number: v.number,
-            id: VersionId(manifest_id.0),
-            created: manifest.created,
-            size: manifest.size,
-            blake3: v.file_hash.clone(),
-            source: manifest.source.clone(),
-            epoch: manifest.meta.epoch,
-            global_step: manifest.meta.global_step,
-            message: manifest.message.clone(),
-            tensor_count: manifest.tensors.len() as u64,
-        };
+        let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
         self.index
             .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
+        if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
+            self.index.remove_manifest(old.record.id)?;
+            self.store.remove(BlobId(old.record.id.0))?;
+            self.index.remove_blob_records(&[BlobId(old.record.id.0)])?;
+        }
 
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
         Ok(PushReport {
@@ -461,6 +493,8 @@ impl Registry {
 
 /// What `store_version` needs to know about the file being pushed.
 struct NewVersion<'a> {
+    /// The version this one takes the place of (retention).
+    replaces: Option<&'a Resolved>,
     path: &'a Path,
     file: &'a File,
     bytes: &'a [u8],

@@ -83,6 +83,9 @@ pub struct ShowView {
     pub top_keys: Vec<String>,
     /// Globals named by the pickle, with verdicts.
     pub globals: Vec<GlobalVerdict>,
+    /// Set when retention dropped optimizer state: the version pulls as a
+    /// weights-only file; this says what the original was.
+    pub optimizer_dropped: Option<crate::manifest::DroppedFrom>,
     /// Distinct storages.
     pub storages: usize,
     /// Every tensor.
@@ -112,6 +115,8 @@ pub struct LogEntry {
     pub message: Option<String>,
     /// Number of tensors.
     pub tensors: u64,
+    /// Optimizer state dropped by retention (pulls as weights only).
+    pub optimizer_dropped: bool,
 }
 
 /// One line of `reg ls --json`.
@@ -183,6 +188,7 @@ impl Registry {
             safetensors_metadata: m.meta.safetensors_metadata.clone(),
             top_keys: m.meta.top_keys.clone(),
             globals: m.globals.clone(),
+            optimizer_dropped: m.optimizer_dropped.clone(),
             storages: storages.len(),
             tensors: m
                 .tensors
@@ -224,6 +230,7 @@ impl Registry {
                 global_step: v.global_step,
                 message: v.message,
                 tensors: v.tensor_count,
+                optimizer_dropped: v.optimizer_dropped,
             })
             .collect())
     }

@@ -370,6 +370,7 @@ impl Remote {
                 global_step: v.step,
                 message: v.message,
                 tensors: v.tensors,
+                optimizer_dropped: false,
             })
             .collect())
     }

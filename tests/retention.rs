@@ -1,0 +1,101 @@
+use crate::common::{fixture, fixture_files, Reg};
+
+#[test]
+fn keep_optimizer_last_drops_old_optimizer_state_and_keeps_weights() {
+    let reg = Reg::new();
+    for rel in fixture_files(&["lightning/mlp"]) {
+        reg.push(&rel, "mlp");
+    }
+    // What v1 and v2 look like as weights-only files, before retention.
+    reg.ok(&["pull", "mlp@v1", "--weights-only", "-o", "v1.weights"]);
+    reg.ok(&["pull", "mlp@v2", "--weights-only", "-o", "v2.weights"]);
+    let before = reg.ok(&["stats", "--json"]).json();
+    let dry = reg
+        .ok(&["prune", "mlp", "--keep-optimizer-last", "2", "--dry-run", "--json"])
+        .json();
+    assert_eq!(dry["optimizer_dropped"], serde_json::json!([1, 2]));
+    assert_eq!(
+        reg.ok(&["stats", "--json"]).json(),
+        before,
+        "dry run changed the registry"
+    );
+    let r = reg.ok(&["prune", "mlp", "--keep-optimizer-last", "2", "--json"]).json();
+    assert_eq!(r["optimizer_dropped"], serde_json::json!([1, 2]));
+    assert!(r["removed"].as_array().is_some_and(Vec::is_empty));
+    assert!(r["freed_bytes"].as_u64() > Some(0));
+    let after = reg.ok(&["stats", "--json"]).json();
+    assert!(after["stored_bytes"].as_u64() < before["stored_bytes"].as_u64());
+    assert_eq!(after["versions"], before["versions"]);
+    reg.ok(&["verify", "--full"]);
+
+    // Dropped versions pull as the weights-only file, and say so.
+    for v in [1, 2] {
+        reg.ok(&["pull", &format!("mlp@v{v}"), "-o", &format!("p{v}")]);
+        assert_eq!(
+            std::fs::read(reg.work().join(format!("p{v}"))).ok(),
+            std::fs::read(reg.work().join(format!("v{v}.weights"))).ok(),
+            "v{v}"
+        );
+        let shown = reg.ok(&["show", &format!("mlp@v{v}"), "--json"]).json();
+        assert!(shown["optimizer_dropped"].is_object(), "{}", shown["optimizer_dropped"]);
+        assert!(shown["optimizers"].as_array().is_some_and(Vec::is_empty));
+        assert_eq!(shown["epoch"], v - 1);
+        assert!(shown["tensors"].as_array().is_some_and(|t| t.len() == 6));
+        assert!(reg.ok(&["show", &format!("mlp@v{v}")]).stdout.contains("weights-only"));
+    }
+    let log = reg.ok(&["log", "mlp", "--json"]).json();
+    let dropped: Vec<bool> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| e["optimizer_dropped"] == true)
+        .collect();
+    assert_eq!(dropped, vec![true, true, false, false]);
+    assert!(reg.ok(&["log", "mlp"]).stdout.contains("[weights only]"));
+    // The newest two are untouched: byte-identical to the fixtures.
+    for (v, rel) in [(3, "lightning/mlp/epoch=02.ckpt"), (4, "lightning/mlp/epoch=03.ckpt")] {
+        reg.ok(&["pull", &format!("mlp@v{v}"), "-o", &format!("o{v}")]);
+        assert_eq!(
+            std::fs::read(reg.work().join(format!("o{v}"))).ok(),
+            std::fs::read(fixture(rel)).ok()
+        );
+    }
+    // Refs by epoch still find the dropped versions; a second prune is a no-op.
+    assert_eq!(reg.ok(&["show", "mlp@epoch=0", "--json"]).json()["version"], 1);
+    let again = reg.ok(&["prune", "mlp", "--keep-optimizer-last", "2", "--json"]).json();
+    assert!(again["optimizer_dropped"].as_array().is_some_and(Vec::is_empty));
+}
+
+#[test]
+fn keep_optimizer_last_in_registry_toml_applies_on_push() {
+    let reg = Reg::new();
+    let root = reg.dir.path().join("cfg-registry");
+    std::fs::write(
+        reg.work().join("registry.toml"),
+        format!("[registry]\npath = {:?}\nkeep_optimizer_last = 1\n", root),
+    )
+    .expect("toml");
+    for rel in ["lightning/mlp/epoch=00.ckpt", "lightning/mlp/epoch=01.ckpt"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+            .args(["push", fixture(rel).to_str().expect("utf8"), "-n", "m"])
+            .env_remove("REG_HOME")
+            .current_dir(reg.work())
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+        .args(["log", "m", "--json"])
+        .env_remove("REG_HOME")
+        .current_dir(reg.work())
+        .output()
+        .expect("run");
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dropped: Vec<bool> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| e["optimizer_dropped"] == true)
+        .collect();
+    assert_eq!(dropped, vec![true, false]);
+}
