@@ -81,9 +81,23 @@ scratch="$(mktemp -d "${TMPDIR:-/tmp}/reg-interop.XXXXXX")"
 rc=0
 "$venv/bin/python" "$here/check.py" --reg "$REG_BIN" --fixtures "$root/tests/fixtures" \
     --scratch "$scratch" "$@" 2>&1 | tee "$scratch/check.log" || rc=$?
-if tail -n 1 "$scratch/check.log" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
-    summary_printed=1
-else
+last="$(tail -n 1 "$scratch/check.log")"
+if ! grep -Eq '^[0-9]+ passed, [0-9]+ failed$' <<<"$last"; then
     echo "interop: check.py died before its summary (exit $rc)" >&2
+    exit "$rc"
 fi
-exit "$rc"
+
+# The Lightning plugin (python/reg_lightning) with real Lightning: train,
+# push every epoch, resume from reg://, fail loudly when pushes fail.
+echo "interop: reg_lightning plugin"
+prc=0
+REG_BIN="$REG_BIN" REG_LIGHTNING_CACHE="$scratch/cache" "$venv/bin/python" "$root/python/tests/test_plugin.py" \
+    2>&1 | grep -v -E "Warning|warnings.warn|^  " | tee "$scratch/plugin.log" || prc=$?
+plast="$(tail -n 1 "$scratch/plugin.log")"
+grep -Eq '^[0-9]+ passed, [0-9]+ failed$' <<<"$plast" || { plast="0 passed, 1 failed"; prc=1; }
+
+read -r p1 _ f1 _ <<<"$last"
+read -r p2 _ f2 _ <<<"$plast"
+summary_printed=1
+echo "$((p1 + p2)) passed, $((f1 + f2)) failed"
+[[ $rc -eq 0 && $prc -eq 0 ]] || exit 1

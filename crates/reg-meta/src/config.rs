@@ -26,6 +26,8 @@ pub struct Config {
     /// After each push, drop optimizer state from all but the newest N
     /// versions of the name (`keep_optimizer_last`).
     pub keep_optimizer_last: Option<usize>,
+    /// How new blobs are encoded (`codecs = "auto" | "zstd" | "raw"`).
+    pub codecs: reg_store::CodecPolicy,
     /// Remotes named in `[remotes.NAME]`, sorted by name.
     pub remotes: Vec<RemoteSpec>,
 }
@@ -69,6 +71,7 @@ struct RegistrySection {
     default_name: Option<String>,
     pickle_policy: Option<String>,
     keep_optimizer_last: Option<usize>,
+    codecs: Option<String>,
 }
 
 /// Returned by [`Config::locate`].
@@ -100,6 +103,7 @@ impl Config {
             file: None,
             strict_pickles: false,
             keep_optimizer_last: None,
+            codecs: reg_store::CodecPolicy::Auto,
             remotes: Vec::new(),
         }
     }
@@ -144,6 +148,13 @@ impl Config {
         Ok(Config {
             strict_pickles,
             keep_optimizer_last: section.keep_optimizer_last,
+            codecs: match section.codecs.as_deref() {
+                None => reg_store::CodecPolicy::Auto,
+                Some(c) => reg_store::CodecPolicy::parse(c).ok_or_else(|| ConfigError::Bad {
+                    path: found.clone().unwrap_or_default(),
+                    reason: format!("codecs {c:?}: use \"auto\", \"zstd\" or \"raw\""),
+                })?,
+            },
             root,
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
             default_name: section.default_name.filter(|n| !n.is_empty()),

@@ -98,7 +98,7 @@ impl Registry {
             }
         }
         let lock = acquire_lock(&root.join("lock"), on_wait)?;
-        let store = BlobStore::open(root.join("blobs"), config.compression_level)?;
+        let store = BlobStore::open(root.join("blobs"), config.compression_level)?.with_policy(config.codecs);
         Ok((lock, store))
     }
 

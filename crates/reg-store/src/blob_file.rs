@@ -63,7 +63,7 @@ pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>
         }
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
-    } else if raw_len >= MIN_COMPRESS {
+    } else if raw_len >= MIN_COMPRESS && level != i32::MIN {
         file.write_all(&header_bytes(Codec::Zstd, raw_len))?;
         let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
         enc.include_checksum(false)?;

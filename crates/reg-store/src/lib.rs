@@ -41,4 +41,4 @@ pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
 pub use reader::BlobReader;
 pub use source::{FileRange, RangeReader, RawSource};
-pub use store::{BlobStore, PutOutcome};
+pub use store::{BlobStore, CodecPolicy, PutOutcome};

@@ -14,6 +14,45 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// How new blobs are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CodecPolicy {
+    /// Float blobs as byte planes, others zstd; raw when nothing pays.
+    #[default]
+    Auto,
+    /// zstd for everything (no planes).
+    Zstd,
+    /// No compression at all (deduplication only).
+    Raw,
+}
+
+impl CodecPolicy {
+    /// Parse `auto`, `zstd` or `raw`.
+    pub fn parse(s: &str) -> Option<CodecPolicy> {
+        match s {
+            "auto" => Some(CodecPolicy::Auto),
+            "zstd" => Some(CodecPolicy::Zstd),
+            "raw" => Some(CodecPolicy::Raw),
+            _ => None,
+        }
+    }
+
+    fn width(self, width: Option<u8>) -> Option<u8> {
+        match self {
+            CodecPolicy::Auto => width,
+            CodecPolicy::Zstd | CodecPolicy::Raw => None,
+        }
+    }
+
+    /// The zstd level to use; `i32::MIN` asks for raw storage.
+    fn level(self, level: i32) -> i32 {
+        match self {
+            CodecPolicy::Raw => i32::MIN,
+            _ => level,
+        }
+    }
+}
+
 /// What [`BlobStore::put`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PutOutcome {
@@ -30,6 +69,7 @@ pub struct PutOutcome {
 pub struct BlobStore {
     root: PathBuf,
     level: i32,
+    policy: CodecPolicy,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
 }
 
@@ -43,8 +83,15 @@ impl BlobStore {
         Ok(BlobStore {
             root,
             level,
+            policy: CodecPolicy::Auto,
             dirty_dirs: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Choose how new blobs are encoded (benchmarks compare the policies).
+    pub fn with_policy(mut self, policy: CodecPolicy) -> BlobStore {
+        self.policy = policy;
+        self
     }
 
     /// The directory this store lives in.
@@ -98,8 +145,13 @@ impl BlobStore {
             .prefix(&id.to_hex()[..16])
             .tempfile_in(&tmp_dir)
             .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
-        let (codec, stored_len) = blob_file::write(tmp.as_file_mut(), raw, self.level, width)
-            .map_err(StoreError::io("writing", tmp.path()))?;
+        let (codec, stored_len) = blob_file::write(
+            tmp.as_file_mut(),
+            raw,
+            self.policy.level(self.level),
+            self.policy.width(width),
+        )
+        .map_err(StoreError::io("writing", tmp.path()))?;
         tmp.as_file()
             .sync_all()
             .map_err(StoreError::io("syncing", tmp.path()))?;
