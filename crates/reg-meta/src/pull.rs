@@ -91,32 +91,54 @@ impl Registry {
             progress,
         };
         let write_err = |e| RegistryError::io("writing", out)(e);
-        for piece in &m.pieces {
-            match piece {
-                Piece::Skeleton { offset, len } => {
-                    let bytes = usize::try_from(*offset)
-                        .ok()
-                        .zip(usize::try_from(offset + len).ok())
-                        .and_then(|(a, b)| skeleton.get(a..b))
-                        .ok_or_else(|| {
-                            damaged(StoreError::Corrupt {
-                                id: m.skeleton,
-                                reason: "skeleton shorter than the manifest says".into(),
-                            })
-                        })?;
-                    w.write_all(bytes).map_err(write_err)?;
-                }
-                Piece::Payload { blob, len } => {
-                    let n = self.store.copy_to(*blob, &mut w).map_err(damaged)?;
-                    if n != *len {
-                        return Err(damaged(StoreError::Corrupt {
-                            id: *blob,
-                            reason: format!("holds {n} bytes, manifest says {len}"),
-                        }));
+        // One thread decodes and verifies blobs in file order while this one
+        // writes and hashes the file; a bounded channel keeps memory small.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(8);
+        let consumed: Result<(), RegistryError> = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut sink = ChannelWriter::new(&tx);
+                let result = (|| {
+                    for piece in &m.pieces {
+                        match piece {
+                            Piece::Skeleton { offset, len } => {
+                                let bytes = usize::try_from(*offset)
+                                    .ok()
+                                    .zip(usize::try_from(offset + len).ok())
+                                    .and_then(|(a, b)| skeleton.get(a..b))
+                                    .ok_or_else(|| {
+                                        damaged(StoreError::Corrupt {
+                                            id: m.skeleton,
+                                            reason: "skeleton shorter than the manifest says".into(),
+                                        })
+                                    })?;
+                                sink.write_all(bytes).map_err(write_err)?;
+                            }
+                            Piece::Payload { blob, len } => {
+                                let n = self.store.copy_to(*blob, &mut sink).map_err(damaged)?;
+                                if n != *len {
+                                    return Err(damaged(StoreError::Corrupt {
+                                        id: *blob,
+                                        reason: format!("holds {n} bytes, manifest says {len}"),
+                                    }));
+                                }
+                            }
+                        }
                     }
+                    sink.flush().map_err(write_err)
+                })();
+                if let Err(e) = result {
+                    let _ = tx.send(Chunk::Failed(e));
+                }
+            });
+            for chunk in rx {
+                match chunk {
+                    Chunk::Data(bytes) => w.write_all(&bytes).map_err(write_err)?,
+                    Chunk::Failed(e) => return Err(e),
                 }
             }
-        }
+            Ok(())
+        });
+        consumed?;
         w.flush().map_err(write_err)?;
         let (hash, len) = (BlobId::from(w.hasher.finalize()).to_hex(), w.len);
         drop(w);
@@ -134,6 +156,55 @@ impl Registry {
             path: out.to_path_buf(),
             bytes: len,
         })
+    }
+}
+
+/// What the decoding thread hands the writing thread.
+enum Chunk {
+    Data(Vec<u8>),
+    Failed(RegistryError),
+}
+
+/// Collects bytes into 1 MiB chunks sent to the writing thread.
+struct ChannelWriter<'a> {
+    tx: &'a std::sync::mpsc::SyncSender<Chunk>,
+    buf: Vec<u8>,
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+impl<'a> ChannelWriter<'a> {
+    fn new(tx: &'a std::sync::mpsc::SyncSender<Chunk>) -> ChannelWriter<'a> {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+        self.tx
+            .send(Chunk::Data(full))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the writer stopped"))
+    }
+}
+
+impl Write for ChannelWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK_BYTES - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
     }
 }
 
