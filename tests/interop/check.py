@@ -384,14 +384,13 @@ def check_weights_only(fx, reg, out_dir, checks):
         run(c("equals the source tensors"), checks, same_tensors)
         return
 
-    # docs/cli.md: parameters become plain tensors and the state dict's
-    # _metadata is dropped (torch.load(weights_only=True) would accept both);
-    # so classes are not compared here, and _metadata is not asked for.
+    # docs/cli.md: parameters become plain tensors (so classes are not
+    # compared here); the state dict's _metadata (module versions) is kept.
     names = ["loads with weights_only=True"]
     if fx.is_lightning:
         names += ["keys are Lightning's save_weights_only keys", "plain values equal the source",
-                  "hyper_parameters equal as plain data", "state_dict equal", "state_dict ties kept",
-                  "MLP.load_from_checkpoint"]
+                  "hyper_parameters equal as plain data", "state_dict equal", "state_dict _metadata kept",
+                  "state_dict ties kept", "MLP.load_from_checkpoint"]
     else:
         names += ["whole object equal", "ties kept"]
 
@@ -458,6 +457,12 @@ def check_weights_only(fx, reg, out_dir, checks):
             return f"state_dict is a {type(sd).__name__}"
         return deep_diff(sd_src, sd, "$.state_dict", exact_types=False)
     run(c("state_dict equal"), checks, state_dict)
+
+    def metadata():
+        want = getattr(sd_src, "_metadata", None)
+        have = getattr(sd, "_metadata", None)
+        return None if want == have else f"_metadata {have!r}, want {want!r}"
+    run(c("state_dict _metadata kept"), checks, metadata)
 
     def ties():
         if not isinstance(sd, dict):

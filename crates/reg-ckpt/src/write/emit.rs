@@ -48,6 +48,15 @@ pub enum Emit {
     OrderedDict(Vec<(Emit, Emit)>),
     /// A tensor viewing a storage record.
     Tensor(TensorRef),
+    /// A value followed by `BUILD` with a state: an `OrderedDict` with its
+    /// `__dict__` (the state dict's `_metadata`), which the weights-only
+    /// loader restores.
+    Built {
+        /// The value built upon.
+        value: Box<Emit>,
+        /// Its state (a dict of attributes).
+        state: Box<Emit>,
+    },
 }
 
 /// A tensor as torch pickles it: a view of a storage record `data/<key>`.

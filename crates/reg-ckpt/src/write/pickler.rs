@@ -11,6 +11,7 @@ const MARK: u8 = b'(';
 const EMPTY_TUPLE: u8 = b')';
 const STOP: u8 = b'.';
 const BINFLOAT: u8 = b'G';
+const BUILD: u8 = b'b';
 const BININT: u8 = b'J';
 const BININT1: u8 = b'K';
 const BININT2: u8 = b'M';
@@ -140,6 +141,9 @@ impl Pickler {
                 push_in_order(work, pairs(items));
             }
             Emit::Tensor(t) => self.tensor(t)?,
+            Emit::Built { value, state } => {
+                push_in_order(work, vec![Work::Value(value), Work::Value(state), Work::Op(BUILD)]);
+            }
         }
         Ok(())
     }

@@ -10,9 +10,9 @@
 //! Values are converted as follows: tensors keep dtype, shape, stride,
 //! offset, storage key and `requires_grad` (a `Parameter` or tensor
 //! subclass becomes a plain tensor); `collections.OrderedDict` stays an
-//! `OrderedDict` but loses its `BUILD` state, i.e. the state dict's
-//! `_metadata` (module versions; `load_state_dict` treats a missing entry as
-//! "no version", which only matters for modules that migrate old formats);
+//! `OrderedDict` and keeps the state dict's `_metadata` (module versions,
+//! restored by `BUILD`, which the weights-only loader allows for
+//! OrderedDicts); other `BUILD` state is dropped;
 //! plain dicts and dict-like objects (`AttributeDict`, `defaultdict`,
 //! `argparse.Namespace`) become plain dicts; lists and tuples stay lists and
 //! tuples, sets become lists; scalars stay as they are (NaN and infinities
@@ -165,6 +165,9 @@ struct Frame {
     values: Vec<Emit>,
     pairs: Vec<(Emit, Emit)>,
     key: Option<Emit>,
+    /// `BUILD` state to restore after the container (an OrderedDict's
+    /// `_metadata`).
+    state: Option<Emit>,
 }
 
 impl Frame {
@@ -177,6 +180,7 @@ impl Frame {
             values: Vec::new(),
             pairs: Vec::new(),
             key: None,
+            state: None,
         }
     }
 
@@ -188,11 +192,18 @@ impl Frame {
     }
 
     fn finish(self) -> Emit {
-        match self.kind {
+        let value = match self.kind {
             Kind::List => Emit::List(self.values),
             Kind::Tuple => Emit::Tuple(self.values),
             Kind::Dict => Emit::Dict(self.pairs),
             Kind::OrderedDict => Emit::OrderedDict(self.pairs),
+        };
+        match self.state {
+            Some(state) => Emit::Built {
+                value: Box::new(value),
+                state: Box::new(state),
+            },
+            None => value,
         }
     }
 }
@@ -296,7 +307,11 @@ impl Converter<'_> {
                             Kind::Dict
                         };
                         let items = items.into_iter().map(|(k, v)| (Some(k), v)).collect();
-                        return Ok(Shape::Container(Frame::new(kind, path, items)));
+                        let mut frame = Frame::new(kind, path.clone(), items);
+                        if kind == Kind::OrderedDict {
+                            frame.state = self.metadata_state(id, &path)?;
+                        }
+                        return Ok(Shape::Container(frame));
                     }
                     _ => self.json(id)?,
                 }
@@ -304,6 +319,20 @@ impl Converter<'_> {
             _ => self.scalar(id).map_or_else(|| self.json(id), Ok)?,
         };
         Ok(Shape::Leaf(leaf))
+    }
+
+    /// An OrderedDict's `_metadata` attribute (a state dict's module
+    /// versions), converted, as the `{"_metadata": ...}` state to `BUILD`.
+    fn metadata_state(&mut self, id: NodeId, path: &str) -> Result<Option<Emit>, WriteError> {
+        let Node::Object { state: Some(state), .. } = self.graph.node(id) else {
+            return Ok(None);
+        };
+        let Some(meta) = crate::view::get(self.graph, *state, "_metadata") else {
+            return Ok(None);
+        };
+        let shape = self.shape(meta, format!("{path}/_metadata"))?;
+        let converted = self.walk(shape)?;
+        Ok(Some(Emit::Dict(vec![(Emit::Str("_metadata".into()), converted)])))
     }
 
     /// Scalars converted as they are.
