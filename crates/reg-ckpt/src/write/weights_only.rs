@@ -129,7 +129,7 @@ pub fn weights_only(graph: &PickleGraph) -> Result<WeightsOnly, WriteError> {
             } else {
                 Kind::Dict
             };
-            conv.walk(Shape::Container(Frame::new(kind, String::new(), kept)))?
+            conv.walk(Shape::Container(Box::new(Frame::new(kind, String::new(), kept))))?
         }
         None => {
             let shape = conv.shape(root, String::new())?;
@@ -211,7 +211,7 @@ impl Frame {
 /// A node is either converted at once or a container to walk.
 enum Shape {
     Leaf(Emit),
-    Container(Frame),
+    Container(Box<Frame>),
 }
 
 struct Converter<'g> {
@@ -236,7 +236,7 @@ impl Converter<'_> {
     fn walk(&mut self, start: Shape) -> Result<Emit, WriteError> {
         let mut stack = match start {
             Shape::Leaf(e) => return Ok(e),
-            Shape::Container(f) => vec![f],
+            Shape::Container(f) => vec![*f],
         };
         loop {
             let Some(top) = stack.last_mut() else {
@@ -267,7 +267,7 @@ impl Converter<'_> {
                                 limit: MAX_DEPTH,
                             });
                         }
-                        stack.push(f);
+                        stack.push(*f);
                     }
                 }
                 continue;
@@ -288,14 +288,14 @@ impl Converter<'_> {
         }
         let seq = |kind, items: &[NodeId]| {
             let items = items.iter().map(|v| (None, *v)).collect();
-            Ok(Shape::Container(Frame::new(kind, path.clone(), items)))
+            Ok(Shape::Container(Box::new(Frame::new(kind, path.clone(), items))))
         };
         let leaf = match g.node(id) {
             Node::List(items) | Node::Set(items) | Node::FrozenSet(items) => return seq(Kind::List, items),
             Node::Tuple(items) => return seq(Kind::Tuple, items),
             Node::Dict(items) => {
                 let items = items.iter().map(|(k, v)| (Some(*k), *v)).collect();
-                return Ok(Shape::Container(Frame::new(Kind::Dict, path, items)));
+                return Ok(Shape::Container(Box::new(Frame::new(Kind::Dict, path, items))));
             }
             Node::Object { callable, .. } => {
                 let omegaconf = global_name(g, *callable).is_some_and(|(m, _)| m.starts_with("omegaconf"));
@@ -311,7 +311,7 @@ impl Converter<'_> {
                         if kind == Kind::OrderedDict {
                             frame.state = self.metadata_state(id, &path)?;
                         }
-                        return Ok(Shape::Container(frame));
+                        return Ok(Shape::Container(Box::new(frame)));
                     }
                     _ => self.json(id)?,
                 }
