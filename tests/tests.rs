@@ -12,6 +12,8 @@ mod damage;
 mod dedupe;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
+/// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
+mod formats;
 /// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
 mod large;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).

@@ -1,0 +1,131 @@
+use crate::common::{expected, fixture, fixture_files, Reg};
+use serde_json::Value;
+
+#[test]
+fn best_refs_follow_the_monitored_score() {
+    let reg = Reg::new();
+    for rel in fixture_files(&["lightning/monitored"]) {
+        reg.push(&rel, "mon");
+    }
+    let truth = expected("lightning/monitored/scores");
+    let scores: Vec<(String, f64)> = truth["scores"]
+        .as_object()
+        .expect("scores")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().expect("score")))
+        .collect();
+    let epoch_of = |file: &str| file[6..8].parse::<u64>().expect("epoch");
+    let best_min = scores.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("min");
+    let best_max = scores.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("max");
+    let epoch = |args: &[&str]| reg.ok(args).json()["epoch"].as_u64();
+    assert_eq!(epoch(&["show", "mon@best", "--json"]), Some(epoch_of(&best_min.0)));
+    assert_eq!(
+        epoch(&["show", "mon@best:val_loss", "--json"]),
+        Some(epoch_of(&best_min.0))
+    );
+    assert_eq!(
+        epoch(&["show", "mon", "--by", "val_loss", "--mode", "max", "--json"]),
+        Some(epoch_of(&best_max.0))
+    );
+    // Each version carries its own score, as Lightning reported it.
+    for (file, score) in &scores {
+        let shown = reg
+            .ok(&["show", &format!("mon@epoch={}", epoch_of(file)), "--json"])
+            .json();
+        let got = shown["model_checkpoint"]["current_score"]
+            .as_f64()
+            .expect("current_score");
+        assert!((got - score).abs() < 1e-6, "{file}: {got} vs {score}");
+        assert_eq!(shown["model_checkpoint"]["monitor"], "val_loss");
+        assert_eq!(shown["model_checkpoint"]["mode"], "min");
+    }
+    let r = reg.run(&["show", "mon@best:train_loss"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("val_loss"), "{}", r.stderr);
+    let note = reg.ok(&["pull", "mon@best", "-o", "best.ckpt"]).stderr;
+    assert!(note.contains("val_loss"), "{note}");
+}
+
+#[test]
+fn the_same_weights_as_pt_and_safetensors_are_stored_once() {
+    let reg = Reg::new();
+    reg.push("torch/mlp_state_dict.pt", "pt");
+    let before = reg.ok(&["stats", "--json"]).json();
+    let r = reg.push("safetensors/mlp.safetensors", "st").json();
+    assert_eq!(r["new_payloads"], 0, "{r}");
+    assert_eq!(r["new_raw_bytes"], 0);
+    let after = reg.ok(&["stats", "--json"]).json();
+    // Only the new skeleton (the JSON header) and manifest are new blobs.
+    assert_eq!(after["blobs"].as_u64(), before["blobs"].as_u64().map(|b| b + 2));
+    // And legacy.pt holds the same tensors again.
+    let legacy = reg.push("torch/legacy.pt", "legacy").json();
+    assert_eq!(legacy["new_payloads"], 0, "{legacy}");
+}
+
+#[test]
+fn unknown_formats_are_refused_naming_the_formats_reg_reads() {
+    let reg = Reg::new();
+    let path = reg.work().join("notes.txt");
+    std::fs::write(&path, "just some text, not a checkpoint\n").expect("write");
+    let r = reg.run(&["push", path.to_str().expect("utf8")]);
+    assert_eq!(r.code, 1);
+    for name in ["torch zip", "legacy", "safetensors"] {
+        assert!(r.stderr.contains(name), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_pickled_whole_module_is_accepted_with_a_warning_and_refused_when_strict() {
+    let reg = Reg::new();
+    let file = fixture("objects/whole_module.pt");
+    let r = reg.ok(&["push", file.to_str().expect("utf8"), "-n", "whole"]);
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("__main__.Net"),
+        "{}",
+        r.stderr
+    );
+    let shown = reg.ok(&["show", "whole", "--json"]).json();
+    let verdict = |g: &str| {
+        shown["globals"]
+            .as_array()
+            .expect("globals")
+            .iter()
+            .find(|x| x["global"] == g)
+            .map(|x| x["verdict"].clone())
+    };
+    assert_eq!(verdict("__main__.Net"), Some(Value::from("unknown")));
+    assert_eq!(verdict("torch._utils._rebuild_parameter"), Some(Value::from("safe")));
+    // Its parameters are listed under the module's attributes.
+    let paths: Vec<&str> = shown["tensors"]
+        .as_array()
+        .expect("t")
+        .iter()
+        .filter_map(|t| t["path"].as_str())
+        .collect();
+    assert!(paths.iter().any(|p| p.ends_with("weight")), "{paths:?}");
+    let pulled = reg.ok(&["pull", "whole", "-o", "w.pt"]);
+    assert!(
+        pulled.stderr.contains("__main__.Net"),
+        "pull must warn: {}",
+        pulled.stderr
+    );
+    assert_eq!(std::fs::read(reg.work().join("w.pt")).ok(), std::fs::read(&file).ok());
+
+    std::fs::write(
+        reg.work().join("registry.toml"),
+        format!(
+            "[registry]\npath = {:?}\npickle_policy = \"strict\"\n",
+            reg.dir.path().join("strict")
+        ),
+    )
+    .expect("toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+        .args(["push", file.to_str().expect("utf8")])
+        .env_remove("REG_HOME")
+        .current_dir(reg.work())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("__main__.Net") && err.contains("strict"), "{err}");
+}
