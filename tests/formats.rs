@@ -129,3 +129,53 @@ fn a_pickled_whole_module_is_accepted_with_a_warning_and_refused_when_strict() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("__main__.Net") && err.contains("strict"), "{err}");
 }
+
+#[test]
+fn files_saved_without_crc32_are_accepted() {
+    // torch.utils.serialization.config.save.compute_crc32 = False writes CRC 0.
+    let reg = Reg::new();
+    let file = fixture("objects/no_crc32.pt");
+    reg.ok(&["push", file.to_str().expect("utf8"), "-n", "nocrc"]);
+    reg.ok(&["pull", "nocrc", "-o", "back.pt"]);
+    assert_eq!(
+        std::fs::read(reg.work().join("back.pt")).ok(),
+        std::fs::read(&file).ok()
+    );
+    let shown = reg.ok(&["show", "nocrc", "--json"]).json();
+    assert_eq!(shown["tensors"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn sparse_tensors_are_listed_by_their_parts_and_never_dropped_silently() {
+    let reg = Reg::new();
+    reg.push("objects/sparse.pt", "sp");
+    let shown = reg.ok(&["show", "sp", "--json"]).json();
+    let paths: Vec<&str> = shown["tensors"]
+        .as_array()
+        .expect("t")
+        .iter()
+        .filter_map(|t| t["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"sp/indices") && paths.contains(&"sp/values"),
+        "{paths:?}"
+    );
+    // A weights-only file cannot hold it yet: a clear error, not a lossy file.
+    let r = reg.run(&["pull", "sp", "--weights-only", "-o", "w.pt"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("sparse"), "{}", r.stderr);
+    assert!(!reg.work().join("w.pt").exists());
+}
+
+#[test]
+fn hyperparameters_of_many_python_types_become_plain_json() {
+    let reg = Reg::new();
+    reg.push("objects/hparam_types.pt", "hp");
+    let h = reg.ok(&["show", "hp", "--json"]).json()["hyper_parameters"].clone();
+    assert_eq!(h["path"], "/data/set/x.csv");
+    assert_eq!(h["f"], 0.5);
+    assert_eq!(h["i"], -7);
+    assert_eq!(h["h"], 1.5);
+    assert_eq!(h["b"], true);
+    assert_eq!(h["raw"], "<3 bytes>");
+}

@@ -30,6 +30,15 @@ pub enum DType {
     Qint8,
     Quint8,
     Qint32,
+    Quint4x2,
+    Quint2x4,
+    Float8E8m0fnu,
+    Float4E2m1fnX2,
+    Bits8,
+    Bits16,
+    Bits1x8,
+    Bits2x4,
+    Bits4x2,
 }
 
 const TABLE: &[(DType, &str, &str, usize, Option<&str>)] = &[
@@ -57,6 +66,15 @@ const TABLE: &[(DType, &str, &str, usize, Option<&str>)] = &[
     (DType::Qint8, "qint8", "QInt8Storage", 1, None),
     (DType::Quint8, "quint8", "QUInt8Storage", 1, None),
     (DType::Qint32, "qint32", "QInt32Storage", 4, None),
+    (DType::Quint4x2, "quint4x2", "QUInt4x2Storage", 1, None),
+    (DType::Quint2x4, "quint2x4", "QUInt2x4Storage", 1, None),
+    (DType::Float8E8m0fnu, "float8_e8m0fnu", "", 1, Some("F8_E8M0")),
+    (DType::Float4E2m1fnX2, "float4_e2m1fn_x2", "", 1, None),
+    (DType::Bits8, "bits8", "", 1, None),
+    (DType::Bits16, "bits16", "", 2, None),
+    (DType::Bits1x8, "bits1x8", "", 1, None),
+    (DType::Bits2x4, "bits2x4", "", 1, None),
+    (DType::Bits4x2, "bits4x2", "", 1, None),
 ];
 
 /// Aliases torch accepts for the same dtypes (`torch.float` is float32 ...).

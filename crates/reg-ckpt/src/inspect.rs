@@ -115,7 +115,8 @@ fn inspect_zip(file: &[u8], check_payloads: bool) -> Result<Checkpoint, InspectE
         let storage_prefix = format!("{}data/", zip.prefix);
         zip.entries
             .iter()
-            .filter(|e| e.name.starts_with(&storage_prefix))
+            // CRC 0: torch wrote none (`compute_crc32` off).
+            .filter(|e| e.name.starts_with(&storage_prefix) && e.crc32 != 0)
             .map(|e| (e.data.clone(), e.crc32))
             .collect()
     };

@@ -316,6 +316,18 @@ fn children(graph: &PickleGraph, id: NodeId) -> Vec<(String, NodeId)> {
     }
     match graph.node(id) {
         Node::List(items) | Node::Tuple(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), *v)).collect(),
+        Node::Object {
+            callable,
+            args,
+            state,
+            list_items,
+            ..
+        } if rebuild_name(graph, *callable).is_some() => {
+            // A tensor torch rebuilds from other tensors (sparse, nested):
+            // list its parts, named after what they are.
+            let _ = (state, list_items);
+            composite_parts(graph, *callable, *args)
+        }
         Node::Object { state, list_items, .. } => {
             // An object we do not know (a pickled nn.Module, a custom class):
             // its tensors still belong to the checkpoint; name them by the
@@ -345,6 +357,56 @@ fn children(graph: &PickleGraph, id: NodeId) -> Vec<(String, NodeId)> {
     }
 }
 
+/// The name of a `torch._utils._rebuild_*` callable other than the plain
+/// tensor and parameter ones handled by [`tensor_at`].
+pub fn rebuild_name(graph: &PickleGraph, callable: NodeId) -> Option<&str> {
+    match global_name(graph, callable)? {
+        ("torch._utils", n) if n.starts_with("_rebuild_") => Some(n),
+        _ => None,
+    }
+}
+
+/// Parts of a sparse or nested tensor record, named: COO `indices`,
+/// `values`; CSR/CSC/BSR/BSC compressed and plain indices and `values`;
+/// nested `buffer`, `sizes`, `strides`, `offsets`; other records by index.
+fn composite_parts(graph: &PickleGraph, callable: NodeId, args: NodeId) -> Vec<(String, NodeId)> {
+    let args = seq(graph, args).unwrap_or(&[]);
+    let named = |names: &[&str], items: &[NodeId]| -> Vec<(String, NodeId)> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (names.get(i).map(|n| n.to_string()).unwrap_or_else(|| i.to_string()), *v))
+            .collect()
+    };
+    match rebuild_name(graph, callable) {
+        Some("_rebuild_sparse_tensor") => {
+            // The layout is `torch.sparse_coo` or, as torch pickles it,
+            // `torch.serialization._get_layout("torch.sparse_coo")`.
+            let layout = args
+                .first()
+                .and_then(|l| {
+                    global_name(graph, *l).map(|g| g.1).or_else(|| {
+                        call_args(graph, *l)
+                            .first()
+                            .and_then(|a| as_str(graph, *a))
+                            .map(|t| t.trim_start_matches("torch."))
+                    })
+                })
+                .unwrap_or("");
+            let data = args.get(1).and_then(|d| seq(graph, *d)).unwrap_or(&[]);
+            let names: &[&str] = match layout {
+                "sparse_coo" => &["indices", "values"],
+                "sparse_csr" | "sparse_bsr" => &["crow_indices", "col_indices", "values"],
+                "sparse_csc" | "sparse_bsc" => &["ccol_indices", "row_indices", "values"],
+                _ => &[],
+            };
+            named(names, data)
+        }
+        Some("_rebuild_nested_tensor") => named(&["buffer", "sizes", "strides", "offsets"], args),
+        _ => named(&[], args),
+    }
+}
+
 /// Walk the object tree from the root and list every tensor with its path,
 /// in the order a depth-first walk of dicts and lists meets them.
 pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError> {
@@ -358,9 +420,25 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
         None => false,
     };
     let mut out = Vec::new();
-    let mut stack: Vec<(NodeId, String)> = vec![(root, String::new())];
+    // Depth-first, with the containers on the current path remembered so a
+    // back-reference (OmegaConf's `_parent`, any cycle) is not followed.
+    // Shared containers are still walked once per path (tied weights have
+    // two paths); blow-ups through sharing end at the step bound.
+    enum Step {
+        Enter(NodeId, String, usize),
+        Leave(NodeId),
+    }
+    let mut on_path: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    let mut stack = vec![Step::Enter(root, String::new(), 0)];
     let mut steps = 0usize;
-    while let Some((id, path)) = stack.pop() {
+    while let Some(step) = stack.pop() {
+        let (id, path, depth) = match step {
+            Step::Leave(id) => {
+                on_path.remove(&id);
+                continue;
+            }
+            Step::Enter(id, path, depth) => (id, path, depth),
+        };
         steps += 1;
         if steps > MAX_WALK_STEPS {
             return Err(TensorError::TooManyPaths(MAX_WALK_STEPS));
@@ -370,11 +448,10 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
             out.push(t);
             continue;
         }
-        // Shared containers are walked once per path (tied weights have two
-        // paths); cycles end at the depth bound, blow-ups at the step bound.
-        if path.matches('/').count() > MAX_PATH_DEPTH {
+        if depth >= MAX_PATH_DEPTH || !on_path.insert(id) {
             continue;
         }
+        stack.push(Step::Leave(id));
         let kids = children(graph, id);
         for (name, child) in kids.into_iter().rev() {
             let p = if path.is_empty() {
@@ -382,8 +459,23 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
             } else {
                 format!("{path}/{name}")
             };
-            stack.push((child, p));
+            stack.push(Step::Enter(child, p, depth + 1));
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_end_the_walk_instead_of_multiplying_paths() {
+        // d = {}; d['me'] = d; d['l'] = [d, {'x': d}]
+        let bytes = b"\x80\x02}q\x00(X\x02\x00\x00\x00meq\x01h\x00X\x01\x00\x00\x00lq\x02]q\x03(h\x00}q\x04X\x01\x00\x00\x00xq\x05h\x00seu.";
+        let graph = crate::pickle::parse(bytes, &crate::pickle::Limits::default()).expect("parse");
+        let start = std::time::Instant::now();
+        assert!(find_tensors(&graph).expect("walk").is_empty());
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
 }

@@ -372,7 +372,18 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
         }
         ("pathlib", _) | ("pathlib._local", _) => {
             let parts: Vec<&str> = args_list.iter().filter_map(|a| as_str(graph, *a)).collect();
-            return Value::String(parts.join("/"));
+            let joined = parts.join("/");
+            // PosixPath('/', 'data', ...) for absolute paths.
+            let text = joined
+                .strip_prefix("//")
+                .map(|rest| format!("/{rest}"))
+                .unwrap_or(joined);
+            return Value::String(text);
+        }
+        ("_codecs" | "codecs", "encode") => {
+            if let Some(b) = codecs_bytes(graph, id) {
+                return Value::String(format!("<{} bytes>", b.len()));
+            }
         }
         ("builtins" | "__builtin__", "set" | "frozenset" | "list" | "tuple") => {
             if let Some(first) = args_list.first() {
@@ -433,12 +444,41 @@ fn omegaconf_json(
     get(graph, state, "_val").map(|v| convert(graph, v, t, depth + 1))
 }
 
+/// The bytes a protocol-2 pickle writes as `_codecs.encode(text, 'latin1')`.
+pub fn codecs_bytes(graph: &PickleGraph, id: NodeId) -> Option<Vec<u8>> {
+    match graph.node(id) {
+        Node::Bytes(b) => Some(b.clone()),
+        Node::Object { callable, args, .. }
+            if matches!(global_name(graph, *callable), Some(("_codecs" | "codecs", "encode"))) =>
+        {
+            let a = seq(graph, *args)?;
+            let text = as_str(graph, *a.first()?)?;
+            let enc = a.get(1).and_then(|e| as_str(graph, *e)).unwrap_or("latin1");
+            if enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1" {
+                return None;
+            }
+            text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+        }
+        Node::Object { callable, args, .. }
+            if matches!(
+                global_name(graph, *callable),
+                Some(("__builtin__" | "builtins", "bytes"))
+            ) =>
+        {
+            let a = seq(graph, *args)?;
+            match a.first() {
+                Some(x) => codecs_bytes(graph, *x),
+                None => Some(Vec::new()),
+            }
+        }
+        _ => None,
+    }
+}
+
 /// `numpy.core.multiarray.scalar(dtype, bytes)`: decode common dtypes.
 fn numpy_scalar(graph: &PickleGraph, args: &[NodeId]) -> Option<Value> {
     let dtype = *args.first()?;
-    let Node::Bytes(raw) = graph.node(*args.get(1)?) else {
-        return None;
-    };
+    let raw = codecs_bytes(graph, *args.get(1)?)?;
     let code = call_args(graph, dtype).first().and_then(|c| as_str(graph, *c))?;
     let le = |n: usize| -> Option<[u8; 8]> {
         let mut b = [0u8; 8];
@@ -457,6 +497,24 @@ fn numpy_scalar(graph: &PickleGraph, args: &[NodeId]) -> Option<Value> {
             Value::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         }
         "u8" => Value::from(u64::from_le_bytes(le(8)?)),
+        "f2" => {
+            let b = le(2)?;
+            float_json(crate::float::f16_to_f64(u16::from_le_bytes([b[0], b[1]])))
+        }
+        "i2" => {
+            let b = le(2)?;
+            Value::from(i16::from_le_bytes([b[0], b[1]]))
+        }
+        "u2" => {
+            let b = le(2)?;
+            Value::from(u16::from_le_bytes([b[0], b[1]]))
+        }
+        "u4" => {
+            let b = le(4)?;
+            Value::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        "i1" => Value::from(*raw.first()? as i8),
+        "u1" => Value::from(*raw.first()?),
         "b1" => Value::Bool(*raw.first()? != 0),
         _ => return None,
     })

@@ -100,7 +100,10 @@ pub(crate) fn storage_class(dtype: DType) -> Option<&'static str> {
 }
 
 pub(super) fn is_quantized(dtype: DType) -> bool {
-    matches!(dtype, DType::Qint8 | DType::Quint8 | DType::Qint32)
+    matches!(
+        dtype,
+        DType::Qint8 | DType::Quint8 | DType::Qint32 | DType::Quint4x2 | DType::Quint2x4
+    )
 }
 
 /// Pickle `root` at protocol 2.

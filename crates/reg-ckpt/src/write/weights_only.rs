@@ -298,6 +298,14 @@ impl Converter<'_> {
                 return Ok(Shape::Container(Box::new(Frame::new(Kind::Dict, path, items))));
             }
             Node::Object { callable, .. } => {
+                if let Some(kind) = tensors::rebuild_name(g, *callable) {
+                    // A sparse, nested or meta tensor: writing it as plain data
+                    // would lose it silently.
+                    return Err(WriteError::BadTensor {
+                        tensor: path,
+                        reason: format!("{kind} tensors cannot be written weights-only yet"),
+                    });
+                }
                 let omegaconf = global_name(g, *callable).is_some_and(|(m, _)| m.starts_with("omegaconf"));
                 match mapping(g, id) {
                     Some(items) if !omegaconf => {
