@@ -49,6 +49,15 @@ warnings.filterwarnings("ignore")
 # Copied from shared/tools/make_fixtures.py: load_from_checkpoint needs the
 # same class, with the same hyperparameters, to rebuild the fixtures' model.
 
+class Small(L.LightningModule):
+    """Copied from tests/fixtures/tools/make_extra_fixtures.py."""
+
+    def __init__(self, lr=0.05, width=16):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(6, width), nn.Tanh(), nn.Linear(width, 2))
+
+
 class MLP(L.LightningModule):
     def __init__(self, lr=1e-3, hidden=128, dropout=0.1, optimizer="adam",
                  schedule={"step_size": 1, "gamma": 0.9}, tags=["baseline", "mlp"], note=None):
@@ -471,7 +480,10 @@ def check_weights_only(fx, reg, out_dir, checks):
     run(c("state_dict ties kept"), checks, ties)
 
     def lightning_load():
-        m = MLP.load_from_checkpoint(w, map_location="cpu", weights_only=True)
+        # The module class of each fixture set (tests/fixtures/tools/make_extra_fixtures.py
+        # makes `monitored` with Small).
+        cls = Small if "/monitored/" in fx.rel else MLP
+        m = cls.load_from_checkpoint(w, map_location="cpu", weights_only=True)
         msd = m.state_dict()
         if list(msd) != list(sd_src):
             return f"module state_dict keys {list(msd)} vs {list(sd_src)}"

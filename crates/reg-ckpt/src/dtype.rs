@@ -111,6 +111,13 @@ impl DType {
         self.row().4
     }
 
+    /// True for quantized types that pack several elements into one byte
+    /// (their element count is not their byte count; torch's other packed
+    /// types such as `float4_e2m1fn_x2` count bytes).
+    pub fn is_packed(self) -> bool {
+        matches!(self, DType::Quint4x2 | DType::Quint2x4)
+    }
+
     /// True for floating-point types (not complex).
     pub fn is_float(self) -> bool {
         matches!(

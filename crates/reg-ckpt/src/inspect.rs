@@ -221,7 +221,7 @@ fn understand(
         }
     }
     let tensors = tensors::find_tensors(graph)?;
-    for t in &tensors {
+    for t in tensors.iter().filter(|t| !t.dtype.is_packed()) {
         let storage_bytes = records.get(&t.storage_key).map(|r| r.end - r.start).unwrap_or(0);
         let extent_bytes = t.storage_extent().and_then(|e| e.checked_mul(t.dtype.size() as u64));
         if extent_bytes.is_none_or(|e| e > storage_bytes) {
