@@ -42,6 +42,11 @@ pub struct CheckpointMeta {
     pub safetensors_metadata: Option<Value>,
 }
 
+/// Most optimizers, param groups, schedulers and callbacks summarised (each
+/// is converted to JSON on its own budget, so a hostile file must not get to
+/// multiply it).
+pub const MAX_LISTED: usize = 64;
+
 /// A monitored metric's value in one checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Score {
@@ -127,7 +132,11 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
         .map(resolve_interpolations);
     meta.datamodule_hyper_parameters = get(graph, root, "datamodule_hyper_parameters").map(json);
     if let Some(opts) = get(graph, root, "optimizer_states").and_then(|o| seq(graph, o)) {
-        meta.optimizers = opts.iter().map(|o| optimizer(graph, *o, &json)).collect();
+        meta.optimizers = opts
+            .iter()
+            .take(MAX_LISTED)
+            .map(|o| optimizer(graph, *o, &json))
+            .collect();
     } else if let Some(opt) = ["optimizer", "optimizer_state_dict", "optim"]
         .iter()
         .find_map(|k| get(graph, root, k))
@@ -138,6 +147,7 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
     if let Some(scheds) = get(graph, root, "lr_schedulers").and_then(|o| seq(graph, o)) {
         meta.schedulers = scheds
             .iter()
+            .take(MAX_LISTED)
             .map(|s| {
                 let state = json(*s);
                 SchedulerSummary {
@@ -152,6 +162,7 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
             .unwrap_or_default()
             .iter()
             .filter(|(k, _)| as_str(graph, *k).is_some_and(|s| s.starts_with("ModelCheckpoint")))
+            .take(MAX_LISTED)
             .map(|(k, v)| model_checkpoint(graph, *k, *v, readers, &json))
             .collect();
         for mc in &all {
@@ -209,17 +220,24 @@ fn optimizer(graph: &PickleGraph, id: NodeId, json: &dyn Fn(NodeId) -> Value) ->
     let mut state_keys: Vec<String> = Vec::new();
     if let Some(state) = get(graph, id, "state").and_then(|s| mapping(graph, s)) {
         summary.params_with_state = state.len();
+        // Each distinct per-parameter dict once, each key name once.
+        let mut seen_dicts = std::collections::HashSet::new();
+        let mut seen_keys = std::collections::HashSet::new();
         for (_, per_param) in &state {
-            for (k, _) in mapping(graph, *per_param).unwrap_or_default() {
+            if !seen_dicts.insert(*per_param) || seen_keys.len() > 256 {
+                continue;
+            }
+            for (k, _) in mapping(graph, *per_param).unwrap_or_default().into_iter().take(256) {
                 let k = key_string(graph, k);
-                if !state_keys.contains(&k) {
+                if seen_keys.insert(k.clone()) {
                     state_keys.push(k);
                 }
             }
         }
     }
     if let Some(groups) = get(graph, id, "param_groups").and_then(|g| seq(graph, g)) {
-        for g in groups {
+        // A summary: the first groups (real optimizers have a handful).
+        for g in groups.iter().take(MAX_LISTED) {
             let mut v = json(*g);
             if let Some(obj) = v.as_object_mut() {
                 if let Some(params) = get(graph, *g, "params").and_then(|p| seq(graph, p)) {

@@ -431,6 +431,14 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
     let mut on_path: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
     let mut stack = vec![Step::Enter(root, String::new(), 0)];
     let mut steps = 0usize;
+    // A real object tree has about as many paths as nodes (ties add a few);
+    // many more means sub-trees shared over and over (a hostile DAG).
+    let max_steps = graph
+        .nodes
+        .len()
+        .saturating_mul(4)
+        .saturating_add(100_000)
+        .min(MAX_WALK_STEPS);
     while let Some(step) = stack.pop() {
         let (id, path, depth) = match step {
             Step::Leave(id) => {
@@ -440,8 +448,8 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
             Step::Enter(id, path, depth) => (id, path, depth),
         };
         steps += 1;
-        if steps > MAX_WALK_STEPS {
-            return Err(TensorError::TooManyPaths(MAX_WALK_STEPS));
+        if steps > max_steps {
+            return Err(TensorError::TooManyPaths(max_steps));
         }
         if let Some(mut t) = tensor_at(graph, id, &path)? {
             t.role = role_of(&path, top_is_flat);

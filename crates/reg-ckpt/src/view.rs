@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 /// Deepest nesting converted to JSON; deeper values become a placeholder.
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// Most values one [`to_json`] call produces; the rest become `<truncated>`.
+/// Budget of one [`to_json`] call: a value costs 1, a string 1 + len/16
+/// (so at most about 16 MB of text); past it values become `<truncated>`.
 pub const MAX_JSON_VALUES: usize = 1_000_000;
 
 thread_local! {
@@ -308,10 +309,16 @@ fn convert(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Value>,
     // Shared sub-trees are expanded at each use; the budget keeps a hostile
     // pickle (each level referencing the previous one twice) from costing
     // exponential time and memory.
+    // Strings cost by their length, so a long string shared many times
+    // cannot be copied into gigabytes of JSON.
+    let cost = match graph.node(id) {
+        Node::Str(s) => 1 + s.len() / 16,
+        _ => 1,
+    };
     let exhausted = BUDGET.with(|b| {
         let left = b.get();
-        b.set(left.saturating_sub(1));
-        left == 0
+        b.set(left.saturating_sub(cost));
+        left < cost
     });
     if exhausted {
         return Value::String("<truncated>".into());
