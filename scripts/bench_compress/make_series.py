@@ -22,7 +22,7 @@ built with torch.nn, with a deterministic seeded init standing in for the
 pretrained weights. Less realistic (seeded weights are closer to white
 noise than pretrained ones), so series.json records which model was used.
 
-Usage: make_series.py --out DIR [--epochs 6] [--steps 128] [--batch 16]
+Usage: make_series.py --out DIR [--epochs 6] [--steps 64] [--batch 16]
 Writes DIR/*.ckpt and DIR/series.json; does nothing when series.json
 already describes a complete series made with the same settings.
 """
@@ -97,6 +97,7 @@ class MiniLMEncoder(nn.Module):
         from transformers import AutoModel
 
         self.bert = AutoModel.from_pretrained(model_dir)
+        self.bert.train()  # from_pretrained returns eval mode: fine-tune with dropout on
         self.hidden = self.bert.config.hidden_size
 
     def freeze_lower(self, n_layers):
@@ -251,7 +252,7 @@ def main():
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--model", choices=["auto", "minilm", "tiny-bert"], default="auto")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=128, help="training steps per epoch")
+    ap.add_argument("--steps", type=int, default=64, help="training steps per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-len", type=int, default=32)
     ap.add_argument("--freeze-layers", type=int, default=3, help="encoder layers frozen (of 6), besides embeddings")

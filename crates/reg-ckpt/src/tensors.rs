@@ -202,6 +202,13 @@ pub fn tensor_at(graph: &PickleGraph, id: NodeId, path: &str) -> Result<Option<T
     match name {
         ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
             let inner = *args.first().ok_or_else(|| bad("parameter without data"))?;
+            // A parameter wraps a tensor record, never another parameter.
+            if matches!(
+                callable_name(graph, inner),
+                Some(("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state"))
+            ) {
+                return Err(bad("parameter wrapping a parameter"));
+            }
             let Some(mut t) = tensor_at(graph, inner, path)? else {
                 return Ok(None);
             };

@@ -292,6 +292,15 @@ fn items_json(graph: &PickleGraph, items: &[NodeId], t: &dyn Fn(NodeId) -> Optio
     Value::Array(out)
 }
 
+/// Take `cost` from the current [`to_json`] budget; false when it is spent.
+fn charge(cost: usize) -> bool {
+    BUDGET.with(|b| {
+        let left = b.get();
+        b.set(left.saturating_sub(cost));
+        left >= cost
+    })
+}
+
 fn map_json(
     graph: &PickleGraph,
     items: &[(NodeId, NodeId)],
@@ -300,7 +309,12 @@ fn map_json(
 ) -> Value {
     let mut out = Map::new();
     for (k, v) in items.iter().take(MAX_JSON_ITEMS) {
-        out.insert(key_string(graph, *k), convert(graph, *v, t, depth + 1));
+        let key = key_string(graph, *k);
+        if !charge(1 + key.len() / 16) {
+            out.insert("<truncated>".into(), Value::Null);
+            break;
+        }
+        out.insert(key, convert(graph, *v, t, depth + 1));
     }
     Value::Object(out)
 }
@@ -309,18 +323,15 @@ fn convert(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Value>,
     // Shared sub-trees are expanded at each use; the budget keeps a hostile
     // pickle (each level referencing the previous one twice) from costing
     // exponential time and memory.
-    // Strings cost by their length, so a long string shared many times
-    // cannot be copied into gigabytes of JSON.
+    // Text costs by its length, so a long string shared many times cannot
+    // be copied into gigabytes of JSON.
     let cost = match graph.node(id) {
         Node::Str(s) => 1 + s.len() / 16,
+        Node::Global { module, name } => 1 + (module.len() + name.len()) / 16,
+        Node::BigInt(b) => 1 + b.len() / 16,
         _ => 1,
     };
-    let exhausted = BUDGET.with(|b| {
-        let left = b.get();
-        b.set(left.saturating_sub(cost));
-        left < cost
-    });
-    if exhausted {
+    if !charge(cost) {
         return Value::String("<truncated>".into());
     }
     if depth > MAX_JSON_DEPTH {
@@ -451,35 +462,33 @@ fn omegaconf_json(
     get(graph, state, "_val").map(|v| convert(graph, v, t, depth + 1))
 }
 
-/// The bytes a protocol-2 pickle writes as `_codecs.encode(text, 'latin1')`.
+/// The bytes a protocol-2 pickle writes as `_codecs.encode(text, 'latin1')`
+/// (also through `bytes(...)` wrappers, a few levels deep at most).
 pub fn codecs_bytes(graph: &PickleGraph, id: NodeId) -> Option<Vec<u8>> {
-    match graph.node(id) {
-        Node::Bytes(b) => Some(b.clone()),
-        Node::Object { callable, args, .. }
-            if matches!(global_name(graph, *callable), Some(("_codecs" | "codecs", "encode"))) =>
-        {
-            let a = seq(graph, *args)?;
-            let text = as_str(graph, *a.first()?)?;
-            let enc = a.get(1).and_then(|e| as_str(graph, *e)).unwrap_or("latin1");
-            if enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1" {
-                return None;
-            }
-            text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    let mut id = id;
+    for _ in 0..8 {
+        match graph.node(id) {
+            Node::Bytes(b) => return Some(b.clone()),
+            Node::Object { callable, args, .. } => match global_name(graph, *callable) {
+                Some(("_codecs" | "codecs", "encode")) => {
+                    let a = seq(graph, *args)?;
+                    let text = as_str(graph, *a.first()?)?;
+                    let enc = a.get(1).and_then(|e| as_str(graph, *e)).unwrap_or("latin1");
+                    if enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1" {
+                        return None;
+                    }
+                    return text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                }
+                Some(("__builtin__" | "builtins", "bytes")) => match seq(graph, *args)?.first() {
+                    Some(x) => id = *x,
+                    None => return Some(Vec::new()),
+                },
+                _ => return None,
+            },
+            _ => return None,
         }
-        Node::Object { callable, args, .. }
-            if matches!(
-                global_name(graph, *callable),
-                Some(("__builtin__" | "builtins", "bytes"))
-            ) =>
-        {
-            let a = seq(graph, *args)?;
-            match a.first() {
-                Some(x) => codecs_bytes(graph, *x),
-                None => Some(Vec::new()),
-            }
-        }
-        _ => None,
     }
+    None
 }
 
 /// `numpy.core.multiarray.scalar(dtype, bytes)`: decode common dtypes.

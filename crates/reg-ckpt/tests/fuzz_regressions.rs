@@ -124,7 +124,11 @@ fn fuzz_findings_are_handled() {
         match status {
             None => failures.push(format!("{name}: still running after {DEADLINE:?}")),
             Some(s) if s.success() && stdout.contains("OUTCOME ") => {
-                let outcome = stdout.lines().find_map(|l| l.strip_prefix("OUTCOME ")).unwrap_or("");
+                // The harness may print its "test ... " prefix on the same line.
+                let outcome = stdout
+                    .lines()
+                    .find_map(|l| l.split_once("OUTCOME ").map(|(_, o)| o))
+                    .unwrap_or("");
                 let short: String = outcome.chars().take(200).collect();
                 eprintln!("{name}: {:.2?}: {short}", started.elapsed());
             }

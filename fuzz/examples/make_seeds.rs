@@ -1,0 +1,78 @@
+//! Writes the synthetic seeds that the fixtures lack into `fuzz/seeds/`:
+//! a small Lightning-shaped torch zip (inspect, torchzip; its data.pkl for
+//! pickle) and blob encodings of every transform (codecs_decode).
+//!
+//! Run from `fuzz/`: `cargo run --release --example make_seeds`. The output
+//! is deterministic; the files are committed, so this only needs re-running
+//! when the formats change.
+use reg_store::codecs::{encode, Transform};
+use reg_store::BlobId;
+use std::path::Path;
+
+fn put(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new("seeds").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+    println!("seeds/{target}/{name}: {} bytes", bytes.len());
+}
+
+fn main() {
+    // A tiny Lightning-shaped checkpoint: 3 layers, 1 frozen, Adam state.
+    let spec = reg_ckpt::synth::RunSpec {
+        file_bytes: 2048,
+        layers: 3,
+        frozen: 1,
+        seed: 1,
+    };
+    let ckpt = reg_ckpt::synth::write_epoch(Vec::new(), &spec, 1).unwrap();
+    reg_ckpt::inspect(&ckpt).expect("the synthetic checkpoint reads back");
+    put("torchzip", "synth_small.ckpt", &ckpt);
+    put("inspect", "synth_small.ckpt", &ckpt);
+    let zip = reg_ckpt::torchzip::read(&ckpt).unwrap();
+    let pkl = &ckpt[zip.pickle.start as usize..zip.pickle.end as usize];
+    put("pickle", "synth_small_data.pkl", pkl);
+
+    // Blob encodings: the harness decodes with the header's raw length and,
+    // for XOR deltas, an all-zero parent of that length.
+    let floats: Vec<u8> = (0..3000u32).flat_map(|i| ((i as f32) * 0.01).sin().to_le_bytes()).collect();
+    let mut sparse = vec![0u8; 4096];
+    for i in (0..sparse.len()).step_by(52) {
+        sparse[i] = (i % 251) as u8 + 1;
+    }
+    // Over one 1 MiB block, compressible, with an odd tail.
+    let big: Vec<u8> = (0..(1u32 << 20) + 1234 + 3).map(|i| ((i / 4096) % 7) as u8).collect();
+    let zero_parent = |len: usize| vec![0u8; len];
+    let cases: Vec<(&str, &[u8], Transform)> = vec![
+        ("none_floats", &floats, Transform::None),
+        ("none_short", b"hello, blob", Transform::None),
+        ("none_empty", b"", Transform::None),
+        ("planes4_floats", &floats, Transform::Planes { width: 4 }),
+        ("planes2_floats_tail", &floats[..4001], Transform::Planes { width: 2 }),
+        ("planes8_floats", &floats[..4000], Transform::Planes { width: 8 }),
+        ("planes1_floats", &floats, Transform::Planes { width: 1 }),
+        ("planes4_sparse", &sparse, Transform::Planes { width: 4 }),
+        ("planes2_big", &big, Transform::Planes { width: 2 }),
+        ("none_big", &big, Transform::None),
+    ];
+    for (name, raw, t) in cases {
+        let enc = encode(raw, t, None, 3).unwrap();
+        put("codecs_decode", &format!("{name}.bin"), &enc.bytes);
+    }
+    let xor_cases: Vec<(&str, &[u8], u8)> = vec![
+        ("xor4_floats", &floats, 4),
+        ("xor4_sparse", &sparse, 4),
+        ("xor8_floats_tail", &floats[..4005], 8),
+        ("xor1_sparse", &sparse, 1),
+        ("xor2_big", &big, 2),
+    ];
+    for (name, raw, width) in xor_cases {
+        let parent = zero_parent(raw.len());
+        let t = Transform::XorPlanes {
+            width,
+            parent: BlobId::of(&parent),
+        };
+        let enc = encode(raw, t, Some(&parent), 3).unwrap();
+        assert_eq!(reg_store::codecs::decode(&enc.bytes, raw.len() as u64, Some(&parent)).unwrap(), raw);
+        put("codecs_decode", &format!("{name}.bin"), &enc.bytes);
+    }
+}
