@@ -104,3 +104,12 @@ write(
         + b"c__builtin__\nbytes\nq\x01" + b"0" + b"h\x01" * n + b"h\x01)R" + b"\x85R" * n + b"\x86R" + b"u."
     ),
 )
+
+# _rebuild_parameter(_rebuild_parameter(...(_rebuild_parameter(None)...)))
+# 30000 deep as the root: tensor_at recursed once per level.
+write(
+    "inspect-nested-parameter.bin",
+    legacy(
+        b"\x80\x02ctorch._utils\n_rebuild_parameter\nq\x01" + b"0" + b"h\x01" * n + b"h\x01N\x85R" + b"\x85R" * n + b"."
+    ),
+)
