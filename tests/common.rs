@@ -95,6 +95,17 @@ impl Reg {
         }
     }
 
+    /// Run reg in the work directory without REG_HOME, so a registry.toml
+    /// there (or in a parent) decides where the registry is.
+    pub fn run_with_toml(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_reg"))
+            .args(args)
+            .env_remove("REG_HOME")
+            .current_dir(self.work())
+            .output()
+            .expect("run reg")
+    }
+
     /// Run and require success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);

@@ -119,12 +119,7 @@ fn a_pickled_whole_module_is_accepted_with_a_warning_and_refused_when_strict() {
         ),
     )
     .expect("toml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
-        .args(["push", file.to_str().expect("utf8")])
-        .env_remove("REG_HOME")
-        .current_dir(reg.work())
-        .output()
-        .expect("run");
+    let out = reg.run_with_toml(&["push", file.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("__main__.Net") && err.contains("strict"), "{err}");

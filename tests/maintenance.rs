@@ -259,12 +259,7 @@ fn strict_policy_refuses_unknown_globals() {
         ),
     )
     .expect("toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_reg"))
-        .args(["push", fixture("lightning/mlp/epoch=00.ckpt").to_str().expect("utf8")])
-        .env_remove("REG_HOME")
-        .current_dir(reg.work())
-        .output()
-        .expect("run");
+    let out = reg.run_with_toml(&["push", fixture("lightning/mlp/epoch=00.ckpt").to_str().expect("utf8")]);
     // Every global in a Lightning checkpoint is known-safe: strict accepts it.
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

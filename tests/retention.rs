@@ -76,20 +76,10 @@ fn keep_optimizer_last_in_registry_toml_applies_on_push() {
     )
     .expect("toml");
     for rel in ["lightning/mlp/epoch=00.ckpt", "lightning/mlp/epoch=01.ckpt"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
-            .args(["push", fixture(rel).to_str().expect("utf8"), "-n", "m"])
-            .env_remove("REG_HOME")
-            .current_dir(reg.work())
-            .output()
-            .expect("run");
+        let out = reg.run_with_toml(&["push", fixture(rel).to_str().expect("utf8"), "-n", "m"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
-        .args(["log", "m", "--json"])
-        .env_remove("REG_HOME")
-        .current_dir(reg.work())
-        .output()
-        .expect("run");
+    let out = reg.run_with_toml(&["log", "m", "--json"]);
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let dropped: Vec<bool> = log
         .as_array()

@@ -290,7 +290,7 @@ pub fn decode_scalar(dtype: DType, b: &[u8]) -> Option<f64> {
         }
         DType::Bfloat16 => {
             let a = arr(2)?;
-            f64::from(f32::from_bits(u32::from(u16::from_le_bytes([a[0], a[1]])) << 16))
+            crate::float::bf16_to_f64(u16::from_le_bytes([a[0], a[1]]))
         }
         DType::Int64 => i64::from_le_bytes(arr(8)?) as f64,
         DType::Int32 => {

@@ -58,14 +58,7 @@ impl TensorInfo {
 
     /// True when the tensor is laid out row-major from its offset.
     pub fn is_contiguous(&self) -> bool {
-        let mut expected = 1u64;
-        for (size, stride) in self.shape.iter().zip(&self.stride).rev() {
-            if *size != 1 && *stride != expected {
-                return false;
-            }
-            expected = expected.saturating_mul(*size);
-        }
-        true
+        is_contiguous(&self.shape, &self.stride)
     }
 
     /// One past the highest storage element the tensor touches (its
@@ -292,6 +285,19 @@ fn rebuild(graph: &PickleGraph, func: &str, args: &[NodeId], path: &str) -> Resu
         parameter: false,
         role: Role::Other,
     })
+}
+
+/// True when a view with these sizes and strides is laid out row-major
+/// (dimensions of size 1 may have any stride).
+pub fn is_contiguous(shape: &[u64], stride: &[u64]) -> bool {
+    let mut expected = 1u64;
+    for (size, stride) in shape.iter().zip(stride).rev() {
+        if *size != 1 && *stride != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(*size);
+    }
+    true
 }
 
 /// Row-major strides for a shape.

@@ -142,14 +142,7 @@ fn io_corrupt(t: &TensorEntry, e: io::Error) -> StoreError {
 }
 
 fn is_contiguous(t: &TensorEntry) -> bool {
-    let mut expected = 1u64;
-    for (size, stride) in t.shape.iter().zip(&t.stride).rev() {
-        if *size != 1 && *stride != expected {
-            return false;
-        }
-        expected = expected.saturating_mul(*size);
-    }
-    true
+    reg_ckpt::tensors::is_contiguous(&t.shape, &t.stride)
 }
 
 /// Compare two tensors of the same dtype and shape element by element.
