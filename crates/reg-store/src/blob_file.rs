@@ -1,23 +1,29 @@
-//! The blob file: a 16-byte header, then the encoded body.
+//! The blob file: a header, then the encoded body.
 //!
 //! ```text
 //! offset size  field
 //! 0      4     magic "REGB"
 //! 4      1     file format version (1)
-//! 5      1     codec tag (0 raw, 1 zstd)
+//! 5      1     codec tag (0 raw, 1 zstd, 2 planes, 3 delta)
 //! 6      2     reserved, zero
 //! 8      8     raw length, u64 little-endian
-//! 16     ...   body (raw bytes, or one zstd frame)
+//! 16     32    parent blob id (delta only)
+//! 16|48  ...   body (raw bytes, one zstd frame, or frames)
 //! ```
+//!
+//! The parent of a delta blob is in its header so that whoever moves or
+//! deletes blobs (gc, sync) can follow chains without decoding anything.
 
-use crate::frames;
+use crate::frames::{self, FramesWritten};
 use crate::source::RawSource;
 use crate::{BlobId, Codec, StoreError};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
-/// Header length in bytes.
+/// Length of the fixed header in bytes.
 pub const HEADER_LEN: u64 = 16;
+/// Length of a delta blob's header (fixed header and parent id).
+pub const DELTA_HEADER_LEN: u64 = HEADER_LEN + 32;
 const MAGIC: &[u8; 4] = b"REGB";
 const VERSION: u8 = 1;
 /// Float bodies smaller than this are not split into planes.
@@ -27,59 +33,147 @@ const MIN_COMPRESS: u64 = 64;
 const CHUNK: usize = 1 << 20;
 
 /// A parsed blob file header.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Body encoding.
     pub codec: Codec,
     /// Decoded length.
     pub raw_len: u64,
+    /// The blob a delta's frames are XORed against.
+    pub parent: Option<BlobId>,
 }
 
-fn header_bytes(codec: Codec, raw_len: u64) -> [u8; 16] {
-    let mut h = [0u8; 16];
-    h[..4].copy_from_slice(MAGIC);
-    h[4] = VERSION;
-    h[5] = codec.tag();
-    h[8..].copy_from_slice(&raw_len.to_le_bytes());
-    h
+impl Header {
+    /// Where the body starts.
+    pub fn body_start(&self) -> u64 {
+        if self.parent.is_some() {
+            DELTA_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut h = Vec::with_capacity(DELTA_HEADER_LEN as usize);
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&[VERSION, self.codec.tag(), 0, 0]);
+        h.extend_from_slice(&self.raw_len.to_le_bytes());
+        if let Some(p) = self.parent {
+            h.extend_from_slice(&p.0);
+        }
+        h
+    }
+}
+
+/// What a write produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The header written.
+    pub header: Header,
+    /// File length.
+    pub stored_len: u64,
+}
+
+fn plain(codec: Codec, raw_len: u64) -> Header {
+    Header {
+        codec,
+        raw_len,
+        parent: None,
+    }
 }
 
 /// Write the source's bytes encoded into `file` (positioned at 0, empty).
-/// zstd is kept only when it saves at least 1/64 of the bytes; otherwise
-/// the source is read again and stored raw. Returns the codec and the file
-/// length.
-pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>) -> io::Result<(Codec, u64)> {
+/// A compressed body is kept only when it saves at least 1/64 of the
+/// bytes; otherwise the source is read again and stored raw.
+pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>) -> io::Result<Written> {
     let raw_len = raw.len();
-    if let (Some(w), true) = (width, raw_len >= MIN_PLANES) {
-        file.write_all(&header_bytes(Codec::Planes, raw_len))?;
-        let body = {
-            let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
-            let n = frames::write(&mut out, raw, w, level)?;
-            out.flush()?;
-            n
-        };
-        if body + raw_len / 64 < raw_len {
-            return Ok((Codec::Planes, HEADER_LEN + body));
+    if let (Some(w), true) = (width, raw_len >= MIN_PLANES && level != i32::MIN) {
+        let header = plain(Codec::Planes, raw_len);
+        file.write_all(&header.bytes())?;
+        let body = encode_frames(file, raw, w, level, None)?;
+        if pays(body.bytes, raw_len) {
+            return Ok(Written {
+                header,
+                stored_len: HEADER_LEN + body.bytes,
+            });
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
+        rewind(file)?;
     } else if raw_len >= MIN_COMPRESS && level != i32::MIN {
-        file.write_all(&header_bytes(Codec::Zstd, raw_len))?;
+        let header = plain(Codec::Zstd, raw_len);
+        file.write_all(&header.bytes())?;
         let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
         enc.include_checksum(false)?;
         enc.set_pledged_src_size(Some(raw_len))?;
         copy_exact(&mut raw.reader()?, &mut enc, raw_len)?;
         enc.finish()?;
         let len = file.stream_position()?;
-        if len - HEADER_LEN + raw_len / 64 < raw_len {
-            return Ok((Codec::Zstd, len));
+        if pays(len - HEADER_LEN, raw_len) {
+            return Ok(Written {
+                header,
+                stored_len: len,
+            });
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
+        rewind(file)?;
     }
-    file.write_all(&header_bytes(Codec::Raw, raw_len))?;
+    file.write_all(&plain(Codec::Raw, raw_len).bytes())?;
     copy_exact(&mut raw.reader()?, file, raw_len)?;
-    Ok((Codec::Raw, HEADER_LEN + raw_len))
+    Ok(Written {
+        header: plain(Codec::Raw, raw_len),
+        stored_len: HEADER_LEN + raw_len,
+    })
+}
+
+/// Write the source's bytes into `file` (positioned at 0, empty) as a
+/// delta against `parent`, whose raw bytes (as long as the source's)
+/// `parent_raw` yields. Returns `None`, with `file` holding garbage, when
+/// no frame gained from the parent or the body would not save 1/64 over
+/// the raw bytes: the caller then stores the blob some other way (or
+/// keeps what it had).
+pub fn write_delta(
+    file: &mut File,
+    raw: &dyn RawSource,
+    width: u8,
+    level: i32,
+    parent: BlobId,
+    parent_raw: &mut dyn Read,
+) -> io::Result<Option<Written>> {
+    let raw_len = raw.len();
+    let header = Header {
+        codec: Codec::Delta,
+        raw_len,
+        parent: Some(parent),
+    };
+    file.write_all(&header.bytes())?;
+    let body = encode_frames(file, raw, width, level, Some((parent, parent_raw)))?;
+    if body.xor_frames == 0 || !pays(body.bytes, raw_len) {
+        return Ok(None);
+    }
+    Ok(Some(Written {
+        header,
+        stored_len: DELTA_HEADER_LEN + body.bytes,
+    }))
+}
+
+fn encode_frames(
+    file: &mut File,
+    raw: &dyn RawSource,
+    width: u8,
+    level: i32,
+    parent: Option<(BlobId, &mut dyn Read)>,
+) -> io::Result<FramesWritten> {
+    let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
+    let n = frames::write(&mut out, &mut *raw.reader()?, raw.len(), width, level, parent)?;
+    out.flush()?;
+    Ok(n)
+}
+
+fn pays(body: u64, raw_len: u64) -> bool {
+    body + raw_len / 64 < raw_len
+}
+
+fn rewind(file: &mut File) -> io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0)).map(|_| ())
 }
 
 /// Copy exactly `len` bytes, in large chunks.
@@ -95,23 +189,39 @@ fn copy_exact(from: &mut dyn Read, to: &mut dyn Write, len: u64) -> io::Result<(
     Ok(())
 }
 
-/// Read and check the header of a blob file.
+/// Read and check the header of a blob file, leaving the file at the
+/// start of the body.
 pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
-    let mut h = [0u8; 16];
+    let mut h = [0u8; HEADER_LEN as usize];
     file.read_exact(&mut h)
         .map_err(|_| corrupt(id, "file shorter than its header"))?;
-    if &h[..4] != MAGIC || h[4] != VERSION {
+    if &h[..4] != MAGIC || h[4] != VERSION || h[6..8] != [0, 0] {
         return Err(corrupt(id, "bad header"));
     }
     let codec = Codec::from_tag(h[5]).ok_or_else(|| corrupt(id, "unknown codec"))?;
     let mut len = [0u8; 8];
     len.copy_from_slice(&h[8..]);
+    let parent = match codec {
+        Codec::Delta => {
+            let mut p = [0u8; 32];
+            file.read_exact(&mut p)
+                .map_err(|_| corrupt(id, "file shorter than its header"))?;
+            let p = BlobId(p);
+            if p == id {
+                return Err(corrupt(id, "a delta against itself"));
+            }
+            Some(p)
+        }
+        _ => None,
+    };
     Ok(Header {
         codec,
         raw_len: u64::from_le_bytes(len),
+        parent,
     })
 }
 
+/// A [`StoreError::Corrupt`] for `id`.
 pub fn corrupt(id: BlobId, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         id,
@@ -140,27 +250,16 @@ impl Write for Hashing<'_> {
     }
 }
 
-/// Decode the body of `file` (just past its header) into `out`, checking
-/// length and hash at the end. On error, what was written is garbage.
-pub fn decode_to(file: File, header: Header, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
+/// Copy the decoded bytes `body` yields into `out`, checking length and
+/// hash at the end. On error, what was written is garbage.
+pub fn decode_to(body: &mut dyn Read, header: Header, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
     let mut sink = Hashing {
         inner: out,
         hasher: blake3::Hasher::new(),
         len: 0,
         out_error: None,
     };
-    let mut body = BufReader::with_capacity(CHUNK, file).take(match header.codec {
-        Codec::Raw => header.raw_len,
-        Codec::Zstd | Codec::Planes => u64::MAX,
-    });
-    let copied = match header.codec {
-        Codec::Raw => io::copy(&mut body, &mut sink),
-        Codec::Planes => io::copy(&mut frames::FrameDecoder::new(body, header.raw_len), &mut sink),
-        Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(body) {
-            Ok(dec) => io::copy(&mut dec.take(header.raw_len.saturating_add(1)), &mut sink),
-            Err(e) => Err(e),
-        },
-    };
+    let copied = io::copy(&mut body.take(header.raw_len.saturating_add(1)), &mut sink);
     if let (Err(e), Some(_)) = (&copied, sink.out_error) {
         return Err(StoreError::Io {
             action: "writing blob data",

@@ -13,6 +13,10 @@ pub enum Codec {
     /// Byte planes with a zstd choice per plane, in frames
     /// (see the `frames` module); for float tensors.
     Planes,
+    /// Frames as in [`Codec::Planes`], some of which are the XOR with the
+    /// same bytes of a parent blob (named in the header): decoding needs
+    /// the parent's bytes.
+    Delta,
 }
 
 impl Codec {
@@ -22,6 +26,7 @@ impl Codec {
             Codec::Raw => 0,
             Codec::Zstd => 1,
             Codec::Planes => 2,
+            Codec::Delta => 3,
         }
     }
 
@@ -31,6 +36,7 @@ impl Codec {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
             2 => Some(Codec::Planes),
+            3 => Some(Codec::Delta),
             _ => None,
         }
     }
@@ -41,6 +47,12 @@ impl Codec {
             Codec::Raw => "raw",
             Codec::Zstd => "zstd",
             Codec::Planes => "planes",
+            Codec::Delta => "delta",
         }
+    }
+
+    /// True when the body is a sequence of frames (planes or delta).
+    pub fn is_framed(self) -> bool {
+        matches!(self, Codec::Planes | Codec::Delta)
     }
 }

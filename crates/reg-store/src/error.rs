@@ -3,7 +3,8 @@
 //! Every variant names the blob and, where a file is involved, its path.
 //! A blob whose bytes do not hash to its id, or whose file is unreadable,
 //! is [`StoreError::Corrupt`]; a blob that is not there is
-//! [`StoreError::Missing`]; everything else is I/O.
+//! [`StoreError::Missing`], and a delta whose parent is not there
+//! [`StoreError::MissingParent`]; everything else is I/O.
 
 use crate::BlobId;
 use std::path::PathBuf;
@@ -24,6 +25,14 @@ pub enum StoreError {
     /// The blob is not in the store.
     #[error("blob {0} is missing")]
     Missing(BlobId),
+    /// The blob is a delta against a parent blob that is not in the store.
+    #[error("blob {id} is a delta against blob {parent}, which is missing")]
+    MissingParent {
+        /// The delta blob.
+        id: BlobId,
+        /// Its missing parent.
+        parent: BlobId,
+    },
     /// The blob file exists but its content is damaged.
     #[error("blob {id} is corrupt: {reason}")]
     Corrupt {

@@ -1,109 +1,109 @@
-//! The body of a `planes` blob: the raw bytes cut into frames of at most
-//! [`FRAME_RAW`] bytes, each encoded on its own by [`crate::codecs::choose`]
-//! (byte planes with a per-plane zstd choice), so that a blob of any size
-//! is encoded and decoded in a stream with bounded memory.
+//! The body of a `planes` or `delta` blob: the raw bytes cut into frames
+//! of at most [`FRAME_RAW`] bytes, each encoded on its own by
+//! [`crate::codecs::choose`] (byte planes with a per-plane zstd choice;
+//! in a delta blob, for the planes where it pays, the XOR with the same
+//! bytes of the parent blob), so that a blob of any size is encoded and
+//! decoded in a stream with bounded memory.
 //!
 //! ```text
 //! frame := encoded length (u32 LE) | encoded bytes (self-describing)
 //! ```
 //! Frame `i` holds raw bytes `i*FRAME_RAW ..`; the last may be shorter.
+//! In a delta blob, frame `i` is XORed (where it is) with the parent's raw
+//! bytes of the same range, so decoding frame `i` needs only frame `i` of
+//! the parent.
 
 use crate::codecs;
-use crate::source::RawSource;
+use crate::BlobId;
 use std::io::{self, Read, Write};
 
 /// Raw bytes per frame.
 pub const FRAME_RAW: usize = 8 << 20;
 
 /// Largest encoded frame accepted on read (raw plus generous overhead).
-const MAX_FRAME: usize = FRAME_RAW + FRAME_RAW / 8 + 4096;
+pub const MAX_FRAME: usize = FRAME_RAW + FRAME_RAW / 8 + 4096;
 
 fn other(e: codecs::CodecError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Encode the source as frames of `width`-byte elements into `out`.
-/// Returns the number of body bytes written.
-pub fn write(out: &mut dyn Write, raw: &dyn RawSource, width: u8, level: i32) -> io::Result<u64> {
-    let mut reader = raw.reader()?;
-    let mut left = raw.len();
-    let mut buf = vec![0u8; FRAME_RAW.min(usize::try_from(left).unwrap_or(FRAME_RAW))];
-    let mut written = 0u64;
+/// What [`write`] produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramesWritten {
+    /// Body bytes written.
+    pub bytes: u64,
+    /// Frames that are XORed with the parent.
+    pub xor_frames: usize,
+}
+
+/// Encode `len` bytes of `raw` as frames of `width`-byte elements into
+/// `out`. With a parent (its id and a reader of its raw bytes, as long as
+/// `raw`), every frame may be a delta against the parent's same range
+/// where [`codecs::choose`] finds that it pays.
+pub fn write(
+    out: &mut dyn Write,
+    raw: &mut dyn Read,
+    len: u64,
+    width: u8,
+    level: i32,
+    mut parent: Option<(BlobId, &mut dyn Read)>,
+) -> io::Result<FramesWritten> {
+    let mut left = len;
+    let first = FRAME_RAW.min(usize::try_from(left).unwrap_or(FRAME_RAW));
+    let mut buf = vec![0u8; first];
+    let mut parent_buf = vec![0u8; if parent.is_some() { first } else { 0 }];
+    let mut written = FramesWritten::default();
     while left > 0 {
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        reader.read_exact(&mut buf[..n])?;
-        let enc = codecs::choose(&buf[..n], width, None, level).map_err(other)?;
-        let len = u32::try_from(enc.bytes.len()).map_err(|_| io::Error::other("frame too large"))?;
-        out.write_all(&len.to_le_bytes())?;
+        raw.read_exact(&mut buf[..n])?;
+        let with = match parent.as_mut() {
+            Some((id, reader)) => {
+                reader.read_exact(&mut parent_buf[..n])?;
+                Some(codecs::Parent {
+                    id: *id,
+                    bytes: &parent_buf[..n],
+                })
+            }
+            None => None,
+        };
+        let enc = codecs::choose(&buf[..n], width, with, level).map_err(other)?;
+        if enc.transform.parent().is_some() {
+            written.xor_frames += 1;
+        }
+        let elen = u32::try_from(enc.bytes.len()).map_err(|_| io::Error::other("frame too large"))?;
+        out.write_all(&elen.to_le_bytes())?;
         out.write_all(&enc.bytes)?;
-        written += 4 + enc.bytes.len() as u64;
+        written.bytes += 4 + enc.bytes.len() as u64;
         left -= n as u64;
     }
     Ok(written)
 }
 
-/// Reads the raw bytes of a frames body.
-pub struct FrameDecoder<R: Read> {
-    inner: R,
-    /// Raw bytes not yet decoded.
-    left: u64,
-    frame: Vec<u8>,
-    at: usize,
-    encoded: Vec<u8>,
+/// Read the next frame's encoded bytes into `encoded`.
+pub fn read_encoded(inner: &mut dyn Read, encoded: &mut Vec<u8>) -> io::Result<()> {
+    let mut len = [0u8; 4];
+    inner.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame length out of range"));
+    }
+    encoded.resize(len, 0);
+    inner.read_exact(encoded)
 }
 
-impl<R: Read> FrameDecoder<R> {
-    /// Decode `raw_len` bytes from `inner`.
-    pub fn new(inner: R, raw_len: u64) -> FrameDecoder<R> {
-        FrameDecoder {
-            inner,
-            left: raw_len,
-            frame: Vec::new(),
-            at: 0,
-            encoded: Vec::new(),
-        }
-    }
-
-    fn next_frame(&mut self) -> io::Result<()> {
-        let mut len = [0u8; 4];
-        self.inner.read_exact(&mut len)?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame length out of range"));
-        }
-        self.encoded.resize(len, 0);
-        self.inner.read_exact(&mut self.encoded)?;
-        let raw = self.left.min(FRAME_RAW as u64);
-        self.frame = codecs::decode(&self.encoded, raw, None).map_err(other)?;
-        self.left -= raw;
-        self.at = 0;
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for FrameDecoder<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.frame.len() {
-            if self.left == 0 {
-                return Ok(0);
-            }
-            self.next_frame()?;
-        }
-        let n = buf.len().min(self.frame.len() - self.at);
-        buf[..n].copy_from_slice(&self.frame[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
+/// Decode one encoded frame into `out` (its raw length), XORing with
+/// `parent` (the parent's bytes of the same range) where the frame says so.
+pub fn decode_frame(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> io::Result<()> {
+    codecs::decode_into(encoded, parent, out).map_err(other)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_round_trip_across_boundaries() {
-        let mut x = 0x1234_5678u64;
-        let raw: Vec<u8> = (0..FRAME_RAW * 2 + 12_345)
+    fn noisy(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
             .map(|i| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -114,22 +114,57 @@ mod tests {
                     x as u8
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn decode_all(body: &[u8], raw_len: usize, parent: Option<&[u8]>) -> io::Result<Vec<u8>> {
+        let mut r = body;
+        let mut out = vec![0u8; raw_len];
+        let mut encoded = Vec::new();
+        for (i, chunk) in out.chunks_mut(FRAME_RAW).enumerate() {
+            read_encoded(&mut r, &mut encoded)?;
+            let p = parent.map(|p| &p[i * FRAME_RAW..i * FRAME_RAW + chunk.len()]);
+            decode_frame(&encoded, p, chunk)?;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_round_trip_across_boundaries() {
+        let raw = noisy(FRAME_RAW * 2 + 12_345, 0x1234_5678);
         let mut body = Vec::new();
-        let n = write(&mut body, &raw.as_slice(), 4, 3).unwrap();
-        assert_eq!(n, body.len() as u64);
-        let mut back = Vec::new();
-        FrameDecoder::new(body.as_slice(), raw.len() as u64)
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, raw);
+        let n = write(&mut body, &mut raw.as_slice(), raw.len() as u64, 4, 3, None).unwrap();
+        assert_eq!(n.bytes, body.len() as u64);
+        assert_eq!(n.xor_frames, 0);
+        assert_eq!(decode_all(&body, raw.len(), None).unwrap(), raw);
         // Damage is an error, never a panic.
         body[10] ^= 0xff;
-        let mut out = Vec::new();
-        let _ = FrameDecoder::new(body.as_slice(), raw.len() as u64).read_to_end(&mut out);
-        let mut short = Vec::new();
-        assert!(FrameDecoder::new(&body[..100], raw.len() as u64)
-            .read_to_end(&mut short)
-            .is_err());
+        let _ = decode_all(&body, raw.len(), None);
+        assert!(decode_all(&body[..100], raw.len(), None).is_err());
+    }
+
+    #[test]
+    fn delta_frames_need_their_parent() {
+        let parent = noisy(FRAME_RAW + 4096, 7);
+        let mut raw = parent.clone();
+        for i in (0..raw.len()).step_by(97) {
+            raw[i] ^= 1;
+        }
+        let pid = BlobId::of(&parent);
+        let mut body = Vec::new();
+        let n = write(
+            &mut body,
+            &mut raw.as_slice(),
+            raw.len() as u64,
+            4,
+            3,
+            Some((pid, &mut parent.as_slice())),
+        )
+        .unwrap();
+        assert_eq!(n.xor_frames, 2);
+        assert_eq!(decode_all(&body, raw.len(), Some(&parent)).unwrap(), raw);
+        assert!(decode_all(&body, raw.len(), None).is_err());
+        let wrong = noisy(parent.len(), 8);
+        assert!(decode_all(&body, raw.len(), Some(&wrong)).is_err());
     }
 }

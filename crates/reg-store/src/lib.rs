@@ -26,8 +26,10 @@
 #![deny(missing_docs)]
 
 mod blob_file;
+mod chain;
 mod codec;
 pub mod codecs;
+mod delta;
 mod error;
 mod frames;
 mod id;
@@ -36,9 +38,10 @@ mod reader;
 mod source;
 mod store;
 
+pub use chain::MAX_CHAIN;
 pub use codec::Codec;
 pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
 pub use reader::BlobReader;
-pub use source::{FileRange, RangeReader, RawSource};
-pub use store::{BlobStore, CodecPolicy, PutOutcome};
+pub use source::{FileRange, RangeReader, RawSource, StoredBlob};
+pub use store::{BlobInfo, BlobStore, CodecPolicy, PutOutcome};

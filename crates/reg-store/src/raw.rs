@@ -8,6 +8,7 @@
 //! damaged download never enters the store.
 
 use crate::blob_file;
+use crate::chain::{self, ChainReader};
 use crate::store::sync_dir;
 use crate::{BlobId, BlobStore, PutOutcome, StoreError};
 use std::fs::{self, File};
@@ -106,6 +107,21 @@ impl StoredWriter<'_> {
         self.len == 0
     }
 
+    /// The parent named in the header written so far, for a delta blob
+    /// (`None` for other codecs, or before the header has arrived).
+    pub fn parent(&mut self) -> Result<Option<BlobId>, StoreError> {
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp
+            .as_file_mut()
+            .flush()
+            .map_err(StoreError::io("writing", &tmp_path))?;
+        let mut reader = self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))?;
+        match blob_file::read_header(&mut reader, self.id) {
+            Ok(h) => Ok(h.parent),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Verify what was written (header, decoding, length and blake3 of the
     /// decoded bytes against the id), then make it the blob's file: fsync,
     /// rename into place, fsync the directory. When the blob exists
@@ -119,7 +135,10 @@ impl StoredWriter<'_> {
             .map_err(StoreError::io("writing", &tmp_path))?;
         let mut reader = self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))?;
         let header = blob_file::read_header(&mut reader, id)?;
-        blob_file::decode_to(reader, header, id, &mut io::sink())?;
+        // A delta decodes against its parent, which must be stored first.
+        let store = self.store;
+        let mut decoded = ChainReader::open(id, reader, header, &|p| chain::open_file(store.path_of(p), p))?;
+        blob_file::decode_to(&mut decoded, header, id, &mut io::sink())?;
         if header.codec == crate::Codec::Raw && self.len != blob_file::HEADER_LEN + header.raw_len {
             return Err(blob_file::corrupt(id, "raw blob file has trailing bytes"));
         }
@@ -129,6 +148,7 @@ impl StoredWriter<'_> {
                 written: false,
                 stored_len: meta.len(),
                 codec: header.codec,
+                parent: header.parent,
             });
         }
         self.tmp
@@ -151,6 +171,7 @@ impl StoredWriter<'_> {
             written: true,
             stored_len: self.len,
             codec: header.codec,
+            parent: header.parent,
         })
     }
 }

@@ -1,40 +1,28 @@
 //! A pull-style reader over a blob's raw bytes, verified at the end.
 
-use crate::blob_file::{self, Header};
-use crate::{BlobId, Codec, StoreError};
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use crate::chain::ChainReader;
+use crate::{BlobId, StoreError};
+use std::io::{self, Read};
 
-/// Reads a blob's decoded bytes. When the last byte has been read, the
-/// length and blake3 hash are checked; a mismatch is an `InvalidData` I/O
-/// error whose message names the blob (use [`BlobReader::into_result`] to
-/// get a [`StoreError`] instead).
+/// Reads a blob's decoded bytes (through its delta chain). When the last
+/// byte has been read, the length and blake3 hash are checked; a mismatch
+/// is an `InvalidData` I/O error whose message names the blob.
 pub struct BlobReader {
     id: BlobId,
-    inner: Box<dyn Read + Send>,
+    inner: ChainReader,
     hasher: blake3::Hasher,
     remaining: u64,
     verified: bool,
 }
 
 impl BlobReader {
-    pub(crate) fn new(file: File, header: Header, id: BlobId) -> Result<BlobReader, StoreError> {
-        let body = BufReader::with_capacity(1 << 20, file);
-        let inner: Box<dyn Read + Send> = match header.codec {
-            Codec::Raw => Box::new(body.take(header.raw_len)),
-            Codec::Planes => Box::new(crate::frames::FrameDecoder::new(body, header.raw_len)),
-            Codec::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(body)
-                    .map_err(|e| blob_file::corrupt(id, format!("cannot decode: {e}")))?
-                    .take(header.raw_len),
-            ),
-        };
+    pub(crate) fn new(inner: ChainReader, raw_len: u64, id: BlobId) -> Result<BlobReader, StoreError> {
         Ok(BlobReader {
             id,
             inner,
             hasher: blake3::Hasher::new(),
-            remaining: header.raw_len,
-            verified: header.raw_len == 0 && BlobId::of(b"") == id,
+            remaining: raw_len,
+            verified: raw_len == 0 && BlobId::of(b"") == id,
         })
     }
 
@@ -69,9 +57,10 @@ impl Read for BlobReader {
             self.check_end()?;
             return Ok(0);
         }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self
             .inner
-            .read(buf)
+            .read(&mut buf[..want])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("blob {} is corrupt: {e}", self.id)))?;
         if n == 0 {
             return Err(io::Error::new(

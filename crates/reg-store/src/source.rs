@@ -94,3 +94,63 @@ impl Read for RangeReader<'_> {
         Ok(n)
     }
 }
+
+/// A stored blob as a [`RawSource`] (to re-encode it, or to encode another
+/// blob against it): each reader decodes it (through its delta chain) and
+/// checks its hash at the end, failing the last read when it does not
+/// match. Made by [`crate::BlobStore::source`].
+pub struct StoredBlob<'s> {
+    store: &'s crate::BlobStore,
+    id: crate::BlobId,
+    len: u64,
+}
+
+impl<'s> StoredBlob<'s> {
+    pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64) -> StoredBlob<'s> {
+        StoredBlob { store, id, len }
+    }
+}
+
+impl RawSource for StoredBlob<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        let r = self
+            .store
+            .reader(self.id)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Box::new(r))
+    }
+}
+
+/// Hashes what is read through it, to check afterwards that the bytes
+/// were those of `expected`.
+pub(crate) struct Verifying<R: Read> {
+    inner: R,
+    hasher: blake3::Hasher,
+    expected: crate::BlobId,
+}
+
+impl<R: Read> Verifying<R> {
+    pub(crate) fn new(inner: R, expected: crate::BlobId) -> Verifying<R> {
+        Verifying {
+            inner,
+            hasher: blake3::Hasher::new(),
+            expected,
+        }
+    }
+
+    /// True when everything read so far hashes to the expected id.
+    pub(crate) fn matched(&self) -> bool {
+        crate::BlobId::from(self.hasher.finalize()) == self.expected
+    }
+}
+
+impl<R: Read> Read for Verifying<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -6,7 +6,8 @@
 //! renamed. Directories touched by renames are fsynced by [`BlobStore::sync`],
 //! which callers run before they name the new blobs in an index.
 
-use crate::blob_file::{self, HEADER_LEN};
+use crate::blob_file::{self, Header, HEADER_LEN};
+use crate::chain::{self, ChainReader};
 use crate::{BlobId, Codec, RawSource, StoreError};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -37,7 +38,7 @@ impl CodecPolicy {
         }
     }
 
-    fn width(self, width: Option<u8>) -> Option<u8> {
+    pub(crate) fn width(self, width: Option<u8>) -> Option<u8> {
         match self {
             CodecPolicy::Auto => width,
             CodecPolicy::Zstd | CodecPolicy::Raw => None,
@@ -45,7 +46,7 @@ impl CodecPolicy {
     }
 
     /// The zstd level to use; `i32::MIN` asks for raw storage.
-    fn level(self, level: i32) -> i32 {
+    pub(crate) fn level(self, level: i32) -> i32 {
         match self {
             CodecPolicy::Raw => i32::MIN,
             _ => level,
@@ -62,15 +63,38 @@ pub struct PutOutcome {
     pub stored_len: u64,
     /// The codec its body uses.
     pub codec: Codec,
+    /// The blob a delta body is XORed against.
+    pub parent: Option<BlobId>,
+}
+
+/// What a blob file's header says (see [`BlobStore::describe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Decoded length.
+    pub raw_len: u64,
+    /// The codec of its body.
+    pub codec: Codec,
+    /// The parent of a delta blob.
+    pub parent: Option<BlobId>,
+}
+
+impl From<Header> for BlobInfo {
+    fn from(h: Header) -> BlobInfo {
+        BlobInfo {
+            raw_len: h.raw_len,
+            codec: h.codec,
+            parent: h.parent,
+        }
+    }
 }
 
 /// A directory of content-addressed, compressed blob files.
 #[derive(Debug)]
 pub struct BlobStore {
-    root: PathBuf,
-    level: i32,
-    policy: CodecPolicy,
-    dirty_dirs: Mutex<HashSet<PathBuf>>,
+    pub(crate) root: PathBuf,
+    pub(crate) level: i32,
+    pub(crate) policy: CodecPolicy,
+    pub(crate) dirty_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl BlobStore {
@@ -127,34 +151,91 @@ impl BlobStore {
     /// are split into byte planes and each plane compressed as it pays
     /// (`None`: plain zstd).
     pub fn put_typed(&self, id: BlobId, raw: &dyn RawSource, width: Option<u8>) -> Result<PutOutcome, StoreError> {
-        let path = self.path_of(id);
-        if let Ok(meta) = fs::metadata(&path) {
-            return Ok(PutOutcome {
-                written: false,
-                stored_len: meta.len(),
-                codec: self.header(id)?.codec,
-            });
+        if let Some(existing) = self.existing(id)? {
+            return Ok(existing);
         }
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
+        let (level, width) = (self.policy.level(self.level), self.policy.width(width));
+        self.write_new(id, |file| blob_file::write(file, raw, level, width).map(Some))
+    }
+
+    /// The stored outcome of `id` when its file exists.
+    pub(crate) fn existing(&self, id: BlobId) -> Result<Option<PutOutcome>, StoreError> {
+        match fs::metadata(self.path_of(id)) {
+            Ok(meta) => {
+                let info = self.describe(id)?;
+                Ok(Some(PutOutcome {
+                    written: false,
+                    stored_len: meta.len(),
+                    codec: info.codec,
+                    parent: info.parent,
+                }))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Write a new blob with `encode`; `None` from it means "not this way"
+    /// and writes nothing (the outcome says `written: false`).
+    pub(crate) fn write_new(
+        &self,
+        id: BlobId,
+        encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
+    ) -> Result<PutOutcome, StoreError> {
+        match self.encode_to_tmp(id, encode)? {
+            Some((tmp, written)) => self.install(id, tmp, written, false),
+            None => Ok(PutOutcome {
+                written: false,
+                stored_len: 0,
+                codec: Codec::Raw,
+                parent: None,
+            }),
+        }
+    }
+
+    pub(crate) fn encode_to_tmp(
+        &self,
+        id: BlobId,
+        encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
+    ) -> Result<Option<(tempfile::NamedTempFile, blob_file::Written)>, StoreError> {
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::Builder::new()
             .prefix(&id.to_hex()[..16])
             .tempfile_in(&tmp_dir)
             .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
-        let (codec, stored_len) = blob_file::write(
-            tmp.as_file_mut(),
-            raw,
-            self.policy.level(self.level),
-            self.policy.width(width),
-        )
-        .map_err(StoreError::io("writing", tmp.path()))?;
+        let written = encode(tmp.as_file_mut()).map_err(|e| match e.kind() {
+            // A source blob that fails its own check while being read.
+            std::io::ErrorKind::InvalidData => blob_file::corrupt(id, e.to_string()),
+            _ => StoreError::Io {
+                action: "writing",
+                path: tmp.path().to_path_buf(),
+                source: e,
+            },
+        })?;
+        Ok(written.map(|w| (tmp, w)))
+    }
+
+    /// fsync a finished temp file and rename it to the blob's name
+    /// (replacing an existing file of the same blob when `replace`).
+    pub(crate) fn install(
+        &self,
+        id: BlobId,
+        tmp: tempfile::NamedTempFile,
+        written: blob_file::Written,
+        replace: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        let path = self.path_of(id);
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
         tmp.as_file()
             .sync_all()
             .map_err(StoreError::io("syncing", tmp.path()))?;
+        if !replace && path.exists() {
+            // Another writer of this process stored it meanwhile.
+            return self.existing(id)?.ok_or(StoreError::Missing(id));
+        }
         tmp.persist(&path).map_err(|e| StoreError::Io {
             action: "renaming a blob into",
             path: path.clone(),
@@ -165,8 +246,9 @@ impl BlobStore {
         }
         Ok(PutOutcome {
             written: true,
-            stored_len,
-            codec,
+            stored_len: written.stored_len,
+            codec: written.header.codec,
+            parent: written.header.parent,
         })
     }
 
@@ -183,57 +265,42 @@ impl BlobStore {
         Ok(())
     }
 
-    fn open_blob(&self, id: BlobId) -> Result<File, StoreError> {
-        let path = self.path_of(id);
-        File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::Missing(id),
-            _ => StoreError::Io {
-                action: "opening",
-                path,
-                source: e,
-            },
-        })
+    fn open_chain(&self, id: BlobId) -> Result<(ChainReader, Header), StoreError> {
+        let (f, header) = chain::open_file(self.path_of(id), id)?;
+        let reader = ChainReader::open(id, f, header, &|p| chain::open_file(self.path_of(p), p))?;
+        Ok((reader, header))
     }
 
-    fn header(&self, id: BlobId) -> Result<blob_file::Header, StoreError> {
-        let mut f = self.open_blob(id)?;
-        blob_file::read_header(&mut f, id)
-    }
-
-    /// Raw length and codec of a stored blob, from its header.
-    pub fn describe(&self, id: BlobId) -> Result<(u64, Codec), StoreError> {
-        let h = self.header(id)?;
-        Ok((h.raw_len, h.codec))
+    /// Raw length, codec and parent of a stored blob, from its header.
+    pub fn describe(&self, id: BlobId) -> Result<BlobInfo, StoreError> {
+        chain::open_file(self.path_of(id), id).map(|(_, h)| h.into())
     }
 
     /// Stream the blob's raw bytes into `out`, verifying length and hash.
     /// On error the bytes already written to `out` must be discarded.
     pub fn copy_to(&self, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
-        let mut f = self.open_blob(id)?;
-        let header = blob_file::read_header(&mut f, id)?;
-        blob_file::decode_to(f, header, id, out)
+        let (mut reader, header) = self.open_chain(id)?;
+        blob_file::decode_to(&mut reader, header, id, out)
     }
 
     /// A reader over the blob's raw bytes that verifies the hash at the end.
     pub fn reader(&self, id: BlobId) -> Result<crate::BlobReader, StoreError> {
-        let mut f = self.open_blob(id)?;
-        let header = blob_file::read_header(&mut f, id)?;
-        crate::BlobReader::new(f, header, id)
+        let (reader, header) = self.open_chain(id)?;
+        crate::BlobReader::new(reader, header.raw_len, id)
     }
 
     /// The blob's raw bytes, verified. Meant for small blobs (skeletons,
     /// manifests); large ones should be streamed with [`BlobStore::copy_to`].
     pub fn read(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
-        let mut f = self.open_blob(id)?;
-        let header = blob_file::read_header(&mut f, id)?;
-        let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let (mut reader, header) = self.open_chain(id)?;
+        let file_len = self.stored_len(id)?;
         // Trust the header's length only as far as the file could hold it.
         let cap = match header.codec {
             Codec::Raw => header.raw_len.min(file_len.saturating_sub(HEADER_LEN)),
-            Codec::Zstd | Codec::Planes => header.raw_len.min(file_len.saturating_mul(64)),
+            Codec::Zstd | Codec::Planes | Codec::Delta => header.raw_len.min(file_len.saturating_mul(64)),
         };
         let mut out = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
-        blob_file::decode_to(f, header, id, &mut out)?;
+        blob_file::decode_to(&mut reader, header, id, &mut out)?;
         Ok(out)
     }
 

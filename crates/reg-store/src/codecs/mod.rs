@@ -45,7 +45,7 @@ mod planes;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;
 #[cfg(test)]
 mod tests;
 

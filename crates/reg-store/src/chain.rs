@@ -1,0 +1,212 @@
+//! Reading a blob's raw bytes through its chain of delta parents.
+//!
+//! A delta blob's frame `i` needs frame `i` of its parent, which may be a
+//! delta itself. [`ChainReader`] opens every blob of the chain (leaf,
+//! parent, ..., a self-contained root) and produces the leaf's bytes one
+//! frame at a time: it decodes frame `i` of the root, then of each level
+//! above it against the frame below, swapping two frame buffers, so its
+//! memory is two frames and one encoded frame whatever the chain's length.
+//! A blob with no parent is read with no extra copy.
+//!
+//! The reader does not hash: callers that must verify (every read path of
+//! the store does) hash the leaf's bytes. Parents need no hash of their
+//! own: a wrong parent frame is caught by the checksum each delta frame
+//! keeps of its parent's bytes, and any wrong output by the leaf's hash.
+
+use crate::blob_file::{corrupt, read_header, Header};
+use crate::frames::{self, FRAME_RAW};
+use crate::{BlobId, Codec, StoreError};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+
+/// Longest chain followed (links from a blob to its root); longer ones,
+/// and cycles, are reported as damage. Chains reg writes are bounded by
+/// the registry's `max_delta_chain`, far below this.
+pub const MAX_CHAIN: usize = 64;
+
+const BUF: usize = 1 << 20;
+
+/// The body of one blob of a chain, positioned at its first byte.
+enum Body {
+    Raw(BufReader<File>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<File>>>),
+    Frames(BufReader<File>),
+}
+
+struct Level {
+    id: BlobId,
+    body: Body,
+}
+
+impl Level {
+    fn open(id: BlobId, file: File, header: Header) -> Result<Level, StoreError> {
+        let buffered = BufReader::with_capacity(BUF, file);
+        let body = match header.codec {
+            Codec::Raw => Body::Raw(buffered),
+            Codec::Planes | Codec::Delta => Body::Frames(buffered),
+            Codec::Zstd => Body::Zstd(Box::new(
+                zstd::stream::read::Decoder::with_buffer(buffered)
+                    .map_err(|e| corrupt(id, format!("cannot decode: {e}")))?,
+            )),
+        };
+        Ok(Level { id, body })
+    }
+
+    /// Decode this blob's next `out.len()` raw bytes (one frame) into
+    /// `out`; `parent` is the parent's bytes of the same range.
+    fn fill(&mut self, parent: Option<&[u8]>, out: &mut [u8], encoded: &mut Vec<u8>) -> io::Result<()> {
+        match &mut self.body {
+            Body::Raw(r) => r.read_exact(out),
+            Body::Zstd(z) => z.read_exact(out),
+            Body::Frames(r) => {
+                frames::read_encoded(r, encoded)?;
+                frames::decode_frame(encoded, parent, out)
+            }
+        }
+    }
+}
+
+/// Reads the raw bytes of a blob, decoding through its delta chain.
+pub struct ChainReader {
+    /// Root first, the blob being read last.
+    levels: Vec<Level>,
+    cur: Vec<u8>,
+    other: Vec<u8>,
+    encoded: Vec<u8>,
+    at: usize,
+    filled: usize,
+    /// Raw bytes not yet produced (or decoded into `cur`).
+    left: u64,
+}
+
+impl ChainReader {
+    /// Open the chain of the blob `id`, whose file is `file` (just past its
+    /// header `header`); `open` opens another blob's file and header.
+    pub(crate) fn open(
+        id: BlobId,
+        file: File,
+        header: Header,
+        open: &dyn Fn(BlobId) -> Result<(File, Header), StoreError>,
+    ) -> Result<ChainReader, StoreError> {
+        let mut levels = vec![Level::open(id, file, header)?];
+        let mut seen = vec![id];
+        let mut next = header.parent;
+        while let Some(parent) = next {
+            if seen.contains(&parent) || seen.len() > MAX_CHAIN {
+                return Err(corrupt(
+                    id,
+                    format!("its delta chain is cyclic or longer than {MAX_CHAIN} links"),
+                ));
+            }
+            let child = seen[seen.len() - 1];
+            let (f, h) = open(parent).map_err(|e| match e {
+                StoreError::Missing(_) => StoreError::MissingParent { id: child, parent },
+                e => e,
+            })?;
+            if h.raw_len != header.raw_len {
+                return Err(corrupt(
+                    child,
+                    format!(
+                        "its delta parent {parent} holds {} bytes, not {}",
+                        h.raw_len, header.raw_len
+                    ),
+                ));
+            }
+            levels.push(Level::open(parent, f, h)?);
+            seen.push(parent);
+            next = h.parent;
+        }
+        levels.reverse();
+        Ok(ChainReader {
+            levels,
+            cur: Vec::new(),
+            other: Vec::new(),
+            encoded: Vec::new(),
+            at: 0,
+            filled: 0,
+            left: header.raw_len,
+        })
+    }
+
+    fn next_frame(&mut self) -> io::Result<()> {
+        let n = FRAME_RAW.min(usize::try_from(self.left).unwrap_or(FRAME_RAW));
+        let ChainReader {
+            levels,
+            cur,
+            other,
+            encoded,
+            ..
+        } = self;
+        let leaf = levels.len() - 1;
+        for (k, level) in levels.iter_mut().enumerate() {
+            let result = if k == 0 {
+                cur.resize(n, 0);
+                level.fill(None, &mut cur[..n], encoded)
+            } else {
+                other.resize(n, 0);
+                let r = level.fill(Some(&cur[..n]), &mut other[..n], encoded);
+                std::mem::swap(cur, other);
+                r
+            };
+            result.map_err(|e| {
+                if k == leaf {
+                    e
+                } else {
+                    io::Error::new(e.kind(), format!("delta parent {}: {e}", level.id))
+                }
+            })?;
+        }
+        self.left -= n as u64;
+        self.at = 0;
+        self.filled = n;
+        Ok(())
+    }
+}
+
+impl Read for ChainReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.levels.len() == 1 {
+            let direct = match &mut self.levels[0].body {
+                Body::Raw(r) => Some(r as &mut dyn Read),
+                Body::Zstd(z) => Some(z.as_mut() as &mut dyn Read),
+                Body::Frames(_) => None,
+            };
+            if let Some(r) = direct {
+                let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                if max == 0 {
+                    return Ok(0);
+                }
+                let n = r.read(&mut buf[..max])?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated"));
+                }
+                self.left -= n as u64;
+                return Ok(n);
+            }
+        }
+        if self.at == self.filled {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            self.next_frame()?;
+        }
+        let n = buf.len().min(self.filled - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Open blob `id`'s file and read its header (for [`ChainReader::open`]).
+pub(crate) fn open_file(path: std::path::PathBuf, id: BlobId) -> Result<(File, Header), StoreError> {
+    let mut f = File::open(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => StoreError::Missing(id),
+        _ => StoreError::Io {
+            action: "opening",
+            path,
+            source: e,
+        },
+    })?;
+    let h = read_header(&mut f, id)?;
+    Ok((f, h))
+}
