@@ -563,3 +563,46 @@ fn file_remote_round_trip_and_remote_config() {
     assert_eq!(gone.code, 1);
     assert!(gone.stderr.contains("no remote named"), "{}", gone.stderr);
 }
+
+#[test]
+fn file_remote_moves_delta_chains_parents_first() {
+    // In `a` the older versions are deltas against the newer ones.
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[..4], "mlp");
+    let shared = a.dir.path().join("shared");
+    let url = format!("file://{}", shared.display());
+    ok(&a, &["remote", "add", "shared", &url]);
+    ok(&a, &["sync", "push", "shared", "mlp"]);
+    assert!(ok(&a, &["stats", "--json"]).json()["codecs"]["delta"][0].as_u64() >= Some(3));
+
+    // The oldest version alone: its blobs come with the parents they are
+    // deltas against, and it pulls back byte-identical.
+    let b = Reg::new();
+    ok(&b, &["remote", "add", "shared", &url]);
+    ok(&b, &["sync", "pull", "shared", "mlp@v1"]);
+    let out = b.work().join("v1.ckpt");
+    ok(&b, &["pull", "mlp@v1", "-o", path_str(&out)]);
+    let want = std::fs::read(fixture("lightning/mlp/epoch=00.ckpt")).expect("fixture");
+    assert!(std::fs::read(&out).expect("pulled") == want, "pulled file differs");
+    ok(&b, &["verify", "--full"]);
+    // gc keeps the parents that only a delta needs: they are not versions
+    // here, so gc re-encodes the deltas whole, and v1 still pulls.
+    ok(&b, &["gc"]);
+    ok(&b, &["pull", "mlp@v1", "-o", path_str(&out), "--force"]);
+    assert!(
+        std::fs::read(&out).expect("pulled") == want,
+        "pulled file differs after gc"
+    );
+    ok(&b, &["verify", "--full"]);
+    // The rest of the run follows; everything pulls.
+    for v in 2..=4 {
+        ok(&b, &["sync", "pull", "shared", &format!("mlp@v{v}")]);
+    }
+    for (v, f) in MLP[..4].iter().enumerate() {
+        let out = b.work().join(format!("p{v}.ckpt"));
+        ok(&b, &["pull", &format!("mlp@epoch={v}"), "-o", path_str(&out)]);
+        let want = std::fs::read(fixture(&format!("lightning/mlp/{f}"))).expect("fixture");
+        assert!(std::fs::read(&out).expect("pulled") == want, "{f} differs");
+    }
+    ok(&b, &["verify", "--full"]);
+}

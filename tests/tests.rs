@@ -10,6 +10,8 @@ mod common;
 mod damage;
 /// Storages are stored once across a run and a fine-tune (issue 2, point 3).
 mod dedupe;
+/// Delta chains: older versions against newer, --parent, bounds, gc, damage, format 1 (issue 5).
+mod deltas;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).

@@ -79,6 +79,10 @@ pub enum Command {
         /// Store files whose pickle would run dangerous code when loaded.
         #[arg(long)]
         allow_unsafe: bool,
+        /// Store changed float tensors as deltas against this version's
+        /// (NAME@REF; a fine-tune against its base model).
+        #[arg(long, value_name = "REF")]
+        parent: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
         #[command(flatten)]

@@ -44,15 +44,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tag,
             message,
             allow_unsafe,
+            parent,
             json,
             remote,
         } => {
+            let parent = parent.map(|p| VersionRef::parse(&p)).transpose()?;
             let reg = open(config)?;
             let opts = PushOptions {
                 name,
                 tag: tag.clone(),
                 message,
                 allow_unsafe,
+                parent,
             };
             let mut reports = Vec::new();
             let mut pushed: Vec<(String, u32)> = Vec::new();
@@ -68,7 +71,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
                     "file": file, "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
                     "logical_bytes": r.logical_bytes, "new_raw_bytes": r.new_raw_bytes,
-                    "written_bytes": r.written_bytes, "unknown_globals": r.unknown_globals,
+                    "written_bytes": r.written_bytes, "deltas": r.deltas,
+                    "rebased": {
+                        "version": r.rebase.version, "blobs": r.rebase.blobs,
+                        "bytes_before": r.rebase.bytes_before, "bytes_after": r.rebase.bytes_after,
+                        "warnings": r.rebase.warnings,
+                    },
+                    "unknown_globals": r.unknown_globals,
                 }));
             }
             let synced = match &remote.remote {
@@ -360,6 +369,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     human::bytes(r.freed_bytes),
                     r.kept_blobs
                 );
+                if r.reencoded_blobs > 0 {
+                    println!(
+                        "{} {} delta blobs without the parents no version needs any more",
+                        if dry_run { "would re-encode" } else { "re-encoded" },
+                        r.reencoded_blobs
+                    );
+                }
             }
         }
         Command::Prune {
@@ -498,6 +514,24 @@ fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str
             human::bytes(r.new_raw_bytes),
             human::bytes(r.written_bytes)
         );
+        if r.deltas > 0 {
+            println!(
+                "  {} new tensors stored as deltas against the --parent version",
+                r.deltas
+            );
+        }
+        if let (Some(v), true) = (r.rebase.version, r.rebase.blobs > 0) {
+            println!(
+                "  v{v}: {} changed tensors re-encoded as deltas against v{}: {} -> {}",
+                r.rebase.blobs,
+                r.number,
+                human::bytes(r.rebase.bytes_before),
+                human::bytes(r.rebase.bytes_after)
+            );
+        }
+        for w in &r.rebase.warnings {
+            eprintln!("reg: warning: {w}");
+        }
         println!("  {}", human::rate(r.logical_bytes, took));
     } else {
         println!(

@@ -28,6 +28,9 @@ pub struct Config {
     pub keep_optimizer_last: Option<usize>,
     /// How new blobs are encoded (`codecs = "auto" | "zstd" | "raw"`).
     pub codecs: reg_store::CodecPolicy,
+    /// Longest chain of delta blobs (links) a pull may have to decode;
+    /// 0 stores no deltas (`max_delta_chain`, see [`crate::deltas`]).
+    pub max_delta_chain: usize,
     /// Remotes named in `[remotes.NAME]`, sorted by name.
     pub remotes: Vec<RemoteSpec>,
 }
@@ -72,6 +75,7 @@ struct RegistrySection {
     pickle_policy: Option<String>,
     keep_optimizer_last: Option<usize>,
     codecs: Option<String>,
+    max_delta_chain: Option<usize>,
 }
 
 /// Returned by [`Config::locate`].
@@ -104,6 +108,7 @@ impl Config {
             strict_pickles: false,
             keep_optimizer_last: None,
             codecs: reg_store::CodecPolicy::Auto,
+            max_delta_chain: crate::deltas::DEFAULT_MAX_DELTA_CHAIN,
             remotes: Vec::new(),
         }
     }
@@ -155,6 +160,10 @@ impl Config {
                     reason: format!("codecs {c:?}: use \"auto\", \"zstd\" or \"raw\""),
                 })?,
             },
+            max_delta_chain: section
+                .max_delta_chain
+                .unwrap_or(crate::deltas::DEFAULT_MAX_DELTA_CHAIN)
+                .min(reg_store::MAX_CHAIN),
             root,
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
             default_name: section.default_name.filter(|n| !n.is_empty()),

@@ -193,7 +193,7 @@ impl Registry {
         }
         let mut records = Vec::new();
         for id in m.blobs() {
-            let (raw_len, codec) = self.store.describe(id).map_err(damaged)?;
+            let reg_store::BlobInfo { raw_len, codec, .. } = self.store.describe(id).map_err(damaged)?;
             let want = if id == m.skeleton {
                 None
             } else {
@@ -211,6 +211,17 @@ impl Registry {
             }
             if !self.index.has_blob(id)? {
                 records.push((id, BlobRecord::new(raw_len, self.store.stored_len(id)?, codec)));
+            }
+            // The delta parents it is encoded against (fetched with it).
+            let mut child = id;
+            for parent in self.store.chain(id).map_err(damaged)? {
+                self.index.add_delta(parent, child)?;
+                if !self.index.has_blob(parent)? && !records.iter().any(|(r, _)| *r == parent) {
+                    let info = self.store.describe(parent).map_err(damaged)?;
+                    let stored = self.store.stored_len(parent)?;
+                    records.push((parent, BlobRecord::new(info.raw_len, stored, info.codec)));
+                }
+                child = parent;
             }
         }
         Ok(records)

@@ -5,6 +5,10 @@
 //! - `manifests`: key version id (32 bytes) -> manifest JSON.
 //! - `tags`: key `name \0 tag` -> version number (u32 BE).
 //! - `blobs`: key blob id (32 bytes) -> bincode [`BlobRecord`].
+//! - `deltas`: key parent blob id ‖ child blob id (64 bytes) -> empty: the
+//!   child is stored as a delta against the parent. Blob headers are the
+//!   truth (gc and sync follow them); this tree answers "which blobs
+//!   depend on this one" without opening every blob file.
 //! - default tree: `format` -> index format version (u32 BE).
 //!
 //! A version becomes visible in one sled transaction that writes its
@@ -18,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::{Path, PathBuf};
 
-/// The index format this code writes and reads.
-pub const INDEX_FORMAT: u32 = 1;
+/// The index format this code writes and reads: 2 added the `deltas`
+/// tree. Format 1 indexes are upgraded when opened (they have no deltas);
+/// a reg that knows only format 1 refuses a format 2 index, so it can never
+/// collect a blob that a delta still needs.
+pub const INDEX_FORMAT: u32 = 2;
 
 /// Returned by [`Index`] operations.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +132,7 @@ pub struct Index {
     manifests: sled::Tree,
     tags: sled::Tree,
     blobs: sled::Tree,
+    deltas: sled::Tree,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -152,6 +160,13 @@ fn version_key(name: &str, number: u32) -> Vec<u8> {
     k
 }
 
+fn delta_key(parent: BlobId, child: BlobId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(&parent.0);
+    k.extend_from_slice(&child.0);
+    k
+}
+
 fn name_prefix(name: &str) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();
     k.push(0);
@@ -166,22 +181,23 @@ impl Index {
             source,
         };
         let db = sled::Config::new().path(path).open().map_err(err)?;
-        match db.get("format").map_err(err)? {
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
-                if found > INDEX_FORMAT {
-                    return Err(IndexError::TooNew { found });
-                }
-            }
-            None => {
-                db.insert("format", &INDEX_FORMAT.to_be_bytes()).map_err(err)?;
-            }
+        let found = match db.get("format").map_err(err)? {
+            Some(v) => v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        if found > INDEX_FORMAT {
+            return Err(IndexError::TooNew { found });
+        }
+        if found < INDEX_FORMAT {
+            db.insert("format", &INDEX_FORMAT.to_be_bytes()).map_err(err)?;
+            db.flush().map_err(err)?;
         }
         Ok(Index {
             versions: db.open_tree("versions").map_err(err)?,
             manifests: db.open_tree("manifests").map_err(err)?,
             tags: db.open_tree("tags").map_err(err)?,
             blobs: db.open_tree("blobs").map_err(err)?,
+            deltas: db.open_tree("deltas").map_err(err)?,
             path: path.to_path_buf(),
             db,
         })
@@ -394,6 +410,71 @@ impl Index {
             out.push((name, rec));
         }
         Ok(out)
+    }
+
+    /// Replace the record of a stored blob (after it was re-encoded).
+    pub fn set_blob_record(&self, id: BlobId, record: &BlobRecord) -> Result<(), IndexError> {
+        self.blobs.insert(id.0, encode(record)).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Record that `child` is stored as a delta against `parent`.
+    pub fn add_delta(&self, parent: BlobId, child: BlobId) -> Result<(), IndexError> {
+        self.deltas.insert(delta_key(parent, child), &[]).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Forget that `child` is a delta against `parent`.
+    pub fn remove_delta(&self, parent: BlobId, child: BlobId) -> Result<(), IndexError> {
+        self.deltas.remove(delta_key(parent, child)).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The blobs recorded as deltas against `parent`.
+    pub fn delta_children(&self, parent: BlobId) -> Result<Vec<BlobId>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.deltas.scan_prefix(parent.0) {
+            let (k, _) = item.map_err(self.err())?;
+            if let Some(child) = k.get(32..64) {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(child);
+                out.push(BlobId(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every recorded `(parent, child)` delta.
+    pub fn deltas(&self) -> Result<Vec<(BlobId, BlobId)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.deltas.iter() {
+            let (k, _) = item.map_err(self.err())?;
+            if k.len() == 64 {
+                let (mut p, mut c) = ([0u8; 32], [0u8; 32]);
+                p.copy_from_slice(&k[..32]);
+                c.copy_from_slice(&k[32..]);
+                out.push((BlobId(p), BlobId(c)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Make the delta table exactly `edges` (gc and index rebuilds read
+    /// them from blob headers), then flush.
+    pub fn set_deltas(&self, edges: &[(BlobId, BlobId)]) -> Result<(), IndexError> {
+        let want: std::collections::BTreeSet<Vec<u8>> = edges.iter().map(|(p, c)| delta_key(*p, *c)).collect();
+        let mut batch = sled::Batch::default();
+        for item in self.deltas.iter() {
+            let (k, _) = item.map_err(self.err())?;
+            if !want.contains(k.as_ref()) {
+                batch.remove(k);
+            }
+        }
+        for k in &want {
+            batch.insert(k.as_slice(), &[]);
+        }
+        self.deltas.apply_batch(batch).map_err(self.err())?;
+        self.flush()
     }
 
     /// Flush everything to disk.

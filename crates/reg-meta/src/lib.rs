@@ -25,9 +25,11 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod deltas;
 pub mod diff;
 mod error;
 mod export;
+pub mod gc;
 pub mod ids;
 pub mod import;
 pub mod index;

@@ -8,7 +8,7 @@ use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_store::{BlobId, BlobStore, StoreError};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 /// One damaged version found by [`Registry::verify`].
@@ -38,21 +38,6 @@ impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.damaged_blobs.is_empty() && self.damaged_versions.is_empty()
     }
-}
-
-/// What [`Registry::gc`] removed (or would remove, in a dry run).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct GcReport {
-    /// Blobs still referenced.
-    pub kept_blobs: usize,
-    /// Unreferenced blobs removed.
-    pub removed_blobs: usize,
-    /// Bytes of blob files freed.
-    pub freed_bytes: u64,
-    /// Leftover temp files removed.
-    pub temp_files: usize,
-    /// True when nothing was deleted.
-    pub dry_run: bool,
 }
 
 /// Rules for [`Registry::prune`].
@@ -118,8 +103,9 @@ fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
 }
 
 impl Registry {
-    /// Check versions (all, or one): every blob they need exists; with
-    /// `full`, every blob's bytes hash to its id and every version
+    /// Check versions (all, or one): every blob they need exists, with
+    /// the delta parents it is encoded against; with `full`, every blob's
+    /// bytes (decoded through its chain) hash to its id and every version
     /// re-assembles to its recorded whole-file hash.
     pub fn verify(&self, only: Option<&Resolved>, full: bool) -> Result<VerifyReport, RegistryError> {
         let mut versions: Vec<(String, VersionRecord, Option<Manifest>)> = Vec::new();
@@ -151,12 +137,12 @@ impl Registry {
             needed.push(BlobId(rec.id.0));
             for id in needed {
                 let state = blob_state.entry(id).or_insert_with(|| {
+                    // A delta needs its whole chain of parents: the full
+                    // check decodes through it, the quick one reads headers.
                     let checked = if full {
                         self.store.verify(id)
-                    } else if self.store.contains(id) {
-                        Ok(())
                     } else {
-                        Err(StoreError::Missing(id))
+                        self.store.chain(id).map(|_| ())
                     };
                     checked.err().map(|e| e.to_string())
                 });
@@ -194,53 +180,6 @@ impl Registry {
         self.store.remove(BlobId(v.record.id.0))?;
         self.index.remove_blob_records(&[BlobId(v.record.id.0)])?;
         Ok(())
-    }
-
-    /// Every blob some version needs (manifest blobs included).
-    fn live_blobs(&self) -> Result<HashSet<BlobId>, RegistryError> {
-        let mut live = HashSet::new();
-        for (name, rec) in self.index.all_versions()? {
-            let m = self.index.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
-                version: format!("{name}@v{}", rec.number),
-                source: StoreError::Missing(BlobId(rec.id.0)),
-            })?;
-            live.insert(BlobId(rec.id.0));
-            live.extend(m.blobs());
-        }
-        Ok(live)
-    }
-
-    /// Delete blobs no version needs. The registry lock is held throughout,
-    /// so no push can run at the same time.
-    pub fn gc(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
-        let live = self.live_blobs()?;
-        let mut report = GcReport {
-            dry_run,
-            ..GcReport::default()
-        };
-        let on_disk: BTreeSet<BlobId> = self.store.list()?.into_iter().collect();
-        let recorded: BTreeSet<BlobId> = self.index.blob_records()?.into_iter().map(|(id, _)| id).collect();
-        let mut dead = Vec::new();
-        for id in on_disk.union(&recorded) {
-            if live.contains(id) {
-                report.kept_blobs += 1;
-                continue;
-            }
-            report.removed_blobs += 1;
-            report.freed_bytes += self.store.stored_len(*id).unwrap_or(0);
-            dead.push(*id);
-        }
-        if !dry_run {
-            // Forget first, then delete: a crash in between leaves files gc
-            // removes next time, never a record without its file.
-            self.index.remove_blob_records(&dead)?;
-            for id in &dead {
-                self.store.remove(*id)?;
-            }
-            self.store.sync()?;
-            report.temp_files = self.store.clean_tmp()?;
-        }
-        Ok(report)
     }
 
     /// Remove old versions of `name` by the rules, then gc.
@@ -360,11 +299,15 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize
     let ids = store.list()?;
     let mut records: Vec<(BlobId, BlobRecord)> = Vec::new();
     let mut manifests: Vec<(BlobId, Vec<u8>, Manifest)> = Vec::new();
+    let mut deltas: Vec<(BlobId, BlobId)> = Vec::new();
     for id in ids {
-        let (raw_len, codec) = match store.describe(id) {
+        let reg_store::BlobInfo { raw_len, codec, parent } = match store.describe(id) {
             Ok(d) => d,
             Err(_) => continue,
         };
+        if let Some(p) = parent {
+            deltas.push((p, id));
+        }
         records.push((id, BlobRecord::new(raw_len, store.stored_len(id).unwrap_or(0), codec)));
         if raw_len > 256 << 20 || !looks_like_manifest(store, id) {
             continue;
@@ -381,6 +324,7 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize
         restored += 1;
     }
     index.insert_blob_records(&records)?;
+    index.set_deltas(&deltas)?;
     Ok(restored)
 }
 

@@ -5,6 +5,7 @@
 //! the version visible. A crash before the transaction leaves unreferenced
 //! blobs (collected by gc), never a partial version.
 
+use crate::deltas::RebaseReport;
 use crate::error::RegistryError;
 use crate::ids::{ModelName, VersionId};
 use crate::index::{BlobRecord, VersionRecord};
@@ -17,7 +18,7 @@ use rayon::prelude::*;
 use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, Segment, SegmentKind};
 use reg_store::BlobId;
-use reg_store::{FileRange, RangeReader};
+use reg_store::{FileRange, RangeReader, RawSource};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
@@ -35,6 +36,9 @@ pub struct PushOptions {
     pub message: Option<String>,
     /// Store files whose pickle names dangerous globals.
     pub allow_unsafe: bool,
+    /// Store the new float tensors as deltas against this version's
+    /// (a fine-tune against its base model).
+    pub parent: Option<crate::refs::VersionRef>,
 }
 
 /// What [`Registry::push`] did.
@@ -60,6 +64,10 @@ pub struct PushReport {
     pub new_raw_bytes: u64,
     /// Bytes written to blob files (compressed, headers included).
     pub written_bytes: u64,
+    /// New blobs stored as deltas against the `--parent` version's.
+    pub deltas: usize,
+    /// The previous version's blobs re-encoded as deltas against this one's.
+    pub rebase: RebaseReport,
     /// Globals with an unknown verdict (stored with a warning).
     pub unknown_globals: Vec<String>,
 }
@@ -198,6 +206,10 @@ impl Registry {
         // bytes are streamed below, where their CRCs are checked.
         let ckpt = reg_ckpt::inspect_deferred(bytes).map_err(inspect_err)?;
         let unknown_globals = self.judge_globals(path, &ckpt, opts)?;
+        let base = match &opts.parent {
+            Some(r) => Some(self.resolve(r)?),
+            None => None,
+        };
 
         let file = &input.file;
         let len = bytes.len() as u64;
@@ -260,6 +272,8 @@ impl Registry {
                 logical_bytes: len,
                 new_raw_bytes: 0,
                 written_bytes: 0,
+                deltas: 0,
+                rebase: RebaseReport::default(),
                 unknown_globals,
             });
         }
@@ -271,8 +285,18 @@ impl Registry {
             Some(old) => old.manifest.number,
             None => existing.last().map(|v| v.number + 1).unwrap_or(1),
         };
+        let previous = match (replaces, existing.last()) {
+            (None, Some(rec)) => self.index.manifest(rec.id)?.map(|manifest| Resolved {
+                record: rec.clone(),
+                manifest,
+                note: None,
+            }),
+            _ => None,
+        };
         let version = NewVersion {
             replaces,
+            previous: previous.as_ref(),
+            base: base.as_ref(),
             path,
             file,
             bytes,
@@ -325,8 +349,16 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
         let ckpt = v.ckpt;
-        // Each distinct payload once; compress and write the new ones in parallel.
-        // Float storages are split into byte planes (their element width).
+        let (manifest, skeleton) = self.build_manifest(v, opts);
+        let json = manifest
+            .to_json()
+            .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest: {e}")))?;
+        let manifest_id = BlobId::of(&json);
+
+        // Each distinct payload once; compress and write the new ones in
+        // parallel. Float storages are split into byte planes (their element
+        // width); with --parent, stored as deltas against the base's same
+        // tensor where that pays.
         let float_keys: HashMap<&str, u8> = ckpt
             .tensors
             .iter()
@@ -340,6 +372,17 @@ impl Registry {
                 distinct.entry(*id).or_insert_with(|| (seg.range.clone(), width));
             }
         }
+        let bases: HashMap<BlobId, BlobId> = match v.base {
+            Some(base) => crate::deltas::changed_pairs(&manifest, &base.manifest)
+                .into_iter()
+                .filter(|p| {
+                    let above = self.store.chain(p.parent).map(|c| c.len()).unwrap_or(usize::MAX);
+                    above < self.config.max_delta_chain
+                })
+                .map(|p| (p.child, p.parent))
+                .collect(),
+            None => HashMap::new(),
+        };
         let new_bytes: u64 = distinct
             .iter()
             .filter(|(id, _)| !self.store.contains(**id))
@@ -348,11 +391,7 @@ impl Registry {
         progress.phase("storing", new_bytes);
         // Writing a blob ends in an fsync that waits for the disk; twice as
         // many writers as cores keep both the CPUs and the disk busy.
-        let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(writers)
-            .build()
-            .map_err(|e| RegistryError::Invalid(format!("cannot start writer threads: {e}")))?;
+        let pool = writer_pool()?;
         let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = pool.install(|| {
             distinct
                 .par_iter()
@@ -362,7 +401,10 @@ impl Registry {
                         start: range.start,
                         len: range.end - range.start,
                     };
-                    let out = self.store.put_typed(*id, &source, *width)?;
+                    let out = match (bases.get(id), width) {
+                        (Some(base), Some(w)) => self.store.put_delta(*id, &source, *w, *base)?,
+                        _ => self.store.put_typed(*id, &source, *width)?,
+                    };
                     if out.written {
                         progress.advance(source.len);
                     }
@@ -370,8 +412,93 @@ impl Registry {
                 })
                 .collect::<Result<_, reg_store::StoreError>>()
         })?;
+        let skeleton_put = self.store.put(manifest.skeleton, &skeleton)?;
+        let manifest_put = self.store.put(manifest_id, &json)?;
+        self.store.sync()?;
 
-        // The skeleton: every non-payload byte, concatenated.
+        // Blob records for every blob this version needs that the index
+        // does not list yet (including blobs left by an interrupted push).
+        let mut new_records = Vec::new();
+        let all = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
+            (manifest.skeleton, skeleton_put, skeleton.len() as u64),
+            (manifest_id, manifest_put, json.len() as u64),
+        ]);
+        for (id, o, raw) in all {
+            if !self.index.has_blob(id)? {
+                new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
+            }
+        }
+        let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
+        self.index
+            .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
+        for (id, o, _) in &outcomes {
+            if let (true, Some(parent)) = (o.written, o.parent) {
+                self.index.add_delta(parent, *id)?;
+            }
+        }
+        if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
+            self.index.remove_manifest(old.record.id)?;
+            self.store.remove(BlobId(old.record.id.0))?;
+            self.index.remove_blob_records(&[BlobId(old.record.id.0)])?;
+        }
+
+        // The version is durable: now the previous one's changed tensors
+        // become deltas against this one's (see crate::deltas).
+        let rebase = match v.previous {
+            Some(prev) if self.config.max_delta_chain > 0 => {
+                let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
+                let total = pairs
+                    .iter()
+                    .filter_map(|p| distinct.get(&p.parent).map(|(r, _)| r.end - r.start))
+                    .sum();
+                progress.phase("deltas", total);
+                let source = |id: BlobId| -> Option<Box<dyn RawSource + '_>> {
+                    distinct.get(&id).map(|(range, _)| {
+                        Box::new(FileRange {
+                            file: v.file,
+                            start: range.start,
+                            len: range.end - range.start,
+                        }) as Box<dyn RawSource>
+                    })
+                };
+                let mut r = pool.install(|| self.rebase_pairs(&pairs, &source, progress));
+                r.version = Some(prev.record.number);
+                r
+            }
+            _ => RebaseReport::default(),
+        };
+
+        let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
+        Ok(PushReport {
+            name: v.name.to_string(),
+            number: v.number,
+            id: record.id,
+            created: true,
+            tensors: manifest.tensors.len(),
+            payloads: count_payloads(ckpt),
+            new_payloads: outcomes.iter().filter(|(_, o, _)| o.written).count(),
+            logical_bytes: manifest.size,
+            new_raw_bytes: outcomes
+                .iter()
+                .filter(|(_, o, _)| o.written)
+                .map(|(_, _, raw)| raw)
+                .sum(),
+            written_bytes: outcomes.iter().map(|(_, o, _)| written(o)).sum::<u64>()
+                + written(&skeleton_put)
+                + written(&manifest_put),
+            deltas: outcomes
+                .iter()
+                .filter(|(_, o, _)| o.written && o.parent.is_some())
+                .count(),
+            rebase,
+            unknown_globals,
+        })
+    }
+
+    /// The manifest of the version being pushed and its skeleton bytes
+    /// (every non-payload byte, concatenated); nothing is written.
+    fn build_manifest(&self, v: &NewVersion<'_>, opts: &PushOptions) -> (Manifest, Vec<u8>) {
+        let ckpt = v.ckpt;
         let mut skeleton = Vec::new();
         let mut pieces = Vec::with_capacity(ckpt.segments.len());
         let mut key_blobs: HashMap<&str, BlobId> = HashMap::new();
@@ -395,8 +522,6 @@ impl Registry {
             }
         }
         let skeleton_id = BlobId::of(&skeleton);
-        let skeleton_put = self.store.put(skeleton_id, &skeleton)?;
-
         let tensors = ckpt
             .tensors
             .iter()
@@ -440,61 +565,29 @@ impl Registry {
                 })
             }),
         };
-        let json = manifest
-            .to_json()
-            .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest: {e}")))?;
-        let manifest_id = BlobId::of(&json);
-        let manifest_put = self.store.put(manifest_id, &json)?;
-        self.store.sync()?;
-
-        // Blob records for every blob this version needs that the index
-        // does not list yet (including blobs left by an interrupted push).
-        let mut new_records = Vec::new();
-        let all = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
-            (skeleton_id, skeleton_put, skeleton.len() as u64),
-            (manifest_id, manifest_put, json.len() as u64),
-        ]);
-        for (id, o, raw) in all {
-            if !self.index.has_blob(id)? {
-                new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
-            }
-        }
-        let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
-        self.index
-            .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
-        if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
-            self.index.remove_manifest(old.record.id)?;
-            self.store.remove(BlobId(old.record.id.0))?;
-            self.index.remove_blob_records(&[BlobId(old.record.id.0)])?;
-        }
-
-        let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
-        Ok(PushReport {
-            name: v.name.to_string(),
-            number: v.number,
-            id: record.id,
-            created: true,
-            tensors: manifest.tensors.len(),
-            payloads: count_payloads(ckpt),
-            new_payloads: outcomes.iter().filter(|(_, o, _)| o.written).count(),
-            logical_bytes: manifest.size,
-            new_raw_bytes: outcomes
-                .iter()
-                .filter(|(_, o, _)| o.written)
-                .map(|(_, _, raw)| raw)
-                .sum(),
-            written_bytes: outcomes.iter().map(|(_, o, _)| written(o)).sum::<u64>()
-                + written(&skeleton_put)
-                + written(&manifest_put),
-            unknown_globals,
-        })
+        (manifest, skeleton)
     }
+}
+
+/// Writer threads for blob files: twice as many as cores, so that fsync
+/// waits overlap with compression.
+fn writer_pool() -> Result<rayon::ThreadPool, RegistryError> {
+    let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(writers)
+        .build()
+        .map_err(|e| RegistryError::Invalid(format!("cannot start writer threads: {e}")))
 }
 
 /// What `store_version` needs to know about the file being pushed.
 struct NewVersion<'a> {
     /// The version this one takes the place of (retention).
     replaces: Option<&'a Resolved>,
+    /// The newest version of the name before this push: its changed
+    /// tensors become deltas against this version's.
+    previous: Option<&'a Resolved>,
+    /// `--parent`: new float storages are stored as deltas against its.
+    base: Option<&'a Resolved>,
     path: &'a Path,
     file: &'a File,
     bytes: &'a [u8],

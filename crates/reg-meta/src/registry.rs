@@ -12,8 +12,13 @@ use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// First line of the `FORMAT` file.
-pub const FORMAT_MARKER: &str = "reg registry format 1";
+/// First line of the `FORMAT` file. Format 2 added delta blobs (blob
+/// codec 3) and the index's `deltas` tree.
+pub const FORMAT_MARKER: &str = "reg registry format 2";
+/// The marker of format 1 registries, which are upgraded in place when
+/// opened (nothing in them changes; a reg that knows only format 1 then
+/// refuses the registry rather than misread delta blobs).
+const FORMAT_1_MARKER: &str = "reg registry format 1";
 
 /// An open registry. Holding one holds the registry's exclusive lock: sled
 /// allows one process at a time, so every `reg` process takes turns.
@@ -80,6 +85,7 @@ impl Registry {
         let marker = root.join("FORMAT");
         match fs::read_to_string(&marker) {
             Ok(text) if text.lines().next() == Some(FORMAT_MARKER) => {}
+            Ok(text) if text.lines().next() == Some(FORMAT_1_MARKER) => write_marker(&marker)?,
             Ok(_) => {
                 return Err(RegistryError::Invalid(format!(
                     "{} is not a reg registry of a format this reg reads",
@@ -94,7 +100,7 @@ impl Registry {
                         root.display()
                     )));
                 }
-                fs::write(&marker, format!("{FORMAT_MARKER}\n")).map_err(RegistryError::io("writing", &marker))?;
+                write_marker(&marker)?;
             }
         }
         let lock = acquire_lock(&root.join("lock"), on_wait)?;
@@ -157,6 +163,16 @@ impl Registry {
             hint,
         })
     }
+}
+
+/// Write the `FORMAT` file atomically (temp file, fsync, rename).
+fn write_marker(marker: &Path) -> Result<(), RegistryError> {
+    let tmp = marker.with_extension("tmp");
+    fs::write(&tmp, format!("{FORMAT_MARKER}\n")).map_err(RegistryError::io("writing", &tmp))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(RegistryError::io("syncing", &tmp))?;
+    fs::rename(&tmp, marker).map_err(RegistryError::io("writing", marker))
 }
 
 /// Levenshtein distance, for "did you mean".

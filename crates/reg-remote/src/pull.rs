@@ -3,7 +3,8 @@
 //! The manifest is downloaded and checked against its id, every blob the
 //! local store lacks is downloaded into `tmp/` and hash-checked (decoded,
 //! blake3 of the raw bytes against the id) before it is renamed into the
-//! store, and only then is the version committed to the local index, with
+//! store (a delta blob's parent is downloaded and stored before it, so
+//! that it can be checked), and only then is the version committed to the local index, with
 //! the next free local number (see `reg_meta::import`). A damaged or
 //! missing remote object stops the pull with an error naming the version;
 //! nothing damaged is stored and no version appears. Blobs that arrived
@@ -113,8 +114,9 @@ impl Remote {
         Ok(report)
     }
 
-    /// Stream one blob into the local store; it is verified before it is
-    /// stored. Returns its stored length.
+    /// Stream one blob into the local store (after the delta parents it
+    /// needs); it is verified before it is stored. Returns the stored
+    /// length of it and of the parents fetched for it.
     async fn download_blob(
         &self,
         store: &BlobStore,
@@ -144,7 +146,14 @@ impl Remote {
             })?;
             progress.advance(chunk.len() as u64);
         }
-        let len = writer.len();
+        // A delta is checked against its parent: fetch that first.
+        let mut parents_len = 0;
+        if let Some(parent) = writer.parent()? {
+            if !store.contains(parent) {
+                parents_len = Box::pin(self.download_blob(store, parent, label, progress)).await?;
+            }
+        }
+        let len = writer.len() + parents_len;
         writer.commit().map_err(|e| match e {
             StoreError::Io { .. } => RemoteError::Local(e),
             other => damaged(other),

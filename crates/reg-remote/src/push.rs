@@ -1,11 +1,12 @@
 //! `push`: send local versions to a remote.
 //!
 //! Order of writes, so that a push cut short at any point is invisible
-//! and resumes by itself: every missing blob first, then the manifests,
-//! then each version entry (conditional create). A blob already on the
-//! remote (same key, same size, found by one LIST of `blobs/`) is not sent
-//! again; a version whose file (name and whole-file blake3) is already on
-//! the remote is not sent again either.
+//! and resumes by itself: every missing blob first (the delta parents a
+//! blob is encoded against before it), then the manifests, then each
+//! version entry (conditional create). A blob already on the remote (same
+//! key, found by one LIST of `blobs/`; any stored form decodes to the same
+//! bytes) is not sent again; a version whose file (name and whole-file
+//! blake3) is already on the remote is not sent again either.
 
 use crate::error::RemoteError;
 use crate::layout::{self, TagEntry, VersionEntry};
@@ -128,50 +129,65 @@ impl Remote {
             });
         }
 
-        // Blobs: one LIST, then only what is missing.
-        let mut needed: BTreeMap<BlobId, String> = BTreeMap::new();
+        // Blobs, with the delta parents they are encoded against: one
+        // LIST, then only what is missing, parents before their deltas.
+        let mut needed: BTreeMap<BlobId, (String, usize)> = BTreeMap::new();
         for o in &outgoing {
+            let label = format!("{}@v{}", o.name, o.record.number);
             for id in o.manifest.blobs() {
-                needed
-                    .entry(id)
-                    .or_insert_with(|| format!("{}@v{}", o.name, o.record.number));
+                let chain = reg.store().chain(id).map_err(|source| RemoteError::Damaged {
+                    version: label.clone(),
+                    source,
+                })?;
+                let depth = chain.len();
+                needed.entry(id).or_insert_with(|| (label.clone(), depth));
+                for (i, parent) in chain.into_iter().enumerate() {
+                    needed.entry(parent).or_insert_with(|| (label.clone(), depth - 1 - i));
+                }
             }
         }
-        let mut to_send: Vec<(BlobId, u64, String)> = Vec::new();
+        let mut to_send: Vec<(BlobId, u64, String, usize)> = Vec::new();
         if !needed.is_empty() {
             let listed = self.list_all(&layout::blobs_prefix()).await?;
+            // Any stored form of a blob will do: every form decodes to the
+            // same bytes, and its parents were sent before it.
             let present: HashMap<String, u64> = listed
                 .into_iter()
                 .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
                 .collect();
-            for (id, label) in needed {
+            for (id, (label, depth)) in needed {
                 let local_len = reg.store().stored_len(id).map_err(|source| RemoteError::Damaged {
                     version: label.clone(),
                     source,
                 })?;
-                if present.get(&id.to_hex()) == Some(&local_len) {
+                if present.contains_key(&id.to_hex()) {
                     report.blobs_skipped += 1;
                     report.blob_bytes_skipped += local_len;
                 } else {
-                    to_send.push((id, local_len, label));
+                    to_send.push((id, local_len, label, depth));
                 }
             }
         }
-        progress.phase("uploading", to_send.iter().map(|(_, len, _)| len).sum());
+        progress.phase("uploading", to_send.iter().map(|(_, len, _, _)| len).sum());
         let store = reg.store();
-        let sent: Vec<(u64, bool)> = futures::stream::iter(to_send)
-            .map(|(id, len, label)| async move {
-                let multipart = self.upload_blob(store, id, len, &label, progress).await?;
-                Ok::<_, RemoteError>((len, multipart))
-            })
-            .buffer_unordered(self.tuning.concurrency.max(1))
-            .try_collect()
-            .await?;
-        for (len, multipart) in sent {
-            report.blobs_transferred += 1;
-            report.blob_bytes_transferred += len;
-            report.multipart_blobs += usize::from(multipart);
-            report.object(len);
+        to_send.sort_by_key(|(_, _, _, depth)| *depth);
+        let deepest = to_send.last().map(|t| t.3).unwrap_or(0);
+        for depth in 0..=deepest {
+            let wave: Vec<_> = to_send.iter().filter(|t| t.3 == depth).collect();
+            let sent: Vec<(u64, bool)> = futures::stream::iter(wave)
+                .map(|(id, len, label, _)| async move {
+                    let multipart = self.upload_blob(store, *id, *len, label, progress).await?;
+                    Ok::<_, RemoteError>((*len, multipart))
+                })
+                .buffer_unordered(self.tuning.concurrency.max(1))
+                .try_collect()
+                .await?;
+            for (len, multipart) in sent {
+                report.blobs_transferred += 1;
+                report.blob_bytes_transferred += len;
+                report.multipart_blobs += usize::from(multipart);
+                report.object(len);
+            }
         }
 
         // Manifests (content-addressed, immutable), then the entries.

@@ -1,0 +1,200 @@
+//! Which blobs are stored as deltas against which: the registry's policy
+//! on top of `reg_store`'s delta blobs.
+//!
+//! **Training runs: reverse deltas.** When version N+1 of a name is
+//! pushed, each float storage of version N that changed (same tensor path,
+//! dtype and length, different bytes) is re-encoded as a delta against
+//! N+1's, where that makes its file smaller. The newest version is always
+//! self-contained, so pulling it (resuming training) reads one blob per
+//! tensor; older versions read a chain. Retention and `prune --keep-last`
+//! remove the oldest versions, the ends of chains, so they never force a
+//! re-encoding. The re-encoding runs after N+1 is committed: the new
+//! version is durable before any old blob is touched, and an interrupted
+//! re-encoding leaves the old blob as it was (each one is an atomic
+//! rename).
+//!
+//! **Fine-tunes: forward deltas.** `push --parent REF` stores the new
+//! version's float storages as deltas against REF's same tensors (a
+//! fine-tune against its base model).
+//!
+//! **Bounded chains.** No chain is made longer than `max_delta_chain`
+//! links (config, default [`DEFAULT_MAX_DELTA_CHAIN`]; 0 turns deltas
+//! off): a blob becomes a delta only when the links hanging below it plus
+//! the new link plus its parent's own chain stay within the bound, so a
+//! pull reads at most `max_delta_chain + 1` blobs per tensor.
+//! **gc never breaks a chain**: see [`Registry::gc`].
+
+use crate::index::BlobRecord;
+use crate::manifest::Manifest;
+use crate::registry::Registry;
+use rayon::prelude::*;
+use reg_store::{BlobId, RawSource};
+use std::collections::{HashMap, HashSet};
+
+/// Longest delta chain (links) a registry makes unless configured.
+pub const DEFAULT_MAX_DELTA_CHAIN: usize = 8;
+
+/// An older blob to re-encode against a newer one (or a new blob to store
+/// against a base).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pair {
+    /// The blob that becomes a delta.
+    pub(crate) child: BlobId,
+    /// The blob it is XORed against.
+    pub(crate) parent: BlobId,
+    /// Element width of the tensor.
+    pub(crate) width: u8,
+}
+
+/// What a round of re-encoding did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebaseReport {
+    /// The version whose blobs were re-encoded.
+    pub version: Option<u32>,
+    /// Blobs now stored as deltas.
+    pub blobs: usize,
+    /// Their stored bytes before.
+    pub bytes_before: u64,
+    /// Their stored bytes after.
+    pub bytes_after: u64,
+    /// Re-encodings that failed (the blob keeps its old encoding).
+    pub warnings: Vec<String>,
+}
+
+/// Pairs of storages that hold the same float tensor in `from` and `to`
+/// (same path, dtype and length) but different bytes: `from`'s blob is
+/// the child, `to`'s the parent. Each storage is matched by its first
+/// tensor in manifest order, and each child blob appears once.
+pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
+    let lens = |m: &Manifest| -> HashMap<BlobId, u64> {
+        m.pieces
+            .iter()
+            .filter_map(|p| match p {
+                crate::manifest::Piece::Payload { blob, len } => Some((*blob, *len)),
+                _ => None,
+            })
+            .collect()
+    };
+    let (from_lens, to_lens) = (lens(from), lens(to));
+    let mut by_path = HashMap::new();
+    for t in &from.tensors {
+        by_path.entry(t.path.as_str()).or_insert(t);
+    }
+    let mut seen_parent = HashSet::new();
+    let mut seen_child = HashSet::new();
+    let mut out = Vec::new();
+    for t in &to.tensors {
+        if !t.dtype.is_float() || !seen_parent.insert(t.blob) {
+            continue;
+        }
+        let Some(old) = by_path.get(t.path.as_str()) else {
+            continue;
+        };
+        let (Some(new_len), Some(old_len)) = (to_lens.get(&t.blob), from_lens.get(&old.blob)) else {
+            continue;
+        };
+        if old.dtype != t.dtype || old.blob == t.blob || new_len != old_len || *new_len == 0 {
+            continue;
+        }
+        if seen_child.insert(old.blob) {
+            out.push(Pair {
+                child: old.blob,
+                parent: t.blob,
+                width: t.dtype.size() as u8,
+            });
+        }
+    }
+    out
+}
+
+impl Registry {
+    /// The longest chain of deltas hanging below `id` (0 when no blob is
+    /// a delta against it), from the index's delta table.
+    fn links_below(&self, id: BlobId, depth: usize) -> Result<usize, crate::RegistryError> {
+        if depth > reg_store::MAX_CHAIN {
+            return Ok(depth);
+        }
+        let mut most = 0;
+        for child in self.index.delta_children(id)? {
+            most = most.max(1 + self.links_below(child, depth + 1)?);
+        }
+        Ok(most)
+    }
+
+    /// True when making `pair.child` a delta against `pair.parent` keeps
+    /// every chain within `max_delta_chain`.
+    fn chain_allows(&self, pair: &Pair) -> Result<bool, crate::RegistryError> {
+        let max = self.config.max_delta_chain;
+        if max == 0 {
+            return Ok(false);
+        }
+        let above = self.store.chain(pair.parent)?.len();
+        if above.saturating_add(1) > max {
+            return Ok(false);
+        }
+        Ok(self.links_below(pair.child, 0)? + 1 + above <= max)
+    }
+
+    /// Re-encode each pair's child (a stored, self-contained blob) as a
+    /// delta against its parent, whose raw bytes `parent_raw` gives, where
+    /// the chain bound allows it and it makes the file smaller. Failures
+    /// are warnings: the blob keeps its old encoding.
+    pub(crate) fn rebase_pairs<'a>(
+        &self,
+        pairs: &[Pair],
+        parent_raw: &(dyn Fn(BlobId) -> Option<Box<dyn RawSource + 'a>> + Sync),
+        progress: &dyn crate::Progress,
+    ) -> RebaseReport {
+        let outcomes: Vec<Result<Option<(u64, u64)>, String>> = pairs
+            .par_iter()
+            .map(|pair| {
+                let fail = |e: &dyn std::fmt::Display| format!("blob {} kept as it was: {e}", pair.child);
+                let info = self.store.describe(pair.child).map_err(|e| fail(&e))?;
+                if info.parent.is_some() || !self.chain_allows(pair).map_err(|e| fail(&e))? {
+                    return Ok(None);
+                }
+                let Some(source) = parent_raw(pair.parent) else {
+                    return Ok(None);
+                };
+                progress.advance(source.len());
+                let before = self.store.stored_len(pair.child).map_err(|e| fail(&e))?;
+                let Some(out) = self
+                    .store
+                    .rebase(pair.child, pair.width, pair.parent, source.as_ref())
+                    .map_err(|e| fail(&e))?
+                else {
+                    return Ok(None);
+                };
+                let record = BlobRecord::new(info.raw_len, out.stored_len, out.codec);
+                self.index
+                    .add_delta(pair.parent, pair.child)
+                    .and_then(|_| self.index.set_blob_record(pair.child, &record))
+                    .map_err(|e| fail(&e))?;
+                Ok(Some((before, out.stored_len)))
+            })
+            .collect();
+        let mut report = RebaseReport::default();
+        for o in outcomes {
+            match o {
+                Ok(Some((before, after))) => {
+                    report.blobs += 1;
+                    report.bytes_before += before;
+                    report.bytes_after += after;
+                }
+                Ok(None) => {}
+                Err(w) => report.warnings.push(w),
+            }
+        }
+        if report.blobs > 0 {
+            if let Err(e) = self
+                .store
+                .sync()
+                .map_err(|e| e.to_string())
+                .and_then(|_| self.index.flush().map_err(|e| e.to_string()))
+            {
+                report.warnings.push(format!("syncing re-encoded blobs: {e}"));
+            }
+        }
+        report
+    }
+}
