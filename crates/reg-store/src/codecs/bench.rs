@@ -407,3 +407,80 @@ fn codecs_bench_ideas() {
         );
     }
 }
+
+/// Real tensors: `REG_CODEC_DATA` names a directory of pairs
+/// `NAME.parent.f32` / `NAME.f32` (raw little-endian float32, the same
+/// tensor at two epochs; scripts/bench_compress/dump_tensors.py writes
+/// them from a training series). Prints ratio and single-core MB/s of
+/// `choose` without and with the parent, and of decoding.
+#[test]
+#[ignore]
+fn codecs_bench_real() {
+    let Some(dir) = std::env::var_os("REG_CODEC_DATA") else {
+        println!("REG_CODEC_DATA is not set: nothing to measure");
+        return;
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| n.ends_with(".f32") && !n.ends_with(".parent.f32"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    println!("| tensor | MB | choose: ratio, enc, dec MB/s | with parent: ratio, enc, dec MB/s, transform |");
+    println!("|---|---:|---|---|");
+    let (mut raw_total, mut plain_total, mut xor_total) = (0usize, 0usize, 0usize);
+    let (mut enc_s, mut dec_s, mut xenc_s, mut xdec_s) = (0.0, 0.0, 0.0, 0.0);
+    for name in names {
+        let dirp = std::path::Path::new(&dir);
+        let raw = std::fs::read(dirp.join(&name)).unwrap();
+        let parent = std::fs::read(dirp.join(name.replace(".f32", ".parent.f32"))).unwrap_or_default();
+        let n = raw.len();
+        let mut enc = None;
+        let t = time(|| enc = Some(choose(&raw, 4, None, 3).unwrap()));
+        let enc = enc.unwrap();
+        let d = time(|| {
+            std::hint::black_box(decode(&enc.bytes, n as u64, None).unwrap());
+        });
+        let par = Parent {
+            id: BlobId::of(&parent),
+            bytes: &parent,
+        };
+        let mut encp = None;
+        let tp = time(|| encp = Some(choose(&raw, 4, Some(par), 3).unwrap()));
+        let encp = encp.unwrap();
+        let dp = time(|| {
+            std::hint::black_box(decode(&encp.bytes, n as u64, Some(&parent)).unwrap());
+        });
+        raw_total += n;
+        plain_total += enc.bytes.len();
+        xor_total += encp.bytes.len();
+        enc_s += t;
+        dec_s += d;
+        xenc_s += tp;
+        xdec_s += dp;
+        println!(
+            "| {name} | {:.1} | {} {} {} | {} {} {} {} |",
+            n as f64 / 1e6,
+            ratio(n, enc.bytes.len()),
+            mbs(n, t),
+            mbs(n, d),
+            ratio(n, encp.bytes.len()),
+            mbs(n, tp),
+            mbs(n, dp),
+            encp.transform.name()
+        );
+    }
+    println!(
+        "| all | {:.1} | {} {} {} | {} {} {} |",
+        raw_total as f64 / 1e6,
+        ratio(raw_total, plain_total),
+        mbs(raw_total, enc_s),
+        mbs(raw_total, dec_s),
+        ratio(raw_total, xor_total),
+        mbs(raw_total, xenc_s),
+        mbs(raw_total, xdec_s)
+    );
+}

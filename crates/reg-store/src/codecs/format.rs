@@ -20,8 +20,8 @@
 //!              one section per plane p in 0..width
 //! ```
 //!
-//! A section is 1 byte codec (0 stored, 1 zstd frame), 4 bytes length
-//! (u32 little-endian), then the bytes.
+//! A section is 1 byte codec (0 stored, 1 zstd frame, 2 Huffman: see
+//! `huffman.rs`), 4 bytes length (u32 little-endian), then the bytes.
 //!
 //! Block `b` holds elements `[b * E, min((b + 1) * E, n))`, with
 //! `E = block bytes / width` and `n = raw_len / width`. In a dense block
@@ -49,6 +49,7 @@ pub(super) const BLOCK_SPARSE: u8 = 1;
 
 pub(super) const SECTION_STORED: u8 = 0;
 pub(super) const SECTION_ZSTD: u8 = 1;
+pub(super) const SECTION_HUFFMAN: u8 = 2;
 
 /// The parsed fixed part of an encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

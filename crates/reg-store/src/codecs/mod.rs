@@ -40,6 +40,7 @@
 
 mod checksum;
 mod format;
+mod huffman;
 mod planes;
 
 #[cfg(test)]
@@ -51,7 +52,8 @@ mod tests;
 
 use crate::BlobId;
 use format::{
-    Header, BLOCK_DENSE, BLOCK_SPARSE, KIND_NONE, KIND_PLANES, KIND_XOR, SECTION_HEAD, SECTION_STORED, SECTION_ZSTD,
+    Header, BLOCK_DENSE, BLOCK_SPARSE, KIND_NONE, KIND_PLANES, KIND_XOR, SECTION_HEAD, SECTION_HUFFMAN, SECTION_STORED,
+    SECTION_ZSTD,
 };
 use serde::{Deserialize, Serialize};
 use zstd::zstd_safe::CParameter;
@@ -191,6 +193,9 @@ enum PlaneCodec {
     Stored,
     /// zstd at this level, kept only where it saves at least 1/64.
     Zstd(i32),
+    /// Order-0 Huffman (see `huffman.rs`), kept only where it saves at
+    /// least 1/64.
+    Huffman,
 }
 
 /// Everything [`encode_plan`] needs to know.
@@ -251,6 +256,16 @@ fn pays(z: usize, len: usize) -> bool {
 /// elsewhere; [`Transform::XorPlanes`] XORs every plane and needs `parent`,
 /// of the same length as `raw`.
 pub fn encode(raw: &[u8], transform: Transform, parent: Option<&[u8]>, level: i32) -> Result<Encoded, CodecError> {
+    encode_planes_as(raw, transform, parent, PlaneCodec::Zstd(level))
+}
+
+/// [`encode`] with every plane coded as `codec` where it pays.
+fn encode_planes_as(
+    raw: &[u8],
+    transform: Transform,
+    parent: Option<&[u8]>,
+    codec: PlaneCodec,
+) -> Result<Encoded, CodecError> {
     let width = check_width(transform.width())?;
     let (kind, xor_mask, parent) = match transform {
         Transform::None => (KIND_NONE, 0, None),
@@ -270,7 +285,7 @@ pub fn encode(raw: &[u8], transform: Transform, parent: Option<&[u8]>, level: i3
         kind,
         width,
         xor_mask,
-        codecs: [PlaneCodec::Zstd(level); 8],
+        codecs: [codec; 8],
     };
     let bytes = encode_plan(raw, &plan, parent, &mut Compressors::new())?;
     Ok(Encoded { transform, bytes })
@@ -351,17 +366,33 @@ fn write_section(out: &mut Vec<u8>, plane: &[u8], codec: PlaneCodec, zstd: &mut 
     let at = out.len();
     out.extend_from_slice(&[SECTION_STORED, 0, 0, 0, 0]);
     let start = out.len();
-    if let (PlaneCodec::Zstd(level), true) = (codec, plane.len() >= MIN_ZSTD) {
-        out.reserve(zstd::zstd_safe::compress_bound(plane.len()));
-        let mut cursor = std::io::Cursor::new(&mut *out);
-        cursor.set_position(start as u64);
-        let z = zstd.get(level)?.compress_to_buffer(plane, &mut cursor)?;
-        if pays(z, plane.len()) {
-            out[at] = SECTION_ZSTD;
-            out[at + 1..at + SECTION_HEAD].copy_from_slice(&(z as u32).to_le_bytes());
-            return Ok(());
+    match codec {
+        _ if plane.len() < MIN_ZSTD => {}
+        PlaneCodec::Stored => {}
+        PlaneCodec::Zstd(level) => {
+            out.reserve(zstd::zstd_safe::compress_bound(plane.len()));
+            let mut cursor = std::io::Cursor::new(&mut *out);
+            cursor.set_position(start as u64);
+            let z = zstd.get(level)?.compress_to_buffer(plane, &mut cursor)?;
+            if pays(z, plane.len()) {
+                out[at] = SECTION_ZSTD;
+                out[at + 1..at + SECTION_HEAD].copy_from_slice(&(z as u32).to_le_bytes());
+                return Ok(());
+            }
+            out.truncate(start);
         }
-        out.truncate(start);
+        PlaneCodec::Huffman => {
+            let counts = huffman::histogram(plane);
+            let lens = huffman::code_lengths(&counts);
+            let size = huffman::HEADER + huffman::coded_bits(&counts, &lens).div_ceil(8) as usize;
+            if pays(size, plane.len()) {
+                huffman::encode(plane, &lens, out);
+                out[at] = SECTION_HUFFMAN;
+                let n = (out.len() - start) as u32;
+                out[at + 1..at + SECTION_HEAD].copy_from_slice(&n.to_le_bytes());
+                return Ok(());
+            }
+        }
     }
     out.extend_from_slice(plane);
     out[at + 1..at + SECTION_HEAD].copy_from_slice(&(plane.len() as u32).to_le_bytes());
@@ -376,21 +407,22 @@ fn sparse_pays(w: usize, src: &[u8]) -> bool {
 }
 
 /// Sizes of one plane over the sample windows, in bytes; a size is the
-/// plane's length where zstd does not pay.
+/// plane's length where that codec does not pay.
 #[derive(Clone, Copy, Debug, Default)]
 struct Trial {
     len: usize,
+    huff: usize,
     fast: usize,
     level: usize,
 }
 
 impl Trial {
     fn best(&self) -> usize {
-        self.len.min(self.fast).min(self.level)
+        self.len.min(self.huff).min(self.fast).min(self.level)
     }
 
-    /// The cheapest codec within 1% of the smallest: stored, then the
-    /// faster of the two zstd levels, then the other.
+    /// The cheapest codec within 1% of the smallest: stored, then Huffman,
+    /// then the faster of the two zstd levels, then the other.
     fn codec(&self, level: i32) -> PlaneCodec {
         let best = self.best();
         let near = |size: usize| size <= best + best / 100;
@@ -401,6 +433,8 @@ impl Trial {
         };
         if near(self.len) {
             PlaneCodec::Stored
+        } else if near(self.huff) {
+            PlaneCodec::Huffman
         } else if near(faster.1) {
             PlaneCodec::Zstd(faster.0)
         } else {
@@ -465,20 +499,43 @@ impl Sampler<'_> {
         let len = src.len() / w;
         for p in 0..w {
             let plane = &split[p * len..(p + 1) * len];
+            let huff = huffman_size(plane, w);
             let fast = self.size(plane, FAST_LEVEL)?;
-            let at_level = if self.level != FAST_LEVEL && fast < len {
+            // The configured level is tried only where zstd is the
+            // candidate: it found more than Huffman's order-0 coding.
+            let at_level = if self.level != FAST_LEVEL && fast < len && fast < huff {
                 self.size(plane, self.level)?
             } else {
                 fast
             };
             let t = &mut c.planes[p];
             t.len += len;
+            t.huff += huff;
             t.fast += fast;
             t.level += at_level;
         }
         self.split = split;
         self.compact = compact;
         Ok(())
+    }
+}
+
+/// What Huffman coding `plane` (a sample window's plane of `w`-byte
+/// elements) would take, with its share of the code-length header of the
+/// block-sized section it stands for; its length when that does not pay.
+fn huffman_size(plane: &[u8], w: usize) -> usize {
+    if plane.len() < MIN_ZSTD {
+        return plane.len();
+    }
+    let counts = huffman::histogram(plane);
+    let lens = huffman::code_lengths(&counts);
+    let section = (1usize << BLOCK_LOG) / w;
+    let header = (huffman::HEADER * plane.len()).div_ceil(section);
+    let size = header + huffman::coded_bits(&counts, &lens).div_ceil(8) as usize;
+    if pays(size, plane.len()) {
+        size
+    } else {
+        plane.len()
     }
 }
 
@@ -661,6 +718,7 @@ fn read_section(
     match codec {
         SECTION_STORED if data.len() == out.len() => out.copy_from_slice(data),
         SECTION_STORED => return Err(CodecError::Corrupt("stored section of the wrong length")),
+        SECTION_HUFFMAN => huffman::decode(data, out)?,
         SECTION_ZSTD => {
             let n = dec
                 .decompress_to_buffer(data, out)

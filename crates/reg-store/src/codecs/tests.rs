@@ -7,7 +7,16 @@ fn pid(bytes: &[u8]) -> BlobId {
 
 /// Every transform that applies to `raw` for `width`, with a parent.
 fn all_transforms(raw: &[u8], width: u8, parent: &[u8]) -> Vec<Encoded> {
+    let huffman = |t: Transform, p: Option<&[u8]>| encode_planes_as(raw, t, p, PlaneCodec::Huffman).unwrap();
+    let stored = |t: Transform, p: Option<&[u8]>| encode_planes_as(raw, t, p, PlaneCodec::Stored).unwrap();
+    let xor = Transform::XorPlanes {
+        width,
+        parent: pid(parent),
+    };
     let mut out = vec![
+        huffman(Transform::None, None),
+        huffman(Transform::Planes { width }, None),
+        stored(Transform::Planes { width }, None),
         encode(raw, Transform::None, None, 3).unwrap(),
         encode(raw, Transform::Planes { width }, None, 3).unwrap(),
         encode(raw, Transform::Planes { width }, None, -5).unwrap(),
@@ -24,6 +33,8 @@ fn all_transforms(raw: &[u8], width: u8, parent: &[u8]) -> Vec<Encoded> {
         .unwrap(),
     ];
     if parent.len() == raw.len() {
+        out.push(huffman(xor, Some(parent)));
+        out.push(stored(xor, Some(parent)));
         out.push(
             encode(
                 raw,
