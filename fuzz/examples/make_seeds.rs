@@ -58,6 +58,11 @@ fn main() {
         let enc = encode(raw, t, None, 3).unwrap();
         put("codecs_decode", &format!("{name}.bin"), &enc.bytes);
     }
+    // choose() codes the sign-and-exponent planes of floats with Huffman.
+    for (name, raw, width) in [("choose4_floats", &floats, 4u8), ("choose2_big", &big, 2)] {
+        let enc = reg_store::codecs::choose(raw, width, None, 3).unwrap();
+        put("codecs_decode", &format!("{name}.bin"), &enc.bytes);
+    }
     let xor_cases: Vec<(&str, &[u8], u8)> = vec![
         ("xor4_floats", &floats, 4),
         ("xor4_sparse", &sparse, 4),

@@ -28,7 +28,7 @@ use crate::index::BlobRecord;
 use crate::manifest::Manifest;
 use crate::registry::Registry;
 use rayon::prelude::*;
-use reg_store::{BlobId, RawSource};
+use reg_store::{BlobId, ParentCheck, RawSource};
 use std::collections::{HashMap, HashSet};
 
 /// Longest delta chain (links) a registry makes unless configured.
@@ -136,13 +136,14 @@ impl Registry {
     }
 
     /// Re-encode each pair's child (a stored, self-contained blob) as a
-    /// delta against its parent, whose raw bytes `parent_raw` gives, where
+    /// delta against its parent, whose raw bytes `parent_raw` gives (with
+    /// how to check them), where
     /// the chain bound allows it and it makes the file smaller. Failures
     /// are warnings: the blob keeps its old encoding.
     pub(crate) fn rebase_pairs<'a>(
         &self,
         pairs: &[Pair],
-        parent_raw: &(dyn Fn(BlobId) -> Option<Box<dyn RawSource + 'a>> + Sync),
+        parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
         progress: &dyn crate::Progress,
     ) -> RebaseReport {
         let outcomes: Vec<Result<Option<(u64, u64)>, String>> = pairs
@@ -153,14 +154,14 @@ impl Registry {
                 if info.parent.is_some() || !self.chain_allows(pair).map_err(|e| fail(&e))? {
                     return Ok(None);
                 }
-                let Some(source) = parent_raw(pair.parent) else {
+                let Some((source, check)) = parent_raw(pair.parent) else {
                     return Ok(None);
                 };
                 progress.advance(source.len());
                 let before = self.store.stored_len(pair.child).map_err(|e| fail(&e))?;
                 let Some(out) = self
                     .store
-                    .rebase(pair.child, pair.width, pair.parent, source.as_ref())
+                    .rebase(pair.child, pair.width, pair.parent, source.as_ref(), check)
                     .map_err(|e| fail(&e))?
                 else {
                     return Ok(None);
@@ -196,5 +197,53 @@ impl Registry {
             }
         }
         report
+    }
+}
+
+/// The tensors of a base version (`push --parent`), to find the blob each
+/// new storage should be a delta against.
+pub(crate) struct Bases {
+    /// Tensor path -> (dtype, blob, stored length) in the base.
+    by_path: HashMap<String, (reg_ckpt::DType, BlobId, u64)>,
+    /// Storage key of the new file -> its first tensor's path and dtype.
+    key_path: HashMap<String, (String, reg_ckpt::DType)>,
+}
+
+impl Bases {
+    /// Pair the storages of `ckpt` with the same tensors of `base`.
+    pub(crate) fn new(base: &Manifest, ckpt: &reg_ckpt::Checkpoint) -> Bases {
+        let lens: HashMap<BlobId, u64> = base
+            .pieces
+            .iter()
+            .filter_map(|p| match p {
+                crate::manifest::Piece::Payload { blob, len } => Some((*blob, *len)),
+                _ => None,
+            })
+            .collect();
+        let mut by_path = HashMap::new();
+        for t in &base.tensors {
+            if let Some(len) = lens.get(&t.blob) {
+                by_path.entry(t.path.clone()).or_insert((t.dtype, t.blob, *len));
+            }
+        }
+        let mut key_path = HashMap::new();
+        for t in &ckpt.tensors {
+            key_path
+                .entry(t.storage_key.clone())
+                .or_insert((t.path.clone(), t.dtype));
+        }
+        Bases { by_path, key_path }
+    }
+
+    /// The pair for the new storage `key` holding the blob `id` of `len`
+    /// bytes: a float tensor that the base has too, with other bytes.
+    pub(crate) fn pair(&self, key: &str, id: BlobId, len: u64) -> Option<Pair> {
+        let (path, dtype) = self.key_path.get(key)?;
+        let (base_dtype, blob, base_len) = self.by_path.get(path)?;
+        (dtype.is_float() && dtype == base_dtype && *base_len == len && *blob != id && len > 0).then(|| Pair {
+            child: id,
+            parent: *blob,
+            width: dtype.size() as u8,
+        })
     }
 }

@@ -1,9 +1,19 @@
 //! `pull`: write a version's original bytes back to a file.
 //!
-//! The file is assembled in a temp file beside the destination, every blob
-//! is hash-checked as it streams, the whole-file hash is compared, and only
-//! then is the temp file renamed into place. A damaged version never leaves
-//! an output file behind.
+//! The file is assembled in a temp file beside the destination: its
+//! pieces are independent (each payload blob has its own place in the
+//! file), so every core decodes blobs and writes them at their offsets
+//! (`pwrite`), each streaming one frame at a time. Then the whole-file
+//! blake3 (the hash of the file that was pushed) is computed over the temp
+//! file with all cores and compared, and only then is the temp file
+//! renamed into place. A damaged version never leaves an output file
+//! behind.
+//!
+//! Every byte is checked once, by the whole-file hash, rather than twice
+//! (once per blob, once for the file): decoding still checks each frame
+//! of a planes or delta blob against the checksum it records, and when
+//! the file hash does not match, each blob is verified on its own to name
+//! the one that is damaged.
 
 use crate::error::RegistryError;
 use crate::manifest::Piece;
@@ -11,8 +21,10 @@ use crate::output::OutputFile;
 use crate::progress::{Progress, Silent};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
+use rayon::prelude::*;
 use reg_store::{BlobId, StoreError};
-use std::io::{BufWriter, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What [`Registry::pull`] wrote.
@@ -24,25 +36,46 @@ pub struct PullReport {
     pub bytes: u64,
 }
 
-/// A writer that hashes what passes through and reports progress.
-struct HashingWriter<'p, W: Write> {
-    inner: W,
-    hasher: blake3::Hasher,
-    len: u64,
-    progress: &'p dyn Progress,
+/// Bytes a worker decodes before writing them out.
+const WRITE_CHUNK: usize = 4 << 20;
+/// Bytes hashed per read of the finished file.
+const HASH_CHUNK: usize = 16 << 20;
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
 }
 
-impl<W: Write> Write for HashingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut pos: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, pos)?;
+        buf = &buf[n..];
+        pos += n as u64;
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+    Ok(())
+}
+
+/// One piece of the file: where it goes and what fills it.
+enum Job<'m> {
+    Skeleton { at: u64, bytes: &'m [u8] },
+    Payload { at: u64, blob: BlobId, len: u64 },
+}
+
+/// blake3 of the first `len` bytes of `file`, hashed with all cores.
+fn hash_file(file: &File, len: u64, progress: &dyn Progress) -> std::io::Result<BlobId> {
+    let mut reader = reg_store::RangeReader::new(file, 0, len);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HASH_CHUNK.min(usize::try_from(len).unwrap_or(HASH_CHUNK)).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        reader.read_exact(&mut buf[..n])?;
+        hasher.update_rayon(&buf[..n]);
+        left -= n as u64;
+        progress.advance(n as u64);
     }
+    Ok(BlobId::from(hasher.finalize()))
 }
 
 impl Registry {
@@ -60,7 +93,6 @@ impl Registry {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PullReport, RegistryError> {
-        progress.phase("writing", version.manifest.size);
         let result = self.pull_inner(version, out, force, progress);
         progress.finish();
         result
@@ -84,65 +116,28 @@ impl Registry {
         };
         let m = &version.manifest;
         let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, output.file()),
-            hasher: blake3::Hasher::new(),
-            len: 0,
-            progress,
-        };
+        let jobs = plan(m, &skeleton).map_err(damaged)?;
         let write_err = |e| RegistryError::io("writing", out)(e);
-        // One thread decodes and verifies blobs in file order while this one
-        // writes and hashes the file; a bounded channel keeps memory small.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(8);
-        let consumed: Result<(), RegistryError> = std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut sink = ChannelWriter::new(&tx);
-                let result = (|| {
-                    for piece in &m.pieces {
-                        match piece {
-                            Piece::Skeleton { offset, len } => {
-                                let bytes = usize::try_from(*offset)
-                                    .ok()
-                                    .zip(usize::try_from(offset + len).ok())
-                                    .and_then(|(a, b)| skeleton.get(a..b))
-                                    .ok_or_else(|| {
-                                        damaged(StoreError::Corrupt {
-                                            id: m.skeleton,
-                                            reason: "skeleton shorter than the manifest says".into(),
-                                        })
-                                    })?;
-                                sink.write_all(bytes).map_err(write_err)?;
-                            }
-                            Piece::Payload { blob, len } => {
-                                let n = self.store.copy_to(*blob, &mut sink).map_err(damaged)?;
-                                if n != *len {
-                                    return Err(damaged(StoreError::Corrupt {
-                                        id: *blob,
-                                        reason: format!("holds {n} bytes, manifest says {len}"),
-                                    }));
-                                }
-                            }
-                        }
-                    }
-                    sink.flush().map_err(write_err)
-                })();
-                if let Err(e) = result {
-                    let _ = tx.send(Chunk::Failed(e));
-                }
-            });
-            for chunk in rx {
-                match chunk {
-                    Chunk::Data(bytes) => w.write_all(&bytes).map_err(write_err)?,
-                    Chunk::Failed(e) => return Err(e),
-                }
+        let file = output.file();
+        file.set_len(m.size).map_err(write_err)?;
+        let file: &File = file;
+
+        progress.phase("writing", m.size);
+        // Largest first, so that no core is left with one big blob at the end.
+        let mut order: Vec<&Job<'_>> = jobs.iter().collect();
+        order.sort_by_key(|j| std::cmp::Reverse(job_len(j)));
+        order
+            .par_iter()
+            .with_max_len(1)
+            .try_for_each(|job| self.write_job(job, file, progress, &damaged, &write_err))?;
+
+        progress.phase("verifying", m.size);
+        let hash = hash_file(file, m.size, progress).map_err(write_err)?;
+        if hash.to_hex() != m.blake3 {
+            // Name the damaged blob when one is.
+            for id in m.blobs() {
+                self.store.verify(id).map_err(damaged)?;
             }
-            Ok(())
-        });
-        consumed?;
-        w.flush().map_err(write_err)?;
-        let (hash, len) = (BlobId::from(w.hasher.finalize()).to_hex(), w.len);
-        drop(w);
-        if hash != m.blake3 || len != m.size {
             return Err(RegistryError::Damaged {
                 version: label,
                 source: StoreError::Corrupt {
@@ -154,58 +149,92 @@ impl Registry {
         output.commit()?;
         Ok(PullReport {
             path: out.to_path_buf(),
-            bytes: len,
+            bytes: m.size,
         })
     }
-}
 
-/// What the decoding thread hands the writing thread.
-enum Chunk {
-    Data(Vec<u8>),
-    Failed(RegistryError),
-}
-
-/// Collects bytes into 1 MiB chunks sent to the writing thread.
-struct ChannelWriter<'a> {
-    tx: &'a std::sync::mpsc::SyncSender<Chunk>,
-    buf: Vec<u8>,
-}
-
-const CHUNK_BYTES: usize = 1 << 20;
-
-impl<'a> ChannelWriter<'a> {
-    fn new(tx: &'a std::sync::mpsc::SyncSender<Chunk>) -> ChannelWriter<'a> {
-        ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK_BYTES),
-        }
-    }
-
-    fn send(&mut self) -> std::io::Result<()> {
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
-        self.tx
-            .send(Chunk::Data(full))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the writer stopped"))
-    }
-}
-
-impl Write for ChannelWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = CHUNK_BYTES - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK_BYTES {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.send()?;
+    /// Decode one piece into its place in `file`.
+    fn write_job(
+        &self,
+        job: &Job<'_>,
+        file: &File,
+        progress: &dyn Progress,
+        damaged: &(dyn Fn(StoreError) -> RegistryError + Sync),
+        write_err: &(dyn Fn(std::io::Error) -> RegistryError + Sync),
+    ) -> Result<(), RegistryError> {
+        match job {
+            Job::Skeleton { at, bytes } => {
+                write_at(file, bytes, *at).map_err(write_err)?;
+                progress.advance(bytes.len() as u64);
+            }
+            Job::Payload { at, blob, len } => {
+                let mut reader = self.store.raw_reader(*blob).map_err(damaged)?;
+                if reader.len() != *len {
+                    return Err(damaged(StoreError::Corrupt {
+                        id: *blob,
+                        reason: format!("holds {} bytes, manifest says {len}", reader.len()),
+                    }));
+                }
+                let mut buf = vec![0u8; WRITE_CHUNK.min(usize::try_from(*len).unwrap_or(WRITE_CHUNK)).max(1)];
+                let mut done = 0u64;
+                while done < *len {
+                    let n = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+                    reader.read_exact(&mut buf[..n]).map_err(|e| {
+                        damaged(StoreError::Corrupt {
+                            id: *blob,
+                            reason: format!("cannot decode: {e}"),
+                        })
+                    })?;
+                    write_at(file, &buf[..n], at + done).map_err(write_err)?;
+                    done += n as u64;
+                    progress.advance(n as u64);
+                }
+            }
         }
         Ok(())
     }
+}
+
+fn job_len(job: &Job<'_>) -> u64 {
+    match job {
+        Job::Skeleton { bytes, .. } => bytes.len() as u64,
+        Job::Payload { len, .. } => *len,
+    }
+}
+
+/// The pieces of the manifest with their file offsets; the pieces must
+/// add up to the file size.
+fn plan<'s>(m: &crate::Manifest, skeleton: &'s [u8]) -> Result<Vec<Job<'s>>, StoreError> {
+    let mut at = 0u64;
+    let mut jobs = Vec::with_capacity(m.pieces.len());
+    for piece in &m.pieces {
+        match piece {
+            Piece::Skeleton { offset, len } => {
+                let bytes = usize::try_from(*offset)
+                    .ok()
+                    .zip(usize::try_from(offset.saturating_add(*len)).ok())
+                    .and_then(|(a, b)| skeleton.get(a..b))
+                    .ok_or_else(|| StoreError::Corrupt {
+                        id: m.skeleton,
+                        reason: "skeleton shorter than the manifest says".into(),
+                    })?;
+                jobs.push(Job::Skeleton { at, bytes });
+            }
+            Piece::Payload { blob, len } => jobs.push(Job::Payload {
+                at,
+                blob: *blob,
+                len: *len,
+            }),
+        }
+        at = at.saturating_add(piece.len());
+    }
+    if at != m.size {
+        return Err(StoreError::Corrupt {
+            id: m.skeleton,
+            reason: format!("manifest pieces add up to {at} bytes, the file has {}", m.size),
+        });
+    }
+    Ok(jobs)
 }
 
 impl Resolved {

@@ -77,6 +77,7 @@ pub struct ChainReader {
     filled: usize,
     /// Raw bytes not yet produced (or decoded into `cur`).
     left: u64,
+    raw_len: u64,
 }
 
 impl ChainReader {
@@ -125,7 +126,18 @@ impl ChainReader {
             at: 0,
             filled: 0,
             left: header.raw_len,
+            raw_len: header.raw_len,
         })
+    }
+
+    /// The blob's raw length.
+    pub fn len(&self) -> u64 {
+        self.raw_len
+    }
+
+    /// True for an empty blob.
+    pub fn is_empty(&self) -> bool {
+        self.raw_len == 0
     }
 
     fn next_frame(&mut self) -> io::Result<()> {

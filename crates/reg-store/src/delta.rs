@@ -11,9 +11,9 @@
 
 use crate::blob_file;
 use crate::chain;
-use crate::source::{StoredBlob, Verifying};
+use crate::source::{Checked, StoredBlob, UncheckedBlob};
 use crate::store::CodecPolicy;
-use crate::{BlobId, BlobStore, PutOutcome, RawSource, StoreError};
+use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 
 impl BlobStore {
     /// The stored blob `id` as a [`RawSource`] (decoded and hash-checked
@@ -62,14 +62,18 @@ impl BlobStore {
     /// when that makes its file smaller. The new file replaces the old one
     /// atomically (same id, same bytes). Returns `None`, changing nothing,
     /// when it would not be smaller, when `parent` depends on `id`, or
-    /// when the policy is not `auto`. Both blobs' bytes are hash-checked
-    /// before the new file takes the old one's place.
+    /// when the policy is not `auto`. The parent's bytes are checked as
+    /// `check` says before the new file takes the old one's place (a delta
+    /// against wrong bytes would make `id` undecodable); `id`'s own bytes
+    /// are read without a hash check, so damage in them stays damage that
+    /// its hash reveals, as before.
     pub fn rebase(
         &self,
         id: BlobId,
         width: u8,
         parent: BlobId,
         parent_raw: &dyn RawSource,
+        check: ParentCheck,
     ) -> Result<Option<PutOutcome>, StoreError> {
         let current = self.describe(id)?;
         if self.policy != CodecPolicy::Auto
@@ -80,23 +84,22 @@ impl BlobStore {
             return Ok(None);
         }
         let old_len = self.stored_len(id)?;
-        let source = StoredBlob::new(self, id, current.raw_len);
-        let mut checked = Verifying::new(
-            parent_raw
-                .reader()
-                .map_err(StoreError::io("reading the parent of", self.path_of(id)))?,
-            parent,
-        );
+        let source = UncheckedBlob {
+            store: self,
+            id,
+            len: current.raw_len,
+        };
+        let reader = parent_raw
+            .reader()
+            .map_err(StoreError::io("reading the parent of", self.path_of(id)))?;
+        let mut checked = Checked::new(reader, check);
         let level = self.level;
-        let tmp = self.encode_to_tmp(id, |file| {
+        let tmp = self.encode_to_tmp(Some(id), |file| {
             blob_file::write_delta(file, &source, width, level, parent, &mut checked)
         })?;
         let Some((tmp, written)) = tmp else { return Ok(None) };
-        if !checked.matched() {
-            return Err(blob_file::corrupt(
-                parent,
-                "bytes given as its content do not match its id",
-            ));
+        if !checked.matches(parent) {
+            return Err(blob_file::corrupt(parent, "bytes given as its content do not match it"));
         }
         if written.stored_len >= old_len {
             return Ok(None);
@@ -122,7 +125,7 @@ impl BlobStore {
         let width = self.frame_width(id)?;
         let source = StoredBlob::new(self, id, info.raw_len);
         let (level, policy_width) = (self.policy.level(self.level), width.filter(|w| *w > 1));
-        let tmp = self.encode_to_tmp(id, |file| {
+        let tmp = self.encode_to_tmp(Some(id), |file| {
             blob_file::write(file, &source, level, policy_width).map(Some)
         })?;
         let Some((tmp, written)) = tmp else {

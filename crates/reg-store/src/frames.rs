@@ -39,7 +39,9 @@ pub struct FramesWritten {
 /// Encode `len` bytes of `raw` as frames of `width`-byte elements into
 /// `out`. With a parent (its id and a reader of its raw bytes, as long as
 /// `raw`), every frame may be a delta against the parent's same range
-/// where [`codecs::choose`] finds that it pays.
+/// where [`codecs::choose`] finds that it pays; when the first frame gains
+/// nothing from the parent, encoding stops there with no XOR frame
+/// (`xor_frames == 0`), and what was written is not a complete body.
 pub fn write(
     out: &mut dyn Write,
     raw: &mut dyn Read,
@@ -69,6 +71,10 @@ pub fn write(
         let enc = codecs::choose(&buf[..n], width, with, level).map_err(other)?;
         if enc.transform.parent().is_some() {
             written.xor_frames += 1;
+        } else if parent.is_some() && written.xor_frames == 0 {
+            // The parent does not help the first frame: a delta is not
+            // worth the rest of the work (the caller encodes it plainly).
+            return Ok(written);
         }
         let elen = u32::try_from(enc.bytes.len()).map_err(|_| io::Error::other("frame too large"))?;
         out.write_all(&elen.to_le_bytes())?;

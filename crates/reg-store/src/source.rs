@@ -124,33 +124,82 @@ impl RawSource for StoredBlob<'_> {
     }
 }
 
-/// Hashes what is read through it, to check afterwards that the bytes
-/// were those of `expected`.
-pub(crate) struct Verifying<R: Read> {
-    inner: R,
-    hasher: blake3::Hasher,
-    expected: crate::BlobId,
+/// How [`crate::BlobStore::rebase`] checks the bytes it is given as the
+/// parent's before it keeps a delta against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentCheck {
+    /// Their blake3 must be the parent's id.
+    Id,
+    /// Their CRC-32 (IEEE) must be this: a cheaper check for bytes whose
+    /// CRC the caller has from elsewhere (a zip records one per record).
+    Crc32(u32),
 }
 
-impl<R: Read> Verifying<R> {
-    pub(crate) fn new(inner: R, expected: crate::BlobId) -> Verifying<R> {
-        Verifying {
-            inner,
-            hasher: blake3::Hasher::new(),
-            expected,
+/// Checks what is read through it as a [`ParentCheck`] says.
+pub(crate) struct Checked<R: Read> {
+    inner: R,
+    blake3: Option<blake3::Hasher>,
+    crc: Option<(crc32fast::Hasher, u32)>,
+}
+
+impl<R: Read> Checked<R> {
+    pub(crate) fn new(inner: R, check: ParentCheck) -> Checked<R> {
+        match check {
+            ParentCheck::Id => Checked {
+                inner,
+                blake3: Some(blake3::Hasher::new()),
+                crc: None,
+            },
+            ParentCheck::Crc32(want) => Checked {
+                inner,
+                blake3: None,
+                crc: Some((crc32fast::Hasher::new(), want)),
+            },
         }
     }
 
-    /// True when everything read so far hashes to the expected id.
-    pub(crate) fn matched(&self) -> bool {
-        crate::BlobId::from(self.hasher.finalize()) == self.expected
+    /// True when everything read so far passes the check for `id`.
+    pub(crate) fn matches(&self, id: crate::BlobId) -> bool {
+        if let Some(h) = &self.blake3 {
+            return crate::BlobId::from(h.finalize()) == id;
+        }
+        match &self.crc {
+            Some((h, want)) => h.clone().finalize() == *want,
+            None => false,
+        }
     }
 }
 
-impl<R: Read> Read for Verifying<R> {
+impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.blake3.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if let Some((h, _)) = self.crc.as_mut() {
+            h.update(&buf[..n]);
+        }
         Ok(n)
+    }
+}
+
+/// A stored blob read without checking its hash (for re-encoding it: the
+/// new encoding decodes to the same bytes, damaged or not).
+pub(crate) struct UncheckedBlob<'s> {
+    pub(crate) store: &'s crate::BlobStore,
+    pub(crate) id: crate::BlobId,
+    pub(crate) len: u64,
+}
+
+impl RawSource for UncheckedBlob<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        let r = self
+            .store
+            .raw_reader(self.id)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Box::new(r))
     }
 }

@@ -181,7 +181,7 @@ impl BlobStore {
         id: BlobId,
         encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
     ) -> Result<PutOutcome, StoreError> {
-        match self.encode_to_tmp(id, encode)? {
+        match self.encode_to_tmp(Some(id), encode)? {
             Some((tmp, written)) => self.install(id, tmp, written, false),
             None => Ok(PutOutcome {
                 written: false,
@@ -192,19 +192,24 @@ impl BlobStore {
         }
     }
 
+    /// Encode into a new temp file of `tmp/`; `id` (when known) names it
+    /// and is the blob a source that fails its own check is reported as.
     pub(crate) fn encode_to_tmp(
         &self,
-        id: BlobId,
+        id: Option<BlobId>,
         encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
     ) -> Result<Option<(tempfile::NamedTempFile, blob_file::Written)>, StoreError> {
         let tmp_dir = self.root.join("tmp");
+        let prefix = id
+            .map(|i| i.to_hex()[..16].to_string())
+            .unwrap_or_else(|| "pending".into());
         let mut tmp = tempfile::Builder::new()
-            .prefix(&id.to_hex()[..16])
+            .prefix(&prefix)
             .tempfile_in(&tmp_dir)
             .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
-        let written = encode(tmp.as_file_mut()).map_err(|e| match e.kind() {
+        let written = encode(tmp.as_file_mut()).map_err(|e| match (e.kind(), id) {
             // A source blob that fails its own check while being read.
-            std::io::ErrorKind::InvalidData => blob_file::corrupt(id, e.to_string()),
+            (std::io::ErrorKind::InvalidData, Some(id)) => blob_file::corrupt(id, e.to_string()),
             _ => StoreError::Io {
                 action: "writing",
                 path: tmp.path().to_path_buf(),
@@ -281,6 +286,15 @@ impl BlobStore {
     pub fn copy_to(&self, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
         let (mut reader, header) = self.open_chain(id)?;
         blob_file::decode_to(&mut reader, header, id, out)
+    }
+
+    /// A reader over the blob's raw bytes (through its delta chain) that
+    /// does *not* check the blob's hash, for callers that verify the bytes
+    /// another way (pull checks the whole file's hash). The frames of
+    /// planes and delta blobs are still checked against the checksums they
+    /// record as they decode.
+    pub fn raw_reader(&self, id: BlobId) -> Result<ChainReader, StoreError> {
+        self.open_chain(id).map(|(r, _)| r)
     }
 
     /// A reader over the blob's raw bytes that verifies the hash at the end.

@@ -3,7 +3,7 @@
 
 use crate::codecs::testdata::{drift, f32_bytes, weights};
 use crate::frames::FRAME_RAW;
-use crate::{BlobId, BlobStore, Codec, StoreError};
+use crate::{BlobId, BlobStore, Codec, ParentCheck, StoreError};
 use std::fs;
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -42,11 +42,11 @@ fn rebased_blobs_decode_through_their_chain() -> Result {
     let full = store.stored_len(ids[0])?;
     // Older versions become deltas against newer ones: 0 -> 1 -> 2.
     let out = store
-        .rebase(ids[1], 4, ids[2], &data[2].as_slice())?
+        .rebase(ids[1], 4, ids[2], &data[2].as_slice(), ParentCheck::Id)?
         .ok_or("rebase 1 did not pay")?;
     assert_eq!((out.codec, out.parent), (Codec::Delta, Some(ids[2])));
     let out = store
-        .rebase(ids[0], 4, ids[1], &data[1].as_slice())?
+        .rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
         .ok_or("rebase 0 did not pay")?;
     assert!(out.stored_len * 100 < full * 97, "{} vs {full}", out.stored_len);
     assert_eq!(store.chain(ids[0])?, vec![ids[1], ids[2]]);
@@ -59,8 +59,12 @@ fn rebased_blobs_decode_through_their_chain() -> Result {
         assert_eq!(&via_reader, raw);
     }
     // Never a loop: 2 cannot become a delta against 0, which depends on it.
-    assert!(store.rebase(ids[2], 4, ids[0], &data[0].as_slice())?.is_none());
-    assert!(store.rebase(ids[1], 4, ids[1], &data[1].as_slice())?.is_none());
+    assert!(store
+        .rebase(ids[2], 4, ids[0], &data[0].as_slice(), ParentCheck::Id)?
+        .is_none());
+    assert!(store
+        .rebase(ids[1], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+        .is_none());
     // Self-contained again, same bytes.
     let out = store.make_self_contained(ids[1])?;
     assert_eq!((out.codec, out.parent), (Codec::Planes, None));
@@ -76,7 +80,7 @@ fn a_missing_or_damaged_parent_is_an_error_never_wrong_bytes() -> Result {
     let data = epochs();
     let ids = put_all(&store, &data)?;
     store
-        .rebase(ids[0], 4, ids[1], &data[1].as_slice())?
+        .rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
         .ok_or("no delta")?;
     // Damage in the parent's body.
     let path = store.path_of(ids[1]);
@@ -105,7 +109,9 @@ fn rebase_refuses_parent_bytes_that_are_not_the_parent() -> Result {
     let ids = put_all(&store, &data)?;
     let before = fs::read(store.path_of(ids[0]))?;
     // data[2] claimed to be the bytes of ids[1].
-    assert!(store.rebase(ids[0], 4, ids[1], &data[2].as_slice()).is_err());
+    assert!(store
+        .rebase(ids[0], 4, ids[1], &data[2].as_slice(), ParentCheck::Id)
+        .is_err());
     assert_eq!(fs::read(store.path_of(ids[0]))?, before);
     Ok(())
 }
@@ -136,7 +142,8 @@ fn stored_deltas_travel_after_their_parents() -> Result {
     let (_dir2, dst) = store()?;
     let data = epochs();
     let ids = put_all(&src, &data[..2])?;
-    src.rebase(ids[0], 4, ids[1], &data[1].as_slice())?.ok_or("no delta")?;
+    src.rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+        .ok_or("no delta")?;
     let delta = src.read_stored(ids[0])?;
     match dst.put_stored(ids[0], &delta) {
         Err(StoreError::MissingParent { parent, .. }) => assert_eq!(parent, ids[1]),

@@ -1,9 +1,16 @@
 //! `push`: store a checkpoint file as a new version.
 //!
+//! The file is inspected (headers and pickle only), then its payloads are
+//! read, hashed and the new ones encoded into pending blobs
+//! (`payloads.rs`) while another thread hashes the whole file. Nothing is
+//! stored until every payload has been read and checked.
+//!
 //! Order of durability: payload and skeleton blobs, then the manifest blob,
 //! then a directory sync, and only then the index transaction that makes
 //! the version visible. A crash before the transaction leaves unreferenced
-//! blobs (collected by gc), never a partial version.
+//! blobs (collected by gc), never a partial version. After it, the
+//! previous version's changed tensors become deltas against this one's
+//! (`crate::deltas`).
 
 use crate::deltas::RebaseReport;
 use crate::error::RegistryError;
@@ -14,15 +21,19 @@ use crate::progress::{Progress, Silent};
 use crate::refs::check_tag;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
+use payloads::{payloads_of, NewBlob, Source};
 use rayon::prelude::*;
+use read::{hash_range, Input};
 use reg_ckpt::safety::Verdict;
-use reg_ckpt::{Checkpoint, Segment, SegmentKind};
+use reg_ckpt::{Checkpoint, SegmentKind};
 use reg_store::BlobId;
-use reg_store::{FileRange, RangeReader, RawSource};
+use reg_store::{FileRange, ParentCheck, RawSource};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
+
+mod payloads;
+mod read;
 use std::path::{Path, PathBuf};
 
 /// Options of [`Registry::push`].
@@ -72,37 +83,6 @@ pub struct PushReport {
     pub unknown_globals: Vec<String>,
 }
 
-/// A memory map of an input file, or nothing for an empty file.
-pub(crate) struct Input {
-    pub(crate) file: File,
-    map: Option<memmap2::Mmap>,
-}
-
-impl Input {
-    pub(crate) fn open(path: &Path) -> Result<Input, RegistryError> {
-        let file = File::open(path).map_err(RegistryError::io("opening", path))?;
-        let len = file.metadata().map_err(RegistryError::io("reading", path))?.len();
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(RegistryError::Invalid(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        if len == 0 {
-            return Ok(Input { file, map: None });
-        }
-        // SAFETY: the map is read-only; reg documents that a file must not
-        // be truncated while it is being pushed (the whole-file hash and the
-        // checks on pull catch a file that changed).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(RegistryError::io("mapping", path))?;
-        Ok(Input { file, map: Some(map) })
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
-    }
-}
-
 fn slice<'f>(file: &'f [u8], r: &Range<u64>) -> &'f [u8] {
     file.get(r.start as usize..r.end as usize).unwrap_or(&[])
 }
@@ -112,34 +92,6 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Bytes read per positioned read while hashing.
-const HASH_CHUNK: usize = 4 << 20;
-
-/// Hash a file range with blake3 (and CRC-32 when asked), reporting progress.
-fn hash_range(
-    file: &File,
-    range: &Range<u64>,
-    want_crc: bool,
-    progress: &dyn Progress,
-) -> std::io::Result<(BlobId, Option<u32>)> {
-    let mut reader = RangeReader::new(file, range.start, range.end);
-    let mut hasher = blake3::Hasher::new();
-    let mut crc = want_crc.then(crc32fast::Hasher::new);
-    let mut buf = vec![0u8; HASH_CHUNK.min((range.end - range.start) as usize).max(1)];
-    let mut left = range.end - range.start;
-    while left > 0 {
-        let n = buf.len().min(left as usize);
-        reader.read_exact(&mut buf[..n])?;
-        hasher.update(&buf[..n]);
-        if let Some(c) = crc.as_mut() {
-            c.update(&buf[..n]);
-        }
-        left -= n as u64;
-        progress.advance(n as u64);
-    }
-    Ok((BlobId::from(hasher.finalize()), crc.map(|c| c.finalize())))
 }
 
 impl Registry {
@@ -213,50 +165,33 @@ impl Registry {
 
         let file = &input.file;
         let len = bytes.len() as u64;
-        progress.phase("hashing", len + payload_bytes(&ckpt));
-        let crcs: HashMap<u64, u32> = ckpt.deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
-        // (segment index, segment) of every payload. Segments are keyed by
-        // index: an empty payload can share its start with the next one.
-        let payloads: Vec<(usize, &Segment)> = ckpt
-            .segments
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !seg_is_skeleton(s))
-            .collect();
-        let read_err = |e| RegistryError::io("reading", path)(e);
-        // The whole-file hash on one thread while payloads hash on the others.
-        let (whole, hashed) = rayon::join(
-            || hash_range(file, &(0..len), false, progress),
-            || {
-                payloads
-                    .par_iter()
-                    .map(|(_, s)| hash_range(file, &s.range, crcs.contains_key(&s.range.start), progress))
-                    .collect::<Result<Vec<_>, _>>()
-            },
-        );
-        let file_hash = whole.map_err(read_err)?.0.to_hex();
-        let hashed = hashed.map_err(read_err)?;
-        for ((_, seg), (_, crc)) in payloads.iter().zip(&hashed) {
-            if let (Some(got), Some(want)) = (crc, crcs.get(&seg.range.start)) {
-                if got != want {
-                    let key = match &seg.kind {
-                        SegmentKind::Payload { storage_key } => storage_key.as_str(),
-                        SegmentKind::Skeleton => "",
-                    };
-                    return Err(RegistryError::Inspect {
-                        file: path.to_path_buf(),
-                        source: reg_ckpt::InspectError::Zip(reg_ckpt::torchzip::TorchZipError::Crc {
-                            name: format!("data/{key}"),
-                            stored: *want,
-                            computed: *got,
-                        }),
-                    });
-                }
-            }
-        }
+        let payloads = payloads_of(&ckpt);
         let existing = self.index.versions(name.as_str())?;
+        let bases = base.as_ref().map(|b| crate::deltas::Bases::new(&b.manifest, &ckpt));
+        let max_chain = self.config.max_delta_chain;
+        let pair_with_base = |key: &str, id: BlobId, len: u64| {
+            let pair = bases.as_ref()?.pair(key, id, len)?;
+            let above = self.store.chain(pair.parent).ok()?.len();
+            (above < max_chain).then_some(pair)
+        };
+        let pool = writer_pool()?;
+        let src = Source {
+            path,
+            file,
+            segments: ckpt.segments.len(),
+        };
+        // The whole-file hash on one thread while the payloads are read,
+        // hashed and (the new ones) encoded on the others.
+        let (whole, read) = rayon::join(
+            || hash_range(file, &(0..len), false, &Silent),
+            || self.read_payloads(&src, &payloads, &pair_with_base, &pool, progress),
+        );
+        let file_hash = whole.map_err(|e| RegistryError::io("reading", path)(e))?.0.to_hex();
+        let read = read?;
         let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
         if let (Some(same), None) = (same, replaces) {
+            // Byte-identical to a version: its blobs are all stored, so
+            // nothing new was encoded (and what was is dropped).
             if let Some(tag) = &opts.tag {
                 self.index.set_tag(name.as_str(), tag, same.number)?;
                 self.index.flush()?;
@@ -277,10 +212,6 @@ impl Registry {
                 unknown_globals,
             });
         }
-        let mut ids: Vec<Option<BlobId>> = vec![None; ckpt.segments.len()];
-        for ((i, _), (id, _)) in payloads.iter().zip(&hashed) {
-            ids[*i] = Some(*id);
-        }
         let number = match replaces {
             Some(old) => old.manifest.number,
             None => existing.last().map(|v| v.number + 1).unwrap_or(1),
@@ -296,17 +227,16 @@ impl Registry {
         let version = NewVersion {
             replaces,
             previous: previous.as_ref(),
-            base: base.as_ref(),
             path,
             file,
             bytes,
             ckpt: &ckpt,
-            ids: &ids,
+            ids: &read.ids,
             name: &name,
             number,
             file_hash,
         };
-        self.store_version(&version, opts, unknown_globals, progress)
+        self.store_version(&version, read.new, &pool, opts, unknown_globals, progress)
     }
 
     /// Refuse dangerous globals (and unknown ones under the strict policy);
@@ -344,6 +274,8 @@ impl Registry {
     fn store_version(
         &self,
         v: &NewVersion<'_>,
+        new: Vec<NewBlob<'_>>,
+        pool: &rayon::ThreadPool,
         opts: &PushOptions,
         unknown_globals: Vec<String>,
         progress: &dyn Progress,
@@ -355,63 +287,39 @@ impl Registry {
             .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest: {e}")))?;
         let manifest_id = BlobId::of(&json);
 
-        // Each distinct payload once; compress and write the new ones in
-        // parallel. Float storages are split into byte planes (their element
-        // width); with --parent, stored as deltas against the base's same
-        // tensor where that pays.
-        let float_keys: HashMap<&str, u8> = ckpt
-            .tensors
-            .iter()
-            .filter(|t| t.dtype.is_float())
-            .map(|t| (t.storage_key.as_str(), t.dtype.size() as u8))
-            .collect();
-        let mut distinct: BTreeMap<BlobId, (Range<u64>, Option<u8>)> = BTreeMap::new();
-        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
-            if let (Some(id), SegmentKind::Payload { storage_key }) = (id, &seg.kind) {
-                let width = float_keys.get(storage_key.as_str()).copied();
-                distinct.entry(*id).or_insert_with(|| (seg.range.clone(), width));
-            }
-        }
-        let bases: HashMap<BlobId, BlobId> = match v.base {
-            Some(base) => crate::deltas::changed_pairs(&manifest, &base.manifest)
-                .into_iter()
-                .filter(|p| {
-                    let above = self.store.chain(p.parent).map(|c| c.len()).unwrap_or(usize::MAX);
-                    above < self.config.max_delta_chain
-                })
-                .map(|p| (p.child, p.parent))
-                .collect(),
-            None => HashMap::new(),
-        };
-        let new_bytes: u64 = distinct
-            .iter()
-            .filter(|(id, _)| !self.store.contains(**id))
-            .map(|(_, (r, _))| r.end - r.start)
-            .sum();
-        progress.phase("storing", new_bytes);
-        // Writing a blob ends in an fsync that waits for the disk; twice as
-        // many writers as cores keep both the CPUs and the disk busy.
-        let pool = writer_pool()?;
-        let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = pool.install(|| {
-            distinct
-                .par_iter()
-                .map(|(id, (range, width))| {
-                    let source = FileRange {
-                        file: v.file,
-                        start: range.start,
-                        len: range.end - range.start,
-                    };
-                    let out = match (bases.get(id), width) {
-                        (Some(base), Some(w)) => self.store.put_delta(*id, &source, *w, *base)?,
-                        _ => self.store.put_typed(*id, &source, *width)?,
-                    };
-                    if out.written {
-                        progress.advance(source.len);
-                    }
-                    Ok((*id, out, source.len))
-                })
+        // The new payload blobs (encoded and checked while the file was
+        // read) take their names; each fsync overlaps the others.
+        let parents: HashMap<BlobId, BlobId> = new.iter().filter_map(|n| Some((n.id, n.parent?))).collect();
+        let raw_lens: HashMap<BlobId, u64> = new.iter().map(|n| (n.id, n.raw_len)).collect();
+        let committed: Vec<(BlobId, reg_store::PutOutcome)> = pool.install(|| {
+            new.into_par_iter()
+                .map(|n| n.pending.commit(n.id).map(|o| (n.id, o)))
                 .collect::<Result<_, reg_store::StoreError>>()
         })?;
+        let mut outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = committed
+            .into_iter()
+            .map(|(id, o)| (id, o, raw_lens.get(&id).copied().unwrap_or(0)))
+            .collect();
+        // Payload blobs that were stored already (listed for their records).
+        let mut distinct: BTreeMap<BlobId, Range<u64>> = BTreeMap::new();
+        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
+            if let (Some(id), SegmentKind::Payload { .. }) = (id, &seg.kind) {
+                distinct.entry(*id).or_insert_with(|| seg.range.clone());
+            }
+        }
+        for (id, range) in &distinct {
+            if !raw_lens.contains_key(id) {
+                let info = self.store.describe(*id)?;
+                let stored_len = self.store.stored_len(*id)?;
+                let o = reg_store::PutOutcome {
+                    written: false,
+                    stored_len,
+                    codec: info.codec,
+                    parent: info.parent,
+                };
+                outcomes.push((*id, o, range.end - range.start));
+            }
+        }
         let skeleton_put = self.store.put(manifest.skeleton, &skeleton)?;
         let manifest_put = self.store.put(manifest_id, &json)?;
         self.store.sync()?;
@@ -431,10 +339,8 @@ impl Registry {
         let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
         self.index
             .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
-        for (id, o, _) in &outcomes {
-            if let (true, Some(parent)) = (o.written, o.parent) {
-                self.index.add_delta(parent, *id)?;
-            }
+        for (id, parent) in &parents {
+            self.index.add_delta(*parent, *id)?;
         }
         if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
             self.index.remove_manifest(old.record.id)?;
@@ -449,16 +355,24 @@ impl Registry {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
                     .iter()
-                    .filter_map(|p| distinct.get(&p.parent).map(|(r, _)| r.end - r.start))
+                    .filter_map(|p| distinct.get(&p.parent).map(|r| r.end - r.start))
                     .sum();
                 progress.phase("deltas", total);
-                let source = |id: BlobId| -> Option<Box<dyn RawSource + '_>> {
-                    distinct.get(&id).map(|(range, _)| {
-                        Box::new(FileRange {
+                // The new bytes come from the file (checked by the zip CRC
+                // where there is one: the file may have changed since).
+                let crcs: HashMap<u64, u32> = ckpt.deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
+                let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
+                    distinct.get(&id).map(|range| {
+                        let check = match crcs.get(&range.start) {
+                            Some(crc) => ParentCheck::Crc32(*crc),
+                            None => ParentCheck::Id,
+                        };
+                        let source = Box::new(FileRange {
                             file: v.file,
                             start: range.start,
                             len: range.end - range.start,
-                        }) as Box<dyn RawSource>
+                        }) as Box<dyn RawSource>;
+                        (source, check)
                     })
                 };
                 let mut r = pool.install(|| self.rebase_pairs(&pairs, &source, progress));
@@ -486,10 +400,7 @@ impl Registry {
             written_bytes: outcomes.iter().map(|(_, o, _)| written(o)).sum::<u64>()
                 + written(&skeleton_put)
                 + written(&manifest_put),
-            deltas: outcomes
-                .iter()
-                .filter(|(_, o, _)| o.written && o.parent.is_some())
-                .count(),
+            deltas: parents.len(),
             rebase,
             unknown_globals,
         })
@@ -586,8 +497,6 @@ struct NewVersion<'a> {
     /// The newest version of the name before this push: its changed
     /// tensors become deltas against this version's.
     previous: Option<&'a Resolved>,
-    /// `--parent`: new float storages are stored as deltas against its.
-    base: Option<&'a Resolved>,
     path: &'a Path,
     file: &'a File,
     bytes: &'a [u8],
@@ -597,18 +506,6 @@ struct NewVersion<'a> {
     name: &'a ModelName,
     number: u32,
     file_hash: String,
-}
-
-fn seg_is_skeleton(seg: &Segment) -> bool {
-    matches!(seg.kind, SegmentKind::Skeleton)
-}
-
-fn payload_bytes(ckpt: &Checkpoint) -> u64 {
-    ckpt.segments
-        .iter()
-        .filter(|s| !seg_is_skeleton(s))
-        .map(Segment::len)
-        .sum()
 }
 
 fn count_payloads(ckpt: &Checkpoint) -> usize {

@@ -1,0 +1,82 @@
+//! Blobs encoded before they are named: a caller that reads a file once
+//! encodes each new payload into a temp file while it hashes it, checks
+//! what it read (its id, a CRC the file records), and only then commits
+//! the blob under its id. Until [`PendingBlob::commit`] nothing is visible
+//! in the store, and dropping a pending blob deletes its temp file, so a
+//! push that fails half-way leaves the store as it was.
+
+use crate::blob_file::{self, Written};
+use crate::{BlobId, BlobStore, Codec, PutOutcome, RawSource, StoreError};
+
+/// An encoded blob in a temp file of the store, not yet under its name.
+pub struct PendingBlob<'s> {
+    store: &'s BlobStore,
+    tmp: tempfile::NamedTempFile,
+    written: Written,
+}
+
+impl PendingBlob<'_> {
+    /// Length of the blob file.
+    pub fn stored_len(&self) -> u64 {
+        self.written.stored_len
+    }
+
+    /// The codec the blob was encoded with.
+    pub fn codec(&self) -> Codec {
+        self.written.header.codec
+    }
+
+    /// Store the blob as `id`, which must be the blake3 of the raw bytes
+    /// it was encoded from (the caller hashed them as they were read).
+    /// When the blob exists already the temp file is dropped.
+    pub fn commit(self, id: BlobId) -> Result<PutOutcome, StoreError> {
+        if let Some(existing) = self.store.existing(id)? {
+            return Ok(existing);
+        }
+        self.store.install(id, self.tmp, self.written, false)
+    }
+}
+
+impl BlobStore {
+    /// Encode `raw` (split into byte planes when `width` is given) into a
+    /// temp file, as [`BlobStore::put_typed`] would store it.
+    pub fn encode_pending(&self, raw: &dyn RawSource, width: Option<u8>) -> Result<PendingBlob<'_>, StoreError> {
+        let (level, width) = (self.policy.level(self.level), self.policy.width(width));
+        let (tmp, written) = self
+            .encode_to_tmp(None, |file| blob_file::write(file, raw, level, width).map(Some))?
+            .ok_or_else(|| StoreError::Io {
+                action: "encoding into",
+                path: self.root.join("tmp"),
+                source: std::io::Error::other("nothing was written"),
+            })?;
+        Ok(PendingBlob {
+            store: self,
+            tmp,
+            written,
+        })
+    }
+
+    /// Encode `raw` as a delta against the stored blob `parent` (same
+    /// length) into a temp file; `None` when no frame gains from the
+    /// parent (then encode it with [`BlobStore::encode_pending`]).
+    pub fn encode_pending_delta(
+        &self,
+        raw: &dyn RawSource,
+        width: u8,
+        parent: BlobId,
+    ) -> Result<Option<PendingBlob<'_>>, StoreError> {
+        if self.policy != crate::CodecPolicy::Auto || self.describe(parent)?.raw_len != raw.len() {
+            return Ok(None);
+        }
+        let level = self.level;
+        let mut parent_raw = self.reader(parent)?;
+        let encoded = self.encode_to_tmp(None, |file| {
+            blob_file::write_delta(file, raw, width, level, parent, &mut parent_raw)
+        })?;
+        Ok(encoded.map(|(tmp, written)| PendingBlob {
+            store: self,
+            tmp,
+            written,
+        }))
+    }
+}
