@@ -113,6 +113,13 @@ impl Reg {
         r
     }
 
+    /// Wait until no background job (the deltas a push leaves to
+    /// encode) holds the registry: any command waits for the lock. Tests
+    /// that change registry files behind reg's back call this first.
+    pub fn settle(&self) {
+        self.ok(&["ls"]);
+    }
+
     /// Push a fixture under a name.
     pub fn push(&self, rel: &str, name: &str) -> Run {
         let path = fixture(rel);

@@ -268,6 +268,7 @@ fn a_format_1_registry_opens_pulls_and_takes_deltas() {
 fn a_rebuilt_index_keeps_the_chains() {
     let reg = Reg::new();
     let files = push_run(&reg);
+    reg.settle();
     std::fs::remove_dir_all(reg.home().join("index")).expect("rm index");
     reg.ok(&["verify", "--rebuild-index"]);
     // gc after a rebuild must not drop a parent the rebuilt index forgot.
@@ -289,4 +290,43 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).expect("copy");
         }
     }
+}
+
+#[test]
+fn delta_encoding_killed_at_random_moments_never_damages_a_version() {
+    let reg = Reg::new();
+    let toml = reg.work().join("registry.toml");
+    std::fs::write(&toml, "[registry]\ndeltas = \"off\"\n").expect("toml");
+    let files = push_run(&reg);
+    reg.push("lightning/mlp-finetune/epoch=00.ckpt", "mlp");
+    reg.push("lightning/mlp-finetune/epoch=01.ckpt", "mlp");
+    let before = stored(&reg);
+    assert!(before["codecs"].get("delta").is_none(), "{}", before["codecs"]);
+    std::fs::write(&toml, "[registry]\ndeltas = \"inline\"\n").expect("toml");
+    let mut seed = 0x51_7CC1_B727_220Au64;
+    for round in 0..12 {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_reg"));
+        c.env("REG_HOME", reg.home())
+            .current_dir(reg.work())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.args(["deltas", "mlp"]).spawn().expect("spawn");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_micros(seed % 60_000));
+        let _ = child.kill();
+        let _ = child.wait();
+        let v = reg.run(&["verify", "--full"]);
+        assert_eq!(v.code, 0, "round {round}: {}{}", v.stdout, v.stderr);
+    }
+    reg.ok(&["deltas", "mlp"]);
+    for (v, rel) in files.iter().enumerate() {
+        pulls_identical(&reg, &format!("mlp@v{}", v + 1), rel);
+    }
+    pulls_identical(&reg, "mlp@v5", "lightning/mlp-finetune/epoch=00.ckpt");
+    let after = stored(&reg);
+    assert!(after["codecs"]["delta"][0].as_u64() >= Some(3), "{}", after["codecs"]);
+    reg.ok(&["gc"]);
+    reg.ok(&["verify", "--full"]);
 }

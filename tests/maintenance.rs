@@ -49,6 +49,7 @@ fn lost_index_is_rebuilt_from_blobs() {
     let reg = Reg::new();
     let files = push_series(&reg);
     reg.push("torch/zoo.pt", "zoo");
+    reg.settle();
     std::fs::remove_dir_all(reg.home().join("index")).expect("rm index");
     let r = reg.ok(&["verify", "--rebuild-index", "--full"]);
     assert!(r.stderr.contains("5 versions restored"), "{}", r.stderr);
@@ -206,6 +207,9 @@ fn push_killed_at_random_moments_leaves_the_registry_consistent() {
         let fresh = round % 5 == 0;
         if fresh {
             // Start some rounds from an empty registry, so kills also land in first pushes.
+            if reg.home().join("index").exists() {
+                reg.settle();
+            }
             let _ = std::fs::remove_dir_all(reg.home());
         }
         let mut child = push(&reg).spawn().expect("spawn");

@@ -22,6 +22,9 @@ pub struct RunSpec {
     pub frozen: usize,
     /// Seed of all values.
     pub seed: u64,
+    /// Written into the hyperparameters (`run_label`): files of two labels
+    /// hold the same tensors in different skeletons.
+    pub label: u32,
 }
 
 impl RunSpec {
@@ -32,6 +35,7 @@ impl RunSpec {
             layers: 8,
             frozen: 2,
             seed: 0x5EED,
+            label: 0,
         }
     }
 
@@ -191,6 +195,7 @@ pub fn write_epoch<W: Write>(out: W, spec: &RunSpec, epoch: u32) -> Result<W, Wr
                 (s("lr"), Emit::Float(1e-3)),
                 (s("layers"), Emit::Int(spec.layers as i64)),
                 (s("frozen"), Emit::Int(spec.frozen as i64)),
+                (s("run_label"), Emit::Int(i64::from(spec.label))),
             ]),
         ),
     ]);

@@ -178,6 +178,15 @@ pub enum Command {
         /// NAME@REF.
         reference: String,
     },
+    /// Store older versions as deltas against the newer ones (push starts
+    /// this in the background after each version it adds).
+    Deltas {
+        /// NAME (every version) or NAME@vN (from version N on).
+        #[arg(required = true)]
+        models: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Delete blobs no version needs.
     Gc {
         /// Only report what would be freed.

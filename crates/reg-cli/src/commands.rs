@@ -21,7 +21,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let open = |config: Config| -> Result<Registry> {
         let root = config.root.clone();
         Ok(Registry::open(config, &|| {
-            eprintln!("reg: waiting for another reg process using {}", root.display());
+            // Waiting for the deltas a push left to encode is expected.
+            if !crate::background::held_in_background(&root) {
+                eprintln!("reg: waiting for another reg process using {}", root.display());
+            }
         })?)
     };
     match cli.command {
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             let mut reports = Vec::new();
             let mut pushed: Vec<(String, u32)> = Vec::new();
+            let mut deferred: Vec<(String, u32)> = Vec::new();
             for file in &files {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
                 let started = std::time::Instant::now();
@@ -67,6 +71,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     print_push(file, &r, tag.as_deref(), started.elapsed());
                 }
                 pushed.push((r.name.clone(), r.number));
+                if let (true, Some(from)) = (r.rebase.pending, r.rebase.version) {
+                    deferred.push((r.name.clone(), from));
+                }
                 reports.push(serde_json::json!({
                     "name": r.name, "version": r.number, "id": r.id.to_hex(), "created": r.created,
                     "file": file, "tensors": r.tensors, "payloads": r.payloads, "new_payloads": r.new_payloads,
@@ -75,7 +82,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "rebased": {
                         "version": r.rebase.version, "blobs": r.rebase.blobs,
                         "bytes_before": r.rebase.bytes_before, "bytes_after": r.rebase.bytes_after,
-                        "warnings": r.rebase.warnings,
+                        "warnings": r.rebase.warnings, "in_background": r.rebase.pending,
                     },
                     "unknown_globals": r.unknown_globals,
                 }));
@@ -90,6 +97,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     (None, 1) => print_json(&reports[0])?,
                     (None, _) => print_json(&reports)?,
                 }
+            }
+            // The previous versions become deltas against the new ones
+            // after this command returns (see background.rs).
+            let mut pending: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+            for (name, from) in &deferred {
+                let e = pending.entry(name.clone()).or_insert(*from);
+                *e = (*e).min(*from);
+            }
+            if !pending.is_empty() {
+                let models: Vec<String> = pending.iter().map(|(n, v)| format!("{n}@v{v}")).collect();
+                crate::background::spawn_deltas(reg, &models, quiet || json.json)?;
             }
         }
         Command::Pull {
@@ -356,6 +374,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Deltas { models, json } => {
+            let root = config.root.clone();
+            let (reg, _owner) = crate::background::open_for_deltas(config, &|| {
+                if !crate::background::held_in_background(&root) {
+                    eprintln!("reg: waiting for another reg process using {}", root.display());
+                }
+            })?;
+            let done = crate::background::run_deltas(&reg, &models, !quiet && !json.json)?;
+            if json.json {
+                let rows: Vec<serde_json::Value> = done
+                    .iter()
+                    .map(|(name, r)| serde_json::json!({"name": name, "report": r}))
+                    .collect();
+                print_json(&rows)?;
+            }
+        }
         Command::Gc { dry_run, json } => {
             let reg = open(config)?;
             let r = reg.gc(dry_run)?;
@@ -518,6 +552,12 @@ fn print_push(file: &std::path::Path, r: &reg_meta::PushReport, tag: Option<&str
             println!(
                 "  {} new tensors stored as deltas against the --parent version",
                 r.deltas
+            );
+        }
+        if let (Some(v), true) = (r.rebase.version, r.rebase.pending) {
+            println!(
+                "  v{v}: its changed tensors become deltas against v{} in the background",
+                r.number
             );
         }
         if let (Some(v), true) = (r.rebase.version, r.rebase.blobs > 0) {

@@ -4,6 +4,7 @@
 //! `reg-store` (blobs). Errors print once, on one line, to stderr.
 //! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found.
 
+mod background;
 mod bar;
 mod bench;
 mod cli;

@@ -28,11 +28,31 @@ pub struct Config {
     pub keep_optimizer_last: Option<usize>,
     /// How new blobs are encoded (`codecs = "auto" | "zstd" | "raw"`).
     pub codecs: reg_store::CodecPolicy,
+    /// When new blobs reach the disk (`durability = "full" | "fast"`).
+    pub durability: reg_store::Durability,
+    /// When a push re-encodes the previous version as deltas against the
+    /// new one (`deltas = "background" | "inline" | "off"`).
+    pub deltas: DeltaTiming,
     /// Longest chain of delta blobs (links) a pull may have to decode;
     /// 0 stores no deltas (`max_delta_chain`, see [`crate::deltas`]).
     pub max_delta_chain: usize,
     /// Remotes named in `[remotes.NAME]`, sorted by name.
     pub remotes: Vec<RemoteSpec>,
+}
+
+/// When the previous version's changed tensors become deltas against a
+/// new version's (see [`crate::deltas`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeltaTiming {
+    /// After the push returns, in a separate `reg deltas` process that
+    /// holds the registry lock (the default of the `reg` binary; library
+    /// callers run [`crate::Registry::make_deltas`] themselves).
+    #[default]
+    Background,
+    /// In the push, after the new version is committed.
+    Inline,
+    /// Never (no delta blobs are made).
+    Off,
 }
 
 /// A remote from `[remotes.NAME]` in registry.toml. Credentials are never
@@ -76,6 +96,8 @@ struct RegistrySection {
     keep_optimizer_last: Option<usize>,
     codecs: Option<String>,
     max_delta_chain: Option<usize>,
+    durability: Option<String>,
+    deltas: Option<String>,
 }
 
 /// Returned by [`Config::locate`].
@@ -109,6 +131,8 @@ impl Config {
             keep_optimizer_last: None,
             codecs: reg_store::CodecPolicy::Auto,
             max_delta_chain: crate::deltas::DEFAULT_MAX_DELTA_CHAIN,
+            durability: reg_store::Durability::Full,
+            deltas: DeltaTiming::Background,
             remotes: Vec::new(),
         }
     }
@@ -159,6 +183,27 @@ impl Config {
                     path: found.clone().unwrap_or_default(),
                     reason: format!("codecs {c:?}: use \"auto\", \"zstd\" or \"raw\""),
                 })?,
+            },
+            durability: match section.durability.as_deref() {
+                None | Some("full") => reg_store::Durability::Full,
+                Some("fast") => reg_store::Durability::Fast,
+                Some(other) => {
+                    return Err(ConfigError::Bad {
+                        path: found.clone().unwrap_or_default(),
+                        reason: format!("durability {other:?}: use \"full\" or \"fast\""),
+                    })
+                }
+            },
+            deltas: match section.deltas.as_deref() {
+                None | Some("background") => DeltaTiming::Background,
+                Some("inline") => DeltaTiming::Inline,
+                Some("off") => DeltaTiming::Off,
+                Some(other) => {
+                    return Err(ConfigError::Bad {
+                        path: found.clone().unwrap_or_default(),
+                        reason: format!("deltas {other:?}: use \"background\", \"inline\" or \"off\""),
+                    })
+                }
             },
             max_delta_chain: section
                 .max_delta_chain

@@ -47,10 +47,12 @@ pub(crate) struct Pair {
 }
 
 /// What a round of re-encoding did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RebaseReport {
     /// The version whose blobs were re-encoded.
     pub version: Option<u32>,
+    /// The version they are deltas against.
+    pub against: Option<u32>,
     /// Blobs now stored as deltas.
     pub blobs: usize,
     /// Their stored bytes before.
@@ -59,6 +61,9 @@ pub struct RebaseReport {
     pub bytes_after: u64,
     /// Re-encodings that failed (the blob keeps its old encoding).
     pub warnings: Vec<String>,
+    /// Nothing was done yet: the registry's `deltas` setting is
+    /// `background`, and [`Registry::make_deltas`] is still to run.
+    pub pending: bool,
 }
 
 /// Pairs of storages that hold the same float tensor in `from` and `to`
@@ -108,6 +113,54 @@ pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
 }
 
 impl Registry {
+    /// True when this registry makes delta blobs at all.
+    pub(crate) fn deltas_enabled(&self) -> bool {
+        self.config.max_delta_chain > 0 && self.config.deltas != crate::DeltaTiming::Off
+    }
+
+    /// Re-encode the versions of `name` from number `from` on as deltas
+    /// against the version after each (what a push leaves to do when
+    /// `deltas = "background"`): each consecutive pair, oldest first, for
+    /// the tensors that changed between them. Blobs that are deltas
+    /// already, and pairs the chain bound forbids, are left alone, so
+    /// running it again does no harm. Returns one report per pair.
+    pub fn make_deltas(
+        &self,
+        name: &str,
+        from: u32,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
+        let versions = self.versions(name)?;
+        let mut reports = Vec::new();
+        if !self.deltas_enabled() {
+            return Ok(reports);
+        }
+        for pair in versions.windows(2) {
+            let (older, newer) = (&pair[0], &pair[1]);
+            if older.number < from {
+                continue;
+            }
+            let (Some(old_m), Some(new_m)) = (self.index.manifest(older.id)?, self.index.manifest(newer.id)?) else {
+                continue;
+            };
+            let pairs = changed_pairs(&old_m, &new_m);
+            let total = pairs
+                .iter()
+                .filter_map(|p| self.store.describe(p.parent).ok().map(|i| i.raw_len))
+                .sum();
+            progress.phase("deltas", total);
+            let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
+                let s = self.store.raw_source(id).ok()?;
+                Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
+            };
+            let mut r = self.rebase_pairs(&pairs, &source, progress);
+            r.version = Some(older.number);
+            r.against = Some(newer.number);
+            reports.push(r);
+        }
+        Ok(reports)
+    }
+
     /// The longest chain of deltas hanging below `id` (0 when no blob is
     /// a delta against it), from the index's delta table.
     fn links_below(&self, id: BlobId, depth: usize) -> Result<usize, crate::RegistryError> {

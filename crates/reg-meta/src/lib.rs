@@ -46,7 +46,7 @@ mod resolve;
 mod tags;
 pub mod tensor_stats;
 
-pub use config::Config;
+pub use config::{Config, DeltaTiming};
 pub use diff::{Diff, DiffOptions, Only};
 pub use error::RegistryError;
 pub use export::{default_name as export_file_name, ExportFormat, ExportReport};

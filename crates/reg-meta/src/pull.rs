@@ -24,7 +24,6 @@ use crate::resolve::Resolved;
 use rayon::prelude::*;
 use reg_store::{BlobId, StoreError};
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What [`Registry::pull`] wrote.
@@ -36,10 +35,11 @@ pub struct PullReport {
     pub bytes: u64,
 }
 
-/// Bytes a worker decodes before writing them out.
-const WRITE_CHUNK: usize = 4 << 20;
-/// Bytes hashed per read of the finished file.
-const HASH_CHUNK: usize = 16 << 20;
+/// Bytes per write: small enough to still be in the CPU cache when the
+/// kernel copies them (4 MiB writes of cold data cost twice as much).
+const WRITE_CHUNK: usize = 256 << 10;
+/// Bytes of the finished file mapped at a time to hash it.
+const HASH_WINDOW: u64 = 64 << 20;
 
 #[cfg(unix)]
 fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
@@ -62,18 +62,22 @@ enum Job<'m> {
     Payload { at: u64, blob: BlobId, len: u64 },
 }
 
-/// blake3 of the first `len` bytes of `file`, hashed with all cores.
+/// blake3 of the first `len` bytes of `file`, hashed with all cores
+/// straight from the page cache, one mapped window at a time (so memory
+/// stays bounded and nothing is copied).
 fn hash_file(file: &File, len: u64, progress: &dyn Progress) -> std::io::Result<BlobId> {
-    let mut reader = reg_store::RangeReader::new(file, 0, len);
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; HASH_CHUNK.min(usize::try_from(len).unwrap_or(HASH_CHUNK)).max(1)];
-    let mut left = len;
-    while left > 0 {
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        reader.read_exact(&mut buf[..n])?;
-        hasher.update_rayon(&buf[..n]);
-        left -= n as u64;
-        progress.advance(n as u64);
+    let mut at = 0u64;
+    while at < len {
+        let n = HASH_WINDOW.min(len - at);
+        let window = usize::try_from(n).map_err(std::io::Error::other)?;
+        // SAFETY: the file is the pull's own temp file: nothing else
+        // writes or truncates it while the window is mapped. Windows start
+        // at multiples of HASH_WINDOW, so at page boundaries.
+        let map = unsafe { memmap2::MmapOptions::new().offset(at).len(window).map(file)? };
+        hasher.update_rayon(&map);
+        at += n;
+        progress.advance(n);
     }
     Ok(BlobId::from(hasher.finalize()))
 }
@@ -175,19 +179,28 @@ impl Registry {
                         reason: format!("holds {} bytes, manifest says {len}", reader.len()),
                     }));
                 }
-                let mut buf = vec![0u8; WRITE_CHUNK.min(usize::try_from(*len).unwrap_or(WRITE_CHUNK)).max(1)];
+                let mut scratch = vec![0u8; WRITE_CHUNK.min(usize::try_from(*len).unwrap_or(WRITE_CHUNK)).max(1)];
                 let mut done = 0u64;
                 while done < *len {
-                    let n = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
-                    reader.read_exact(&mut buf[..n]).map_err(|e| {
+                    let chunk = reader.next_chunk(&mut scratch).map_err(|e| {
                         damaged(StoreError::Corrupt {
                             id: *blob,
                             reason: format!("cannot decode: {e}"),
                         })
                     })?;
-                    write_at(file, &buf[..n], at + done).map_err(write_err)?;
-                    done += n as u64;
-                    progress.advance(n as u64);
+                    if chunk.is_empty() {
+                        return Err(damaged(StoreError::Corrupt {
+                            id: *blob,
+                            reason: "truncated".into(),
+                        }));
+                    }
+                    // Small writes: the bytes are still in cache when the
+                    // kernel copies them into the page cache.
+                    for piece in chunk.chunks(WRITE_CHUNK) {
+                        write_at(file, piece, at + done).map_err(write_err)?;
+                        done += piece.len() as u64;
+                        progress.advance(piece.len() as u64);
+                    }
                 }
             }
         }

@@ -77,6 +77,44 @@ impl Registry {
         Registry::assemble(config, lock, store)
     }
 
+    /// Open the registry `config` names with `lock`, its lock file, which
+    /// this process holds already: handed over by a process that held the
+    /// lock and passed its open file on (see [`Registry::into_lock`]), so
+    /// that no other process can take the registry in between. Fails when
+    /// `lock` is not this registry's lock file or is not locked by it.
+    pub fn open_locked(config: Config, lock: File) -> Result<Registry, RegistryError> {
+        let path = config.root.join("lock");
+        if !same_file(&lock, &path) {
+            return Err(RegistryError::Invalid(format!(
+                "the lock handed over is not {}",
+                path.display()
+            )));
+        }
+        // A lock already held through this open file is taken again at
+        // once; one held by another process would make this fail.
+        lock.try_lock().map_err(|_| RegistryError::Locked {
+            path: path.clone(),
+            waited_secs: 0,
+        })?;
+        let store = BlobStore::open(config.root.join("blobs"), config.compression_level)?
+            .with_policy(config.codecs)
+            .with_durability(config.durability);
+        let index = open_index_patiently(&config.root.join("index"))?;
+        Ok(Registry {
+            config,
+            store,
+            index,
+            _lock: lock,
+        })
+    }
+
+    /// Close the index and blob store and return the (still locked) lock
+    /// file, to hand the registry over to another process.
+    pub fn into_lock(self) -> Result<File, RegistryError> {
+        self.index.flush()?;
+        Ok(self._lock)
+    }
+
     /// Create the directory if needed, check its format marker, take the
     /// lock and open the blob store.
     pub(crate) fn lock_and_store(config: &Config, on_wait: &dyn Fn()) -> Result<(File, BlobStore), RegistryError> {
@@ -104,7 +142,9 @@ impl Registry {
             }
         }
         let lock = acquire_lock(&root.join("lock"), on_wait)?;
-        let store = BlobStore::open(root.join("blobs"), config.compression_level)?.with_policy(config.codecs);
+        let store = BlobStore::open(root.join("blobs"), config.compression_level)?
+            .with_policy(config.codecs)
+            .with_durability(config.durability);
         Ok((lock, store))
     }
 
@@ -163,6 +203,40 @@ impl Registry {
             hint,
         })
     }
+}
+
+/// True when `file` is the file at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        #[cfg(unix)]
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => true,
+        _ => false,
+    }
+}
+
+/// Open the index, waiting a little for the process that handed the
+/// registry over to let go of sled's own file lock.
+fn open_index_patiently(path: &Path) -> Result<Index, RegistryError> {
+    let start = Instant::now();
+    loop {
+        match Index::open(path) {
+            Ok(index) => return Ok(index),
+            Err(e) if start.elapsed() < Duration::from_secs(10) && is_lock_busy(&e) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_lock_busy(e: &crate::index::IndexError) -> bool {
+    matches!(e, crate::index::IndexError::Sled { source: sled::Error::Io(io), .. }
+        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"))
 }
 
 /// Write the `FORMAT` file atomically (temp file, fsync, rename).

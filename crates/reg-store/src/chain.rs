@@ -175,6 +175,28 @@ impl ChainReader {
     }
 }
 
+impl ChainReader {
+    /// The next decoded bytes, without copying them: the rest of the
+    /// current frame (or the next frame), or of a self-contained raw or
+    /// zstd blob up to `max` bytes read into `scratch`. Empty at the end.
+    pub fn next_chunk<'a>(&'a mut self, scratch: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        let streaming = self.levels.len() == 1 && !matches!(self.levels[0].body, Body::Frames(_));
+        if streaming {
+            let n = self.read(scratch)?;
+            return Ok(&scratch[..n]);
+        }
+        if self.at == self.filled {
+            if self.left == 0 {
+                return Ok(&[]);
+            }
+            self.next_frame()?;
+        }
+        let chunk = &self.cur[self.at..self.filled];
+        self.at = self.filled;
+        Ok(chunk)
+    }
+}
+
 impl Read for ChainReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.levels.len() == 1 {

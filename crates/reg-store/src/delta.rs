@@ -16,6 +16,18 @@ use crate::store::CodecPolicy;
 use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 
 impl BlobStore {
+    /// The stored blob `id` as a [`RawSource`] that decodes it without
+    /// checking its hash, for callers that check the bytes themselves
+    /// (such as [`BlobStore::rebase`] with [`ParentCheck::Id`]).
+    pub fn raw_source(&self, id: BlobId) -> Result<UncheckedBlob<'_>, StoreError> {
+        let info = self.describe(id)?;
+        Ok(UncheckedBlob {
+            store: self,
+            id,
+            len: info.raw_len,
+        })
+    }
+
     /// The stored blob `id` as a [`RawSource`] (decoded and hash-checked
     /// as it is read).
     pub fn source(&self, id: BlobId) -> Result<StoredBlob<'_>, StoreError> {

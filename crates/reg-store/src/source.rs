@@ -183,9 +183,11 @@ impl<R: Read> Read for Checked<R> {
     }
 }
 
-/// A stored blob read without checking its hash (for re-encoding it: the
-/// new encoding decodes to the same bytes, damaged or not).
-pub(crate) struct UncheckedBlob<'s> {
+/// A stored blob as a [`RawSource`], decoded without checking its hash
+/// (to re-encode it: the new encoding decodes to the same bytes, damaged
+/// or not; or as a parent whose bytes the caller checks). Made by
+/// [`crate::BlobStore::raw_source`].
+pub struct UncheckedBlob<'s> {
     pub(crate) store: &'s crate::BlobStore,
     pub(crate) id: crate::BlobId,
     pub(crate) len: u64,

@@ -54,6 +54,22 @@ impl CodecPolicy {
     }
 }
 
+/// When new blobs reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every new blob file and the directories it lands in are fsynced
+    /// before the call that wrote it returns (and so before an index names
+    /// it): a version survives a power loss once its push has returned.
+    #[default]
+    Full,
+    /// New blob files are left to the kernel to write back, as `cp`
+    /// leaves a copy: a power loss in the next seconds can lose the newest
+    /// versions (reads then report them damaged, never wrong bytes), but
+    /// nothing older. Re-encodings of blobs that exist (rebase, gc) are
+    /// fsynced in both modes, since they replace data older versions need.
+    Fast,
+}
+
 /// What [`BlobStore::put`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PutOutcome {
@@ -95,6 +111,7 @@ pub struct BlobStore {
     pub(crate) level: i32,
     pub(crate) policy: CodecPolicy,
     pub(crate) dirty_dirs: Mutex<HashSet<PathBuf>>,
+    pub(crate) durability: Durability,
 }
 
 impl BlobStore {
@@ -109,12 +126,19 @@ impl BlobStore {
             level,
             policy: CodecPolicy::Auto,
             dirty_dirs: Mutex::new(HashSet::new()),
+            durability: Durability::Full,
         })
     }
 
     /// Choose how new blobs are encoded (benchmarks compare the policies).
     pub fn with_policy(mut self, policy: CodecPolicy) -> BlobStore {
         self.policy = policy;
+        self
+    }
+
+    /// Choose when new blobs reach the disk.
+    pub fn with_durability(mut self, durability: Durability) -> BlobStore {
+        self.durability = durability;
         self
     }
 
@@ -234,9 +258,13 @@ impl BlobStore {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.root.clone());
         fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(StoreError::io("syncing", tmp.path()))?;
+        // A file that replaces another is synced in every mode: an older
+        // version may need the bytes it holds.
+        if replace || self.durability == Durability::Full {
+            tmp.as_file()
+                .sync_all()
+                .map_err(StoreError::io("syncing", tmp.path()))?;
+        }
         if !replace && path.exists() {
             // Another writer of this process stored it meanwhile.
             return self.existing(id)?.ok_or(StoreError::Missing(id));
@@ -246,8 +274,10 @@ impl BlobStore {
             path: path.clone(),
             source: e.error,
         })?;
-        if let Ok(mut dirty) = self.dirty_dirs.lock() {
-            dirty.insert(dir);
+        if replace || self.durability == Durability::Full {
+            if let Ok(mut dirty) = self.dirty_dirs.lock() {
+                dirty.insert(dir);
+            }
         }
         Ok(PutOutcome {
             written: true,
@@ -258,13 +288,15 @@ impl BlobStore {
     }
 
     /// fsync every directory that received a blob since the last call, so
-    /// the renames survive a crash.
+    /// the renames survive a crash (with [`Durability::Fast`], only those
+    /// that received re-encodings of existing blobs).
     pub fn sync(&self) -> Result<(), StoreError> {
         let dirs: Vec<PathBuf> = match self.dirty_dirs.lock() {
             Ok(mut d) => d.drain().collect(),
             Err(_) => Vec::new(),
         };
-        for dir in dirs.iter().chain(std::iter::once(&self.root)) {
+        let root = (self.durability == Durability::Full || !dirs.is_empty()).then_some(&self.root);
+        for dir in dirs.iter().chain(root) {
             sync_dir(dir)?;
         }
         Ok(())

@@ -351,7 +351,7 @@ impl Registry {
         // The version is durable: now the previous one's changed tensors
         // become deltas against this one's (see crate::deltas).
         let rebase = match v.previous {
-            Some(prev) if self.config.max_delta_chain > 0 => {
+            Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
                     .iter()
@@ -377,8 +377,15 @@ impl Registry {
                 };
                 let mut r = pool.install(|| self.rebase_pairs(&pairs, &source, progress));
                 r.version = Some(prev.record.number);
+                r.against = Some(v.number);
                 r
             }
+            Some(prev) if self.deltas_enabled() => RebaseReport {
+                version: Some(prev.record.number),
+                against: Some(v.number),
+                pending: true,
+                ..RebaseReport::default()
+            },
             _ => RebaseReport::default(),
         };
 
