@@ -54,13 +54,19 @@ impl Level {
 
     /// Decode this blob's next `out.len()` raw bytes (one frame) into
     /// `out`; `parent` is the parent's bytes of the same range.
-    fn fill(&mut self, parent: Option<&[u8]>, out: &mut [u8], encoded: &mut Vec<u8>) -> io::Result<()> {
+    fn fill(
+        &mut self,
+        ws: &mut crate::codecs::Workspace,
+        parent: Option<&[u8]>,
+        out: &mut [u8],
+        encoded: &mut Vec<u8>,
+    ) -> io::Result<()> {
         match &mut self.body {
             Body::Raw(r) => r.read_exact(out),
             Body::Zstd(z) => z.read_exact(out),
             Body::Frames(r) => {
                 frames::read_encoded(r, encoded)?;
-                frames::decode_frame(encoded, parent, out)
+                frames::decode_frame(ws, encoded, parent, out)
             }
         }
     }
@@ -73,6 +79,7 @@ pub struct ChainReader {
     cur: Vec<u8>,
     other: Vec<u8>,
     encoded: Vec<u8>,
+    ws: crate::codecs::Workspace,
     at: usize,
     filled: usize,
     /// Raw bytes not yet produced (or decoded into `cur`).
@@ -123,6 +130,7 @@ impl ChainReader {
             cur: Vec::new(),
             other: Vec::new(),
             encoded: Vec::new(),
+            ws: crate::codecs::Workspace::new(),
             at: 0,
             filled: 0,
             left: header.raw_len,
@@ -147,16 +155,17 @@ impl ChainReader {
             cur,
             other,
             encoded,
+            ws,
             ..
         } = self;
         let leaf = levels.len() - 1;
         for (k, level) in levels.iter_mut().enumerate() {
             let result = if k == 0 {
                 cur.resize(n, 0);
-                level.fill(None, &mut cur[..n], encoded)
+                level.fill(ws, None, &mut cur[..n], encoded)
             } else {
                 other.resize(n, 0);
-                let r = level.fill(Some(&cur[..n]), &mut other[..n], encoded);
+                let r = level.fill(ws, Some(&cur[..n]), &mut other[..n], encoded);
                 std::mem::swap(cur, other);
                 r
             };

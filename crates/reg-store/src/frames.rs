@@ -55,6 +55,7 @@ pub fn write(
     let mut buf = vec![0u8; first];
     let mut parent_buf = vec![0u8; if parent.is_some() { first } else { 0 }];
     let mut written = FramesWritten::default();
+    let mut ws = codecs::Workspace::new();
     while left > 0 {
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         raw.read_exact(&mut buf[..n])?;
@@ -68,7 +69,7 @@ pub fn write(
             }
             None => None,
         };
-        let enc = codecs::choose(&buf[..n], width, with, level).map_err(other)?;
+        let enc = codecs::choose_in(&mut ws, &buf[..n], width, with, level).map_err(other)?;
         if enc.transform.parent().is_some() {
             written.xor_frames += 1;
         } else if parent.is_some() && written.xor_frames == 0 {
@@ -99,8 +100,13 @@ pub fn read_encoded(inner: &mut dyn Read, encoded: &mut Vec<u8>) -> io::Result<(
 
 /// Decode one encoded frame into `out` (its raw length), XORing with
 /// `parent` (the parent's bytes of the same range) where the frame says so.
-pub fn decode_frame(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> io::Result<()> {
-    codecs::decode_into(encoded, parent, out).map_err(other)
+pub fn decode_frame(
+    ws: &mut codecs::Workspace,
+    encoded: &[u8],
+    parent: Option<&[u8]>,
+    out: &mut [u8],
+) -> io::Result<()> {
+    codecs::decode_into_in(ws, encoded, parent, out).map_err(other)
 }
 
 #[cfg(test)]
@@ -127,10 +133,11 @@ mod tests {
         let mut r = body;
         let mut out = vec![0u8; raw_len];
         let mut encoded = Vec::new();
+        let mut ws = codecs::Workspace::new();
         for (i, chunk) in out.chunks_mut(FRAME_RAW).enumerate() {
             read_encoded(&mut r, &mut encoded)?;
             let p = parent.map(|p| &p[i * FRAME_RAW..i * FRAME_RAW + chunk.len()]);
-            decode_frame(&encoded, p, chunk)?;
+            decode_frame(&mut ws, &encoded, p, chunk)?;
         }
         Ok(out)
     }

@@ -484,3 +484,36 @@ fn codecs_bench_real() {
         mbs(raw_total, xdec_s)
     );
 }
+
+/// One pass of `choose` (without and with the parent) and `decode` over
+/// the `REG_CODEC_DATA` tensors, for an instruction count under
+/// `valgrind --tool=callgrind` (repeatable where timings on a shared
+/// machine are not).
+#[test]
+#[ignore]
+fn codecs_count_real() {
+    let Some(dir) = std::env::var_os("REG_CODEC_DATA") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let mut ws = Workspace::new();
+    let mut out = Vec::new();
+    for name in ["w", "m", "v"] {
+        let (Ok(raw), Ok(parent)) = (
+            std::fs::read(dir.join(format!("{name}.f32"))),
+            std::fs::read(dir.join(format!("{name}.parent.f32"))),
+        ) else {
+            continue;
+        };
+        out.resize(raw.len(), 0);
+        let enc = choose_in(&mut ws, &raw, 4, None, 3).unwrap();
+        decode_into_in(&mut ws, &enc.bytes, None, &mut out).unwrap();
+        let p = Parent {
+            id: BlobId::of(&parent),
+            bytes: &parent,
+        };
+        let encp = choose_in(&mut ws, &raw, 4, Some(p), 3).unwrap();
+        decode_into_in(&mut ws, &encp.bytes, Some(&parent), &mut out).unwrap();
+        std::hint::black_box(&out);
+    }
+}

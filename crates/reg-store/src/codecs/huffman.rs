@@ -174,8 +174,9 @@ fn quarter(n: usize) -> usize {
     n.div_ceil(STREAMS)
 }
 
-/// Append the header and codes of `data` to `out`.
-pub(super) fn encode(data: &[u8], lens: &[u8; 256], out: &mut Vec<u8>) {
+/// Append the header and codes of `data` to `out`; `scratch` is room for
+/// the streams, kept by the caller from call to call.
+pub(super) fn encode(data: &[u8], lens: &[u8; 256], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     for pair in lens.chunks_exact(2) {
         out.push((pair[0] & 15) | (pair[1] << 4));
     }
@@ -183,53 +184,101 @@ pub(super) fn encode(data: &[u8], lens: &[u8; 256], out: &mut Vec<u8>) {
     let at_lengths = out.len();
     out.extend_from_slice(&[0u8; 12]);
     let q = quarter(data.len()).max(1);
-    for (j, part) in data
-        .chunks(q)
-        .chain(std::iter::repeat_n(&[][..], STREAMS))
-        .take(STREAMS)
-        .enumerate()
-    {
-        let n = encode_stream(part, &table, out);
+    let (a, rest) = data.split_at(q.min(data.len()));
+    let (b, rest) = rest.split_at(q.min(rest.len()));
+    let (c, d) = rest.split_at(q.min(rest.len()));
+    // Each stream gets room for its worst case (plus one unconditional
+    // 8-byte store); the four are packed together afterwards.
+    let room = q * MAX_BITS as usize / 8 + 16;
+    if scratch.len() < 4 * room {
+        scratch.resize(4 * room, 0);
+    }
+    let (ba, rest_out) = scratch.split_at_mut(room);
+    let (bb, rest_out) = rest_out.split_at_mut(room);
+    let (bc, bd) = rest_out.split_at_mut(room);
+    let mut w = [Writer::new(ba), Writer::new(bb), Writer::new(bc), Writer::new(bd)];
+    // The four streams in lockstep, five symbols each between flushes:
+    // four independent chains of shifts for the CPU to overlap.
+    let common = d.len() / PER_FLUSH * PER_FLUSH;
+    let lockstep = a[..common]
+        .chunks_exact(PER_FLUSH)
+        .zip(b[..common].chunks_exact(PER_FLUSH))
+        .zip(c[..common].chunks_exact(PER_FLUSH))
+        .zip(d[..common].chunks_exact(PER_FLUSH));
+    for (((sa, sb), sc), sd) in lockstep {
+        for k in 0..PER_FLUSH {
+            w[0].put(table[sa[k] as usize]);
+            w[1].put(table[sb[k] as usize]);
+            w[2].put(table[sc[k] as usize]);
+            w[3].put(table[sd[k] as usize]);
+        }
+        for x in w.iter_mut() {
+            x.flush();
+        }
+    }
+    for (x, part) in w.iter_mut().zip([a, b, c, d]) {
+        for chunk in part[common..].chunks(PER_FLUSH) {
+            for &sym in chunk {
+                x.put(table[sym as usize]);
+            }
+            x.flush();
+        }
+    }
+    let lens_out: Vec<usize> = w.iter_mut().map(Writer::finish).collect();
+    for (j, n) in lens_out.iter().enumerate() {
+        let from = j * room;
+        out.extend_from_slice(&scratch[from..from + n]);
         if j < STREAMS - 1 {
-            out[at_lengths + 4 * j..at_lengths + 4 * j + 4].copy_from_slice(&(n as u32).to_le_bytes());
+            out[at_lengths + 4 * j..at_lengths + 4 * j + 4].copy_from_slice(&(*n as u32).to_le_bytes());
         }
     }
 }
 
-/// Append the codes of `data` as one stream; returns its byte length.
-fn encode_stream(data: &[u8], table: &[(u32, u32); 256], out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    // Room for the worst case plus one unconditional 8-byte store.
-    out.resize(start + data.len() * MAX_BITS as usize / 8 + 16, 0);
-    let buf = &mut out[start..];
-    let (mut acc, mut nbits, mut pos) = (0u64, 0u32, 0usize);
-    let mut flush = |acc: &mut u64, nbits: &mut u32, pos: &mut usize| {
-        buf[*pos..*pos + 8].copy_from_slice(&acc.to_le_bytes());
-        let bytes = *nbits >> 3;
-        *pos += bytes as usize;
-        *acc = if bytes == 8 { 0 } else { *acc >> (bytes * 8) };
-        *nbits &= 7;
-    };
-    let mut chunks = data.chunks_exact(PER_FLUSH);
-    for c in &mut chunks {
-        for &b in c {
-            let (code, len) = table[b as usize];
-            acc |= u64::from(code) << nbits;
-            nbits += len;
+/// One stream being written: a 64-bit accumulator flushed a whole byte at
+/// a time with one unconditional 8-byte store.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    acc: u64,
+    nbits: u32,
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn new(buf: &'a mut [u8]) -> Writer<'a> {
+        Writer {
+            buf,
+            acc: 0,
+            nbits: 0,
+            pos: 0,
         }
-        flush(&mut acc, &mut nbits, &mut pos);
     }
-    for &b in chunks.remainder() {
-        let (code, len) = table[b as usize];
-        acc |= u64::from(code) << nbits;
-        nbits += len;
+
+    #[inline(always)]
+    fn put(&mut self, (code, len): (u32, u32)) {
+        self.acc |= u64::from(code) << self.nbits;
+        self.nbits += len;
     }
-    flush(&mut acc, &mut nbits, &mut pos);
-    if nbits > 0 {
-        pos += 1;
+
+    /// At most 7 bits stay in the accumulator afterwards, so five codes
+    /// of up to 11 bits fit before the next flush.
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.buf[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        let bytes = self.nbits >> 3;
+        self.pos += bytes as usize;
+        self.acc = if bytes == 8 { 0 } else { self.acc >> (bytes * 8) };
+        self.nbits &= 7;
     }
-    out.truncate(start + pos);
-    pos
+
+    /// Flush the last bits (padding the last byte); the stream's length.
+    fn finish(&mut self) -> usize {
+        self.flush();
+        if self.nbits > 0 {
+            self.pos += 1;
+            self.nbits = 0;
+        }
+        self.pos
+    }
 }
 
 /// One stream being decoded: a 64-bit buffer refilled a whole byte at a
@@ -262,15 +311,14 @@ impl Reader<'_> {
         self.count |= 56;
     }
 
-    /// Decode one symbol; false when the bits are no code.
+    /// Decode one symbol.
     #[inline(always)]
-    fn symbol(&mut self, table: &[u16; TABLE], out: &mut u8) -> bool {
+    fn symbol(&mut self, table: &[u16; TABLE], out: &mut u8) {
         let e = table[(self.buf & (TABLE as u64 - 1)) as usize];
         let len = u32::from(e & 15);
         *out = (e >> 4) as u8;
         self.buf >>= len;
         self.count -= len;
-        len != 0
     }
 
     /// True when exactly the stream's bytes were used.
@@ -301,8 +349,11 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
     if kraft > TABLE as u64 {
         return Err(CodecError::Corrupt("huffman code lengths are not a prefix code"));
     }
-    // entry = symbol << 4 | length; length 0 marks a bit pattern no code has.
-    let mut table = [0u16; TABLE];
+    // entry = symbol << 4 | length. A bit pattern no code has (the code
+    // is incomplete) decodes as a symbol 0 of MAX_BITS bits: damage that
+    // leads there gives wrong bytes, which the checksum every encoding
+    // keeps of its raw bytes rejects, rather than a test per symbol here.
+    let mut table = [MAX_BITS as u16; TABLE];
     for (sym, (code, len)) in codes(&lens).iter().enumerate() {
         if *len == 0 {
             continue;
@@ -339,7 +390,6 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
     let (a, rest_out) = out.split_at_mut(q.min(out.len()));
     let (b, rest_out) = rest_out.split_at_mut(q.min(rest_out.len()));
     let (c, d) = rest_out.split_at_mut(q.min(rest_out.len()));
-    let mut ok = true;
     // The four streams in lockstep over the length they all have, five
     // symbols per refill; then what is left of each.
     let common = d.len() / PER_FLUSH * PER_FLUSH;
@@ -354,24 +404,21 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         rc.refill();
         rd.refill();
         for k in 0..PER_FLUSH {
-            ok &= ra.symbol(&table, &mut ca[k]);
-            ok &= rb.symbol(&table, &mut cb[k]);
-            ok &= rc.symbol(&table, &mut cc[k]);
-            ok &= rd.symbol(&table, &mut cd[k]);
+            ra.symbol(&table, &mut ca[k]);
+            rb.symbol(&table, &mut cb[k]);
+            rc.symbol(&table, &mut cc[k]);
+            rd.symbol(&table, &mut cd[k]);
         }
     }
     for (r, part) in [(&mut ra, a), (&mut rb, b), (&mut rc, c), (&mut rd, d)] {
         for chunk in part[common..].chunks_mut(PER_FLUSH) {
             r.refill();
             for o in chunk.iter_mut() {
-                ok &= r.symbol(&table, o);
+                r.symbol(&table, o);
             }
         }
     }
     let readers = [ra, rb, rc, rd];
-    if !ok {
-        return Err(CodecError::Corrupt("invalid huffman code"));
-    }
     if !readers.iter().all(Reader::ended_exactly) {
         return Err(CodecError::Corrupt("huffman stream length does not match its codes"));
     }
@@ -385,7 +432,7 @@ mod tests {
     fn round_trip(data: &[u8]) -> Vec<u8> {
         let lens = code_lengths(&histogram(data));
         let mut enc = Vec::new();
-        encode(data, &lens, &mut enc);
+        encode(data, &lens, &mut enc, &mut Vec::new());
         let bits = coded_bits(&histogram(data), &lens);
         let stored = (enc.len() - HEADER) as u64;
         assert!(
@@ -432,7 +479,7 @@ mod tests {
         let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
         let lens = code_lengths(&histogram(&data));
         let mut enc = Vec::new();
-        encode(&data, &lens, &mut enc);
+        encode(&data, &lens, &mut enc, &mut Vec::new());
         let mut out = vec![0u8; data.len()];
         assert!(decode(&enc[..enc.len() - 3], &mut out).is_err(), "truncated");
         let mut longer = enc.clone();

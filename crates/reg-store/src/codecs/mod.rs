@@ -208,26 +208,33 @@ struct Plan {
 }
 
 /// zstd compressors, one per level, reused across sections.
-struct Compressors(Vec<(i32, zstd::bulk::Compressor<'static>)>);
+struct Compressors {
+    zstd: Vec<(i32, zstd::bulk::Compressor<'static>)>,
+    /// Room for Huffman streams, reused from section to section.
+    huffman: Vec<u8>,
+}
 
 impl Compressors {
     fn new() -> Compressors {
-        Compressors(Vec::new())
+        Compressors {
+            zstd: Vec::new(),
+            huffman: Vec::new(),
+        }
     }
 
     fn get(&mut self, level: i32) -> Result<&mut zstd::bulk::Compressor<'static>, CodecError> {
-        let at = match self.0.iter().position(|(l, _)| *l == level) {
+        let at = match self.zstd.iter().position(|(l, _)| *l == level) {
             Some(at) => at,
             None => {
                 let mut c = zstd::bulk::Compressor::new(level)?;
                 c.set_parameter(CParameter::ContentSizeFlag(false))?;
                 c.set_parameter(CParameter::ChecksumFlag(false))?;
                 c.set_parameter(CParameter::DictIdFlag(false))?;
-                self.0.push((level, c));
-                self.0.len() - 1
+                self.zstd.push((level, c));
+                self.zstd.len() - 1
             }
         };
-        Ok(&mut self.0[at].1)
+        Ok(&mut self.zstd[at].1)
     }
 
     /// Compressed size of `data` at `level` (for sampling).
@@ -236,6 +243,51 @@ impl Compressors {
         buf.reserve(zstd::zstd_safe::compress_bound(data.len()));
         Ok(self.get(level)?.compress_to_buffer(data, buf)?)
     }
+}
+
+/// Buffers and zstd contexts that encodings and decodings reuse from one
+/// call to the next (keep one per thread: [`choose_in`],
+/// [`decode_into_in`]). Without one, every call allocates and zeroes its
+/// own, which costs a few percent on 8 MiB frames.
+pub struct Workspace {
+    zstd: Compressors,
+    dec: Option<zstd::bulk::Decompressor<'static>>,
+    split: Vec<u8>,
+    xor: Vec<u8>,
+    compact: Vec<u8>,
+    bitmap: Vec<u8>,
+    sample: [Vec<u8>; 5],
+}
+
+impl Default for Workspace {
+    fn default() -> Workspace {
+        Workspace::new()
+    }
+}
+
+impl Workspace {
+    /// An empty workspace (buffers grow on first use).
+    pub fn new() -> Workspace {
+        Workspace {
+            zstd: Compressors::new(),
+            dec: None,
+            split: Vec::new(),
+            xor: Vec::new(),
+            compact: Vec::new(),
+            bitmap: Vec::new(),
+            sample: Default::default(),
+        }
+    }
+}
+
+/// `buf` taken out of its place, at least `len` bytes long (grown with
+/// zeros only the first time; callers overwrite what they use).
+fn taken(buf: &mut Vec<u8>, len: usize) -> Vec<u8> {
+    let mut b = std::mem::take(buf);
+    if b.len() < len {
+        b.resize(len, 0);
+    }
+    b
 }
 
 fn check_width(width: u8) -> Result<usize, CodecError> {
@@ -287,16 +339,11 @@ fn encode_planes_as(
         xor_mask,
         codecs: [codec; 8],
     };
-    let bytes = encode_plan(raw, &plan, parent, &mut Compressors::new())?;
+    let bytes = encode_plan(raw, &plan, parent, &mut Workspace::new())?;
     Ok(Encoded { transform, bytes })
 }
 
-fn encode_plan(
-    raw: &[u8],
-    plan: &Plan,
-    parent: Option<Parent<'_>>,
-    zstd: &mut Compressors,
-) -> Result<Vec<u8>, CodecError> {
+fn encode_plan(raw: &[u8], plan: &Plan, parent: Option<Parent<'_>>, ws: &mut Workspace) -> Result<Vec<u8>, CodecError> {
     let w = plan.width;
     let body = raw.len() / w * w;
     let parent = parent.filter(|_| plan.kind == KIND_XOR);
@@ -316,10 +363,11 @@ fn encode_plan(
 
     let block_len = (1usize << BLOCK_LOG) / w * w;
     let scratch_len = body.min(block_len);
-    let mut split_buf = vec![0u8; scratch_len];
-    let mut xor_buf = vec![0u8; if parent.is_some() { scratch_len } else { 0 }];
-    let mut compact = vec![0u8; if w > 1 { scratch_len } else { 0 }];
-    let mut bitmap = vec![0u8; if w > 1 { (scratch_len / w).div_ceil(8) } else { 0 }];
+    let mut split_buf = taken(&mut ws.split, scratch_len);
+    let mut xor_buf = taken(&mut ws.xor, if parent.is_some() { scratch_len } else { 0 });
+    let mut compact = taken(&mut ws.compact, if w > 1 { scratch_len } else { 0 });
+    let mut bitmap = taken(&mut ws.bitmap, if w > 1 { (scratch_len / w).div_ceil(8) } else { 0 });
+    let zstd = &mut ws.zstd;
     let mask = planes::byte_mask(w, plan.xor_mask);
     let mut raw_sum = checksum::Checksum::new();
     let mut parent_sum = checksum::Checksum::new();
@@ -359,6 +407,7 @@ fn encode_plan(
         out[24..32].copy_from_slice(&parent_sum.finish().to_le_bytes());
     }
     out[16..24].copy_from_slice(&raw_sum.finish().to_le_bytes());
+    (ws.split, ws.xor, ws.compact, ws.bitmap) = (split_buf, xor_buf, compact, bitmap);
     Ok(out)
 }
 
@@ -386,7 +435,7 @@ fn write_section(out: &mut Vec<u8>, plane: &[u8], codec: PlaneCodec, zstd: &mut 
             let lens = huffman::code_lengths(&counts);
             let size = huffman::HEADER + huffman::coded_bits(&counts, &lens).div_ceil(8) as usize;
             if pays(size, plane.len()) {
-                huffman::encode(plane, &lens, out);
+                huffman::encode(plane, &lens, out, &mut zstd.huffman);
                 out[at] = SECTION_HUFFMAN;
                 let n = (out.len() - start) as u32;
                 out[at + 1..at + SECTION_HEAD].copy_from_slice(&n.to_le_bytes());
@@ -500,7 +549,11 @@ impl Sampler<'_> {
         for p in 0..w {
             let plane = &split[p * len..(p + 1) * len];
             let huff = huffman_size(plane, w);
-            let fast = self.size(plane, FAST_LEVEL)?;
+            // A plane whose bytes are all but uniformly spread (the low
+            // mantissa bytes of floats) gives zstd nothing to find either:
+            // skip the trial, the costliest part of sampling.
+            let uniform = huffman_order0(plane) * 1000 >= len as u64 * 995;
+            let fast = if uniform { len } else { self.size(plane, FAST_LEVEL)? };
             // The configured level is tried only where zstd is the
             // candidate: it found more than Huffman's order-0 coding.
             let at_level = if self.level != FAST_LEVEL && fast < len && fast < huff {
@@ -539,6 +592,14 @@ fn huffman_size(plane: &[u8], w: usize) -> usize {
     }
 }
 
+/// The bytes `plane` takes coded by its own order-0 Huffman code, without
+/// a header: a cheap bound on how much any coder that only counts bytes
+/// can save.
+fn huffman_order0(plane: &[u8]) -> u64 {
+    let counts = huffman::histogram(plane);
+    huffman::coded_bits(&counts, &huffman::code_lengths(&counts)).div_ceil(8)
+}
+
 /// Where the sample windows start: the whole body when it is small, else
 /// evenly spread windows covering about 1 / [`SAMPLE_EVERY`] of it.
 fn sample_windows(body: usize) -> Vec<(usize, usize)> {
@@ -565,9 +626,19 @@ fn sample_windows(body: usize) -> Vec<(usize, usize)> {
 /// over planes); and depends on the parent only when that saves at least 3%
 /// over the best without it.
 pub fn choose(raw: &[u8], width: u8, parent: Option<Parent<'_>>, level: i32) -> Result<Encoded, CodecError> {
+    choose_in(&mut Workspace::new(), raw, width, parent, level)
+}
+
+/// [`choose`] with the buffers of `ws`.
+pub fn choose_in(
+    ws: &mut Workspace,
+    raw: &[u8],
+    width: u8,
+    parent: Option<Parent<'_>>,
+    level: i32,
+) -> Result<Encoded, CodecError> {
     let w = check_width(width)?;
     let parent = parent.filter(|p| p.bytes.len() == raw.len());
-    let mut zstd = Compressors::new();
     let body = raw.len() / w * w;
     let mut plan = Plan {
         kind: KIND_NONE,
@@ -576,28 +647,28 @@ pub fn choose(raw: &[u8], width: u8, parent: Option<Parent<'_>>, level: i32) -> 
         codecs: [PlaneCodec::Zstd(level); 8],
     };
     if body < w * MIN_ZSTD {
-        let bytes = encode_plan(raw, &plan, None, &mut zstd)?;
+        let bytes = encode_plan(raw, &plan, None, ws)?;
         return Ok(Encoded {
             transform: Transform::None,
             bytes,
         });
     }
 
+    let [buf, split, compact, bitmap, mut xored] = std::mem::take(&mut ws.sample);
     let mut sampler = Sampler {
         w,
         level,
-        zstd: &mut zstd,
-        buf: Vec::new(),
-        split: Vec::new(),
-        compact: Vec::new(),
-        bitmap: Vec::new(),
+        zstd: &mut ws.zstd,
+        buf,
+        split,
+        compact,
+        bitmap,
     };
     let (mut plain, mut xor) = (Candidate::default(), Candidate::default());
     // zstd alone costs as much to try as all the planes: it is tried on
     // every NONE_EVERY-th window only, and compared with the planes there.
     let (mut none, mut planes_there) = (0, 0);
     let all = planes::byte_mask(w, ((1u16 << w) - 1) as u8);
-    let mut xored = Vec::new();
     let windows = sample_windows(body);
     let none_windows = windows.len().div_ceil(NONE_EVERY);
     for (i, &(start, len)) in windows.iter().enumerate() {
@@ -664,7 +735,15 @@ pub fn choose(raw: &[u8], width: u8, parent: Option<Parent<'_>>, level: i32) -> 
         (KIND_PLANES, _) => Transform::Planes { width },
         _ => Transform::None,
     };
-    let bytes = encode_plan(raw, &plan, parent, &mut zstd)?;
+    let Sampler {
+        buf,
+        split,
+        compact,
+        bitmap,
+        ..
+    } = sampler;
+    ws.sample = [buf, split, compact, bitmap, xored];
+    let bytes = encode_plan(raw, &plan, parent, ws)?;
     Ok(Encoded { transform, bytes })
 }
 
@@ -735,6 +814,16 @@ fn read_section(
 /// Decode an encoding into `out`, whose length must be the raw length.
 /// On error, `out` holds garbage.
 pub fn decode_into(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> Result<(), CodecError> {
+    decode_into_in(&mut Workspace::new(), encoded, parent, out)
+}
+
+/// [`decode_into`] with the buffers and zstd context of `ws`.
+pub fn decode_into_in(
+    ws: &mut Workspace,
+    encoded: &[u8],
+    parent: Option<&[u8]>,
+    out: &mut [u8],
+) -> Result<(), CodecError> {
     let h = Header::parse(encoded)?;
     if h.raw_len != out.len() as u64 {
         return Err(CodecError::LengthMismatch {
@@ -767,9 +856,12 @@ pub fn decode_into(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> Res
     let block_len = (1usize << h.block_log) / w * w;
     let mask = planes::byte_mask(w, h.xor_mask);
     let scratch_len = body.min(block_len);
-    let mut scratch = vec![0u8; scratch_len];
-    let (mut compact, mut bitmap) = (Vec::new(), Vec::new());
-    let mut dec = zstd::bulk::Decompressor::new()?;
+    let mut scratch = taken(&mut ws.split, scratch_len);
+    let (mut compact, mut bitmap) = (std::mem::take(&mut ws.compact), std::mem::take(&mut ws.bitmap));
+    let dec = match ws.dec.as_mut() {
+        Some(d) => d,
+        None => ws.dec.insert(zstd::bulk::Decompressor::new()?),
+    };
     let mut sum = checksum::Checksum::new();
     for (b, block) in out[..body].chunks_mut(block_len).enumerate() {
         let e = block.len() / w;
@@ -778,7 +870,7 @@ pub fn decode_into(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> Res
             BLOCK_DENSE => e,
             BLOCK_SPARSE if w > 1 => {
                 bitmap.resize(e.div_ceil(8), 0);
-                read_section(&mut cur, &mut dec, &mut bitmap)?;
+                read_section(&mut cur, dec, &mut bitmap)?;
                 let k = bitmap.iter().map(|b| b.count_ones() as usize).sum::<usize>();
                 if !e.is_multiple_of(8) && bitmap.last().is_some_and(|&last| last >> (e % 8) != 0) {
                     return Err(CodecError::Corrupt("bitmap marks elements past the block"));
@@ -790,11 +882,11 @@ pub fn decode_into(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> Res
         let split = &mut scratch[..k * w];
         if k > 0 {
             for plane in split.chunks_exact_mut(k) {
-                read_section(&mut cur, &mut dec, plane)?;
+                read_section(&mut cur, dec, plane)?;
             }
         } else {
             for _ in 0..w {
-                read_section(&mut cur, &mut dec, &mut [])?;
+                read_section(&mut cur, dec, &mut [])?;
             }
         }
         if mode == BLOCK_SPARSE {
@@ -816,5 +908,6 @@ pub fn decode_into(encoded: &[u8], parent: Option<&[u8]>, out: &mut [u8]) -> Res
     if sum.finish() != h.raw_sum {
         return Err(CodecError::Corrupt("checksum mismatch"));
     }
+    (ws.split, ws.compact, ws.bitmap) = (scratch, compact, bitmap);
     Ok(())
 }
