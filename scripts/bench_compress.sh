@@ -2,13 +2,13 @@
 # Issue 5's benchmark: how many bytes a real Lightning fine-tuning run
 # (all-MiniLM-L6-v2, half frozen, AdamW, 6 epoch checkpoints) takes when
 # stored as plain copies, zstd -3 per file, borg 1.2 (zstd,3), restic, and
-# reg with codecs raw / zstd / auto, and auto after
-# `reg prune --keep-optimizer-last 2`; then compression and decompression
-# CPU throughput on float32 tensors, and a check that every version pulls
-# back byte-identical (the pruned ones as weights-only files). XOR deltas
-# are not wired into push yet: their rows are estimates from a Python model
-# of the codec (scripts/bench_compress/xor_estimate.py), labelled as such.
-# Results and their reading: docs/compression.md.
+# reg with codecs raw / zstd / auto without deltas / auto (the default:
+# float byte planes, and older versions as deltas against newer ones), and
+# the default after `reg prune --keep-optimizer-last 2`; then compression
+# and decompression CPU throughput on float32 tensors (whole push and
+# pull, and reg-store's codec bench on tensors of this run), and a check
+# that every version pulls back byte-identical (the pruned ones as
+# weights-only files). Results and their reading: docs/compression.md.
 #
 #   scripts/bench_compress.sh [--codec-bench] [--keep]
 #
@@ -146,51 +146,35 @@ if [ $HAVE_RESTIC = 1 ]; then
 fi
 
 stored() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)["stored_bytes"])'; }
-new_registry() { # new_registry DIR CODECS
+new_registry() { # new_registry DIR CODECS MAX_DELTA_CHAIN
   mkdir -p "$1"
-  printf '[registry]\npath = ".reg"\ncompression_level = 3\ncodecs = "%s"\n' "$2" > "$1/registry.toml"
+  printf '[registry]\npath = ".reg"\ncompression_level = 3\ncodecs = "%s"\nmax_delta_chain = %s\n' "$2" "$3" > "$1/registry.toml"
 }
-for c in raw zstd auto; do
+for c in raw zstd planes auto; do
   case $c in
-    raw) label='reg, codecs = "raw" (tensor dedupe only)' ;;
-    zstd) label='reg, codecs = "zstd" (dedupe + zstd-3 per blob)' ;;
-    auto) label='reg, codecs = "auto" (dedupe + float byte planes)' ;;
+    raw) label='reg, codecs = "raw" (tensor dedupe only)'; codecs=raw; chain=0 ;;
+    zstd) label='reg, codecs = "zstd" (dedupe + zstd-3 per blob)'; codecs=zstd; chain=0 ;;
+    planes) label='reg, codecs = "auto", max_delta_chain = 0 (dedupe + float byte planes, no deltas)'; codecs=auto; chain=0 ;;
+    auto) label='reg, defaults (dedupe + float byte planes + older versions as deltas against newer)'; codecs=auto; chain=8 ;;
   esac
   say "$label"
-  D=$WORK/reg-$c; new_registry "$D" $c
+  D=$WORK/reg-$c; new_registry "$D" $codecs $chain
   t=$(secs)
+  # The deltas of each version are made in the background; the next
+  # command (stats) waits for them.
   (cd "$D" && "$REG" -q push "${FILES[@]}" --name $NAME)
   S=$(cd "$D" && "$REG" stats --json | stored)
   row "$label" "$S" "$(du -sb "$D/.reg" | cut -f1)"
-  if [ $c = auto ]; then S_AUTO=$S; fi
-  note "stored_bytes $S, pushed ${#FILES[@]} files in $(elapsed "$t") s"
+  note "stored_bytes $S, pushed ${#FILES[@]} files (with the deltas) in $(elapsed "$t") s"
 done
 (cd "$WORK/reg-auto" && "$REG" stats)
 
-say "estimate: XOR deltas against the parent epoch (not wired into push yet)"
-if ! "$PY" -c 'import zstandard' 2>/dev/null && [ "${REG_BENCH_NO_INSTALL:-0}" != 1 ]; then
-  "$VENV/bin/pip" install -q zstandard >/dev/null 2>&1 || true
-fi
-if "$PY" -c 'import zstandard' 2>/dev/null; then
-  "$PY" "$HERE/xor_estimate.py" "${FILES[@]}" | tee "$WORK/xor.txt" | grep -v '^ESTIMATE'
-  read -r _ MP MC < <(grep -P '^ESTIMATE\t' "$WORK/xor.txt")
-  read -r _ MPP MCP < <(grep -P '^ESTIMATE_PRUNED\t' "$WORK/xor.txt")
-  RP=$(cd "$WORK/reg-auto" && "$REG" stats --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["codecs"].get("planes", [0, 0])[1])')
-  note "reg's planes blobs: $RP bytes; the model's planes: $MP bytes ($("$PY" -c "print(f'{($MP - $RP) / $RP * 100:+.1f}%')") off)"
-  row 'estimate: reg auto + XOR vs parent (Python model, not reg)' $((S_AUTO - MP + MC)) "-"
-else
-  note "python zstandard not available: skipped"
-fi
-
-say "reg auto + prune --keep-optimizer-last 2 (on a copy of the auto registry)"
+say "reg defaults + prune --keep-optimizer-last 2 (on a copy of the default registry)"
 cp -a "$WORK/reg-auto" "$WORK/reg-pruned"
 (cd "$WORK/reg-pruned" && "$REG" prune $NAME --keep-optimizer-last 2)
 S=$(cd "$WORK/reg-pruned" && "$REG" stats --json | stored)
-row 'reg auto + prune --keep-optimizer-last 2' "$S" "$(du -sb "$WORK/reg-pruned/.reg" | cut -f1)"
+row 'reg defaults + prune --keep-optimizer-last 2' "$S" "$(du -sb "$WORK/reg-pruned/.reg" | cut -f1)"
 note "stored_bytes $S"
-if [ -n "${MPP:-}" ]; then
-  row 'estimate: reg auto + XOR + prune --keep-optimizer-last 2 (Python model, not reg)' $((S - MPP + MCP)) "-"
-fi
 (cd "$WORK/reg-pruned" && "$REG" log $NAME)
 (cd "$WORK/reg-pruned" && "$REG" show $NAME@v1 | head -12)
 
@@ -203,7 +187,7 @@ for c in auto raw; do
   : > "$WORK/push_$c.txt"; : > "$WORK/pull_$c.txt"
   val push_$c "$WORK/push_$c.txt"; val pull_$c "$WORK/pull_$c.txt"
   for i in $(seq "$RUNS"); do
-    D=$WORK/one-$c; rm -rf "$D"; new_registry "$D" $c
+    D=$WORK/one-$c; rm -rf "$D"; new_registry "$D" $c 0
     (cd "$D" && "$PY" "$HERE/tools.py" cpu "$WORK/push_$c.txt" "$REG" -q push "$ONE" --name one)
     rm -f "$WORK/pulled.ckpt"
     (cd "$WORK/reg-$c" && "$PY" "$HERE/tools.py" cpu "$WORK/pull_$c.txt" "$REG" -q pull $NAME@latest -o "$WORK/pulled.ckpt")
@@ -211,6 +195,12 @@ for c in auto raw; do
   rm -rf "$WORK/one-$c" "$WORK/pulled.ckpt"
 done
 "$PY" "$HERE/tools.py" speed "$RES" | tee "$WORK/speed.txt"
+
+say "codec bench on tensors of this run (reg-store codecs_bench_real, one core, CPU time)"
+DUMP=$WORK/tensors
+"$PY" "$HERE/dump_tensors.py" "$DUMP" "${FILES[-2]}" "${FILES[-1]}"
+(cd "$ROOT" && REG_CODEC_DATA=$DUMP cargo test --release --locked -q -p reg-store codecs_bench_real -- --ignored --nocapture --test-threads 1) 2>&1 |
+  grep -E '^\|' | tee "$WORK/codec-real.txt"
 
 if [ $CODEC_BENCH = 1 ]; then
   say "reg-store codec bench (SYNTHETIC tensors, single core)"
@@ -244,10 +234,12 @@ say "results ($(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores)"
 "$PY" "$HERE/tools.py" table "$RES" | tee "$WORK/table.md"
 echo
 cat "$WORK/speed.txt"
+echo
+cat "$WORK/codec-real.txt"
 if [ $KEEP = 1 ]; then
   echo; echo "work files kept in $WORK"
 else
-  cp "$WORK/table.md" "$WORK/speed.txt" "$CACHE/" 2>/dev/null || true
+  cp "$WORK/table.md" "$WORK/speed.txt" "$WORK/codec-real.txt" "$CACHE/" 2>/dev/null || true
   [ -f "$WORK/codec-bench.txt" ] && cp "$WORK/codec-bench.txt" "$CACHE/"
   rm -rf "$WORK"
   echo; echo "table and speeds also in $CACHE/table.md and $CACHE/speed.txt"

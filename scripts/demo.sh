@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end, on real checkpoints from tests/fixtures:
-# push a Lightning run and its fine-tune, list them, show one, pull one back
-# and check it is byte-identical, diff two versions, and print the stats.
+# push a Lightning run and its fine-tune (stored against its base with
+# --parent), list them, show one, pull two back (the newest, and the
+# oldest, which is stored as deltas against newer versions) and check they
+# are byte-identical, diff two versions, verify, and print the stats.
 # Uses the registry that ./registry.toml names (.reg/ in this checkout),
 # unless REG_HOME or --registry say otherwise.
 set -euo pipefail
@@ -15,15 +17,20 @@ for f in "$F"/mlp/epoch=0{0,1,2,3}.ckpt "$F"/mlp/last.ckpt; do
   run push "$f" --name mlp
 done
 for f in "$F"/mlp-finetune/epoch=0{0,1}.ckpt; do
-  run push "$f" --name mlp-finetune -m "fine-tune from mlp epoch 3"
+  run push "$f" --name mlp-finetune --parent mlp@epoch=3 -m "fine-tune from mlp epoch 3"
 done
 run ls
 run log mlp
 run show mlp@epoch=2
-out=$(mktemp -d)/epoch2.ckpt
-run pull mlp@epoch=2 -o "$out"
-cmp "$out" "$F/mlp/epoch=02.ckpt" && echo "pulled file is byte-identical to $F/mlp/epoch=02.ckpt" && echo
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for e in 3 0; do
+  out=$tmp/epoch$e.ckpt
+  run pull mlp@epoch=$e -o "$out"
+  cmp "$out" "$F/mlp/epoch=0$e.ckpt" && echo "pulled file is byte-identical to $F/mlp/epoch=0$e.ckpt" && echo
+done
 if "$REG" diff --help >/dev/null 2>&1; then
   run diff mlp@epoch=3 mlp-finetune@epoch=1
 fi
+run verify --full
 run stats

@@ -163,8 +163,13 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     std::fs::create_dir_all(&fast_dir)?;
     std::fs::write(fast_dir.join("registry.toml"), "[registry]\ndurability = \"fast\"\n")?;
     let fast_home = root.join("registry-fast");
+    let raw_dir = root.join("raw");
+    std::fs::create_dir_all(&raw_dir)?;
+    std::fs::write(raw_dir.join("registry.toml"), "[registry]\ncodecs = \"raw\"\n")?;
+    let raw_home = root.join("registry-raw");
     let reg = |args: &[&str]| reg_cmd(&home, &full_dir, args);
     let reg_fast = |args: &[&str]| reg_cmd(&fast_home, &fast_dir, args);
+    let reg_raw = |args: &[&str]| reg_cmd(&raw_home, &raw_dir, args);
 
     let mut cps = Command::new("sh");
     cps.arg("-c").arg(format!(
@@ -178,6 +183,10 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     let push0_fast = measure(
         "push epoch 0 (new), durability fast".into(),
         reg_fast(&["push", &f0, "-n", "bench"])?,
+    )?;
+    let push0_raw = measure(
+        "push epoch 0 (new), codecs raw (no compression)".into(),
+        reg_raw(&["push", &f0, "-n", "bench"])?,
     )?;
     let repush = measure(
         "push epoch 0 again (identical)".into(),
@@ -215,6 +224,11 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
         std::fs::metadata(&out)?.len() == std::fs::metadata(&files[1])?.len(),
         "pull size differs"
     );
+    std::fs::remove_file(&out)?;
+    let pull_raw = measure(
+        "pull epoch 0, codecs raw".into(),
+        reg_raw(&["pull", "bench@v1", "-o", &out.to_string_lossy()])?,
+    )?;
     std::fs::remove_file(&out)?;
     let out0 = root.join("pulled0.ckpt");
     let pull0 = measure(
@@ -271,9 +285,11 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
         diff.as_secs_f64() * 1e3
     );
     println!(
-        "(cp + fsync: {:.3} s = {:.2}x; identical re-push {:.2}x; next epoch {:.2}x (+{:.2}x in the background), fast {:.2}x; pull of the delta version {:.2}x)",
+        "(cp + fsync: {:.3} s = {:.2}x; without compression: first push {:.2}x, pull {:.2}x; identical re-push {:.2}x; next epoch {:.2}x (+{:.2}x in the background), fast {:.2}x; pull of the delta version {:.2}x)",
         cp0s.as_secs_f64(),
         r(cp0s),
+        r(push0_raw),
+        r(pull_raw),
         r(repush),
         r(push1),
         r(deltas1),
