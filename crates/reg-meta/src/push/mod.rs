@@ -1,9 +1,10 @@
 //! `push`: store a checkpoint file as a new version.
 //!
-//! The file is inspected (headers and pickle only), then its payloads are
-//! read, hashed and the new ones encoded into pending blobs
-//! (`payloads.rs`) while another thread hashes the whole file. Nothing is
-//! stored until every payload has been read and checked.
+//! The file is inspected (headers and pickle only), its whole-file hash
+//! taken with every core (a file identical to a version of the name ends
+//! the push there), then its payloads are read, hashed and the new ones
+//! encoded into pending blobs (`payloads.rs`). Nothing is stored until
+//! every payload has been read and checked.
 //!
 //! Order of durability: payload and skeleton blobs, then the manifest blob,
 //! then a directory sync, and only then the index transaction that makes
@@ -23,7 +24,7 @@ use crate::registry::Registry;
 use crate::resolve::Resolved;
 use payloads::{payloads_of, NewBlob, Source};
 use rayon::prelude::*;
-use read::{hash_range, Input};
+use read::{hash_whole, Input};
 use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, SegmentKind};
 use reg_store::BlobId;
@@ -180,18 +181,17 @@ impl Registry {
             file,
             segments: ckpt.segments.len(),
         };
-        // The whole-file hash on one thread while the payloads are read,
-        // hashed and (the new ones) encoded on the others.
-        let (whole, read) = rayon::join(
-            || hash_range(file, &(0..len), false, &Silent),
-            || self.read_payloads(&src, &payloads, &pair_with_base, &pool, progress),
-        );
-        let file_hash = whole.map_err(|e| RegistryError::io("reading", path)(e))?.0.to_hex();
-        let read = read?;
+        // The whole-file hash first, with every core: a file identical to
+        // a version of the name (last.ckpt beside the newest epoch, a push
+        // run twice) costs only that. The work is the same either way on
+        // a machine whose cores are all busy.
+        progress.phase("hashing", len);
+        let file_hash = hash_whole(file, len, progress)
+            .map_err(|e| RegistryError::io("reading", path)(e))?
+            .to_hex();
         let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
         if let (Some(same), None) = (same, replaces) {
-            // Byte-identical to a version: its blobs are all stored, so
-            // nothing new was encoded (and what was is dropped).
+            // Byte-identical to a version: its blobs are all stored.
             if let Some(tag) = &opts.tag {
                 self.index.set_tag(name.as_str(), tag, same.number)?;
                 self.index.flush()?;
@@ -212,6 +212,7 @@ impl Registry {
                 unknown_globals,
             });
         }
+        let read = self.read_payloads(&src, &payloads, &pair_with_base, &pool, progress)?;
         let number = match replaces {
             Some(old) => old.manifest.number,
             None => existing.last().map(|v| v.number + 1).unwrap_or(1),

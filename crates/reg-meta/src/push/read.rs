@@ -71,6 +71,25 @@ pub(crate) fn hash_range(
     Ok((BlobId::from(hasher.finalize()), crc.map(|c| c.finalize())))
 }
 
+/// Bytes read at a time for the whole-file hash.
+const WHOLE_CHUNK: usize = 16 << 20;
+
+/// blake3 of the first `len` bytes of `file`, hashed with every core.
+pub(crate) fn hash_whole(file: &File, len: u64, progress: &dyn Progress) -> io::Result<BlobId> {
+    let mut reader = RangeReader::new(file, 0, len);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; WHOLE_CHUNK.min(usize::try_from(len).unwrap_or(WHOLE_CHUNK)).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        reader.read_exact(&mut buf[..n])?;
+        hasher.update_rayon(&buf[..n]);
+        left -= n as u64;
+        progress.advance(n as u64);
+    }
+    Ok(BlobId::from(hasher.finalize()))
+}
+
 /// What one complete read of a [`Digesting`] source saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Digest {
