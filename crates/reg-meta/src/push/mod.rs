@@ -491,7 +491,8 @@ impl Registry {
 /// Writer threads for blob files: twice as many as cores, so that fsync
 /// waits overlap with compression.
 fn writer_pool() -> Result<rayon::ThreadPool, RegistryError> {
-    let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4);
+    // Capped: each writer holds a few frames (about 45 MiB with deltas).
+    let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4).min(8);
     rayon::ThreadPoolBuilder::new()
         .num_threads(writers)
         .build()
