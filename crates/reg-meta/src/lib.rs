@@ -7,6 +7,10 @@
 //! `registry.toml`, refs (`name@epoch=3`) and the JSON views the CLI prints.
 //! It never prints and never exits: the binary does.
 //!
+//! It also decides which blobs are stored as deltas against which
+//! ([`deltas`]: older versions against newer ones, bounded chains) and
+//! keeps gc from ever breaking a chain ([`gc`]).
+//!
 //! Main types:
 //! - [`Config`]: where the registry is and its settings.
 //! - [`Registry`]: an open registry (`push`, `resolve`, `pull`, views).

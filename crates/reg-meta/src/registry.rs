@@ -149,7 +149,7 @@ impl Registry {
     }
 
     pub(crate) fn assemble(config: Config, lock: File, store: BlobStore) -> Result<Registry, RegistryError> {
-        let index = Index::open(&config.root.join("index"))?;
+        let index = open_index_patiently(&config.root.join("index"))?;
         Ok(Registry {
             config,
             store,
@@ -219,8 +219,10 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Open the index, waiting a little for the process that handed the
-/// registry over to let go of sled's own file lock.
+/// Open the index, waiting a little for sled's own file lock: with the
+/// registry lock held, whoever else holds it is a reg process on its way
+/// out (it let go of the registry lock first), or the one that handed the
+/// registry over.
 fn open_index_patiently(path: &Path) -> Result<Index, RegistryError> {
     let start = Instant::now();
     loop {

@@ -6,11 +6,20 @@
 //! [`Codec`] that pays for it, written atomically (temp file, fsync, rename)
 //! and hash-checked on every read.
 //!
+//! A blob may be stored as a delta: frames XORed with a parent blob named
+//! in its header. Reading decodes through the chain of parents
+//! ([`ChainReader`]); the store never makes a chain that loops, and leaves
+//! how long chains grow and which blob is whose parent to its caller.
+//!
 //! Main types:
 //! - [`BlobId`]: the 32-byte blake3 id, shown as 64 hex digits.
 //! - [`BlobStore`]: the blob directory of one registry (`put`, `read`,
-//!   `copy_to`, `contains`, `remove`, `sync`).
-//! - [`Codec`]: how a blob's bytes are encoded on disk.
+//!   `copy_to`, `contains`, `remove`, `sync`; deltas: `put_delta`,
+//!   `rebase`, `make_self_contained`, `chain`).
+//! - [`PendingBlob`]: a blob encoded into a temp file, committed under its
+//!   id once the caller has checked what it read.
+//! - [`Codec`]: how a blob's bytes are encoded on disk; [`codecs`] holds
+//!   the byte-plane, Huffman and XOR transforms themselves.
 //!
 //! ```no_run
 //! use reg_store::{BlobId, BlobStore};

@@ -107,15 +107,20 @@ impl StoredWriter<'_> {
         self.len == 0
     }
 
-    /// The parent named in the header written so far, for a delta blob
-    /// (`None` for other codecs, or before the header has arrived).
-    pub fn parent(&mut self) -> Result<Option<BlobId>, StoreError> {
+    /// A new handle on what was written, from its first byte.
+    fn written_so_far(&mut self) -> Result<File, StoreError> {
         let tmp_path = self.tmp.path().to_path_buf();
         self.tmp
             .as_file_mut()
             .flush()
             .map_err(StoreError::io("writing", &tmp_path))?;
-        let mut reader = self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))?;
+        self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))
+    }
+
+    /// The parent named in the header written so far, for a delta blob
+    /// (`None` for other codecs, or before the header has arrived).
+    pub fn parent(&mut self) -> Result<Option<BlobId>, StoreError> {
+        let mut reader = self.written_so_far()?;
         match blob_file::read_header(&mut reader, self.id) {
             Ok(h) => Ok(h.parent),
             Err(_) => Ok(None),
@@ -129,11 +134,7 @@ impl StoredWriter<'_> {
     pub fn commit(mut self) -> Result<PutOutcome, StoreError> {
         let id = self.id;
         let tmp_path = self.tmp.path().to_path_buf();
-        self.tmp
-            .as_file_mut()
-            .flush()
-            .map_err(StoreError::io("writing", &tmp_path))?;
-        let mut reader = self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))?;
+        let mut reader = self.written_so_far()?;
         let header = blob_file::read_header(&mut reader, id)?;
         // A delta decodes against its parent, which must be stored first.
         let store = self.store;

@@ -492,7 +492,10 @@ impl Registry {
 /// waits overlap with compression.
 fn writer_pool() -> Result<rayon::ThreadPool, RegistryError> {
     // Capped: each writer holds a few frames (about 45 MiB with deltas).
-    let writers = std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4).min(8);
+    let writers = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .min(8);
     rayon::ThreadPoolBuilder::new()
         .num_threads(writers)
         .build()
