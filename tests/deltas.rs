@@ -330,3 +330,36 @@ fn delta_encoding_killed_at_random_moments_never_damages_a_version() {
     reg.ok(&["gc"]);
     reg.ok(&["verify", "--full"]);
 }
+
+#[test]
+fn fast_durability_and_inline_deltas_store_the_same_run() {
+    let fast = Reg::new();
+    std::fs::write(
+        fast.work().join("registry.toml"),
+        "[registry]\ndurability = \"fast\"\ndeltas = \"inline\"\n",
+    )
+    .expect("toml");
+    let files = push_run(&fast);
+    let r = fast.ok(&["stats", "--json"]).json();
+    let default = Reg::new();
+    push_run(&default);
+    let d = default.ok(&["stats", "--json"]).json();
+    // The same blobs, encoded the same way, whenever the deltas are made.
+    assert_eq!(r["stored_bytes"], d["stored_bytes"]);
+    assert_eq!(r["codecs"], d["codecs"]);
+    for (v, rel) in files.iter().enumerate() {
+        pulls_identical(&fast, &format!("mlp@v{}", v + 1), rel);
+    }
+    fast.ok(&["verify", "--full"]);
+    // Bad settings are one-line errors.
+    for bad in [
+        "durability = \"sometimes\"",
+        "deltas = \"later\"",
+        "max_delta_chain = -1",
+    ] {
+        std::fs::write(fast.work().join("registry.toml"), format!("[registry]\n{bad}\n")).expect("toml");
+        let out = fast.run(&["ls"]);
+        assert_eq!(out.code, 1, "{bad}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{bad}: {}", out.stderr);
+    }
+}
