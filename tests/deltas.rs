@@ -81,6 +81,16 @@ fn a_run_keeps_older_versions_as_deltas_against_newer_ones() {
         assert_eq!(header(&home, &blobs[v]), (3, Some(blobs[v + 1].clone())), "v{}", v + 1);
     }
     assert_eq!(chain_len(&home, &blobs[0]), 3);
+    // show says so.
+    let v1 = reg.ok(&["show", "mlp@v1", "--json"]).json();
+    assert!(v1["stored"]["deltas"].as_u64() >= Some(1), "{}", v1["stored"]);
+    assert_eq!(v1["stored"]["longest_chain"], 3);
+    let v4 = reg.ok(&["show", "mlp@v4", "--json"]).json();
+    assert_eq!(v4["stored"]["deltas"], 0);
+    assert!(reg
+        .ok(&["show", "mlp@v1"])
+        .stdout
+        .contains("as deltas (longest chain 3 links)"));
     for (v, rel) in files.iter().enumerate() {
         pulls_identical(&reg, &format!("mlp@v{}", v + 1), rel);
     }

@@ -632,6 +632,21 @@ fn print_show(v: &ShowView) -> Result<()> {
     if let Some(m) = &v.message {
         s.push_str(&format!("  message    {m}\n"));
     }
+    let chain = if v.stored.deltas > 0 {
+        format!(
+            ", {} as deltas (longest chain {} link{})",
+            v.stored.deltas,
+            v.stored.longest_chain,
+            if v.stored.longest_chain == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    s.push_str(&format!(
+        "  stored     {} blobs, {}{chain}\n",
+        v.stored.blobs,
+        human::bytes(v.stored.stored_bytes)
+    ));
     if let Some(d) = &v.optimizer_dropped {
         s.push_str(&format!(
             "  retention  optimizer state dropped {}: pulls as a weights-only file (was {}, blake3 {})\n",

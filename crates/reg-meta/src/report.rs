@@ -88,8 +88,23 @@ pub struct ShowView {
     pub optimizer_dropped: Option<crate::manifest::DroppedFrom>,
     /// Distinct storages.
     pub storages: usize,
+    /// How the version's blobs are stored.
+    pub stored: StoredView,
     /// Every tensor.
     pub tensors: Vec<TensorView>,
+}
+
+/// How a version's blobs are stored (part of [`ShowView`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoredView {
+    /// Blobs the version needs (skeleton and payloads).
+    pub blobs: usize,
+    /// Bytes of their files (shared blobs counted in full).
+    pub stored_bytes: u64,
+    /// Of them, blobs stored as deltas against another blob.
+    pub deltas: usize,
+    /// The longest chain of parents one of its blobs decodes through.
+    pub longest_chain: usize,
 }
 
 /// One line of `reg log --json`.
@@ -165,6 +180,21 @@ impl Registry {
     pub fn show_view(&self, v: &Resolved) -> Result<ShowView, RegistryError> {
         let m = &v.manifest;
         let storages: HashSet<&str> = m.tensors.iter().map(|t| t.storage_key.as_str()).collect();
+        // Damage is verify's to report: a blob that cannot be described
+        // is left out here.
+        let mut stored = StoredView::default();
+        for id in m.blobs() {
+            let (Ok(info), Ok(len)) = (self.store.describe(id), self.store.stored_len(id)) else {
+                continue;
+            };
+            stored.blobs += 1;
+            stored.stored_bytes += len;
+            if info.parent.is_some() {
+                stored.deltas += 1;
+                let links = self.store.chain(id).map(|c| c.len()).unwrap_or(0);
+                stored.longest_chain = stored.longest_chain.max(links);
+            }
+        }
         Ok(ShowView {
             name: m.name.clone(),
             version: m.number,
@@ -190,6 +220,7 @@ impl Registry {
             globals: m.globals.clone(),
             optimizer_dropped: m.optimizer_dropped.clone(),
             storages: storages.len(),
+            stored,
             tensors: m
                 .tensors
                 .iter()
