@@ -354,9 +354,12 @@ fn fast_durability_and_inline_deltas_store_the_same_run() {
     let default = Reg::new();
     push_run(&default);
     let d = default.ok(&["stats", "--json"]).json();
-    // The same blobs, encoded the same way, whenever the deltas are made.
-    assert_eq!(r["stored_bytes"], d["stored_bytes"]);
-    assert_eq!(r["codecs"], d["codecs"]);
+    // The same payload blobs, encoded the same way, whenever the deltas
+    // are made (manifests hold push times, so zstd blobs may differ by a
+    // byte).
+    for codec in ["delta", "planes", "raw"] {
+        assert_eq!(r["codecs"][codec], d["codecs"][codec], "{codec}");
+    }
     for (v, rel) in files.iter().enumerate() {
         pulls_identical(&fast, &format!("mlp@v{}", v + 1), rel);
     }

@@ -222,8 +222,8 @@ fn push_killed_at_random_moments_leaves_the_registry_consistent() {
         let v = reg.run(&["verify", "--full"]);
         assert_eq!(v.code, 0, "round {round}: {}{}", v.stdout, v.stderr);
     }
-    let done = push(&reg).status().expect("push");
-    assert!(done.success());
+    let done = push(&reg).stderr(Stdio::piped()).output().expect("push");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     reg.ok(&["verify", "--full"]);
     reg.ok(&["gc"]);
     reg.ok(&["verify", "--full"]);

@@ -24,9 +24,23 @@ pub const LOCK_FD_VAR: &str = "REG_LOCK_FD";
 /// Name of the marker file beside `lock` while a background job holds it.
 const OWNER_FILE: &str = "lock.owner";
 
-/// True when a background job holds the lock of the registry at `root`.
+/// True when a background job holds the lock of the registry at `root`:
+/// `lock.owner` names a process that is still running.
 pub fn held_in_background(root: &Path) -> bool {
-    root.join(OWNER_FILE).exists()
+    let Ok(text) = std::fs::read_to_string(root.join(OWNER_FILE)) else {
+        return false;
+    };
+    let pid = text.split_whitespace().last().and_then(|p| p.parse::<i32>().ok());
+    match pid {
+        #[cfg(unix)]
+        // SAFETY: signal 0 only asks whether the process exists.
+        Some(pid) if pid > 0 => unsafe { libc::kill(pid, 0) == 0 },
+        _ => true,
+    }
+}
+
+fn write_owner(root: &Path, pid: u32) {
+    let _ = std::fs::write(root.join(OWNER_FILE), format!("reg deltas (background), pid {pid}\n"));
 }
 
 /// Start `reg deltas` for `models` (NAME@vN each) with the registry's lock;
@@ -47,10 +61,8 @@ pub fn spawn_deltas(reg: Registry, models: &[String], quiet: bool) -> Result<()>
             flags >= 0 && libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0
         };
         if inheritable {
-            let _ = std::fs::write(
-                root.join(OWNER_FILE),
-                format!("reg deltas (background) from pid {}\n", std::process::id()),
-            );
+            // The child rewrites it with its own pid once it runs.
+            write_owner(&root, std::process::id());
             let started = std::env::current_exe().and_then(|exe| {
                 std::process::Command::new(exe)
                     .arg("--registry")
@@ -90,6 +102,7 @@ pub fn open_for_deltas(config: Config, on_wait: &dyn Fn()) -> Result<(Registry, 
     let root = config.root.clone();
     if let Some(fd) = std::env::var(LOCK_FD_VAR).ok().and_then(|v| v.parse::<i32>().ok()) {
         if let Some(lock) = adopt(fd) {
+            write_owner(&root, std::process::id());
             let guard = OwnerGuard(root.join(OWNER_FILE));
             return Ok((Registry::open_locked(config, lock)?, Some(guard)));
         }
