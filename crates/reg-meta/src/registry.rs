@@ -96,16 +96,8 @@ impl Registry {
             path: path.clone(),
             waited_secs: 0,
         })?;
-        let store = BlobStore::open(config.root.join("blobs"), config.compression_level)?
-            .with_policy(config.codecs)
-            .with_durability(config.durability);
-        let index = open_index_patiently(&config.root.join("index"))?;
-        Ok(Registry {
-            config,
-            store,
-            index,
-            _lock: lock,
-        })
+        let store = open_store(&config)?;
+        Registry::assemble(config, lock, store)
     }
 
     /// Close the index and blob store and return the (still locked) lock
@@ -142,10 +134,7 @@ impl Registry {
             }
         }
         let lock = acquire_lock(&root.join("lock"), on_wait)?;
-        let store = BlobStore::open(root.join("blobs"), config.compression_level)?
-            .with_policy(config.codecs)
-            .with_durability(config.durability);
-        Ok((lock, store))
+        Ok((lock, open_store(config)?))
     }
 
     pub(crate) fn assemble(config: Config, lock: File, store: BlobStore) -> Result<Registry, RegistryError> {
@@ -203,6 +192,13 @@ impl Registry {
             hint,
         })
     }
+}
+
+/// The blob store of the registry `config` names, with its settings.
+fn open_store(config: &Config) -> Result<BlobStore, RegistryError> {
+    Ok(BlobStore::open(config.root.join("blobs"), config.compression_level)?
+        .with_policy(config.codecs)
+        .with_durability(config.durability))
 }
 
 /// True when `file` is the file at `path`.
