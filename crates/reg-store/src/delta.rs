@@ -11,7 +11,7 @@
 
 use crate::blob_file;
 use crate::chain;
-use crate::source::{Checked, StoredBlob, UncheckedBlob};
+use crate::source::{Checked, StoredBlob};
 use crate::store::CodecPolicy;
 use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 
@@ -19,20 +19,14 @@ impl BlobStore {
     /// The stored blob `id` as a [`RawSource`] that decodes it without
     /// checking its hash, for callers that check the bytes themselves
     /// (such as [`BlobStore::rebase`] with [`ParentCheck::Id`]).
-    pub fn raw_source(&self, id: BlobId) -> Result<UncheckedBlob<'_>, StoreError> {
-        let info = self.describe(id)?;
-        Ok(UncheckedBlob {
-            store: self,
-            id,
-            len: info.raw_len,
-        })
+    pub fn raw_source(&self, id: BlobId) -> Result<StoredBlob<'_>, StoreError> {
+        Ok(StoredBlob::new(self, id, self.describe(id)?.raw_len, false))
     }
 
     /// The stored blob `id` as a [`RawSource`] (decoded and hash-checked
     /// as it is read).
     pub fn source(&self, id: BlobId) -> Result<StoredBlob<'_>, StoreError> {
-        let info = self.describe(id)?;
-        Ok(StoredBlob::new(self, id, info.raw_len))
+        Ok(StoredBlob::new(self, id, self.describe(id)?.raw_len, true))
     }
 
     /// [`BlobStore::put_typed`] for a float blob that is likely close to
@@ -53,17 +47,9 @@ impl BlobStore {
         if let Some(existing) = self.existing(id)? {
             return Ok(existing);
         }
-        let usable = self.policy == CodecPolicy::Auto
-            && self.describe(parent).map(|p| p.raw_len == raw.len()).unwrap_or(false)
-            && !self.chain(parent)?.contains(&id);
-        if usable {
-            let level = self.level;
-            let mut parent_raw = self.reader(parent)?;
-            let out = self.write_new(id, |file| {
-                blob_file::write_delta(file, raw, width, level, parent, &mut parent_raw)
-            })?;
-            if out.written {
-                return Ok(out);
+        if !self.chain(parent)?.contains(&id) {
+            if let Some(pending) = self.encode_pending_delta(raw, width, parent)? {
+                return pending.commit(id);
             }
         }
         self.put_typed(id, raw, Some(width))
@@ -96,11 +82,7 @@ impl BlobStore {
             return Ok(None);
         }
         let old_len = self.stored_len(id)?;
-        let source = UncheckedBlob {
-            store: self,
-            id,
-            len: current.raw_len,
-        };
+        let source = StoredBlob::new(self, id, current.raw_len, false);
         let reader = parent_raw
             .reader()
             .map_err(StoreError::io("reading the parent of", self.path_of(id)))?;
@@ -135,7 +117,7 @@ impl BlobStore {
             });
         }
         let width = self.frame_width(id)?;
-        let source = StoredBlob::new(self, id, info.raw_len);
+        let source = StoredBlob::new(self, id, info.raw_len, true);
         let (level, policy_width) = (self.policy.level(self.level), width.filter(|w| *w > 1));
         let tmp = self.encode_to_tmp(Some(id), |file| {
             blob_file::write(file, &source, level, policy_width).map(Some)

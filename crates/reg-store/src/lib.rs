@@ -54,5 +54,5 @@ pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
 pub use pending::PendingBlob;
 pub use reader::BlobReader;
-pub use source::{FileRange, ParentCheck, RangeReader, RawSource, StoredBlob, UncheckedBlob};
+pub use source::{FileRange, ParentCheck, RangeReader, RawSource, StoredBlob};
 pub use store::{BlobInfo, BlobStore, CodecPolicy, Durability, PutOutcome};

@@ -30,9 +30,6 @@ impl PendingBlob<'_> {
     /// it was encoded from (the caller hashed them as they were read).
     /// When the blob exists already the temp file is dropped.
     pub fn commit(self, id: BlobId) -> Result<PutOutcome, StoreError> {
-        if let Some(existing) = self.store.existing(id)? {
-            return Ok(existing);
-        }
         self.store.install(id, self.tmp, self.written, false)
     }
 }

@@ -96,18 +96,22 @@ impl Read for RangeReader<'_> {
 }
 
 /// A stored blob as a [`RawSource`] (to re-encode it, or to encode another
-/// blob against it): each reader decodes it (through its delta chain) and
-/// checks its hash at the end, failing the last read when it does not
-/// match. Made by [`crate::BlobStore::source`].
+/// blob against it): each reader decodes it through its delta chain and,
+/// when `checked`, checks its hash at the end, failing the last read when
+/// it does not match. Unchecked, for a re-encoding (the new encoding
+/// decodes to the same bytes, damaged or not) or a parent whose bytes the
+/// caller checks. Made by [`crate::BlobStore::source`] and
+/// [`crate::BlobStore::raw_source`].
 pub struct StoredBlob<'s> {
     store: &'s crate::BlobStore,
     id: crate::BlobId,
     len: u64,
+    checked: bool,
 }
 
 impl<'s> StoredBlob<'s> {
-    pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64) -> StoredBlob<'s> {
-        StoredBlob { store, id, len }
+    pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64, checked: bool) -> StoredBlob<'s> {
+        StoredBlob { store, id, len, checked }
     }
 }
 
@@ -116,11 +120,12 @@ impl RawSource for StoredBlob<'_> {
         self.len
     }
     fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
-        let r = self
-            .store
-            .reader(self.id)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        Ok(Box::new(r))
+        let bad = |e: crate::StoreError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        Ok(if self.checked {
+            Box::new(self.store.reader(self.id).map_err(bad)?)
+        } else {
+            Box::new(self.store.raw_reader(self.id).map_err(bad)?)
+        })
     }
 }
 
@@ -180,28 +185,5 @@ impl<R: Read> Read for Checked<R> {
             h.update(&buf[..n]);
         }
         Ok(n)
-    }
-}
-
-/// A stored blob as a [`RawSource`], decoded without checking its hash
-/// (to re-encode it: the new encoding decodes to the same bytes, damaged
-/// or not; or as a parent whose bytes the caller checks). Made by
-/// [`crate::BlobStore::raw_source`].
-pub struct UncheckedBlob<'s> {
-    pub(crate) store: &'s crate::BlobStore,
-    pub(crate) id: crate::BlobId,
-    pub(crate) len: u64,
-}
-
-impl RawSource for UncheckedBlob<'_> {
-    fn len(&self) -> u64 {
-        self.len
-    }
-    fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
-        let r = self
-            .store
-            .raw_reader(self.id)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        Ok(Box::new(r))
     }
 }

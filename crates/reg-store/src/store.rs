@@ -178,8 +178,7 @@ impl BlobStore {
         if let Some(existing) = self.existing(id)? {
             return Ok(existing);
         }
-        let (level, width) = (self.policy.level(self.level), self.policy.width(width));
-        self.write_new(id, |file| blob_file::write(file, raw, level, width).map(Some))
+        self.encode_pending(raw, width)?.commit(id)
     }
 
     /// The stored outcome of `id` when its file exists.
@@ -195,24 +194,6 @@ impl BlobStore {
                 }))
             }
             Err(_) => Ok(None),
-        }
-    }
-
-    /// Write a new blob with `encode`; `None` from it means "not this way"
-    /// and writes nothing (the outcome says `written: false`).
-    pub(crate) fn write_new(
-        &self,
-        id: BlobId,
-        encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
-    ) -> Result<PutOutcome, StoreError> {
-        match self.encode_to_tmp(Some(id), encode)? {
-            Some((tmp, written)) => self.install(id, tmp, written, false),
-            None => Ok(PutOutcome {
-                written: false,
-                stored_len: 0,
-                codec: Codec::Raw,
-                parent: None,
-            }),
         }
     }
 
@@ -252,6 +233,13 @@ impl BlobStore {
         written: blob_file::Written,
         replace: bool,
     ) -> Result<PutOutcome, StoreError> {
+        if !replace {
+            // Stored meanwhile (another writer, or a duplicate payload):
+            // the temp file is dropped.
+            if let Some(existing) = self.existing(id)? {
+                return Ok(existing);
+            }
+        }
         let path = self.path_of(id);
         let dir = path
             .parent()
@@ -264,10 +252,6 @@ impl BlobStore {
             tmp.as_file()
                 .sync_all()
                 .map_err(StoreError::io("syncing", tmp.path()))?;
-        }
-        if !replace && path.exists() {
-            // Another writer of this process stored it meanwhile.
-            return self.existing(id)?.ok_or(StoreError::Missing(id));
         }
         tmp.persist(&path).map_err(|e| StoreError::Io {
             action: "renaming a blob into",
