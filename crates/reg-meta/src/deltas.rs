@@ -71,16 +71,7 @@ pub struct RebaseReport {
 /// the child, `to`'s the parent. Each storage is matched by its first
 /// tensor in manifest order, and each child blob appears once.
 pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
-    let lens = |m: &Manifest| -> HashMap<BlobId, u64> {
-        m.pieces
-            .iter()
-            .filter_map(|p| match p {
-                crate::manifest::Piece::Payload { blob, len } => Some((*blob, *len)),
-                _ => None,
-            })
-            .collect()
-    };
-    let (from_lens, to_lens) = (lens(from), lens(to));
+    let (from_lens, to_lens) = (from.payload_lens(), to.payload_lens());
     let mut by_path = HashMap::new();
     for t in &from.tensors {
         by_path.entry(t.path.as_str()).or_insert(t);
@@ -144,10 +135,8 @@ impl Registry {
                 continue;
             };
             let pairs = changed_pairs(&old_m, &new_m);
-            let total = pairs
-                .iter()
-                .filter_map(|p| self.store.describe(p.parent).ok().map(|i| i.raw_len))
-                .sum();
+            let lens = new_m.payload_lens();
+            let total = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
                 let s = self.store.raw_source(id).ok()?;
@@ -265,14 +254,7 @@ pub(crate) struct Bases {
 impl Bases {
     /// Pair the storages of `ckpt` with the same tensors of `base`.
     pub(crate) fn new(base: &Manifest, ckpt: &reg_ckpt::Checkpoint) -> Bases {
-        let lens: HashMap<BlobId, u64> = base
-            .pieces
-            .iter()
-            .filter_map(|p| match p {
-                crate::manifest::Piece::Payload { blob, len } => Some((*blob, *len)),
-                _ => None,
-            })
-            .collect();
+        let lens = base.payload_lens();
         let mut by_path = HashMap::new();
         for t in &base.tensors {
             if let Some(len) = lens.get(&t.blob) {

@@ -13,7 +13,7 @@ use crate::index::BlobRecord;
 use crate::registry::Registry;
 use reg_store::{BlobId, StoreError};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// What [`Registry::gc`] removed (or would remove, in a dry run).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -56,16 +56,19 @@ impl Registry {
             dry_run,
             ..GcReport::default()
         };
-        // Live blobs whose parent no version names.
-        let mut stranded: Vec<(BlobId, BlobId)> = Vec::new();
+        // The parent of every live delta, from its header (read once).
+        let mut parents: BTreeMap<BlobId, BlobId> = BTreeMap::new();
         for id in &keep {
             if let Ok(Some(parent)) = self.store.describe(*id).map(|i| i.parent) {
-                if !keep.contains(&parent) {
-                    stranded.push((*id, parent));
-                }
+                parents.insert(*id, parent);
             }
         }
-        stranded.sort();
+        // Live blobs whose parent no version names.
+        let stranded: Vec<(BlobId, BlobId)> = parents
+            .iter()
+            .filter(|(_, p)| !keep.contains(*p))
+            .map(|(c, p)| (*c, *p))
+            .collect();
         let mut pinned: Vec<BlobId> = Vec::new();
         for (child, parent) in &stranded {
             if dry_run {
@@ -75,6 +78,7 @@ impl Registry {
             match self.store.make_self_contained(*child) {
                 Ok(out) => {
                     report.reencoded_blobs += 1;
+                    parents.remove(child);
                     let raw_len = self.store.describe(*child)?.raw_len;
                     self.index
                         .set_blob_record(*child, &BlobRecord::new(raw_len, out.stored_len, out.codec))?;
@@ -82,8 +86,13 @@ impl Registry {
                 // Damage (a missing or corrupt chain) is for verify to
                 // report; gc only makes sure it deletes nothing it needs.
                 Err(_) => {
-                    pinned.push(*parent);
-                    pinned.extend(self.store.chain(*parent).unwrap_or_default());
+                    let mut above = *parent;
+                    pinned.push(above);
+                    for p in self.store.chain(*parent).unwrap_or_default() {
+                        parents.insert(above, p);
+                        pinned.push(p);
+                        above = p;
+                    }
                 }
             }
         }
@@ -105,12 +114,7 @@ impl Registry {
             dead.push(*id);
         }
         if !dry_run {
-            let mut edges = Vec::new();
-            for id in &keep {
-                if let Ok(Some(parent)) = self.store.describe(*id).map(|i| i.parent) {
-                    edges.push((parent, *id));
-                }
-            }
+            let edges: Vec<(BlobId, BlobId)> = parents.iter().map(|(c, p)| (*p, *c)).collect();
             self.index.set_deltas(&edges)?;
             // Forget first, then delete: a crash in between leaves files gc
             // removes next time, never a record without its file.

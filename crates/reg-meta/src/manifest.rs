@@ -158,6 +158,17 @@ impl Manifest {
         out
     }
 
+    /// The raw length of each payload blob, by blob.
+    pub fn payload_lens(&self) -> std::collections::HashMap<BlobId, u64> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Payload { blob, len } => Some((*blob, *len)),
+                Piece::Skeleton { .. } => None,
+            })
+            .collect()
+    }
+
     /// Serialize to the JSON stored in the index and blob store.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)

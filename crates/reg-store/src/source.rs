@@ -111,7 +111,12 @@ pub struct StoredBlob<'s> {
 
 impl<'s> StoredBlob<'s> {
     pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64, checked: bool) -> StoredBlob<'s> {
-        StoredBlob { store, id, len, checked }
+        StoredBlob {
+            store,
+            id,
+            len,
+            checked,
+        }
     }
 }
 

@@ -290,35 +290,16 @@ impl Registry {
 
         // The new payload blobs (encoded and checked while the file was
         // read) take their names; each fsync overlaps the others.
-        let parents: HashMap<BlobId, BlobId> = new.iter().filter_map(|n| Some((n.id, n.parent?))).collect();
-        let raw_lens: HashMap<BlobId, u64> = new.iter().map(|n| (n.id, n.raw_len)).collect();
-        let committed: Vec<(BlobId, reg_store::PutOutcome)> = pool.install(|| {
+        let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = pool.install(|| {
             new.into_par_iter()
-                .map(|n| n.pending.commit(n.id).map(|o| (n.id, o)))
+                .map(|n| n.pending.commit(n.id).map(|o| (n.id, o, n.raw_len)))
                 .collect::<Result<_, reg_store::StoreError>>()
         })?;
-        let mut outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = committed
-            .into_iter()
-            .map(|(id, o)| (id, o, raw_lens.get(&id).copied().unwrap_or(0)))
-            .collect();
-        // Payload blobs that were stored already (listed for their records).
-        let mut distinct: BTreeMap<BlobId, Range<u64>> = BTreeMap::new();
-        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
-            if let (Some(id), SegmentKind::Payload { .. }) = (id, &seg.kind) {
-                distinct.entry(*id).or_insert_with(|| seg.range.clone());
-            }
-        }
-        for (id, range) in &distinct {
-            if !raw_lens.contains_key(id) {
-                let info = self.store.describe(*id)?;
-                let stored_len = self.store.stored_len(*id)?;
-                let o = reg_store::PutOutcome {
-                    written: false,
-                    stored_len,
-                    codec: info.codec,
-                    parent: info.parent,
-                };
-                outcomes.push((*id, o, range.end - range.start));
+        // Every distinct payload blob, with its range and zip CRC.
+        let mut distinct: BTreeMap<BlobId, (Range<u64>, Option<u32>)> = BTreeMap::new();
+        for p in payloads_of(ckpt) {
+            if let Some(id) = v.ids[p.index] {
+                distinct.entry(id).or_insert_with(|| (p.seg.range.clone(), p.crc));
             }
         }
         let skeleton_put = self.store.put(manifest.skeleton, &skeleton)?;
@@ -326,21 +307,36 @@ impl Registry {
         self.store.sync()?;
 
         // Blob records for every blob this version needs that the index
-        // does not list yet (including blobs left by an interrupted push).
+        // does not list yet: the new ones, and stored ones an interrupted
+        // push left without a record.
         let mut new_records = Vec::new();
-        let all = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
+        let put = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
             (manifest.skeleton, skeleton_put, skeleton.len() as u64),
             (manifest_id, manifest_put, json.len() as u64),
         ]);
-        for (id, o, raw) in all {
+        for (id, o, raw) in put {
             if !self.index.has_blob(id)? {
                 new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
+            }
+        }
+        for (id, (range, _)) in &distinct {
+            if !outcomes.iter().any(|(n, _, _)| n == id) && !self.index.has_blob(*id)? {
+                let info = self.store.describe(*id)?;
+                let stored = self.store.stored_len(*id)?;
+                new_records.push((*id, BlobRecord::new(range.end - range.start, stored, info.codec)));
             }
         }
         let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
         self.index
             .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
-        for (id, parent) in &parents {
+        // The parent the stored file names (a blob stored meanwhile keeps
+        // its own encoding).
+        let deltas: Vec<(BlobId, BlobId)> = outcomes
+            .iter()
+            .filter(|(_, o, _)| o.written)
+            .filter_map(|(id, o, _)| Some((*id, o.parent?)))
+            .collect();
+        for (id, parent) in &deltas {
             self.index.add_delta(*parent, *id)?;
         }
         if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
@@ -356,15 +352,14 @@ impl Registry {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
                     .iter()
-                    .filter_map(|p| distinct.get(&p.parent).map(|r| r.end - r.start))
+                    .filter_map(|p| distinct.get(&p.parent).map(|(r, _)| r.end - r.start))
                     .sum();
                 progress.phase("deltas", total);
                 // The new bytes come from the file (checked by the zip CRC
                 // where there is one: the file may have changed since).
-                let crcs: HashMap<u64, u32> = ckpt.deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
                 let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
-                    distinct.get(&id).map(|range| {
-                        let check = match crcs.get(&range.start) {
+                    distinct.get(&id).map(|(range, crc)| {
+                        let check = match crc {
                             Some(crc) => ParentCheck::Crc32(*crc),
                             None => ParentCheck::Id,
                         };
@@ -408,7 +403,7 @@ impl Registry {
             written_bytes: outcomes.iter().map(|(_, o, _)| written(o)).sum::<u64>()
                 + written(&skeleton_put)
                 + written(&manifest_put),
-            deltas: parents.len(),
+            deltas: deltas.len(),
             rebase,
             unknown_globals,
         })

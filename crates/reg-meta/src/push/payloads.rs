@@ -55,8 +55,6 @@ pub(crate) struct NewBlob<'s> {
     pub(crate) id: BlobId,
     pub(crate) pending: PendingBlob<'s>,
     pub(crate) raw_len: u64,
-    /// The blob it is a delta against (`--parent`).
-    pub(crate) parent: Option<BlobId>,
 }
 
 /// What [`Registry::read_payloads`] found.
@@ -170,15 +168,12 @@ impl Registry {
         );
         let base = known.and_then(|id| bases(p.key(), id, p.len()));
         let delta = match (base, p.width) {
-            (Some(pair), Some(w)) => self
-                .store
-                .encode_pending_delta(&source, w, pair.parent)?
-                .map(|b| (b, pair.parent)),
+            (Some(pair), Some(w)) => self.store.encode_pending_delta(&source, w, pair.parent)?,
             _ => None,
         };
-        let (pending, parent) = match delta {
-            Some((b, parent)) => (b, Some(parent)),
-            None => (self.store.encode_pending(&source, p.width)?, None),
+        let pending = match delta {
+            Some(b) => b,
+            None => self.store.encode_pending(&source, p.width)?,
         };
         let changed = || {
             RegistryError::Invalid(format!(
@@ -206,7 +201,6 @@ impl Registry {
             id,
             pending,
             raw_len: p.len(),
-            parent,
         })
     }
 }
