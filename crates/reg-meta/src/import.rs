@@ -40,6 +40,14 @@ pub struct ImportReport {
     pub tags_kept: Vec<(String, u32)>,
 }
 
+/// What [`Registry::import_version`] records for the blobs it was given.
+struct ImportedBlobs {
+    /// Index records for the blobs the index does not list yet.
+    records: Vec<(BlobId, BlobRecord)>,
+    /// `(parent, child)`: the child blob is a delta against the parent.
+    deltas: Vec<(BlobId, BlobId)>,
+}
+
 impl Registry {
     /// Blobs a manifest needs that the local store does not hold.
     pub fn missing_blobs(&self, manifest: &Manifest) -> Vec<BlobId> {
@@ -105,7 +113,10 @@ impl Registry {
         for tag in tags {
             check_tag(tag)?;
         }
-        let new_records = self.check_imported_blobs(&manifest, origin)?;
+        let ImportedBlobs {
+            records: new_records,
+            deltas,
+        } = self.check_imported_blobs(&manifest, origin)?;
 
         let report = |number: u32, id: VersionId, created: bool| ImportReport {
             name: name.to_string(),
@@ -147,6 +158,9 @@ impl Registry {
                 };
                 self.index
                     .commit_version(&record, &json, name.as_str(), None, &records)?;
+                for (parent, child) in &deltas {
+                    self.index.add_delta(*parent, *child)?;
+                }
                 report(number, record.id, true)
             }
         };
@@ -169,8 +183,9 @@ impl Registry {
 
     /// Check that every blob of an incoming manifest is stored and has the
     /// length the manifest says; return index records for the blobs the
-    /// index does not list yet.
-    fn check_imported_blobs(&self, m: &Manifest, origin: &str) -> Result<Vec<(BlobId, BlobRecord)>, RegistryError> {
+    /// index does not list yet (delta parents included) and the
+    /// `(parent, child)` delta edges to record with the version.
+    fn check_imported_blobs(&self, m: &Manifest, origin: &str) -> Result<ImportedBlobs, RegistryError> {
         let damaged = |source: StoreError| RegistryError::Damaged {
             version: origin.to_string(),
             source,
@@ -192,6 +207,7 @@ impl Registry {
             }));
         }
         let mut records = Vec::new();
+        let mut deltas = Vec::new();
         for id in m.blobs() {
             let reg_store::BlobInfo { raw_len, codec, .. } = self.store.describe(id).map_err(damaged)?;
             let want = if id == m.skeleton {
@@ -215,7 +231,7 @@ impl Registry {
             // The delta parents it is encoded against (fetched with it).
             let mut child = id;
             for parent in self.store.chain(id).map_err(damaged)? {
-                self.index.add_delta(parent, child)?;
+                deltas.push((parent, child));
                 if !self.index.has_blob(parent)? && !records.iter().any(|(r, _)| *r == parent) {
                     let info = self.store.describe(parent).map_err(damaged)?;
                     let stored = self.store.stored_len(parent)?;
@@ -224,6 +240,6 @@ impl Registry {
                 child = parent;
             }
         }
-        Ok(records)
+        Ok(ImportedBlobs { records, deltas })
     }
 }

@@ -182,15 +182,25 @@ impl ChainReader {
         self.filled = n;
         Ok(())
     }
-}
 
-impl ChainReader {
+    /// The stream of a self-contained raw or zstd blob, read with no
+    /// frame buffer in between; `None` for framed blobs and chains.
+    fn direct(&mut self) -> Option<&mut dyn Read> {
+        match self.levels.as_mut_slice() {
+            [Level { body: Body::Raw(r), .. }] => Some(r),
+            [Level {
+                body: Body::Zstd(z), ..
+            }] => Some(z.as_mut()),
+            _ => None,
+        }
+    }
+
     /// The next decoded bytes, without copying them: the rest of the
     /// current frame (or the next frame), or of a self-contained raw or
-    /// zstd blob up to `max` bytes read into `scratch`. Empty at the end.
+    /// zstd blob up to `scratch.len()` bytes read into `scratch`. Empty at
+    /// the end.
     pub fn next_chunk<'a>(&'a mut self, scratch: &'a mut [u8]) -> io::Result<&'a [u8]> {
-        let streaming = self.levels.len() == 1 && !matches!(self.levels[0].body, Body::Frames(_));
-        if streaming {
+        if self.direct().is_some() {
             let n = self.read(scratch)?;
             return Ok(&scratch[..n]);
         }
@@ -208,24 +218,17 @@ impl ChainReader {
 
 impl Read for ChainReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.levels.len() == 1 {
-            let direct = match &mut self.levels[0].body {
-                Body::Raw(r) => Some(r as &mut dyn Read),
-                Body::Zstd(z) => Some(z.as_mut() as &mut dyn Read),
-                Body::Frames(_) => None,
-            };
-            if let Some(r) = direct {
-                let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                if max == 0 {
-                    return Ok(0);
-                }
-                let n = r.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated"));
-                }
-                self.left -= n as u64;
-                return Ok(n);
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if let Some(r) = self.direct() {
+            if max == 0 {
+                return Ok(0);
             }
+            let n = r.read(&mut buf[..max])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated"));
+            }
+            self.left -= n as u64;
+            return Ok(n);
         }
         if self.at == self.filled {
             if self.left == 0 {

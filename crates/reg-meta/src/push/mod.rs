@@ -24,7 +24,7 @@ use crate::registry::Registry;
 use crate::resolve::Resolved;
 use payloads::{payloads_of, NewBlob, Source};
 use rayon::prelude::*;
-use read::{hash_whole, Input};
+use read::{hash_range, Hashing, Input};
 use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, SegmentKind};
 use reg_store::BlobId;
@@ -186,8 +186,9 @@ impl Registry {
         // run twice) costs only that. The work is the same either way on
         // a machine whose cores are all busy.
         progress.phase("hashing", len);
-        let file_hash = hash_whole(file, len, progress)
+        let file_hash = hash_range(file, &(0..len), Hashing::Wide, progress)
             .map_err(|e| RegistryError::io("reading", path)(e))?
+            .0
             .to_hex();
         let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
         if let (Some(same), None) = (same, replaces) {

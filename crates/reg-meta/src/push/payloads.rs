@@ -13,7 +13,7 @@
 //! Nothing is committed to the store here: a bad CRC or a changed file
 //! anywhere drops every pending blob, and the registry is as it was.
 
-use super::read::{hash_range, Digesting};
+use super::read::{hash_range, Digesting, Hashing};
 use crate::deltas::Pair;
 use crate::error::RegistryError;
 use crate::progress::Progress;
@@ -105,7 +105,14 @@ impl Registry {
             .install(|| {
                 maybe
                     .par_iter()
-                    .map(|p| hash_range(src.file, &p.seg.range, p.crc.is_some(), progress))
+                    .map(|p| {
+                        hash_range(
+                            src.file,
+                            &p.seg.range,
+                            Hashing::Alone { crc: p.crc.is_some() },
+                            progress,
+                        )
+                    })
                     .collect::<Result<_, _>>()
             })
             .map_err(read_err)?;

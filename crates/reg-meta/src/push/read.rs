@@ -43,25 +43,40 @@ impl Input {
     }
 }
 
-/// Bytes read per positioned read while hashing.
-const HASH_CHUNK: usize = 4 << 20;
+/// How a file range is hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hashing {
+    /// On this thread, in 4 MiB reads, with its CRC-32 when `crc`
+    /// (payloads: many ranges hash in parallel).
+    Alone { crc: bool },
+    /// With every core, in 16 MiB reads (the whole file).
+    Wide,
+}
 
 /// Hash a file range with blake3 (and CRC-32 when asked), reporting progress.
 pub(crate) fn hash_range(
     file: &File,
     range: &Range<u64>,
-    want_crc: bool,
+    how: Hashing,
     progress: &dyn Progress,
 ) -> io::Result<(BlobId, Option<u32>)> {
+    let chunk: usize = match how {
+        Hashing::Alone { .. } => 4 << 20,
+        Hashing::Wide => 16 << 20,
+    };
     let mut reader = RangeReader::new(file, range.start, range.end);
     let mut hasher = blake3::Hasher::new();
-    let mut crc = want_crc.then(crc32fast::Hasher::new);
-    let mut buf = vec![0u8; HASH_CHUNK.min((range.end - range.start) as usize).max(1)];
+    let mut crc = matches!(how, Hashing::Alone { crc: true }).then(crc32fast::Hasher::new);
     let mut left = range.end - range.start;
+    let mut buf = vec![0u8; chunk.min(usize::try_from(left).unwrap_or(chunk)).max(1)];
     while left > 0 {
-        let n = buf.len().min(left as usize);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         reader.read_exact(&mut buf[..n])?;
-        hasher.update(&buf[..n]);
+        if how == Hashing::Wide {
+            hasher.update_rayon(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
         if let Some(c) = crc.as_mut() {
             c.update(&buf[..n]);
         }
@@ -69,25 +84,6 @@ pub(crate) fn hash_range(
         progress.advance(n as u64);
     }
     Ok((BlobId::from(hasher.finalize()), crc.map(|c| c.finalize())))
-}
-
-/// Bytes read at a time for the whole-file hash.
-const WHOLE_CHUNK: usize = 16 << 20;
-
-/// blake3 of the first `len` bytes of `file`, hashed with every core.
-pub(crate) fn hash_whole(file: &File, len: u64, progress: &dyn Progress) -> io::Result<BlobId> {
-    let mut reader = RangeReader::new(file, 0, len);
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; WHOLE_CHUNK.min(usize::try_from(len).unwrap_or(WHOLE_CHUNK)).max(1)];
-    let mut left = len;
-    while left > 0 {
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        reader.read_exact(&mut buf[..n])?;
-        hasher.update_rayon(&buf[..n]);
-        left -= n as u64;
-        progress.advance(n as u64);
-    }
-    Ok(BlobId::from(hasher.finalize()))
 }
 
 /// What one complete read of a [`Digesting`] source saw.

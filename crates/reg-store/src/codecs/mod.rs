@@ -548,11 +548,11 @@ impl Sampler<'_> {
         let len = src.len() / w;
         for p in 0..w {
             let plane = &split[p * len..(p + 1) * len];
-            let huff = huffman_size(plane, w);
+            let (huff, order0) = huffman_trial(plane, w);
             // A plane whose bytes are all but uniformly spread (the low
             // mantissa bytes of floats) gives zstd nothing to find either:
             // skip the trial, the costliest part of sampling.
-            let uniform = huffman_order0(plane) * 1000 >= len as u64 * 995;
+            let uniform = order0 * 1000 >= len as u64 * 995;
             let fast = if uniform { len } else { self.size(plane, FAST_LEVEL)? };
             // The configured level is tried only where zstd is the
             // candidate: it found more than Huffman's order-0 coding.
@@ -575,29 +575,19 @@ impl Sampler<'_> {
 
 /// What Huffman coding `plane` (a sample window's plane of `w`-byte
 /// elements) would take, with its share of the code-length header of the
-/// block-sized section it stands for; its length when that does not pay.
-fn huffman_size(plane: &[u8], w: usize) -> usize {
+/// block-sized section it stands for (its length when that does not pay);
+/// and its order-0 coded bytes without a header, a cheap bound on what
+/// any coder that only counts bytes can save.
+fn huffman_trial(plane: &[u8], w: usize) -> (usize, u64) {
     if plane.len() < MIN_ZSTD {
-        return plane.len();
+        return (plane.len(), plane.len() as u64);
     }
     let counts = huffman::histogram(plane);
     let lens = huffman::code_lengths(&counts);
+    let order0 = huffman::coded_bits(&counts, &lens).div_ceil(8);
     let section = (1usize << BLOCK_LOG) / w;
-    let header = (huffman::HEADER * plane.len()).div_ceil(section);
-    let size = header + huffman::coded_bits(&counts, &lens).div_ceil(8) as usize;
-    if pays(size, plane.len()) {
-        size
-    } else {
-        plane.len()
-    }
-}
-
-/// The bytes `plane` takes coded by its own order-0 Huffman code, without
-/// a header: a cheap bound on how much any coder that only counts bytes
-/// can save.
-fn huffman_order0(plane: &[u8]) -> u64 {
-    let counts = huffman::histogram(plane);
-    huffman::coded_bits(&counts, &huffman::code_lengths(&counts)).div_ceil(8)
+    let size = (huffman::HEADER * plane.len()).div_ceil(section) + order0 as usize;
+    (if pays(size, plane.len()) { size } else { plane.len() }, order0)
 }
 
 /// Where the sample windows start: the whole body when it is small, else
