@@ -34,7 +34,16 @@ finish() {
 trap finish EXIT
 
 # ---------------------------------------------------------------- the venv
-deps_ok() { [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import torch, lightning, safetensors" 2>/dev/null; }
+# The libraries the suites use, pinned to the versions the fixtures were
+# made with; a venv without them (or with other versions) is made again.
+requirements=(torch==2.15.0 lightning==2.6.6 transformers==5.24.0 accelerate==1.15.0 safetensors)
+deps_ok() {
+    [[ -x "$venv/bin/python" ]] && "$venv/bin/python" - <<'PY' 2>/dev/null
+import torch, lightning, transformers, accelerate, safetensors
+assert torch.__version__.split("+")[0] == "2.15.0", torch.__version__
+assert lightning.__version__ == "2.6.6" and transformers.__version__ == "5.24.0"
+PY
+}
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -56,14 +65,15 @@ else
     # torch from PyPI: the CPU-only wheel index is not reachable here. The
     # pip cache stays beside the venv, out of the clone.
     PIP_CACHE_DIR="$cache/pip" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        torch lightning safetensors
+        "${requirements[@]}"
     echo "interop: venv ready in $((SECONDS - start)) s"
 fi
 exec 9>&-
 "$venv/bin/python" - <<'EOF'
-import sys, torch, lightning, safetensors
+import sys, torch, lightning, safetensors, transformers
 print(f"interop: python {sys.version.split()[0]}, torch {torch.__version__}, "
-      f"lightning {lightning.__version__}, safetensors {safetensors.__version__}")
+      f"lightning {lightning.__version__}, transformers {transformers.__version__}, "
+      f"safetensors {safetensors.__version__}")
 EOF
 
 # ---------------------------------------------------------------- reg
@@ -87,17 +97,35 @@ if ! grep -Eq '^[0-9]+ passed, [0-9]+ failed$' <<<"$last"; then
     exit "$rc"
 fi
 
-# The Lightning plugin (python/reg_lightning) with real Lightning: train,
-# push every epoch, resume from reg://, fail loudly when pushes fail.
-echo "interop: reg_lightning plugin"
-prc=0
-REG_BIN="$REG_BIN" REG_LIGHTNING_CACHE="$scratch/cache" "$venv/bin/python" "$root/python/tests/test_plugin.py" \
-    2>&1 | grep -v -E "Warning|warnings.warn|^  " | tee "$scratch/plugin.log" || prc=$?
-plast="$(tail -n 1 "$scratch/plugin.log")"
-grep -Eq '^[0-9]+ passed, [0-9]+ failed$' <<<"$plast" || { plast="0 passed, 1 failed"; prc=1; }
-
+# Further suites (tests/interop/suites/*.sh, in name order): each gets
+# the venv, the binary and a scratch folder of its own, and ends with a
+# line `N passed, M failed`. -k and -v are for check.py only.
+passed=0
+failed=0
 read -r p1 _ f1 _ <<<"$last"
-read -r p2 _ f2 _ <<<"$plast"
+passed=$((passed + p1))
+failed=$((failed + f1))
+suite_rc=0
+for suite in "$here"/suites/*.sh; do
+    [[ -e "$suite" ]] || continue
+    name="$(basename "$suite" .sh)"
+    echo "interop: suite $name"
+    mkdir -p "$scratch/$name"
+    src=0
+    VENV="$venv" REG_BIN="$REG_BIN" ROOT="$root" SCRATCH="$scratch/$name" \
+        bash "$suite" 2>&1 | tee "$scratch/$name.log" || src=$?
+    slast="$(tail -n 1 "$scratch/$name.log")"
+    if ! grep -Eq '^[0-9]+ passed, [0-9]+ failed$' <<<"$slast"; then
+        echo "interop: suite $name died before its summary (exit $src)" >&2
+        slast="0 passed, 1 failed"
+        src=1
+    fi
+    read -r sp _ sf _ <<<"$slast"
+    passed=$((passed + sp))
+    failed=$((failed + sf))
+    [[ $src -eq 0 && $sf -eq 0 ]] || suite_rc=1
+done
+
 summary_printed=1
-echo "$((p1 + p2)) passed, $((f1 + f2)) failed"
-[[ $rc -eq 0 && $prc -eq 0 ]] || exit 1
+echo "$passed passed, $failed failed"
+[[ $rc -eq 0 && $suite_rc -eq 0 ]] || exit 1
