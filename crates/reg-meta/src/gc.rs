@@ -7,6 +7,12 @@
 //! deletes the parent. If a re-encoding fails, the parent and its chain
 //! are kept. Which blob depends on which is read from the blob headers,
 //! the truth; the index's delta table is rewritten from them.
+//!
+//! **Fail safe.** gc decides everything before it deletes anything, and
+//! any error while deciding (a manifest that does not read, a blob header
+//! that cannot be read: EIO, EMFILE, a permission error, a missing file)
+//! stops it with [`RegistryError::GcStopped`] (exit code 2) and nothing
+//! deleted. An error never counts as "not needed".
 
 use crate::error::RegistryError;
 use crate::index::BlobRecord;
@@ -31,6 +37,55 @@ pub struct GcReport {
     pub temp_files: usize,
     /// True when nothing was deleted.
     pub dry_run: bool,
+    /// Dry runs only: why the kept blobs are kept, as counts by reason
+    /// (`named by a version`, `delta parent of a kept blob`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept_by_reason: BTreeMap<String, usize>,
+}
+
+/// Why gc keeps a blob (the keys of [`GcReport::kept_by_reason`]).
+pub const KEPT_NAMED: &str = "named by a version";
+/// A blob some kept blob decodes through.
+pub const KEPT_PARENT: &str = "delta parent of a kept blob";
+
+/// gc's decisions, made before anything is deleted.
+#[derive(Debug, Default)]
+pub(crate) struct GcPlan {
+    /// Blobs some version's manifest names.
+    pub(crate) live: HashSet<BlobId>,
+    /// `child -> parent` for every delta among the blobs to keep, from
+    /// their headers (each read once).
+    pub(crate) parents: BTreeMap<BlobId, BlobId>,
+}
+
+impl GcPlan {
+    /// The blobs to keep: the live ones and every blob their delta chains
+    /// decode through.
+    pub(crate) fn keep(&self) -> HashSet<BlobId> {
+        let mut keep = self.live.clone();
+        let mut queue: Vec<BlobId> = self.live.iter().copied().collect();
+        while let Some(id) = queue.pop() {
+            if let Some(p) = self.parents.get(&id) {
+                if keep.insert(*p) {
+                    queue.push(*p);
+                }
+            }
+        }
+        keep
+    }
+
+    /// Live blobs that are deltas against a blob no version names.
+    pub(crate) fn stranded(&self) -> Vec<(BlobId, BlobId)> {
+        self.live
+            .iter()
+            .filter_map(|c| self.parents.get(c).map(|p| (*c, *p)))
+            .filter(|(_, p)| !self.live.contains(p))
+            .collect()
+    }
+}
+
+fn stopped(blob: BlobId) -> impl FnOnce(StoreError) -> RegistryError {
+    move |source| RegistryError::GcStopped { blob, source }
 }
 
 impl Registry {
@@ -48,57 +103,64 @@ impl Registry {
         Ok(live)
     }
 
+    /// What to keep: the live blobs and, from their headers, the delta
+    /// chains they decode through. Any header that cannot be read stops
+    /// here (nothing is deleted on an error).
+    pub(crate) fn gc_plan(&self) -> Result<GcPlan, RegistryError> {
+        let live = self.live_blobs()?;
+        let mut parents = BTreeMap::new();
+        let mut seen: HashSet<BlobId> = live.clone();
+        let mut queue: Vec<BlobId> = live.iter().copied().collect();
+        while let Some(id) = queue.pop() {
+            let info = self.store.describe(id).map_err(stopped(id))?;
+            if let Some(p) = info.parent {
+                parents.insert(id, p);
+                if seen.insert(p) {
+                    queue.push(p);
+                }
+            }
+        }
+        Ok(GcPlan { live, parents })
+    }
+
     /// Delete blobs no version needs (see the module docs). The registry
     /// lock is held throughout, so no push can run at the same time.
     pub fn gc(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
-        let mut keep = self.live_blobs()?;
+        let mut plan = self.gc_plan()?;
         let mut report = GcReport {
             dry_run,
             ..GcReport::default()
         };
-        // The parent of every live delta, from its header (read once).
-        let mut parents: BTreeMap<BlobId, BlobId> = BTreeMap::new();
-        for id in &keep {
-            if let Ok(Some(parent)) = self.store.describe(*id).map(|i| i.parent) {
-                parents.insert(*id, parent);
-            }
-        }
-        // Live blobs whose parent no version names.
-        let stranded: Vec<(BlobId, BlobId)> = parents
-            .iter()
-            .filter(|(_, p)| !keep.contains(*p))
-            .map(|(c, p)| (*c, *p))
-            .collect();
-        let mut pinned: Vec<BlobId> = Vec::new();
-        for (child, parent) in &stranded {
-            if dry_run {
-                report.reencoded_blobs += 1;
-                continue;
-            }
-            match self.store.make_self_contained(*child) {
-                Ok(out) => {
+        let stranded = plan.stranded();
+        if dry_run {
+            report.reencoded_blobs = stranded.len();
+        } else {
+            for (child, _) in &stranded {
+                // A failed re-encoding keeps the parent (it stays in the
+                // plan); damage is for verify to report.
+                if let Ok(out) = self.store.make_self_contained(*child) {
                     report.reencoded_blobs += 1;
-                    parents.remove(child);
-                    let raw_len = self.store.describe(*child)?.raw_len;
+                    plan.parents.remove(child);
+                    let raw_len = self.store.describe(*child).map_err(stopped(*child))?.raw_len;
                     self.index
                         .set_blob_record(*child, &BlobRecord::new(raw_len, out.stored_len, out.codec))?;
                 }
-                // Damage (a missing or corrupt chain) is for verify to
-                // report; gc only makes sure it deletes nothing it needs.
-                Err(_) => {
-                    let mut above = *parent;
-                    pinned.push(above);
-                    for p in self.store.chain(*parent).unwrap_or_default() {
-                        parents.insert(above, p);
-                        pinned.push(p);
-                        above = p;
-                    }
-                }
+            }
+            if !stranded.is_empty() {
+                self.store.sync()?;
             }
         }
-        keep.extend(pinned);
-        if !dry_run && !stranded.is_empty() {
-            self.store.sync()?;
+        let mut keep = plan.keep();
+        if dry_run {
+            // A stranded delta would be re-encoded: its parent would go.
+            let mut without = GcPlan {
+                live: plan.live.clone(),
+                parents: plan.parents.clone(),
+            };
+            for (child, _) in &stranded {
+                without.parents.remove(child);
+            }
+            keep = without.keep();
         }
 
         let on_disk: BTreeSet<BlobId> = self.store.list()?.into_iter().collect();
@@ -107,14 +169,27 @@ impl Registry {
         for id in on_disk.union(&recorded) {
             if keep.contains(id) {
                 report.kept_blobs += 1;
+                if dry_run {
+                    let reason = if plan.live.contains(id) { KEPT_NAMED } else { KEPT_PARENT };
+                    *report.kept_by_reason.entry(reason.to_string()).or_default() += 1;
+                }
                 continue;
             }
             report.removed_blobs += 1;
-            report.freed_bytes += self.store.stored_len(*id).unwrap_or(0);
+            report.freed_bytes += match self.store.stored_len(*id) {
+                Ok(n) => n,
+                Err(StoreError::Missing(_)) => 0,
+                Err(e) => return Err(stopped(*id)(e)),
+            };
             dead.push(*id);
         }
         if !dry_run {
-            let edges: Vec<(BlobId, BlobId)> = parents.iter().map(|(c, p)| (*p, *c)).collect();
+            let edges: Vec<(BlobId, BlobId)> = plan
+                .parents
+                .iter()
+                .filter(|(c, _)| keep.contains(*c))
+                .map(|(c, p)| (*p, *c))
+                .collect();
             self.index.set_deltas(&edges)?;
             // Forget first, then delete: a crash in between leaves files gc
             // removes next time, never a record without its file.

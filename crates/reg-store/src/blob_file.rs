@@ -189,12 +189,25 @@ fn copy_exact(from: &mut dyn Read, to: &mut dyn Write, len: u64) -> io::Result<(
     Ok(())
 }
 
+/// A short header is damage; any other read error (EIO, EISDIR ...) is
+/// an I/O error, never "not there" or "corrupt".
+fn header_read_error(id: BlobId, e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        corrupt(id, "file shorter than its header")
+    } else {
+        StoreError::Io {
+            action: "reading the header of blob",
+            path: std::path::PathBuf::from(id.to_hex()),
+            source: e,
+        }
+    }
+}
+
 /// Read and check the header of a blob file, leaving the file at the
 /// start of the body.
 pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
     let mut h = [0u8; HEADER_LEN as usize];
-    file.read_exact(&mut h)
-        .map_err(|_| corrupt(id, "file shorter than its header"))?;
+    file.read_exact(&mut h).map_err(|e| header_read_error(id, e))?;
     if &h[..4] != MAGIC || h[4] != VERSION || h[6..8] != [0, 0] {
         return Err(corrupt(id, "bad header"));
     }
@@ -204,8 +217,7 @@ pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
     let parent = match codec {
         Codec::Delta => {
             let mut p = [0u8; 32];
-            file.read_exact(&mut p)
-                .map_err(|_| corrupt(id, "file shorter than its header"))?;
+            file.read_exact(&mut p).map_err(|e| header_read_error(id, e))?;
             let p = BlobId(p);
             if p == id {
                 return Err(corrupt(id, "a delta against itself"));
