@@ -26,6 +26,8 @@ mod registry;
 mod remote;
 /// Training-aware retention: --keep-optimizer-last (issue 5).
 mod retention;
+/// Trust boundaries: remote input, read errors in gc, index damage, file modes (issue 19).
+mod trust;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).

@@ -230,12 +230,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     rows.push(vec![
                         format!("v{}", e.version),
-                        e.id[..12].to_string(),
+                        e.id.short(),
                         opt(e.epoch),
                         opt(e.global_step),
                         human::bytes(e.size),
                         human::time(e.created),
-                        e.source.clone(),
+                        e.source.to_string(),
                         extra,
                     ]);
                 }
@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];
                 for n in &names {
-                    rows.push(vec![n.name.clone(), n.versions.to_string(), format!("v{}", n.latest)]);
+                    rows.push(vec![n.name.to_string(), n.versions.to_string(), format!("v{}", n.latest)]);
                 }
                 out(&human::table(&rows))?;
             }
@@ -652,7 +652,7 @@ fn print_show(v: &ShowView) -> Result<()> {
             "  retention  optimizer state dropped {}: pulls as a weights-only file (was {}, blake3 {})\n",
             human::time(d.when),
             human::bytes(d.size),
-            &d.blake3[..12]
+            d.blake3.short()
         ));
     }
     if v.epoch.is_some() || v.global_step.is_some() {

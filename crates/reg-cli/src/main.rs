@@ -2,7 +2,8 @@
 //!
 //! All logic lives in `reg-meta` (registry), `reg-ckpt` (formats) and
 //! `reg-store` (blobs). Errors print once, on one line, to stderr.
-//! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found.
+//! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found,
+//! 3 reg itself failed (an internal error).
 
 mod background;
 mod bar;
@@ -32,9 +33,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            let damage = err
-                .downcast_ref::<reg_meta::RegistryError>()
-                .is_some_and(reg_meta::RegistryError::is_damage);
+            let registry_error = err.downcast_ref::<reg_meta::RegistryError>();
+            let damage = registry_error.is_some_and(reg_meta::RegistryError::is_damage);
+            let internal = registry_error.is_some_and(reg_meta::RegistryError::is_internal);
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             let mut line = chain.first().cloned().unwrap_or_default();
             for cause in chain.iter().skip(1) {
@@ -44,7 +45,11 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("reg: error: {}", line.replace('\n', " "));
-            ExitCode::from(if damage { 2 } else { 1 })
+            ExitCode::from(match (damage, internal) {
+                (true, _) => 2,
+                (_, true) => 3,
+                _ => 1,
+            })
         }
     }
 }

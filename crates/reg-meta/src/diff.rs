@@ -319,7 +319,7 @@ impl Registry {
         let (ma, mb) = (&a.manifest, &b.manifest);
         let want = |o: Only| opts.only == Only::All || opts.only == o;
         let side = |r: &Resolved| Side {
-            name: r.manifest.name.clone(),
+            name: r.manifest.name.to_string(),
             version: r.manifest.number,
             id: r.record.id.to_hex(),
         };

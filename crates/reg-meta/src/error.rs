@@ -99,6 +99,19 @@ pub enum RegistryError {
         /// Where it points now.
         number: u32,
     },
+    /// gc could not read something it needs to decide what to keep, so it
+    /// stopped before deleting anything.
+    #[error("gc stopped before deleting anything: blob {blob} cannot be read: {source}; run `reg verify`")]
+    GcStopped {
+        /// The blob whose header or file could not be read.
+        blob: reg_store::BlobId,
+        /// Why.
+        source: StoreError,
+    },
+    /// reg itself failed (a bug or a resource problem, not bad input):
+    /// exit code 3.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A request that makes no sense in context.
     #[error("{0}")]
     Invalid(String),
@@ -109,8 +122,16 @@ impl RegistryError {
     pub fn is_damage(&self) -> bool {
         matches!(
             self,
-            RegistryError::Damaged { .. } | RegistryError::Index(IndexError::Damaged { .. })
+            RegistryError::Damaged { .. }
+                | RegistryError::GcStopped { .. }
+                | RegistryError::Index(IndexError::Damaged { .. })
         )
+    }
+
+    /// True when reg itself failed rather than the input or the registry
+    /// (exit code 3).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, RegistryError::Internal(_))
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RegistryError {

@@ -47,7 +47,7 @@ pub fn default_name(m: &Manifest, format: ExportFormat) -> String {
     let stem = Path::new(&m.source)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| m.name.clone());
+        .unwrap_or_else(|| m.name.to_string());
     match format {
         ExportFormat::WeightsOnly => format!("{stem}.weights.ckpt"),
         ExportFormat::Safetensors => format!("{stem}.safetensors"),
@@ -92,7 +92,7 @@ impl Registry {
                 .copied()
                 .ok_or_else(|| std::io::Error::other(format!("no blob for storage {key}")))
         };
-        let mut output = OutputFile::create(out, force)?;
+        let mut output = OutputFile::create(out, force, false)?;
         let mut w = BufWriter::with_capacity(1 << 20, output.file());
         // Store errors inside the writers' I/O callbacks are kept here so
         // damage is reported as damage, not as a write error.

@@ -16,7 +16,7 @@
 //! imported twice.
 
 use crate::error::RegistryError;
-use crate::ids::{ModelName, VersionId};
+use crate::ids::{FileHash, VersionId};
 use crate::index::{BlobRecord, VersionRecord};
 use crate::manifest::{Manifest, Piece, MANIFEST_SCHEMA};
 use crate::refs::check_tag;
@@ -59,7 +59,7 @@ impl Registry {
     }
 
     /// The version of `name` whose file has this blake3 and size, if any.
-    pub fn find_identical(&self, name: &str, blake3: &str, size: u64) -> Result<Option<VersionRecord>, RegistryError> {
+    pub fn find_identical(&self, name: &str, blake3: FileHash, size: u64) -> Result<Option<VersionRecord>, RegistryError> {
         Ok(self
             .index
             .versions(name)?
@@ -80,7 +80,7 @@ impl Registry {
                     source: StoreError::Missing(BlobId(record.id.0)),
                 })?;
                 m.to_json()
-                    .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest of {}: {e}", label())))
+                    .map_err(|e| RegistryError::Internal(format!("cannot encode manifest of {}: {e}", label())))
             }
             Err(source) => Err(RegistryError::Damaged {
                 version: label(),
@@ -101,15 +101,24 @@ impl Registry {
         tags: &[String],
         origin: &str,
     ) -> Result<ImportReport, RegistryError> {
-        let mut manifest = Manifest::from_json(manifest_json)
-            .map_err(|e| RegistryError::Invalid(format!("{origin}: manifest does not parse: {e}")))?;
+        // What comes from elsewhere is checked here, at the boundary: a
+        // manifest that does not parse into its validated types (a
+        // `source` that is not a plain file name, a bad name or hash) is
+        // damage of the remote, never used.
+        let mut manifest = Manifest::from_json(manifest_json).map_err(|e| RegistryError::Damaged {
+            version: origin.to_string(),
+            source: StoreError::Corrupt {
+                id: BlobId::of(manifest_json),
+                reason: format!("manifest does not parse: {e}"),
+            },
+        })?;
         if manifest.schema > MANIFEST_SCHEMA {
             return Err(RegistryError::Invalid(format!(
                 "{origin}: manifest schema {} is newer than this reg understands ({MANIFEST_SCHEMA}); upgrade reg",
                 manifest.schema
             )));
         }
-        let name = ModelName::new(&manifest.name)?;
+        let name = manifest.name.clone();
         for tag in tags {
             check_tag(tag)?;
         }
@@ -140,7 +149,7 @@ impl Registry {
                     manifest.number = number;
                     manifest
                         .to_json()
-                        .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest: {e}")))?
+                        .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?
                 };
                 let manifest_id = BlobId::of(&json);
                 let put = self.store.put(manifest_id, &json)?;

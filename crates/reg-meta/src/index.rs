@@ -15,7 +15,7 @@
 //! record, manifest and blob records together; the index is flushed before
 //! a push reports success.
 
-use crate::ids::VersionId;
+use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::manifest::Manifest;
 use reg_store::{BlobId, Codec};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,14 @@ pub enum IndexError {
         /// Decoder message.
         reason: String,
     },
+    /// A value could not be encoded for the index (nothing was written).
+    #[error("cannot encode index entry {what}: {reason}")]
+    Encode {
+        /// Which entry.
+        what: String,
+        /// Encoder message.
+        reason: String,
+    },
     /// The index was written by a newer reg.
     #[error("index format {found} is newer than this reg understands ({INDEX_FORMAT}); upgrade reg")]
     TooNew {
@@ -66,10 +74,10 @@ pub struct VersionRecord {
     pub created: u64,
     /// File size.
     pub size: u64,
-    /// Whole-file blake3 (hex).
-    pub blake3: String,
+    /// Whole-file blake3.
+    pub blake3: FileHash,
     /// Source file name.
-    pub source: String,
+    pub source: SourceName,
     /// Checkpoint epoch.
     pub epoch: Option<i64>,
     /// Checkpoint global step.
@@ -91,7 +99,7 @@ impl VersionRecord {
             id,
             created: m.created,
             size: m.size,
-            blake3: m.blake3.clone(),
+            blake3: m.blake3,
             source: m.source.clone(),
             epoch: m.meta.epoch,
             global_step: m.meta.global_step,
@@ -139,9 +147,11 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Encoding plain structs into a Vec cannot fail.
-    bincode::serde::encode_to_vec(v, config()).unwrap_or_default()
+fn encode<T: Serialize>(v: &T, what: impl Fn() -> String) -> Result<Vec<u8>, IndexError> {
+    bincode::serde::encode_to_vec(v, config()).map_err(|e| IndexError::Encode {
+        what: what(),
+        reason: e.to_string(),
+    })
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, IndexError> {
@@ -158,6 +168,19 @@ fn version_key(name: &str, number: u32) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&number.to_be_bytes());
     k
+}
+
+/// The name and number of a `versions` key; anything else is damage.
+fn split_version_key(k: &[u8]) -> Result<(ModelName, u32), IndexError> {
+    let damaged = |reason: &str| IndexError::Damaged {
+        what: format!("version key {}", String::from_utf8_lossy(k)),
+        reason: reason.to_string(),
+    };
+    let zero = k.iter().position(|b| *b == 0).ok_or_else(|| damaged("no name separator"))?;
+    let name = std::str::from_utf8(&k[..zero]).map_err(|_| damaged("name is not UTF-8"))?;
+    let name = ModelName::new(name).map_err(|e| damaged(&e.to_string()))?;
+    let number: [u8; 4] = k[zero + 1..].try_into().map_err(|_| damaged("number is not 4 bytes"))?;
+    Ok((name, u32::from_be_bytes(number)))
 }
 
 fn delta_key(parent: BlobId, child: BlobId) -> Vec<u8> {
@@ -211,14 +234,11 @@ impl Index {
     }
 
     /// Every model name with its number of versions, sorted.
-    pub fn names(&self) -> Result<Vec<(String, u32)>, IndexError> {
-        let mut out: Vec<(String, u32)> = Vec::new();
+    pub fn names(&self) -> Result<Vec<(ModelName, u32)>, IndexError> {
+        let mut out: Vec<(ModelName, u32)> = Vec::new();
         for item in self.versions.iter() {
             let (k, _) = item.map_err(self.err())?;
-            let Some(zero) = k.iter().position(|b| *b == 0) else {
-                continue;
-            };
-            let name = String::from_utf8_lossy(&k[..zero]).into_owned();
+            let (name, _) = split_version_key(&k)?;
             match out.last_mut() {
                 Some((n, c)) if *n == name => *c += 1,
                 _ => out.push((name, 1)),
@@ -254,9 +274,18 @@ impl Index {
         let mut out = Vec::new();
         for item in self.tags.scan_prefix(&prefix) {
             let (k, v) = item.map_err(self.err())?;
-            let tag = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let number = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
-            out.push((tag, number));
+            let damaged = |reason: &str| IndexError::Damaged {
+                what: format!("tag {}", String::from_utf8_lossy(&k)),
+                reason: reason.to_string(),
+            };
+            let tag = std::str::from_utf8(&k[prefix.len()..])
+                .map_err(|_| damaged("tag is not UTF-8"))?
+                .to_string();
+            let number: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| damaged(&format!("value is {} bytes, not a 4-byte version number", v.len())))?;
+            out.push((tag, u32::from_be_bytes(number)));
         }
         Ok(out)
     }
@@ -305,9 +334,12 @@ impl Index {
         tag: Option<&str>,
         new_blobs: &[(BlobId, BlobRecord)],
     ) -> Result<(), IndexError> {
-        let rec = encode(record);
+        let rec = encode(record, || format!("version {name}@v{}", record.number))?;
         let vkey = version_key(name, record.number);
-        let blob_rows: Vec<([u8; 32], Vec<u8>)> = new_blobs.iter().map(|(id, r)| (id.0, encode(r))).collect();
+        let blob_rows: Vec<([u8; 32], Vec<u8>)> = new_blobs
+            .iter()
+            .map(|(id, r)| Ok((id.0, encode(r, || format!("blob {id}"))?)))
+            .collect::<Result<_, IndexError>>()?;
         let tag_row = tag.map(|t| {
             let mut k = name_prefix(name);
             k.extend_from_slice(t.as_bytes());
@@ -375,7 +407,7 @@ impl Index {
     pub fn insert_blob_records(&self, rows: &[(BlobId, BlobRecord)]) -> Result<(), IndexError> {
         let mut batch = sled::Batch::default();
         for (id, r) in rows {
-            batch.insert(&id.0, encode(r));
+            batch.insert(&id.0, encode(r, || format!("blob {id}"))?);
         }
         self.blobs.apply_batch(batch).map_err(self.err())?;
         self.flush()
@@ -398,15 +430,18 @@ impl Index {
     }
 
     /// Every version of every name: `(name, record)`, by name then number.
-    pub fn all_versions(&self) -> Result<Vec<(String, VersionRecord)>, IndexError> {
+    pub fn all_versions(&self) -> Result<Vec<(ModelName, VersionRecord)>, IndexError> {
         let mut out = Vec::new();
         for item in self.versions.iter() {
             let (k, v) = item.map_err(self.err())?;
-            let Some(zero) = k.iter().position(|b| *b == 0) else {
-                continue;
-            };
-            let name = String::from_utf8_lossy(&k[..zero]).into_owned();
-            let rec = decode(&v, || format!("version {}", String::from_utf8_lossy(&k)))?;
+            let (name, number) = split_version_key(&k)?;
+            let rec: VersionRecord = decode(&v, || format!("version {name}@v{number}"))?;
+            if rec.number != number {
+                return Err(IndexError::Damaged {
+                    what: format!("version {name}@v{number}"),
+                    reason: format!("its record says v{}", rec.number),
+                });
+            }
             out.push((name, rec));
         }
         Ok(out)
@@ -414,7 +449,8 @@ impl Index {
 
     /// Replace the record of a stored blob (after it was re-encoded).
     pub fn set_blob_record(&self, id: BlobId, record: &BlobRecord) -> Result<(), IndexError> {
-        self.blobs.insert(id.0, encode(record)).map_err(self.err())?;
+        let row = encode(record, || format!("blob {id}"))?;
+        self.blobs.insert(id.0, row).map_err(self.err())?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! index from the blob store.
 
 use crate::error::RegistryError;
+use crate::ids::ModelName;
 use crate::index::{BlobRecord, Index, VersionRecord};
 use crate::manifest::{Manifest, Piece};
 use crate::registry::Registry;
@@ -99,7 +100,7 @@ fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
             }
         }
     }
-    Ok(BlobId::from(sink.0.finalize()).to_hex() == m.blake3 && sink.1 == m.size)
+    Ok(crate::ids::FileHash::from(BlobId::from(sink.0.finalize())) == m.blake3 && sink.1 == m.size)
 }
 
 impl Registry {
@@ -108,7 +109,7 @@ impl Registry {
     /// bytes (decoded through its chain) hash to its id and every version
     /// re-assembles to its recorded whole-file hash.
     pub fn verify(&self, only: Option<&Resolved>, full: bool) -> Result<VerifyReport, RegistryError> {
-        let mut versions: Vec<(String, VersionRecord, Option<Manifest>)> = Vec::new();
+        let mut versions: Vec<(ModelName, VersionRecord, Option<Manifest>)> = Vec::new();
         match only {
             Some(r) => versions.push((r.manifest.name.clone(), r.record.clone(), Some(r.manifest.clone()))),
             None => {
@@ -193,7 +194,12 @@ impl Registry {
         if rules.keep_best > 0 {
             let mut scored: Vec<(f64, bool, u32)> = Vec::new();
             for v in &versions {
-                let Some(m) = self.index.manifest(v.id)? else { continue };
+                // A version whose manifest cannot be read cannot be
+                // ranked: stop rather than remove what may be the best.
+                let m = self.index.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
+                    version: format!("{name}@v{}", v.number),
+                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
+                })?;
                 let monitor = m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone());
                 if let Some(score) = monitor.and_then(|mon| m.meta.scores.get(&mon).cloned()) {
                     scored.push((score.value, score.mode != "max", v.number));

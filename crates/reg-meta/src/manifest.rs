@@ -4,6 +4,7 @@
 //! twice: in the index (`manifests` tree) and as a blob in the blob store,
 //! so the index can be rebuilt from blobs alone.
 
+use crate::ids::{FileHash, ModelName, SourceName};
 use reg_ckpt::meta::CheckpointMeta;
 use reg_ckpt::safety::GlobalVerdict;
 use reg_ckpt::tensors::Role;
@@ -79,21 +80,21 @@ pub struct Manifest {
     /// Schema version of this manifest.
     pub schema: u32,
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// Version number within the name (1, 2, ...).
     pub number: u32,
     /// Push time, seconds since the Unix epoch.
     pub created: u64,
-    /// File name the version was pushed from.
-    pub source: String,
+    /// File name the version was pushed from (one plain component).
+    pub source: SourceName,
     /// Commit-style message.
     pub message: Option<String>,
     /// File format.
     pub format: Format,
     /// File size in bytes.
     pub size: u64,
-    /// blake3 of the whole file (hex).
-    pub blake3: String,
+    /// blake3 of the whole file.
+    pub blake3: FileHash,
     /// The skeleton blob.
     pub skeleton: BlobId,
     /// The file as pieces, in order.
@@ -113,6 +114,11 @@ pub struct Manifest {
     /// what the original was.
     #[serde(default)]
     pub optimizer_dropped: Option<DroppedFrom>,
+    /// The file was executable (owner `x` bit) when pushed; pull sets the
+    /// executable bits the umask allows. Written only when true, so the
+    /// manifests of other files (and their version ids) are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 /// The original file of a version whose optimizer state was dropped.
@@ -121,7 +127,7 @@ pub struct DroppedFrom {
     /// Original size.
     pub size: u64,
     /// Original whole-file blake3.
-    pub blake3: String,
+    pub blake3: FileHash,
     /// When the state was dropped (Unix seconds).
     pub when: u64,
 }

@@ -15,8 +15,9 @@ pub(crate) struct OutputFile {
 
 impl OutputFile {
     /// Refuse an existing `dest` (unless `force`) or a directory, then
-    /// create the temp file beside it.
-    pub(crate) fn create(dest: &Path, force: bool) -> Result<OutputFile, RegistryError> {
+    /// create the temp file beside it with the mode `cp` would give a new
+    /// file: 0666 (0777 when `executable`) less the umask.
+    pub(crate) fn create(dest: &Path, force: bool, executable: bool) -> Result<OutputFile, RegistryError> {
         if dest.is_dir() {
             return Err(RegistryError::Invalid(format!("{} is a directory", dest.display())));
         }
@@ -27,8 +28,18 @@ impl OutputFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".reg-pull-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".reg-pull-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The mode is given to open(2), which applies the umask.
+            let mode = if executable { 0o777 } else { 0o666 };
+            builder.permissions(std::fs::Permissions::from_mode(mode));
+        }
+        #[cfg(not(unix))]
+        let _ = executable;
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(RegistryError::io("creating a temp file in", &dir))?;
         Ok(OutputFile {

@@ -109,7 +109,7 @@ impl Registry {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PullReport, RegistryError> {
-        let mut output = OutputFile::create(out, force)?;
+        let mut output = OutputFile::create(out, force, version.manifest.executable)?;
         let label = format!("{}@v{}", version.record_name(), version.record.number);
         let damaged = |source: StoreError| match source {
             StoreError::Io { .. } => RegistryError::Store(source),
@@ -137,7 +137,7 @@ impl Registry {
 
         progress.phase("verifying", m.size);
         let hash = hash_file(file, m.size, progress).map_err(write_err)?;
-        if hash.to_hex() != m.blake3 {
+        if crate::ids::FileHash::from(hash) != m.blake3 {
             // Name the damaged blob when one is.
             for id in m.blobs() {
                 self.store.verify(id).map_err(damaged)?;

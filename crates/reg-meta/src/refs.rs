@@ -33,7 +33,7 @@ pub enum RefSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionRef {
     /// The model name.
-    pub name: String,
+    pub name: crate::ids::ModelName,
     /// Which of its versions.
     pub spec: RefSpec,
 }
@@ -62,9 +62,9 @@ impl VersionRef {
         if name.is_empty() {
             return Err(bad("missing model name before '@'"));
         }
-        crate::ids::ModelName::new(name).map_err(|_| bad("invalid model name"))?;
+        let name = crate::ids::ModelName::new(name).map_err(|_| bad("invalid model name"))?;
         Ok(VersionRef {
-            name: name.to_string(),
+            name,
             spec: RefSpec::parse(spec).map_err(bad)?,
         })
     }

@@ -163,7 +163,7 @@ impl Registry {
     }
 
     /// Model names with their version counts.
-    pub fn names(&self) -> Result<Vec<(String, u32)>, RegistryError> {
+    pub fn names(&self) -> Result<Vec<(crate::ids::ModelName, u32)>, RegistryError> {
         Ok(self.index.names()?)
     }
 
@@ -178,11 +178,11 @@ impl Registry {
     }
 
     pub(crate) fn no_such_name(&self, name: &str) -> Result<RegistryError, RegistryError> {
-        let names: Vec<String> = self.index.names()?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<crate::ids::ModelName> = self.index.names()?.into_iter().map(|(n, _)| n).collect();
         let hint = if names.is_empty() {
             " (the registry is empty)".to_string()
         } else {
-            let mut ranked: Vec<(usize, &String)> = names.iter().map(|n| (edit_distance(name, n), n)).collect();
+            let mut ranked: Vec<(usize, &crate::ids::ModelName)> = names.iter().map(|n| (edit_distance(name, n), n)).collect();
             ranked.sort();
             let near: Vec<&str> = ranked.iter().take(3).map(|(_, n)| n.as_str()).collect();
             format!("; known names: {}", near.join(", "))

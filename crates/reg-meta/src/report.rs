@@ -2,6 +2,7 @@
 //! These are a contract for scripts (docs/cli.md); add fields, never rename.
 
 use crate::error::RegistryError;
+use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::index::VersionRecord;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
@@ -40,7 +41,7 @@ pub struct TensorView {
 #[derive(Clone, Debug, Serialize)]
 pub struct ShowView {
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// Version number.
     pub version: u32,
     /// Version id.
@@ -50,7 +51,7 @@ pub struct ShowView {
     /// Push time (Unix seconds).
     pub created: u64,
     /// Source file name.
-    pub source: String,
+    pub source: SourceName,
     /// Message.
     pub message: Option<String>,
     /// File format.
@@ -58,7 +59,7 @@ pub struct ShowView {
     /// File size.
     pub size: u64,
     /// Whole-file blake3.
-    pub blake3: String,
+    pub blake3: FileHash,
     /// `epoch`.
     pub epoch: Option<i64>,
     /// `global_step`.
@@ -112,8 +113,9 @@ pub struct StoredView {
 pub struct LogEntry {
     /// Version number.
     pub version: u32,
-    /// Version id.
-    pub id: String,
+    /// Version id (hex).
+    #[serde(with = "crate::ids::hex_version_id")]
+    pub id: VersionId,
     /// Tags.
     pub tags: Vec<String>,
     /// Push time.
@@ -121,7 +123,7 @@ pub struct LogEntry {
     /// File size.
     pub size: u64,
     /// Source file.
-    pub source: String,
+    pub source: SourceName,
     /// Epoch.
     pub epoch: Option<i64>,
     /// Global step.
@@ -138,7 +140,7 @@ pub struct LogEntry {
 #[derive(Clone, Debug, Serialize)]
 pub struct NameEntry {
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// Number of versions.
     pub versions: u32,
     /// Newest version number.
@@ -205,7 +207,7 @@ impl Registry {
             message: m.message.clone(),
             format: m.format.name(),
             size: m.size,
-            blake3: m.blake3.clone(),
+            blake3: m.blake3,
             epoch: m.meta.epoch,
             global_step: m.meta.global_step,
             lightning_version: m.meta.lightning_version.clone(),
@@ -248,7 +250,7 @@ impl Registry {
             .into_iter()
             .map(|v: VersionRecord| LogEntry {
                 version: v.number,
-                id: v.id.to_hex(),
+                id: v.id,
                 tags: tags
                     .iter()
                     .filter(|(_, n)| *n == v.number)

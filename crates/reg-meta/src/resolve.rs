@@ -40,7 +40,7 @@ impl Registry {
     pub fn resolve(&self, r: &VersionRef) -> Result<Resolved, RegistryError> {
         let versions = self.versions(&r.name)?;
         let not_found = |available: String| RegistryError::NoSuchVersion {
-            name: r.name.clone(),
+            name: r.name.to_string(),
             spec: r.spec.to_string(),
             available,
         };

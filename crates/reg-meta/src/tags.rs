@@ -22,7 +22,7 @@ impl Registry {
             Some(n) if n == v.manifest.number => return Ok(None),
             Some(n) if !force => {
                 return Err(RegistryError::TagExists {
-                    name: name.clone(),
+                    name: name.to_string(),
                     tag: tag.to_string(),
                     number: n,
                 })

@@ -9,6 +9,7 @@
 //! ```
 
 use object_store::path::Path;
+use reg_meta::ids::{FileHash, ModelName, SourceName, VersionId};
 use reg_store::BlobId;
 use serde::{Deserialize, Serialize};
 
@@ -76,13 +77,14 @@ pub fn tag_key(name: &str, tag: &str) -> Path {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionEntry {
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// Remote version number (the key's number).
     pub number: u32,
     /// Manifest id (hex): `manifests/<id>`.
-    pub id: String,
+    #[serde(with = "reg_meta::ids::hex_version_id")]
+    pub id: VersionId,
     /// Whole-file blake3 (hex).
-    pub blake3: String,
+    pub blake3: FileHash,
     /// File size.
     pub size: u64,
     /// Time of the original push (Unix seconds).
@@ -91,9 +93,10 @@ pub struct VersionEntry {
     pub epoch: Option<i64>,
     /// Checkpoint global step.
     pub step: Option<i64>,
-    /// Source file name.
-    #[serde(default)]
-    pub source: String,
+    /// Source file name (a plain file name; entries written before it
+    /// was recorded read as `checkpoint`).
+    #[serde(default = "unnamed_source")]
+    pub source: SourceName,
     /// Push message.
     #[serde(default)]
     pub message: Option<String>,
@@ -102,10 +105,14 @@ pub struct VersionEntry {
     pub tensors: u64,
 }
 
+fn unnamed_source() -> SourceName {
+    SourceName::of_path(std::path::Path::new("checkpoint"))
+}
+
 impl VersionEntry {
-    /// The manifest id.
-    pub fn manifest_id(&self) -> Option<BlobId> {
-        BlobId::from_hex(&self.id).ok()
+    /// The manifest blob.
+    pub fn manifest_id(&self) -> BlobId {
+        self.id.blob()
     }
 }
 
@@ -113,13 +120,14 @@ impl VersionEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagEntry {
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// The tag.
     pub tag: String,
     /// Remote version number it points at.
     pub number: u32,
     /// Manifest id (hex) of that version.
-    pub id: String,
+    #[serde(with = "reg_meta::ids::hex_version_id")]
+    pub id: VersionId,
 }
 
 #[cfg(test)]

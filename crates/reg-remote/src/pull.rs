@@ -41,13 +41,13 @@ impl Remote {
         let entry = self.resolve_async(r).await?;
         let label = self.label(&entry.name, entry.number);
         let mut report = SyncReport::new(&self.name, "pull");
-        if let Some(local) = reg.find_identical(&entry.name, &entry.blake3, entry.size)? {
+        if let Some(local) = reg.find_identical(&entry.name, entry.blake3, entry.size)? {
             report.versions.push(SyncedVersion {
                 name: entry.name.clone(),
                 local: local.number,
                 remote: entry.number,
-                local_id: local.id.to_hex(),
-                remote_id: entry.id.clone(),
+                local_id: local.id,
+                remote_id: entry.id,
                 transferred: false,
             });
             return Ok(report);
@@ -107,8 +107,8 @@ impl Remote {
             name: entry.name.clone(),
             local: imported.number,
             remote: entry.number,
-            local_id: imported.id.to_hex(),
-            remote_id: entry.id.clone(),
+            local_id: imported.id,
+            remote_id: entry.id,
             transferred: imported.created,
         });
         Ok(report)

@@ -14,6 +14,7 @@ use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use reg_meta::ids::{ModelName, VersionId};
 use reg_meta::index::VersionRecord;
 use reg_meta::{Manifest, Progress, Registry, RegistryError, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
@@ -41,7 +42,7 @@ pub enum Selection {
 
 /// A version to send.
 pub(crate) struct Outgoing {
-    pub(crate) name: String,
+    pub(crate) name: ModelName,
     pub(crate) record: VersionRecord,
     pub(crate) json: Vec<u8>,
     /// blake3 of `json`: the remote manifest key.
@@ -62,20 +63,25 @@ impl Remote {
         result
     }
 
-    pub(crate) fn select(&self, reg: &Registry, what: &Selection) -> Result<Vec<(String, VersionRecord)>, RemoteError> {
+    pub(crate) fn select(&self, reg: &Registry, what: &Selection) -> Result<Vec<(ModelName, VersionRecord)>, RemoteError> {
         Ok(match what {
             Selection::All => reg.index().all_versions().map_err(RegistryError::from)?,
-            Selection::Name(n) => reg.versions(n)?.into_iter().map(|v| (n.clone(), v)).collect(),
+            Selection::Name(n) => {
+                let n = ModelName::new(n).map_err(RegistryError::from)?;
+                reg.versions(&n)?.into_iter().map(|v| (n.clone(), v)).collect()
+            }
             Selection::Version(r) => {
                 let v = reg.resolve(r)?;
                 vec![(v.manifest.name.clone(), v.record)]
             }
-            Selection::Numbers { name, numbers } => reg
-                .versions(name)?
-                .into_iter()
-                .filter(|v| numbers.contains(&v.number))
-                .map(|v| (name.clone(), v))
-                .collect(),
+            Selection::Numbers { name, numbers } => {
+                let name = ModelName::new(name).map_err(RegistryError::from)?;
+                reg.versions(&name)?
+                    .into_iter()
+                    .filter(|v| numbers.contains(&v.number))
+                    .map(|v| (name.clone(), v))
+                    .collect()
+            }
         })
     }
 
@@ -93,7 +99,7 @@ impl Remote {
         self.check_marker(true).await?;
 
         // What the remote has of these names.
-        let mut remote: BTreeMap<String, Vec<VersionEntry>> = BTreeMap::new();
+        let mut remote: BTreeMap<ModelName, Vec<VersionEntry>> = BTreeMap::new();
         for (name, _) in &chosen {
             if !remote.contains_key(name) {
                 let v = self.versions_async(name).await?;
@@ -110,15 +116,19 @@ impl Remote {
                     name: name.clone(),
                     local: record.number,
                     remote: e.number,
-                    local_id: record.id.to_hex(),
-                    remote_id: e.id.clone(),
+                    local_id: record.id,
+                    remote_id: e.id,
                     transferred: false,
                 });
                 continue;
             }
             let json = reg.manifest_json(&name, &record)?;
-            let manifest = Manifest::from_json(&json).map_err(|e| {
-                RegistryError::Invalid(format!("{name}@v{}: manifest does not parse: {e}", record.number))
+            let manifest = Manifest::from_json(&json).map_err(|e| RegistryError::Damaged {
+                version: format!("{name}@v{}", record.number),
+                source: StoreError::Corrupt {
+                    id: BlobId::of(&json),
+                    reason: format!("manifest does not parse: {e}"),
+                },
             })?;
             outgoing.push(Outgoing {
                 id: BlobId::of(&json),
@@ -199,7 +209,7 @@ impl Remote {
         for n in manifest_sizes {
             report.object(n);
         }
-        let mut next: HashMap<String, u32> = remote
+        let mut next: HashMap<ModelName, u32> = remote
             .iter()
             .map(|(n, vs)| (n.clone(), vs.last().map(|e| e.number + 1).unwrap_or(1)))
             .collect();
@@ -218,8 +228,8 @@ impl Remote {
                 name: o.name.clone(),
                 local: o.record.number,
                 remote: entry.number,
-                local_id: o.record.id.to_hex(),
-                remote_id: entry.id.clone(),
+                local_id: o.record.id,
+                remote_id: entry.id,
                 transferred: true,
             });
         }
@@ -301,8 +311,8 @@ impl Remote {
             let entry = VersionEntry {
                 name: o.name.clone(),
                 number,
-                id: o.id.to_hex(),
-                blake3: o.record.blake3.clone(),
+                id: VersionId(o.id.0),
+                blake3: o.record.blake3,
                 size: o.record.size,
                 created: o.record.created,
                 epoch: o.record.epoch,
@@ -320,7 +330,7 @@ impl Remote {
         }
         Err(RemoteError::Numbering {
             remote: self.name.clone(),
-            name: o.name.clone(),
+            name: o.name.to_string(),
             attempts: MAX_NUMBER_ATTEMPTS,
         })
     }
@@ -378,7 +388,7 @@ impl Remote {
     /// Point remote tags at the remote numbers of the pushed versions, for
     /// every local tag that names one of them.
     async fn push_tags(&self, reg: &Registry, report: &mut SyncReport) -> Result<(), RemoteError> {
-        let names: BTreeSet<String> = report.versions.iter().map(|v| v.name.clone()).collect();
+        let names: BTreeSet<ModelName> = report.versions.iter().map(|v| v.name.clone()).collect();
         for name in names {
             let local_tags = reg.index().tags(&name).map_err(RegistryError::from)?;
             if local_tags.is_empty() {
@@ -397,7 +407,7 @@ impl Remote {
                     name: name.clone(),
                     tag: tag.clone(),
                     number: v.remote,
-                    id: v.remote_id.clone(),
+                    id: v.remote_id,
                 };
                 let remote_number = v.remote;
                 if remote_tags.contains(&entry) {

@@ -10,6 +10,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use reg_meta::config::RemoteSpec;
+use reg_meta::ids::ModelName;
 use reg_meta::report::{LogEntry, NameEntry};
 use reg_meta::{Manifest, RefSpec, VersionRef};
 use reg_store::{BlobId, StoreError};
@@ -298,12 +299,17 @@ impl Remote {
         self.block_on(async {
             self.check_marker(false).await?;
             let listed = self.list_all(&layout::versions_root()).await?;
-            let mut names: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+            let mut names: BTreeMap<ModelName, (u32, u32)> = BTreeMap::new();
             for o in listed {
                 let parts: Vec<String> = o.location.parts().map(|p| p.as_ref().to_string()).collect();
                 if let [_, name, number] = parts.as_slice() {
+                    let name = ModelName::new(name).map_err(|e| RemoteError::BadObject {
+                        remote: self.name.clone(),
+                        key: o.location.to_string(),
+                        reason: e.to_string(),
+                    })?;
                     if let Ok(n) = number.parse::<u32>() {
-                        let e = names.entry(name.clone()).or_default();
+                        let e = names.entry(name).or_default();
                         e.0 += 1;
                         e.1 = e.1.max(n);
                     }
@@ -408,7 +414,7 @@ impl Remote {
                         let lower = w.to_ascii_lowercase();
                         let hex = w.len() >= 6 && w.bytes().all(|b| b.is_ascii_hexdigit());
                         let m: Vec<VersionEntry> = if hex {
-                            versions.iter().filter(|v| v.id.starts_with(&lower)).cloned().collect()
+                            versions.iter().filter(|v| v.id.to_hex().starts_with(&lower)).cloned().collect()
                         } else {
                             Vec::new()
                         };
@@ -481,11 +487,7 @@ impl Remote {
             version: label.clone(),
             source,
         };
-        let id = entry.manifest_id().ok_or_else(|| RemoteError::BadObject {
-            remote: self.name.clone(),
-            key: layout::version_key(&entry.name, entry.number).to_string(),
-            reason: format!("bad manifest id {:?}", entry.id),
-        })?;
+        let id = entry.manifest_id();
         let bytes = self
             .get_opt(&layout::manifest_key(id))
             .await?

@@ -1,20 +1,23 @@
 //! What a push or pull transferred.
 
+use reg_meta::ids::{ModelName, VersionId};
 use serde::Serialize;
 
 /// One version of a sync.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SyncedVersion {
     /// Model name.
-    pub name: String,
+    pub name: ModelName,
     /// Its number in the local registry.
     pub local: u32,
     /// Its number on the remote.
     pub remote: u32,
     /// Local version id (hex).
-    pub local_id: String,
+    #[serde(with = "reg_meta::ids::hex_version_id")]
+    pub local_id: VersionId,
     /// Remote manifest id (hex).
-    pub remote_id: String,
+    #[serde(with = "reg_meta::ids::hex_version_id")]
+    pub remote_id: VersionId,
     /// False when the other side had this version (same name and file
     /// hash) already.
     pub transferred: bool,

@@ -98,7 +98,7 @@ fn taken_numbers_are_skipped() -> R {
     let rec = a.versions("mlp")?.remove(0);
     let json = a.manifest_json("mlp", &rec)?;
     let o = Outgoing {
-        name: "mlp".into(),
+        name: reg_meta::ModelName::new("mlp")?,
         id: BlobId::of(&json),
         manifest: Manifest::from_json(&json)?,
         record: rec,

@@ -15,7 +15,7 @@
 
 use crate::deltas::RebaseReport;
 use crate::error::RegistryError;
-use crate::ids::{ModelName, VersionId};
+use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::index::{BlobRecord, VersionRecord};
 use crate::manifest::{DroppedFrom, Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
 use crate::progress::{Progress, Silent};
@@ -35,7 +35,7 @@ use std::ops::Range;
 
 mod payloads;
 mod read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Options of [`Registry::push`].
 #[derive(Clone, Debug, Default)]
@@ -128,7 +128,7 @@ impl Registry {
     /// it used are left for gc.
     pub(crate) fn replace_version(&self, old: &Resolved, path: &Path) -> Result<PushReport, RegistryError> {
         let opts = PushOptions {
-            name: Some(old.manifest.name.clone()),
+            name: Some(old.manifest.name.to_string()),
             message: old.manifest.message.clone(),
             ..PushOptions::default()
         };
@@ -188,8 +188,8 @@ impl Registry {
         progress.phase("hashing", len);
         let file_hash = hash_range(file, &(0..len), Hashing::Wide, progress)
             .map_err(|e| RegistryError::io("reading", path)(e))?
-            .0
-            .to_hex();
+            .0;
+        let file_hash = FileHash::from(file_hash);
         let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
         if let (Some(same), None) = (same, replaces) {
             // Byte-identical to a version: its blobs are all stored.
@@ -237,6 +237,7 @@ impl Registry {
             name: &name,
             number,
             file_hash,
+            executable: replaces.map(|o| o.manifest.executable).unwrap_or(input.executable),
         };
         self.store_version(&version, read.new, &pool, opts, unknown_globals, progress)
     }
@@ -283,10 +284,10 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
         let ckpt = v.ckpt;
-        let (manifest, skeleton) = self.build_manifest(v, opts);
+        let (manifest, skeleton) = self.build_manifest(v, opts)?;
         let json = manifest
             .to_json()
-            .map_err(|e| RegistryError::Invalid(format!("cannot encode manifest: {e}")))?;
+            .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?;
         let manifest_id = BlobId::of(&json);
 
         // The new payload blobs (encoded and checked while the file was
@@ -412,7 +413,7 @@ impl Registry {
 
     /// The manifest of the version being pushed and its skeleton bytes
     /// (every non-payload byte, concatenated); nothing is written.
-    fn build_manifest(&self, v: &NewVersion<'_>, opts: &PushOptions) -> (Manifest, Vec<u8>) {
+    fn build_manifest(&self, v: &NewVersion<'_>, opts: &PushOptions) -> Result<(Manifest, Vec<u8>), RegistryError> {
         let ckpt = v.ckpt;
         let mut skeleton = Vec::new();
         let mut pieces = Vec::with_capacity(ckpt.segments.len());
@@ -440,47 +441,60 @@ impl Registry {
         let tensors = ckpt
             .tensors
             .iter()
-            .map(|t| TensorEntry {
-                path: t.path.clone(),
-                dtype: t.dtype,
-                shape: t.shape.clone(),
-                stride: t.stride.clone(),
-                storage_offset: t.storage_offset,
-                storage_key: t.storage_key.clone(),
-                blob: key_blobs.get(t.storage_key.as_str()).copied().unwrap_or(skeleton_id),
-                role: t.role,
-                requires_grad: t.requires_grad,
-                parameter: t.parameter,
+            .map(|t| {
+                // inspect checks that every tensor's storage is a payload
+                // of the file; one without is a reader bug, never stored.
+                let blob = key_blobs.get(t.storage_key.as_str()).copied().ok_or_else(|| {
+                    RegistryError::Internal(format!(
+                        "{}: tensor {} names storage {}, which is not a payload of the file",
+                        v.path.display(),
+                        t.path,
+                        t.storage_key
+                    ))
+                })?;
+                Ok(TensorEntry {
+                    path: t.path.clone(),
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
+                    stride: t.stride.clone(),
+                    storage_offset: t.storage_offset,
+                    storage_key: t.storage_key.clone(),
+                    blob,
+                    role: t.role,
+                    requires_grad: t.requires_grad,
+                    parameter: t.parameter,
+                })
             })
-            .collect();
+            .collect::<Result<_, RegistryError>>()?;
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
-            name: v.name.to_string(),
+            name: v.name.clone(),
             number: v.number,
             created: v.replaces.map(|o| o.manifest.created).unwrap_or_else(now_secs),
             source: v
                 .replaces
                 .map(|o| o.manifest.source.clone())
-                .unwrap_or_else(|| source_name(v.path)),
+                .unwrap_or_else(|| SourceName::of_path(v.path)),
             message: opts.message.clone(),
             format: ckpt.format,
             size: v.bytes.len() as u64,
-            blake3: v.file_hash.clone(),
+            blake3: v.file_hash,
             skeleton: skeleton_id,
             pieces,
             tensors,
             meta: ckpt.meta.clone(),
             globals: ckpt.globals.clone(),
             pickle: ckpt.pickle.as_ref().map(|r| (r.start, r.end)),
+            executable: v.executable,
             optimizer_dropped: v.replaces.map(|o| {
                 o.manifest.optimizer_dropped.clone().unwrap_or(DroppedFrom {
                     size: o.manifest.size,
-                    blake3: o.manifest.blake3.clone(),
+                    blake3: o.manifest.blake3,
                     when: now_secs(),
                 })
             }),
         };
-        (manifest, skeleton)
+        Ok((manifest, skeleton))
     }
 }
 
@@ -495,7 +509,7 @@ fn writer_pool() -> Result<rayon::ThreadPool, RegistryError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(writers)
         .build()
-        .map_err(|e| RegistryError::Invalid(format!("cannot start writer threads: {e}")))
+        .map_err(|e| RegistryError::Internal(format!("cannot start writer threads: {e}")))
 }
 
 /// What `store_version` needs to know about the file being pushed.
@@ -513,7 +527,9 @@ struct NewVersion<'a> {
     ids: &'a [Option<BlobId>],
     name: &'a ModelName,
     number: u32,
-    file_hash: String,
+    file_hash: FileHash,
+    /// The input file's owner executable bit.
+    executable: bool,
 }
 
 fn count_payloads(ckpt: &Checkpoint) -> usize {
@@ -521,10 +537,4 @@ fn count_payloads(ckpt: &Checkpoint) -> usize {
         .iter()
         .filter(|s| matches!(s.kind, SegmentKind::Payload { .. }))
         .count()
-}
-
-fn source_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| PathBuf::from(path).display().to_string())
 }

@@ -14,20 +14,28 @@ use std::sync::Mutex;
 pub(crate) struct Input {
     pub(crate) file: File,
     map: Option<memmap2::Mmap>,
+    /// The owner's executable bit is set (kept, as git keeps it).
+    pub(crate) executable: bool,
 }
 
 impl Input {
     pub(crate) fn open(path: &Path) -> Result<Input, RegistryError> {
         let file = File::open(path).map_err(RegistryError::io("opening", path))?;
-        let len = file.metadata().map_err(RegistryError::io("reading", path))?.len();
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        let meta = file.metadata().map_err(RegistryError::io("reading", path))?;
+        let len = meta.len();
+        let executable = is_executable(&meta);
+        if !meta.is_file() {
             return Err(RegistryError::Invalid(format!(
                 "{} is not a regular file",
                 path.display()
             )));
         }
         if len == 0 {
-            return Ok(Input { file, map: None });
+            return Ok(Input {
+                file,
+                map: None,
+                executable,
+            });
         }
         // SAFETY: the map is read-only and only headers, directories and
         // pickles are read through it (payloads are read with pread, which
@@ -35,11 +43,29 @@ impl Input {
         // must not be truncated while it is being pushed, and the hashes
         // taken as payloads are read catch a file that changed.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(RegistryError::io("mapping", path))?;
-        Ok(Input { file, map: Some(map) })
+        Ok(Input {
+            file,
+            map: Some(map),
+            executable,
+        })
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+/// True when the owner may execute the file (the bit git keeps).
+pub(crate) fn is_executable(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o100 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
     }
 }
 
