@@ -92,7 +92,7 @@ pub enum Command {
     Pull {
         /// NAME[@REF] (REF: vN, latest, epoch=N, step=N, best, a tag, an id prefix).
         reference: String,
-        /// Output path (default: the original file name in the working directory).
+        /// Output path (default: the original file name in the working directory); `-` writes to stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// Overwrite an existing output file.

@@ -133,6 +133,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 (false, Some(OutFormat::Safetensors)) => Some(reg_meta::ExportFormat::Safetensors),
                 (false, None) => None,
             };
+            if output.as_deref() == Some(std::path::Path::new("-")) {
+                // `-o -`: the bytes go to stdout, nothing else does.
+                if json.json {
+                    anyhow::bail!("--json cannot be used with -o - (stdout carries the file)");
+                }
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                match export {
+                    None => {
+                        reg.pull_to(&v, &mut w)?;
+                    }
+                    Some(fmt) => {
+                        reg.export_to(&v, fmt, &mut w)?;
+                        w.flush()?;
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let started = std::time::Instant::now();
             let (path, bytes, what) = match export {
                 None => {

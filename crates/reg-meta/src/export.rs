@@ -71,7 +71,8 @@ impl Registry {
         pickle::parse(bytes, &pickle::Limits::default()).map_err(|e| export_err(label, e))
     }
 
-    /// Write a new file from version `v` in `format` to `out`.
+    /// Write a new file from version `v` in `format` to `out` (appearing
+    /// whole or not at all).
     pub fn export(
         &self,
         v: &Resolved,
@@ -79,6 +80,22 @@ impl Registry {
         out: &Path,
         force: bool,
     ) -> Result<ExportReport, RegistryError> {
+        let mut output = OutputFile::create(out, force, false)?;
+        let tensors = {
+            let mut w = BufWriter::with_capacity(1 << 20, output.file());
+            let tensors = self.export_to(v, format, &mut w)?;
+            w.flush().map_err(RegistryError::io("writing", out))?;
+            tensors
+        };
+        let bytes = output.file().metadata().map(|md| md.len()).unwrap_or(0);
+        let path = output.commit()?;
+        Ok(ExportReport { path, bytes, tensors })
+    }
+
+    /// Write a new file from version `v` in `format` into `w` (a pipe, a
+    /// socket), streaming; returns the number of tensors written. On an
+    /// error what was written is incomplete and must be discarded.
+    pub fn export_to(&self, v: &Resolved, format: ExportFormat, w: &mut dyn Write) -> Result<usize, RegistryError> {
         let m = &v.manifest;
         let label = format!("{}@v{}", m.name, m.number);
         let blobs: HashMap<&str, BlobId> = m.tensors.iter().map(|t| (t.storage_key.as_str(), t.blob)).collect();
@@ -92,8 +109,6 @@ impl Registry {
                 .copied()
                 .ok_or_else(|| std::io::Error::other(format!("no blob for storage {key}")))
         };
-        let mut output = OutputFile::create(out, force, false)?;
-        let mut w = BufWriter::with_capacity(1 << 20, output.file());
         // Store errors inside the writers' I/O callbacks are kept here so
         // damage is reported as damage, not as a write error.
         let mut store_error = None;
@@ -111,7 +126,7 @@ impl Registry {
                         std::io::Error::other(msg)
                     })
                 };
-                let written = tree.write_torch(&mut w, "archive", &mut fill);
+                let written = tree.write_torch(w, "archive", &mut fill);
                 if let Some(e) = store_error.take() {
                     return Err(damaged(e));
                 }
@@ -129,7 +144,7 @@ impl Registry {
                         std::io::Error::other(msg)
                     })
                 };
-                let written = write::write_safetensors(&mut w, &tensors, &metadata, &mut read);
+                let written = write::write_safetensors(w, &tensors, &metadata, &mut read);
                 if let Some(e) = store_error.take() {
                     return Err(damaged(e));
                 }
@@ -137,11 +152,7 @@ impl Registry {
                 tensors.len()
             }
         };
-        w.flush().map_err(RegistryError::io("writing", out))?;
-        drop(w);
-        let bytes = output.file().metadata().map(|md| md.len()).unwrap_or(0);
-        let path = output.commit()?;
-        Ok(ExportReport { path, bytes, tensors })
+        Ok(tensors)
     }
 }
 

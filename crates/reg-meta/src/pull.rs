@@ -157,6 +157,67 @@ impl Registry {
         })
     }
 
+    /// Stream the version's original bytes into `w` in file order (for a
+    /// pipe: `reg pull REF -o -`), hashing them on the way; returns the
+    /// bytes written. The output cannot be taken back: when the bytes do
+    /// not match the recorded whole-file hash the error (damage, naming
+    /// the version) comes after them, and the caller must discard them.
+    pub fn pull_to(&self, version: &Resolved, w: &mut dyn std::io::Write) -> Result<u64, RegistryError> {
+        let label = format!("{}@v{}", version.record_name(), version.record.number);
+        let damaged = |source: StoreError| match source {
+            StoreError::Io { .. } => RegistryError::Store(source),
+            source => RegistryError::Damaged {
+                version: label.clone(),
+                source,
+            },
+        };
+        let write_err = |e| RegistryError::io("writing", "the output")(e);
+        let m = &version.manifest;
+        let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut scratch = vec![0u8; WRITE_CHUNK];
+        for job in plan(m, &skeleton).map_err(damaged)? {
+            match job {
+                Job::Skeleton { bytes, .. } => {
+                    hasher.update(bytes);
+                    w.write_all(bytes).map_err(write_err)?;
+                }
+                Job::Payload { blob, len, .. } => {
+                    let mut reader = self.store.raw_reader(blob).map_err(damaged)?;
+                    let mut done = 0u64;
+                    while done < len {
+                        let chunk = reader.next_chunk(&mut scratch).map_err(|e| {
+                            damaged(StoreError::Corrupt {
+                                id: blob,
+                                reason: format!("cannot decode: {e}"),
+                            })
+                        })?;
+                        if chunk.is_empty() || done + chunk.len() as u64 > len {
+                            return Err(damaged(StoreError::Corrupt {
+                                id: blob,
+                                reason: format!("does not hold the {len} bytes the manifest says"),
+                            }));
+                        }
+                        hasher.update(chunk);
+                        w.write_all(chunk).map_err(write_err)?;
+                        done += chunk.len() as u64;
+                    }
+                }
+            }
+        }
+        w.flush().map_err(write_err)?;
+        if crate::ids::FileHash::from(BlobId::from(hasher.finalize())) != m.blake3 {
+            return Err(RegistryError::Damaged {
+                version: label,
+                source: StoreError::Corrupt {
+                    id: m.skeleton,
+                    reason: "reassembled file does not match its recorded hash".into(),
+                },
+            });
+        }
+        Ok(m.size)
+    }
+
     /// Decode one piece into its place in `file`.
     fn write_job(
         &self,
