@@ -113,11 +113,12 @@ impl Reg {
         r
     }
 
-    /// Wait until no background job (the deltas a push leaves to
-    /// encode) holds the registry: any command waits for the lock. Tests
-    /// that change registry files behind reg's back call this first.
+    /// Wait until the background re-encoding a push leaves has finished:
+    /// `reg deltas` takes the same one-at-a-time lock (and finds nothing
+    /// left to do). Tests that change registry files behind reg's back,
+    /// or compare stored sizes, call this first.
     pub fn settle(&self) {
-        self.ok(&["ls"]);
+        self.ok(&["deltas"]);
     }
 
     /// Push a fixture under a name.

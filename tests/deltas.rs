@@ -46,6 +46,8 @@ fn push_run(reg: &Reg) -> Vec<String> {
     for rel in &files {
         reg.push(rel, "mlp");
     }
+    // The re-encodings run in the background: let them finish.
+    reg.settle();
     files
 }
 
@@ -266,6 +268,7 @@ fn a_format_1_registry_opens_pulls_and_takes_deltas() {
     }
     // New versions go in as deltas; old and new pull back.
     reg.push("lightning/mlp/epoch=02.ckpt", "mlp");
+    reg.settle();
     let home = reg.home();
     let v2 = tensor_blob(&reg, "mlp@v2", HEAD);
     assert_eq!(header(&home, &v2).0, 3, "v2 should now be a delta against v3");

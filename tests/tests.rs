@@ -16,6 +16,8 @@ mod deltas;
 mod diff;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
 mod formats;
+/// Every --json output is what the goldens say (issue 18, point 1).
+mod json_golden;
 /// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
 mod large;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
@@ -26,9 +28,9 @@ mod registry;
 mod remote;
 /// Training-aware retention: --keep-optimizer-last (issue 5).
 mod retention;
-/// Trust boundaries: remote input, read errors in gc, index damage, file modes (issue 19).
-mod trust;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).
 mod show_json;
+/// Trust boundaries: remote input, read errors in gc, index damage, file modes (issue 19).
+mod trust;

@@ -88,7 +88,11 @@ fn remote_manifest_source_cannot_make_pull_write_outside_the_working_directory()
         let before: BTreeSet<PathBuf> = before.into_iter().filter(|p| !p.starts_with("registry")).collect();
         assert_eq!(after, before, "source {source:?} wrote a file");
         let ls = b.ok(&["ls", "--json"]).json();
-        assert_eq!(ls, serde_json::json!([]), "source {source:?}: the local registry changed");
+        assert_eq!(
+            ls,
+            serde_json::json!([]),
+            "source {source:?}: the local registry changed"
+        );
     }
 }
 
@@ -101,7 +105,10 @@ fn remote_log_with_a_short_or_non_ascii_id_is_an_error_not_a_panic() {
         let mut entry: Value = serde_json::from_slice(&std::fs::read(&entry_path).expect("entry")).expect("json");
         entry["id"] = Value::String(id.to_string());
         std::fs::write(&entry_path, serde_json::to_vec(&entry).expect("encode")).expect("write");
-        for args in [vec!["log", "mlp", "--remote", &url], vec!["pull", "mlp", "--remote", &url]] {
+        for args in [
+            vec!["log", "mlp", "--remote", &url],
+            vec!["pull", "mlp", "--remote", &url],
+        ] {
             let r = a.run(&args);
             assert_eq!(r.code, 2, "{args:?} with id {id:?}: {}", r.stderr);
             assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
@@ -163,7 +170,10 @@ fn gc_with_an_unreadable_blob_header_keeps_every_blob_and_exits_2() {
     std::fs::remove_dir(&path).expect("rmdir");
     std::fs::write(&path, &saved).expect("restore");
     let dry = reg.ok(&["gc", "--dry-run", "--json"]).json();
-    assert!(dry["kept_by_reason"]["named by a version"].as_u64().unwrap_or(0) > 0, "{dry}");
+    assert!(
+        dry["kept_by_reason"]["named by a version"].as_u64().unwrap_or(0) > 0,
+        "{dry}"
+    );
     reg.ok(&["gc"]);
     let out = reg.work().join("v1.ckpt");
     reg.ok(&["pull", "mlp@v1", "-o", path_str(&out)]);

@@ -303,6 +303,32 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     Ok(())
 }
 
+/// `reg bench run` / `reg bench generate`.
+pub fn command(cwd: &Path, what: crate::cli::BenchCommand, quiet: bool) -> Result<std::process::ExitCode> {
+    match what {
+        crate::cli::BenchCommand::Run {
+            size,
+            epochs,
+            dir,
+            keep,
+        } => run(&cwd.join(dir), parse_size(&size)?, epochs, keep)?,
+        crate::cli::BenchCommand::Generate {
+            file,
+            size,
+            epoch,
+            layers,
+            frozen,
+        } => {
+            let shape = layers.map(|l| (l, frozen.unwrap_or(0)));
+            let n = generate(&cwd.join(&file), parse_size(&size)?, epoch, shape)?;
+            if !quiet {
+                println!("wrote {} ({})", file.display(), crate::human::bytes(n));
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

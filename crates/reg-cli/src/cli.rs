@@ -14,6 +14,10 @@ pub struct Cli {
     /// Print only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Give up waiting for another reg process after SECS seconds
+    /// (default: wait; waiting is said once on stderr).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub wait_timeout: Option<f64>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -58,184 +62,39 @@ pub enum Mode {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a registry (optional: every command creates one on first use).
-    Init {
-        /// Directory for the registry (default: the located registry).
-        dir: Option<PathBuf>,
-    },
+    Init(InitArgs),
     /// Store a checkpoint file as a new version.
-    Push {
-        /// Checkpoint files (.ckpt, .pt, .pth, .bin, .safetensors), pushed in order.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Model name (default: registry.toml default_name, else the file stem).
-        #[arg(long, short)]
-        name: Option<String>,
-        /// Tag the new version.
-        #[arg(long, short)]
-        tag: Option<String>,
-        /// A message to keep with the version.
-        #[arg(long = "message", short = 'm')]
-        message: Option<String>,
-        /// Store files whose pickle would run dangerous code when loaded.
-        #[arg(long)]
-        allow_unsafe: bool,
-        /// Store changed float tensors as deltas against this version's
-        /// (NAME@REF; a fine-tune against its base model).
-        #[arg(long, value_name = "REF")]
-        parent: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-        #[command(flatten)]
-        remote: RemoteFlag,
-    },
+    Push(PushArgs),
     /// Write a version back to a file, byte for byte.
-    Pull {
-        /// NAME[@REF] (REF: vN, latest, epoch=N, step=N, best, a tag, an id prefix).
-        reference: String,
-        /// Output path (default: the original file name in the working directory); `-` writes to stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Overwrite an existing output file.
-        #[arg(long, short)]
-        force: bool,
-        /// Write a new torch checkpoint with only what Lightning's
-        /// save_weights_only keeps (loads with torch.load(weights_only=True)).
-        #[arg(long, conflicts_with = "format")]
-        weights_only: bool,
-        /// Write the state dict in another format instead of the original bytes.
-        #[arg(long, value_enum)]
-        format: Option<OutFormat>,
-        #[command(flatten)]
-        best: BestFlags,
-        #[command(flatten)]
-        json: JsonFlag,
-        #[command(flatten)]
-        remote: RemoteFlag,
-    },
+    Pull(PullArgs),
     /// Describe one version: metadata, optimizer, tensors.
-    Show {
-        /// NAME[@REF].
-        reference: String,
-        #[command(flatten)]
-        best: BestFlags,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Show(ShowArgs),
     /// List the versions of a model.
-    Log {
-        /// Model name.
-        name: String,
-        #[command(flatten)]
-        json: JsonFlag,
-        #[command(flatten)]
-        remote: RemoteFlag,
-    },
+    Log(LogArgs),
     /// List models.
-    Ls {
-        #[command(flatten)]
-        json: JsonFlag,
-        #[command(flatten)]
-        remote: RemoteFlag,
-    },
+    Ls(LsArgs),
     /// Registry size and deduplication numbers.
-    Stats {
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Stats(StatsArgs),
     /// Show what changed between two versions (of one model or of two).
-    Diff {
-        /// NAME[@REF] of the older side.
-        a: String,
-        /// NAME[@REF] of the newer side.
-        b: String,
-        /// For changed tensors: max |diff|, relative L2 change, changed fraction.
-        #[arg(long)]
-        stats: bool,
-        /// Only this section.
-        #[arg(long, value_enum)]
-        only: Option<Section>,
-        /// List every tensor, not a summary of long lists.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Diff(DiffArgs),
     /// Check versions against the blob store (exit 2 when damage is found).
-    Verify {
-        /// NAME[@REF] to check (default: every version).
-        reference: Option<String>,
-        /// Also re-hash every blob and re-assemble every version.
-        #[arg(long)]
-        full: bool,
-        /// Rebuild a lost or corrupt index from the manifest blobs.
-        #[arg(long)]
-        rebuild_index: bool,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Verify(VerifyArgs),
     /// Remove a version (its blobs are freed by `reg gc`).
-    Rm {
-        /// NAME@REF.
-        reference: String,
-    },
+    Rm(RmArgs),
     /// Store older versions as deltas against the newer ones (push starts
     /// this in the background after each version it adds).
-    Deltas {
-        /// NAME (every version) or NAME@vN (from version N on).
-        #[arg(required = true)]
-        models: Vec<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Deltas(DeltasArgs),
     /// Delete blobs no version needs.
-    Gc {
-        /// Only report what would be freed.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Gc(GcArgs),
     /// Remove old versions of a model, keeping the newest, best and tagged.
-    Prune {
-        /// Model name.
-        name: String,
-        /// Keep the newest N versions.
-        #[arg(long, default_value_t = 0)]
-        keep_last: usize,
-        /// Keep the N versions with the best monitored score.
-        #[arg(long, default_value_t = 0)]
-        keep_best: usize,
-        /// Keep tagged versions.
-        #[arg(long)]
-        keep_tagged: bool,
-        /// Drop optimizer and scheduler state from all but the newest N
-        /// versions (they keep their weights and pull as weights-only files).
-        #[arg(long, value_name = "N")]
-        keep_optimizer_last: Option<usize>,
-        /// Only report.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Prune(PruneArgs),
     /// Measure push, pull and diff against cp on a generated training run.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
     /// Tag a version, or delete a tag with -d NAME@TAG.
-    Tag {
-        /// NAME[@REF] to tag (or NAME@TAG with -d).
-        reference: String,
-        /// The tag name.
-        tag: Option<String>,
-        /// Move the tag if it exists.
-        #[arg(long, short)]
-        force: bool,
-        /// Delete the tag NAME@TAG.
-        #[arg(long, short)]
-        delete: bool,
-    },
+    Tag(TagArgs),
     /// Manage remotes (S3-compatible object stores or shared directories).
     Remote {
         #[command(subcommand)]
@@ -246,6 +105,206 @@ pub enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+}
+
+/// `reg init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory for the registry (default: the located registry).
+    pub dir: Option<PathBuf>,
+}
+
+/// `reg push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Checkpoint files (.ckpt, .pt, .pth, .bin, .safetensors), pushed in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Model name (default: registry.toml default_name, else the file stem).
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// Tag the new version.
+    #[arg(long, short)]
+    pub tag: Option<String>,
+    /// A message to keep with the version.
+    #[arg(long = "message", short = 'm')]
+    pub message: Option<String>,
+    /// Store files whose pickle would run dangerous code when loaded.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Store changed float tensors as deltas against this version's
+    /// (NAME@REF; a fine-tune against its base model).
+    #[arg(long, value_name = "REF")]
+    pub parent: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+    #[command(flatten)]
+    pub remote: RemoteFlag,
+}
+
+/// `reg pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// NAME[@REF] (REF: vN, latest, epoch=N, step=N, best, a tag, an id prefix).
+    pub reference: String,
+    /// Output path (default: the original file name in the working directory); `-` writes to stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Write a new torch checkpoint with only what Lightning's
+    /// save_weights_only keeps (loads with torch.load(weights_only=True)).
+    #[arg(long, conflicts_with = "format")]
+    pub weights_only: bool,
+    /// Write the state dict in another format instead of the original bytes.
+    #[arg(long, value_enum)]
+    pub format: Option<OutFormat>,
+    #[command(flatten)]
+    pub best: BestFlags,
+    #[command(flatten)]
+    pub json: JsonFlag,
+    #[command(flatten)]
+    pub remote: RemoteFlag,
+}
+
+/// `reg show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// NAME[@REF].
+    pub reference: String,
+    #[command(flatten)]
+    pub best: BestFlags,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Model name.
+    pub name: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+    #[command(flatten)]
+    pub remote: RemoteFlag,
+}
+
+/// `reg ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub json: JsonFlag,
+    #[command(flatten)]
+    pub remote: RemoteFlag,
+}
+
+/// `reg stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// NAME[@REF] of the older side.
+    pub a: String,
+    /// NAME[@REF] of the newer side.
+    pub b: String,
+    /// For changed tensors: max |diff|, relative L2 change, changed fraction.
+    #[arg(long)]
+    pub stats: bool,
+    /// Only this section.
+    #[arg(long, value_enum)]
+    pub only: Option<Section>,
+    /// List every tensor, not a summary of long lists.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// NAME[@REF] to check (default: every version).
+    pub reference: Option<String>,
+    /// Also re-hash every blob and re-assemble every version.
+    #[arg(long)]
+    pub full: bool,
+    /// Rebuild a lost or corrupt index from the manifest blobs.
+    #[arg(long)]
+    pub rebuild_index: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// NAME@REF.
+    pub reference: String,
+}
+
+/// `reg deltas`.
+#[derive(Debug, Args)]
+pub struct DeltasArgs {
+    /// NAME (every version) or NAME@vN (from version N on); default: every model.
+    pub models: Vec<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only report what would be freed, and why the rest is kept.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Model name.
+    pub name: String,
+    /// Keep the newest N versions.
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: usize,
+    /// Keep the N versions with the best monitored score.
+    #[arg(long, default_value_t = 0)]
+    pub keep_best: usize,
+    /// Keep tagged versions.
+    #[arg(long)]
+    pub keep_tagged: bool,
+    /// Drop optimizer and scheduler state from all but the newest N
+    /// versions (they keep their weights and pull as weights-only files).
+    #[arg(long, value_name = "N")]
+    pub keep_optimizer_last: Option<usize>,
+    /// Only report.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `reg tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// NAME[@REF] to tag (or NAME@TAG with -d).
+    pub reference: String,
+    /// The tag name.
+    pub tag: Option<String>,
+    /// Move the tag if it exists.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Delete the tag NAME@TAG.
+    #[arg(long, short)]
+    pub delete: bool,
 }
 
 /// Sections of `reg diff`.

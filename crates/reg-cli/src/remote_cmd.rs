@@ -63,10 +63,10 @@ pub fn open_remote(config: &Config, which: &str) -> Result<Remote> {
 }
 
 fn open_registry(config: Config) -> Result<Registry> {
-    let root = config.root.clone();
-    Ok(Registry::open(config, &|| {
-        eprintln!("reg: waiting for another reg process using {}", root.display());
-    })?)
+    Ok(Registry::open(config)?.with_waits(
+        reg_meta::WaitPolicy::default(),
+        Box::new(|notice| eprintln!("reg: {notice}")),
+    ))
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<()> {

@@ -24,7 +24,7 @@
 //! pull reads at most `max_delta_chain + 1` blobs per tensor.
 //! **gc never breaks a chain**: see [`Registry::gc`].
 
-use crate::index::BlobRecord;
+use crate::index::{BlobRecord, Index};
 use crate::manifest::Manifest;
 use crate::registry::Registry;
 use rayon::prelude::*;
@@ -104,96 +104,98 @@ pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
 }
 
 impl Registry {
-    /// True when this registry makes delta blobs at all.
-    pub(crate) fn deltas_enabled(&self) -> bool {
-        self.config.max_delta_chain > 0 && self.config.deltas != crate::DeltaTiming::Off
-    }
-
     /// Re-encode the versions of `name` from number `from` on as deltas
     /// against the version after each (what a push leaves to do when
     /// `deltas = "background"`): each consecutive pair, oldest first, for
     /// the tensors that changed between them. Blobs that are deltas
     /// already, and pairs the chain bound forbids, are left alone, so
     /// running it again does no harm. Returns one report per pair.
+    ///
+    /// Locks (see [`crate::lock`]): `gc.lock` shared and `deltas.lock`
+    /// for the whole run (gc and other re-encodings wait; pushes and
+    /// readers do not); the index only briefly, to plan and to record
+    /// what was re-encoded.
     pub fn make_deltas(
         &self,
         name: &str,
         from: u32,
         progress: &dyn crate::Progress,
     ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
-        let versions = self.versions(name)?;
-        let mut reports = Vec::new();
         if !self.deltas_enabled() {
-            return Ok(reports);
+            return Ok(Vec::new());
         }
-        for pair in versions.windows(2) {
-            let (older, newer) = (&pair[0], &pair[1]);
-            if older.number < from {
-                continue;
+        let _writer = self.writer()?;
+        let _one_at_a_time = self.locks.deltas(&format!("reg deltas of {name}"))?;
+        let rounds = self.with_index(&format!("reg deltas of {name} to plan"), |idx| {
+            let versions = crate::registry::versions_of(idx, name)?;
+            let mut rounds = Vec::new();
+            for pair in versions.windows(2) {
+                let (older, newer) = (&pair[0], &pair[1]);
+                if older.number < from {
+                    continue;
+                }
+                let (Some(old_m), Some(new_m)) = (idx.manifest(older.id)?, idx.manifest(newer.id)?) else {
+                    continue;
+                };
+                let pairs = changed_pairs(&old_m, &new_m);
+                let lens = new_m.payload_lens();
+                let total: u64 = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
+                let planned = plan_pairs(idx, &pairs)?;
+                rounds.push((older.number, newer.number, planned, total));
             }
-            let (Some(old_m), Some(new_m)) = (self.index.manifest(older.id)?, self.index.manifest(newer.id)?) else {
-                continue;
-            };
-            let pairs = changed_pairs(&old_m, &new_m);
-            let lens = new_m.payload_lens();
-            let total = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
+            Ok(rounds)
+        })?;
+        let mut reports = Vec::new();
+        for (older, newer, pairs, total) in rounds {
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
                 let s = self.store.raw_source(id).ok()?;
                 Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
             };
             let mut r = self.rebase_pairs(&pairs, &source, progress);
-            r.version = Some(older.number);
-            r.against = Some(newer.number);
+            r.version = Some(older);
+            r.against = Some(newer);
             reports.push(r);
         }
         Ok(reports)
     }
 
-    /// The longest chain of deltas hanging below `id` (0 when no blob is
-    /// a delta against it), from the index's delta table.
-    fn links_below(&self, id: BlobId, depth: usize) -> Result<usize, crate::RegistryError> {
-        if depth > reg_store::MAX_CHAIN {
-            return Ok(depth);
-        }
-        let mut most = 0;
-        for child in self.index.delta_children(id)? {
-            most = most.max(1 + self.links_below(child, depth + 1)?);
-        }
-        Ok(most)
+    /// True when this registry makes delta blobs at all.
+    pub(crate) fn deltas_enabled(&self) -> bool {
+        self.config.max_delta_chain > 0 && self.config.deltas != crate::DeltaTiming::Off
     }
 
-    /// True when making `pair.child` a delta against `pair.parent` keeps
-    /// every chain within `max_delta_chain`.
-    fn chain_allows(&self, pair: &Pair) -> Result<bool, crate::RegistryError> {
+    /// True when making `pair.child` (with `below` links of deltas hanging
+    /// below it) a delta against `pair.parent` keeps every chain within
+    /// `max_delta_chain`. Reads the parent's chain from blob headers.
+    fn chain_allows(&self, pair: &Pair, below: usize) -> Result<bool, crate::RegistryError> {
         let max = self.config.max_delta_chain;
         if max == 0 {
             return Ok(false);
         }
         let above = self.store.chain(pair.parent)?.len();
-        if above.saturating_add(1) > max {
-            return Ok(false);
-        }
-        Ok(self.links_below(pair.child, 0)? + 1 + above <= max)
+        Ok(above.saturating_add(1) <= max && below + 1 + above <= max)
     }
 
     /// Re-encode each pair's child (a stored, self-contained blob) as a
     /// delta against its parent, whose raw bytes `parent_raw` gives (with
-    /// how to check them), where
-    /// the chain bound allows it and it makes the file smaller. Failures
-    /// are warnings: the blob keeps its old encoding.
+    /// how to check them), where the chain bound allows it and it makes
+    /// the file smaller; then record the new encodings in one short index
+    /// transaction. Failures are warnings: the blob keeps its old encoding.
     pub(crate) fn rebase_pairs<'a>(
         &self,
-        pairs: &[Pair],
+        pairs: &[Planned],
         parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
         progress: &dyn crate::Progress,
     ) -> RebaseReport {
-        let outcomes: Vec<Result<Option<(u64, u64)>, String>> = pairs
+        type Done = (Pair, u64, BlobRecord);
+        let outcomes: Vec<Result<Option<Done>, String>> = pairs
             .par_iter()
-            .map(|pair| {
+            .map(|planned| {
+                let pair = &planned.pair;
                 let fail = |e: &dyn std::fmt::Display| format!("blob {} kept as it was: {e}", pair.child);
                 let info = self.store.describe(pair.child).map_err(|e| fail(&e))?;
-                if info.parent.is_some() || !self.chain_allows(pair).map_err(|e| fail(&e))? {
+                if info.parent.is_some() || !self.chain_allows(pair, planned.below).map_err(|e| fail(&e))? {
                     return Ok(None);
                 }
                 let Some((source, check)) = parent_raw(pair.parent) else {
@@ -208,38 +210,83 @@ impl Registry {
                 else {
                     return Ok(None);
                 };
-                let record = BlobRecord::new(info.raw_len, out.stored_len, out.codec);
-                self.index
-                    .add_delta(pair.parent, pair.child)
-                    .and_then(|_| self.index.set_blob_record(pair.child, &record))
-                    .map_err(|e| fail(&e))?;
-                Ok(Some((before, out.stored_len)))
+                Ok(Some((
+                    *pair,
+                    before,
+                    BlobRecord::new(info.raw_len, out.stored_len, out.codec),
+                )))
             })
             .collect();
         let mut report = RebaseReport::default();
+        let mut done: Vec<Done> = Vec::new();
         for o in outcomes {
             match o {
-                Ok(Some((before, after))) => {
-                    report.blobs += 1;
-                    report.bytes_before += before;
-                    report.bytes_after += after;
-                }
+                Ok(Some(d)) => done.push(d),
                 Ok(None) => {}
                 Err(w) => report.warnings.push(w),
             }
         }
-        if report.blobs > 0 {
-            if let Err(e) = self
-                .store
-                .sync()
-                .map_err(|e| e.to_string())
-                .and_then(|_| self.index.flush().map_err(|e| e.to_string()))
-            {
-                report.warnings.push(format!("syncing re-encoded blobs: {e}"));
+        if done.is_empty() {
+            return report;
+        }
+        if let Err(e) = self.store.sync() {
+            report.warnings.push(format!("syncing re-encoded blobs: {e}"));
+        }
+        // The headers are the truth (gc reads them); the index learns the
+        // new edges for chain bounds and the new sizes for stats.
+        let recorded = self.with_index("reg deltas to record", |idx| {
+            for (pair, _, record) in &done {
+                idx.add_delta(pair.parent, pair.child)?;
+                idx.set_blob_record(pair.child, record)?;
             }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            report
+                .warnings
+                .push(format!("recording re-encoded blobs in the index: {e}"));
+        }
+        for (_, before, record) in done {
+            report.blobs += 1;
+            report.bytes_before += before;
+            report.bytes_after += record.stored_len;
         }
         report
     }
+}
+
+/// A pair to re-encode, with the delta links hanging below its child (from
+/// the index's delta table, read when the pair was planned).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Planned {
+    pub(crate) pair: Pair,
+    pub(crate) below: usize,
+}
+
+/// `pairs` with the links below each child, from an open index.
+pub(crate) fn plan_pairs(idx: &Index, pairs: &[Pair]) -> Result<Vec<Planned>, crate::RegistryError> {
+    pairs
+        .iter()
+        .map(|p| {
+            Ok(Planned {
+                pair: *p,
+                below: links_below(idx, p.child, 0)?,
+            })
+        })
+        .collect()
+}
+
+/// The longest chain of deltas hanging below `id` (0 when no blob is a
+/// delta against it), from the index's delta table.
+fn links_below(idx: &Index, id: BlobId, depth: usize) -> Result<usize, crate::RegistryError> {
+    if depth > reg_store::MAX_CHAIN {
+        return Ok(depth);
+    }
+    let mut most = 0;
+    for child in idx.delta_children(id)? {
+        most = most.max(1 + links_below(idx, child, depth + 1)?);
+    }
+    Ok(most)
 }
 
 /// The tensors of a base version (`push --parent`), to find the blob each

@@ -81,13 +81,15 @@ pub enum RegistryError {
         /// The blob problem.
         source: StoreError,
     },
-    /// Another process holds the registry lock for too long.
-    #[error("registry {path} is busy: another reg process held its lock for {waited_secs}s (set REG_LOCK_TIMEOUT to wait longer)")]
+    /// Another process held a lock longer than `--wait-timeout`.
+    #[error("gave up after {waited_secs}s waiting for {}: {path} is held (raise --wait-timeout to wait longer)", holder.as_deref().unwrap_or("another reg process"))]
     Locked {
         /// The lock file.
         path: PathBuf,
         /// Seconds waited.
         waited_secs: u64,
+        /// Who holds it and what for, when known.
+        holder: Option<String>,
     },
     /// A tag already points elsewhere.
     #[error("tag {tag} already points at {name}@v{number}; pass --force to move it")]

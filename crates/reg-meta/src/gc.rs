@@ -15,7 +15,8 @@
 //! deleted. An error never counts as "not needed".
 
 use crate::error::RegistryError;
-use crate::index::BlobRecord;
+use crate::index::{BlobRecord, Index};
+use crate::lock::WriteGuard;
 use crate::registry::Registry;
 use reg_store::{BlobId, StoreError};
 use serde::Serialize;
@@ -88,26 +89,27 @@ fn stopped(blob: BlobId) -> impl FnOnce(StoreError) -> RegistryError {
     move |source| RegistryError::GcStopped { blob, source }
 }
 
-impl Registry {
-    /// Every blob some version names (manifest blobs included).
-    pub(crate) fn live_blobs(&self) -> Result<HashSet<BlobId>, RegistryError> {
-        let mut live = HashSet::new();
-        for (name, rec) in self.index.all_versions()? {
-            let m = self.index.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
-                version: format!("{name}@v{}", rec.number),
-                source: StoreError::Missing(BlobId(rec.id.0)),
-            })?;
-            live.insert(BlobId(rec.id.0));
-            live.extend(m.blobs());
-        }
-        Ok(live)
+/// Every blob some version names (manifest blobs included), in an open
+/// index; a version whose manifest is gone stops gc.
+pub(crate) fn live_blobs(idx: &Index) -> Result<HashSet<BlobId>, RegistryError> {
+    let mut live = HashSet::new();
+    for (name, rec) in idx.all_versions()? {
+        let m = idx.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
+            version: format!("{name}@v{}", rec.number),
+            source: StoreError::Missing(BlobId(rec.id.0)),
+        })?;
+        live.insert(BlobId(rec.id.0));
+        live.extend(m.blobs());
     }
+    Ok(live)
+}
 
-    /// What to keep: the live blobs and, from their headers, the delta
-    /// chains they decode through. Any header that cannot be read stops
-    /// here (nothing is deleted on an error).
+impl Registry {
+    /// What to keep: the live blobs (one short index session) and, from
+    /// their headers, the delta chains they decode through. Any header
+    /// that cannot be read stops here (nothing is deleted on an error).
     pub(crate) fn gc_plan(&self) -> Result<GcPlan, RegistryError> {
-        let live = self.live_blobs()?;
+        let live = self.with_index("reg gc to plan", live_blobs)?;
         let mut parents = BTreeMap::new();
         let mut seen: HashSet<BlobId> = live.clone();
         let mut queue: Vec<BlobId> = live.iter().copied().collect();
@@ -123,9 +125,20 @@ impl Registry {
         Ok(GcPlan { live, parents })
     }
 
-    /// Delete blobs no version needs (see the module docs). The registry
-    /// lock is held throughout, so no push can run at the same time.
+    /// Delete blobs no version needs (see the module docs). Holds
+    /// `gc.lock` exclusively (waiting for running pushes and re-encodings;
+    /// pushes that start meanwhile wait for it), and waits for readers
+    /// that may still open what it deletes; readers never wait for it.
     pub fn gc(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
+        let guard = self.maintenance("reg gc")?;
+        self.gc_locked(&guard, dry_run)
+    }
+
+    /// [`Registry::gc`] for a caller that holds `gc.lock` exclusively.
+    pub(crate) fn gc_locked(&self, guard: &WriteGuard, dry_run: bool) -> Result<GcReport, RegistryError> {
+        if !guard.is_exclusive() {
+            return Err(RegistryError::Internal("gc needs gc.lock held exclusively".into()));
+        }
         let mut plan = self.gc_plan()?;
         let mut report = GcReport {
             dry_run,
@@ -135,6 +148,7 @@ impl Registry {
         if dry_run {
             report.reencoded_blobs = stranded.len();
         } else {
+            let mut records = Vec::new();
             for (child, _) in &stranded {
                 // A failed re-encoding keeps the parent (it stays in the
                 // plan); damage is for verify to report.
@@ -142,12 +156,19 @@ impl Registry {
                     report.reencoded_blobs += 1;
                     plan.parents.remove(child);
                     let raw_len = self.store.describe(*child).map_err(stopped(*child))?.raw_len;
-                    self.index
-                        .set_blob_record(*child, &BlobRecord::new(raw_len, out.stored_len, out.codec))?;
+                    records.push((*child, BlobRecord::new(raw_len, out.stored_len, out.codec)));
                 }
             }
             if !stranded.is_empty() {
                 self.store.sync()?;
+            }
+            if !records.is_empty() {
+                self.with_index("reg gc to record re-encodings", |idx| {
+                    for (id, r) in &records {
+                        idx.set_blob_record(*id, r)?;
+                    }
+                    Ok(())
+                })?;
             }
         }
         let mut keep = plan.keep();
@@ -164,13 +185,21 @@ impl Registry {
         }
 
         let on_disk: BTreeSet<BlobId> = self.store.list()?.into_iter().collect();
-        let recorded: BTreeSet<BlobId> = self.index.blob_records()?.into_iter().map(|(id, _)| id).collect();
+        let recorded: BTreeSet<BlobId> = self
+            .with_index("reg gc to list blobs", |idx| Ok(idx.blob_records()?))?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let mut dead = Vec::new();
         for id in on_disk.union(&recorded) {
             if keep.contains(id) {
                 report.kept_blobs += 1;
                 if dry_run {
-                    let reason = if plan.live.contains(id) { KEPT_NAMED } else { KEPT_PARENT };
+                    let reason = if plan.live.contains(id) {
+                        KEPT_NAMED
+                    } else {
+                        KEPT_PARENT
+                    };
                     *report.kept_by_reason.entry(reason.to_string()).or_default() += 1;
                 }
                 continue;
@@ -190,10 +219,15 @@ impl Registry {
                 .filter(|(c, _)| keep.contains(*c))
                 .map(|(c, p)| (*p, *c))
                 .collect();
-            self.index.set_deltas(&edges)?;
             // Forget first, then delete: a crash in between leaves files gc
             // removes next time, never a record without its file.
-            self.index.remove_blob_records(&dead)?;
+            self.with_index("reg gc to forget dead blobs", |idx| {
+                idx.set_deltas(&edges)?;
+                Ok(idx.remove_blob_records(&dead)?)
+            })?;
+            // Readers that started before that transaction may still open
+            // what is about to go; later ones cannot see it.
+            self.locks.drain_readers()?;
             for id in &dead {
                 self.store.remove(*id)?;
             }

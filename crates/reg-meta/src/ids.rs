@@ -346,14 +346,22 @@ mod tests {
         for bad in ["", ".", "..", "../x", "/abs/x", "a/b", "a\\b", "a\0b", "a\nb"] {
             assert!(SourceName::new(bad).is_err(), "{bad:?} accepted");
             let json = serde_json::to_string(bad).unwrap_or_default();
-            assert!(serde_json::from_str::<SourceName>(&json).is_err(), "{bad:?} deserialized");
+            assert!(
+                serde_json::from_str::<SourceName>(&json).is_err(),
+                "{bad:?} deserialized"
+            );
         }
         for good in ["epoch=3.ckpt", "checkpoint-8", ".metadata", "model..bin", "é.pt"] {
             assert_eq!(SourceName::new(good).map(|s| s.to_string()).ok().as_deref(), Some(good));
         }
         assert_eq!(SourceName::of_path(std::path::Path::new("/x/y/")).as_str(), "y");
         assert_eq!(SourceName::of_path(std::path::Path::new("..")).as_str(), "checkpoint");
-        assert_eq!(SourceName::of_path(std::path::Path::new(&"a".repeat(300))).as_str().len(), 255);
+        assert_eq!(
+            SourceName::of_path(std::path::Path::new(&"a".repeat(300)))
+                .as_str()
+                .len(),
+            255
+        );
     }
 
     #[test]
@@ -361,7 +369,14 @@ mod tests {
         let good = "ab".repeat(32);
         assert!(FileHash::from_hex(&good).is_ok());
         assert!(VersionId::from_hex(&good).is_ok());
-        for bad in ["", "abc", &"AB".repeat(32), &"ab".repeat(33), &"é".repeat(32), &"zz".repeat(32)] {
+        for bad in [
+            "",
+            "abc",
+            &"AB".repeat(32),
+            &"ab".repeat(33),
+            &"é".repeat(32),
+            &"zz".repeat(32),
+        ] {
             assert!(FileHash::from_hex(bad).is_err(), "{bad:?}");
             assert!(VersionId::from_hex(bad).is_err(), "{bad:?}");
         }

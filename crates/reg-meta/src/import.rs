@@ -17,8 +17,10 @@
 
 use crate::error::RegistryError;
 use crate::ids::{FileHash, VersionId};
-use crate::index::{BlobRecord, VersionRecord};
+use crate::index::VersionRecord;
+use crate::lock::WriteGuard;
 use crate::manifest::{Manifest, Piece, MANIFEST_SCHEMA};
+use crate::push::{Commit, Committed};
 use crate::refs::check_tag;
 use crate::registry::Registry;
 use reg_store::{BlobId, StoreError};
@@ -42,8 +44,9 @@ pub struct ImportReport {
 
 /// What [`Registry::import_version`] records for the blobs it was given.
 struct ImportedBlobs {
-    /// Index records for the blobs the index does not list yet.
-    records: Vec<(BlobId, BlobRecord)>,
+    /// Every blob the version needs (delta parents included), with its
+    /// raw length.
+    blobs: Vec<(BlobId, u64, Option<reg_store::PutOutcome>)>,
     /// `(parent, child)`: the child blob is a delta against the parent.
     deltas: Vec<(BlobId, BlobId)>,
 }
@@ -59,10 +62,16 @@ impl Registry {
     }
 
     /// The version of `name` whose file has this blake3 and size, if any.
-    pub fn find_identical(&self, name: &str, blake3: FileHash, size: u64) -> Result<Option<VersionRecord>, RegistryError> {
+    pub fn find_identical(
+        &self,
+        name: &str,
+        blake3: FileHash,
+        size: u64,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
         Ok(self
-            .index
-            .versions(name)?
+            .with_index("reg sync looking for an identical version", |idx| {
+                Ok(idx.versions(name)?)
+            })?
             .into_iter()
             .find(|v| v.blake3 == blake3 && v.size == size))
     }
@@ -75,10 +84,12 @@ impl Registry {
         match self.store.read(BlobId(record.id.0)) {
             Ok(bytes) => Ok(bytes),
             Err(StoreError::Missing(_)) => {
-                let m = self.index.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: label(),
-                    source: StoreError::Missing(BlobId(record.id.0)),
-                })?;
+                let m = self
+                    .with_index("reg sync reading a manifest", |idx| Ok(idx.manifest(record.id)?))?
+                    .ok_or_else(|| RegistryError::Damaged {
+                        version: label(),
+                        source: StoreError::Missing(BlobId(record.id.0)),
+                    })?;
                 m.to_json()
                     .map_err(|e| RegistryError::Internal(format!("cannot encode manifest of {}: {e}", label())))
             }
@@ -91,12 +102,14 @@ impl Registry {
 
     /// Commit a version whose manifest came from elsewhere. Every blob it
     /// needs must already be in the store (checked, with the skeleton and
-    /// payload lengths the manifest records). The version takes the next
-    /// free number of its name (see the module docs); `tags` are set on it
-    /// unless they already point at another version. `origin` names the
-    /// version in errors (`origin:mlp@v3`).
+    /// payload lengths the manifest records), put there under `_guard`
+    /// (`gc.lock`, so gc cannot take them meanwhile). The version takes
+    /// the next free number of its name (see the module docs); `tags` are
+    /// set on it unless they already point at another version. `origin`
+    /// names the version in errors (`origin:mlp@v3`).
     pub fn import_version(
         &self,
+        _guard: &WriteGuard,
         manifest_json: &[u8],
         tags: &[String],
         origin: &str,
@@ -105,7 +118,7 @@ impl Registry {
         // manifest that does not parse into its validated types (a
         // `source` that is not a plain file name, a bad name or hash) is
         // damage of the remote, never used.
-        let mut manifest = Manifest::from_json(manifest_json).map_err(|e| RegistryError::Damaged {
+        let manifest = Manifest::from_json(manifest_json).map_err(|e| RegistryError::Damaged {
             version: origin.to_string(),
             source: StoreError::Corrupt {
                 id: BlobId::of(manifest_json),
@@ -122,12 +135,19 @@ impl Registry {
         for tag in tags {
             check_tag(tag)?;
         }
-        let ImportedBlobs {
-            records: new_records,
-            deltas,
-        } = self.check_imported_blobs(&manifest, origin)?;
-
-        let report = |number: u32, id: VersionId, created: bool| ImportReport {
+        let ImportedBlobs { blobs, deltas } = self.check_imported_blobs(&manifest, origin)?;
+        let committed = self.commit(Commit {
+            manifest,
+            tag: None,
+            replaces: None,
+            blobs,
+            delta_edges: deltas,
+        })?;
+        let (number, id, created) = match committed {
+            Committed::New { record, .. } => (record.number, record.id, true),
+            Committed::Same(same) => (same.number, same.id, false),
+        };
+        let mut out = ImportReport {
             name: name.to_string(),
             number,
             id,
@@ -135,57 +155,21 @@ impl Registry {
             tags_set: Vec::new(),
             tags_kept: Vec::new(),
         };
-        let existing = self.index.versions(name.as_str())?;
-        let mut out = match existing
-            .iter()
-            .find(|v| v.blake3 == manifest.blake3 && v.size == manifest.size)
-        {
-            Some(same) => report(same.number, same.id, false),
-            None => {
-                let number = existing.last().map(|v| v.number + 1).unwrap_or(1);
-                let json = if manifest.number == number {
-                    manifest_json.to_vec()
-                } else {
-                    manifest.number = number;
-                    manifest
-                        .to_json()
-                        .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?
-                };
-                let manifest_id = BlobId::of(&json);
-                let put = self.store.put(manifest_id, &json)?;
-                self.store.sync()?;
-                let mut records = new_records;
-                if !self.index.has_blob(manifest_id)? {
-                    records.push((
-                        manifest_id,
-                        BlobRecord::new(json.len() as u64, put.stored_len, put.codec),
-                    ));
+        if !tags.is_empty() {
+            self.with_index(&format!("reg sync tagging {name}"), |idx| {
+                let local_tags = idx.tags(&name)?;
+                for tag in tags {
+                    match local_tags.iter().find(|(t, _)| t == tag) {
+                        Some((_, n)) if *n == out.number => {}
+                        Some((_, n)) => out.tags_kept.push((tag.clone(), *n)),
+                        None => {
+                            idx.set_tag(&name, tag, out.number)?;
+                            out.tags_set.push(tag.clone());
+                        }
+                    }
                 }
-                let record = VersionRecord {
-                    number,
-                    ..VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest)
-                };
-                self.index
-                    .commit_version(&record, &json, name.as_str(), None, &records)?;
-                for (parent, child) in &deltas {
-                    self.index.add_delta(*parent, *child)?;
-                }
-                report(number, record.id, true)
-            }
-        };
-        let local_tags = self.index.tags(name.as_str())?;
-        for tag in tags {
-            match local_tags.iter().find(|(t, _)| t == tag) {
-                Some((_, n)) if *n == out.number => {}
-                Some((_, n)) => out.tags_kept.push((tag.clone(), *n)),
-                None => {
-                    self.index.set_tag(name.as_str(), tag, out.number)?;
-                    out.tags_set.push(tag.clone());
-                }
-            }
-        }
-        if !out.tags_set.is_empty() {
-            self.index.flush()?;
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -215,10 +199,10 @@ impl Registry {
                 reason: format!("manifest pieces add up to {total} bytes, the file has {}", m.size),
             }));
         }
-        let mut records = Vec::new();
+        let mut blobs: Vec<(BlobId, u64, Option<reg_store::PutOutcome>)> = Vec::new();
         let mut deltas = Vec::new();
         for id in m.blobs() {
-            let reg_store::BlobInfo { raw_len, codec, .. } = self.store.describe(id).map_err(damaged)?;
+            let reg_store::BlobInfo { raw_len, .. } = self.store.describe(id).map_err(damaged)?;
             let want = if id == m.skeleton {
                 None
             } else {
@@ -234,21 +218,18 @@ impl Registry {
                     reason: format!("holds {raw_len} bytes, the manifest needs a different length"),
                 }));
             }
-            if !self.index.has_blob(id)? {
-                records.push((id, BlobRecord::new(raw_len, self.store.stored_len(id)?, codec)));
-            }
+            blobs.push((id, raw_len, None));
             // The delta parents it is encoded against (fetched with it).
             let mut child = id;
             for parent in self.store.chain(id).map_err(damaged)? {
                 deltas.push((parent, child));
-                if !self.index.has_blob(parent)? && !records.iter().any(|(r, _)| *r == parent) {
+                if !blobs.iter().any(|(b, _, _)| *b == parent) {
                     let info = self.store.describe(parent).map_err(damaged)?;
-                    let stored = self.store.stored_len(parent)?;
-                    records.push((parent, BlobRecord::new(info.raw_len, stored, info.codec)));
+                    blobs.push((parent, info.raw_len, None));
                 }
                 child = parent;
             }
         }
-        Ok(ImportedBlobs { records, deltas })
+        Ok(ImportedBlobs { blobs, deltas })
     }
 }

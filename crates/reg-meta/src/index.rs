@@ -176,7 +176,10 @@ fn split_version_key(k: &[u8]) -> Result<(ModelName, u32), IndexError> {
         what: format!("version key {}", String::from_utf8_lossy(k)),
         reason: reason.to_string(),
     };
-    let zero = k.iter().position(|b| *b == 0).ok_or_else(|| damaged("no name separator"))?;
+    let zero = k
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| damaged("no name separator"))?;
     let name = std::str::from_utf8(&k[..zero]).map_err(|_| damaged("name is not UTF-8"))?;
     let name = ModelName::new(name).map_err(|e| damaged(&e.to_string()))?;
     let number: [u8; 4] = k[zero + 1..].try_into().map_err(|_| damaged("number is not 4 bytes"))?;

@@ -5,6 +5,8 @@
 //! version a [`Manifest`] that lists the pieces of the original file and what
 //! the checkpoint contains. It owns the sled index, the registry lock,
 //! `registry.toml`, refs (`name@epoch=3`) and the JSON views the CLI prints.
+//! Locking lives in [`lock`] (one page: who takes what, for how long);
+//! the registry's file names in [`layout`].
 //! It never prints and never exits: the binary does.
 //!
 //! It also decides which blobs are stored as deltas against which
@@ -20,7 +22,7 @@
 //! ```no_run
 //! use reg_meta::{Config, PushOptions, Registry, VersionRef};
 //! # fn main() -> Result<(), reg_meta::RegistryError> {
-//! let reg = Registry::open(Config::at("/tmp/reg-example"), &|| {})?;
+//! let reg = Registry::open(Config::at("/tmp/reg-example"))?;
 //! let report = reg.push("epoch=3.ckpt".as_ref(), &PushOptions::default())?;
 //! let version = reg.resolve(&VersionRef::parse(&format!("{}@v{}", report.name, report.number))?)?;
 //! reg.pull(&version, "copy.ckpt".as_ref(), false)?;
@@ -37,6 +39,8 @@ pub mod gc;
 pub mod ids;
 pub mod import;
 pub mod index;
+pub mod layout;
+pub mod lock;
 pub mod maintenance;
 pub mod manifest;
 mod output;
@@ -54,7 +58,9 @@ pub use config::{Config, DeltaTiming};
 pub use diff::{Diff, DiffOptions, Only};
 pub use error::RegistryError;
 pub use export::{default_name as export_file_name, ExportFormat, ExportReport};
-pub use ids::{ModelName, VersionId};
+pub use ids::{FileHash, ModelName, SourceName, VersionId};
+pub use layout::RegistryLayout;
+pub use lock::{ReadGuard, WaitNotice, WaitPolicy, WriteGuard};
 pub use manifest::{Manifest, Piece, TensorEntry};
 pub use progress::{Progress, Silent};
 pub use pull::PullReport;

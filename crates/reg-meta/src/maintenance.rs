@@ -4,8 +4,9 @@
 use crate::error::RegistryError;
 use crate::ids::ModelName;
 use crate::index::{BlobRecord, Index, VersionRecord};
+use crate::lock::WriteGuard;
 use crate::manifest::{Manifest, Piece};
-use crate::registry::Registry;
+use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
 use reg_store::{BlobId, BlobStore, StoreError};
 use serde::Serialize;
@@ -109,15 +110,18 @@ impl Registry {
     /// bytes (decoded through its chain) hash to its id and every version
     /// re-assembles to its recorded whole-file hash.
     pub fn verify(&self, only: Option<&Resolved>, full: bool) -> Result<VerifyReport, RegistryError> {
+        // A reader: gc does not delete what it checks meanwhile.
+        let _reading = self.reader()?;
         let mut versions: Vec<(ModelName, VersionRecord, Option<Manifest>)> = Vec::new();
         match only {
             Some(r) => versions.push((r.manifest.name.clone(), r.record.clone(), Some(r.manifest.clone()))),
-            None => {
-                for (name, rec) in self.index.all_versions()? {
-                    let m = self.index.manifest(rec.id)?;
+            None => self.with_index("reg verify", |idx| {
+                for (name, rec) in idx.all_versions()? {
+                    let m = idx.manifest(rec.id)?;
                     versions.push((name, rec, m));
                 }
-            }
+                Ok(())
+            })?,
         }
         let mut report = VerifyReport {
             versions: versions.len(),
@@ -174,32 +178,59 @@ impl Registry {
     }
 
     /// Remove a version from the index, and its manifest blob. Its other
-    /// blobs stay until [`Registry::gc`].
+    /// blobs stay until [`Registry::gc`]. Holds `gc.lock` exclusively
+    /// (no push or gc runs meanwhile). Readers read manifests from the
+    /// index, so deleting the manifest blob needs no wait for them.
     pub fn remove(&self, v: &Resolved) -> Result<(), RegistryError> {
-        self.index
-            .remove_version(&v.manifest.name, v.manifest.number, v.record.id)?;
-        self.store.remove(BlobId(v.record.id.0))?;
-        self.index.remove_blob_records(&[BlobId(v.record.id.0)])?;
+        let guard = self.maintenance(&format!("reg rm of {}@v{}", v.manifest.name, v.manifest.number))?;
+        self.remove_locked(&guard, &v.manifest.name, v.manifest.number, v.record.id)
+    }
+
+    /// [`Registry::remove`] under a held `gc.lock`.
+    fn remove_locked(
+        &self,
+        _guard: &WriteGuard,
+        name: &ModelName,
+        number: u32,
+        id: crate::VersionId,
+    ) -> Result<(), RegistryError> {
+        self.with_index(&format!("reg rm of {name}@v{number}"), |idx| {
+            idx.remove_version(name, number, id)?;
+            Ok(idx.remove_blob_records(&[id.blob()])?)
+        })?;
+        self.store.remove(id.blob())?;
         Ok(())
     }
 
-    /// Remove old versions of `name` by the rules, then gc.
+    /// Remove old versions of `name` by the rules, then gc. Holds
+    /// `gc.lock` exclusively throughout.
     pub fn prune(&self, name: &str, rules: PruneRules) -> Result<PruneReport, RegistryError> {
-        let versions = self.versions(name)?;
+        let model = ModelName::new(name)?;
+        let guard = self.maintenance(&format!("reg prune of {name}"))?;
+        let (versions, tags, manifests) = self.with_index(&format!("reg prune of {name} to plan"), |idx| {
+            let versions = versions_of(idx, name)?;
+            let mut manifests = BTreeMap::new();
+            for v in &versions {
+                // A version whose manifest cannot be read cannot be
+                // ranked or judged: stop rather than remove what may be
+                // the one to keep.
+                let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
+                    version: format!("{name}@v{}", v.number),
+                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
+                })?;
+                manifests.insert(v.number, m);
+            }
+            Ok((versions, idx.tags(name)?, manifests))
+        })?;
         let mut keep: BTreeSet<u32> = BTreeSet::new();
         keep.extend(versions.iter().rev().take(rules.keep_last).map(|v| v.number));
         if rules.keep_tagged {
-            keep.extend(self.index.tags(name)?.into_iter().map(|(_, n)| n));
+            keep.extend(tags.into_iter().map(|(_, n)| n));
         }
         if rules.keep_best > 0 {
             let mut scored: Vec<(f64, bool, u32)> = Vec::new();
             for v in &versions {
-                // A version whose manifest cannot be read cannot be
-                // ranked: stop rather than remove what may be the best.
-                let m = self.index.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: format!("{name}@v{}", v.number),
-                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
-                })?;
+                let Some(m) = manifests.get(&v.number) else { continue };
                 let monitor = m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone());
                 if let Some(score) = monitor.and_then(|mon| m.meta.scores.get(&mon).cloned()) {
                     scored.push((score.value, score.mode != "max", v.number));
@@ -230,17 +261,13 @@ impl Registry {
                 if recent.contains(&v.number) || v.optimizer_dropped || report.removed.contains(&v.number) {
                     continue;
                 }
-                let Some(m) = self.index.manifest(v.id)? else { continue };
+                let Some(m) = manifests.get(&v.number) else { continue };
                 if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
                     continue;
                 }
                 report.optimizer_dropped.push(v.number);
                 if !rules.dry_run {
-                    self.drop_optimizer(&Resolved {
-                        record: v.clone(),
-                        manifest: m,
-                        note: None,
-                    })?;
+                    self.drop_optimizer(&guard, &Resolved::unpinned(v.clone(), m.clone()))?;
                 }
             }
         }
@@ -248,43 +275,37 @@ impl Registry {
             return Ok(report);
         }
         for v in versions.iter().filter(|v| report.removed.contains(&v.number)) {
-            if let Some(manifest) = self.index.manifest(v.id)? {
-                self.remove(&Resolved {
-                    record: v.clone(),
-                    manifest,
-                    note: None,
-                })?;
-            }
+            self.remove_locked(&guard, &model, v.number, v.id)?;
         }
-        report.freed_bytes = self.gc(false)?.freed_bytes;
+        report.freed_bytes = self.gc_locked(&guard, false)?.freed_bytes;
         Ok(report)
     }
 }
 
 impl Registry {
     /// Replace a version by its weights-only form (optimizer, scheduler
-    /// and callback state dropped, weights and metadata kept).
-    pub fn drop_optimizer(&self, v: &Resolved) -> Result<(), RegistryError> {
+    /// and callback state dropped, weights and metadata kept), under a
+    /// held `gc.lock`.
+    fn drop_optimizer(&self, guard: &WriteGuard, v: &Resolved) -> Result<(), RegistryError> {
         let tmp = self
-            .store
-            .root()
-            .join("tmp")
+            .layout
+            .tmp_dir()
             .join(format!("weights-{}.ckpt", v.record.id.short()));
         let result = self
             .export(v, crate::ExportFormat::WeightsOnly, &tmp, true)
-            .and_then(|_| self.replace_version(v, &tmp));
+            .and_then(|_| self.replace_version(guard, v, &tmp));
         let _ = std::fs::remove_file(&tmp);
         result.map(|_| ())
     }
 
-    /// Open the registry `config` names with a new index rebuilt from the
-    /// manifest blobs in its store (for a lost or corrupt sled database).
-    /// Returns the registry and the number of versions restored.
-    pub fn rebuild(config: crate::Config, on_wait: &dyn Fn()) -> Result<(Registry, usize), RegistryError> {
-        let (lock, store) = Registry::lock_and_store(&config, on_wait)?;
-        let restored = rebuild_index(&store, &config.root.join("index"))?;
-        let reg = Registry::assemble(config, lock, store)?;
-        Ok((reg, restored))
+    /// Rebuild a lost or corrupt index from the manifest blobs in the
+    /// store (the old index directory is moved aside). Holds `gc.lock`
+    /// and the index lock throughout: every other command waits. Returns
+    /// the number of versions restored.
+    pub fn rebuild_index(&self) -> Result<usize, RegistryError> {
+        let _guard = self.maintenance("reg verify --rebuild-index")?;
+        let _index = self.locks.index("reg verify --rebuild-index")?;
+        rebuild_index(&self.store, &self.layout.index_dir())
     }
 }
 

@@ -1,16 +1,19 @@
-//! An open registry: blob store + index + the process lock.
+//! An open registry: its settings, its blob store and its locks. Holding
+//! a [`Registry`] holds no lock: the index is opened for one short
+//! transaction at a time ([`Registry::with_index`]; see [`crate::lock`]).
 //!
-//! Layout of a registry directory (see docs/format.md):
-//! `FORMAT` (a one-line marker), `lock`, `blobs/` (the blob store),
-//! `index/` (sled).
+//! Layout of a registry directory: [`crate::layout`] (docs/format.md).
 
 use crate::config::Config;
 use crate::error::RegistryError;
+use crate::ids::ModelName;
 use crate::index::{Index, VersionRecord};
+use crate::layout::RegistryLayout;
+use crate::lock::{Locks, ReadGuard, WaitNotice, WaitPolicy, WriteGuard};
 use reg_store::BlobStore;
-use std::fs::{self, File, OpenOptions};
+use std::cell::Cell;
+use std::fs::{self, File};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// First line of the `FORMAT` file. Format 2 added delta blobs (blob
 /// codec 3) and the index's `deltas` tree.
@@ -20,131 +23,52 @@ pub const FORMAT_MARKER: &str = "reg registry format 2";
 /// refuses the registry rather than misread delta blobs).
 const FORMAT_1_MARKER: &str = "reg registry format 1";
 
-/// An open registry. Holding one holds the registry's exclusive lock: sled
-/// allows one process at a time, so every `reg` process takes turns.
+/// An open registry. Cheap to hold: it keeps no lock and no database open
+/// (see [`crate::lock`]), so any number of processes, and threads of one
+/// process, can hold one at once.
 pub struct Registry {
     pub(crate) config: Config,
+    pub(crate) layout: RegistryLayout,
     pub(crate) store: BlobStore,
-    pub(crate) index: Index,
-    _lock: File,
+    pub(crate) locks: Locks,
 }
 
-/// How long to wait for the lock, from `REG_LOCK_TIMEOUT` (seconds).
-fn lock_timeout() -> Duration {
-    let secs = std::env::var("REG_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(600);
-    Duration::from_secs(secs)
+thread_local! {
+    /// True while this thread is inside [`Registry::with_index`]: a nested
+    /// session would wait for its own lock forever.
+    static IN_SESSION: Cell<bool> = const { Cell::new(false) };
 }
 
-fn acquire_lock(path: &Path, on_wait: &dyn Fn()) -> Result<File, RegistryError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(RegistryError::io("opening lock", path))?;
-    let start = Instant::now();
-    let timeout = lock_timeout();
-    let mut told = false;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) => {
-                if start.elapsed() >= timeout {
-                    return Err(RegistryError::Locked {
-                        path: path.to_path_buf(),
-                        waited_secs: start.elapsed().as_secs(),
-                    });
-                }
-                if !told && start.elapsed() > Duration::from_millis(300) {
-                    on_wait();
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(RegistryError::io("locking", path)(e)),
-        }
+/// Resets [`IN_SESSION`] however the session ends.
+struct SessionMark;
+
+impl Drop for SessionMark {
+    fn drop(&mut self) {
+        IN_SESSION.with(|s| s.set(false));
     }
 }
 
 impl Registry {
     /// Open the registry `config` names, creating it if it does not exist.
-    /// `on_wait` is called once if another process holds the lock.
-    pub fn open(config: Config, on_wait: &dyn Fn()) -> Result<Registry, RegistryError> {
-        let (lock, store) = Registry::lock_and_store(&config, on_wait)?;
-        Registry::assemble(config, lock, store)
-    }
-
-    /// Open the registry `config` names with `lock`, its lock file, which
-    /// this process holds already: handed over by a process that held the
-    /// lock and passed its open file on (see [`Registry::into_lock`]), so
-    /// that no other process can take the registry in between. Fails when
-    /// `lock` is not this registry's lock file or is not locked by it.
-    pub fn open_locked(config: Config, lock: File) -> Result<Registry, RegistryError> {
-        let path = config.root.join("lock");
-        if !same_file(&lock, &path) {
-            return Err(RegistryError::Invalid(format!(
-                "the lock handed over is not {}",
-                path.display()
-            )));
-        }
-        // A lock already held through this open file is taken again at
-        // once; one held by another process would make this fail.
-        lock.try_lock().map_err(|_| RegistryError::Locked {
-            path: path.clone(),
-            waited_secs: 0,
-        })?;
-        let store = open_store(&config)?;
-        Registry::assemble(config, lock, store)
-    }
-
-    /// Close the index and blob store and return the (still locked) lock
-    /// file, to hand the registry over to another process.
-    pub fn into_lock(self) -> Result<File, RegistryError> {
-        self.index.flush()?;
-        Ok(self._lock)
-    }
-
-    /// Create the directory if needed, check its format marker, take the
-    /// lock and open the blob store.
-    pub(crate) fn lock_and_store(config: &Config, on_wait: &dyn Fn()) -> Result<(File, BlobStore), RegistryError> {
-        let root = config.root.clone();
-        fs::create_dir_all(&root).map_err(RegistryError::io("creating registry", &root))?;
-        let marker = root.join("FORMAT");
-        match fs::read_to_string(&marker) {
-            Ok(text) if text.lines().next() == Some(FORMAT_MARKER) => {}
-            Ok(text) if text.lines().next() == Some(FORMAT_1_MARKER) => write_marker(&marker)?,
-            Ok(_) => {
-                return Err(RegistryError::Invalid(format!(
-                    "{} is not a reg registry of a format this reg reads",
-                    root.display()
-                )))
-            }
-            Err(_) => {
-                let non_empty = fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(false);
-                if non_empty && !root.join("index").exists() && !root.join("blobs").exists() {
-                    return Err(RegistryError::Invalid(format!(
-                        "{} exists, is not empty and is not a reg registry",
-                        root.display()
-                    )));
-                }
-                write_marker(&marker)?;
-            }
-        }
-        let lock = acquire_lock(&root.join("lock"), on_wait)?;
-        Ok((lock, open_store(config)?))
-    }
-
-    pub(crate) fn assemble(config: Config, lock: File, store: BlobStore) -> Result<Registry, RegistryError> {
-        let index = open_index_patiently(&config.root.join("index"))?;
+    pub fn open(config: Config) -> Result<Registry, RegistryError> {
+        let layout = RegistryLayout::new(config.root.clone());
+        check_format(&layout)?;
+        let store = open_store(&config, &layout)?;
+        let locks = Locks::new(layout.clone());
         Ok(Registry {
             config,
+            layout,
             store,
-            index,
-            _lock: lock,
+            locks,
         })
+    }
+
+    /// Say so through `notice` (once per wait) when this registry waits
+    /// for another process, and give up after `policy.timeout`.
+    pub fn with_waits(mut self, policy: WaitPolicy, notice: Box<dyn Fn(&WaitNotice) + Send + Sync>) -> Registry {
+        self.locks.set_policy(policy);
+        self.locks.set_notice(notice);
+        self
     }
 
     /// The settings this registry was opened with.
@@ -152,94 +76,144 @@ impl Registry {
         &self.config
     }
 
+    /// Where its files are.
+    pub fn layout(&self) -> &RegistryLayout {
+        &self.layout
+    }
+
     /// The blob store.
     pub fn store(&self) -> &BlobStore {
         &self.store
     }
 
-    /// The index.
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// Run `f` with the index open: take the index lock, open sled, run,
+    /// flush, close, let go (see [`crate::lock`]). `doing` says what for,
+    /// for whoever waits meanwhile (`reg push of mlp to commit`). Keep `f`
+    /// short: every other command waits for it.
+    pub fn with_index<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&Index) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        if IN_SESSION.with(|s| s.replace(true)) {
+            return Err(RegistryError::Internal(format!(
+                "nested index session ({doing}) would wait for itself"
+            )));
+        }
+        let _mark = SessionMark;
+        let _lock = self.locks.index(doing)?;
+        let index = Index::open(&self.layout.index_dir())?;
+        let out = f(&index)?;
+        index.flush()?;
+        // The index closes before the lock is let go (drop order: index,
+        // then _lock), so the next process finds sled's own lock free.
+        drop(index);
+        Ok(out)
+    }
+
+    /// Become a writer of blobs and versions (`gc.lock` shared): no gc,
+    /// rm or prune runs until the guard is dropped.
+    pub fn writer(&self) -> Result<WriteGuard, RegistryError> {
+        self.locks.writer()
+    }
+
+    /// Become the one process that may delete (`gc.lock` exclusive):
+    /// waits for running writers.
+    pub fn maintenance(&self, doing: &str) -> Result<WriteGuard, RegistryError> {
+        self.locks.maintenance(doing)
+    }
+
+    /// Become a reader of blobs (`readers.lock` shared): gc does not
+    /// delete what a reader may still open.
+    pub fn reader(&self) -> Result<ReadGuard, RegistryError> {
+        self.locks.reader()
     }
 
     /// Model names with their version counts.
-    pub fn names(&self) -> Result<Vec<(crate::ids::ModelName, u32)>, RegistryError> {
-        Ok(self.index.names()?)
+    pub fn names(&self) -> Result<Vec<(ModelName, u32)>, RegistryError> {
+        self.with_index("reg ls", |idx| Ok(idx.names()?))
     }
 
     /// Versions of a name, oldest first; an unknown name is an error that
     /// suggests what exists.
     pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
-        let versions = self.index.versions(name)?;
-        if versions.is_empty() {
-            return Err(self.no_such_name(name)?);
-        }
-        Ok(versions)
+        self.with_index("reg log", |idx| versions_of(idx, name))
     }
 
-    pub(crate) fn no_such_name(&self, name: &str) -> Result<RegistryError, RegistryError> {
-        let names: Vec<crate::ids::ModelName> = self.index.names()?.into_iter().map(|(n, _)| n).collect();
-        let hint = if names.is_empty() {
-            " (the registry is empty)".to_string()
-        } else {
-            let mut ranked: Vec<(usize, &crate::ids::ModelName)> = names.iter().map(|n| (edit_distance(name, n), n)).collect();
-            ranked.sort();
-            let near: Vec<&str> = ranked.iter().take(3).map(|(_, n)| n.as_str()).collect();
-            format!("; known names: {}", near.join(", "))
-        };
-        Ok(RegistryError::NoSuchName {
-            name: name.to_string(),
-            hint,
-        })
+    /// Every version of every name, by name then number.
+    pub fn all_versions(&self) -> Result<Vec<(ModelName, VersionRecord)>, RegistryError> {
+        self.with_index("listing versions", |idx| Ok(idx.all_versions()?))
+    }
+
+    /// Tags of a name: `(tag, version number)`, sorted by tag.
+    pub fn tags(&self, name: &str) -> Result<Vec<(String, u32)>, RegistryError> {
+        self.with_index("reading tags", |idx| Ok(idx.tags(name)?))
     }
 }
 
-/// The blob store of the registry `config` names, with its settings.
-fn open_store(config: &Config) -> Result<BlobStore, RegistryError> {
-    Ok(BlobStore::open(config.root.join("blobs"), config.compression_level)?
+/// Versions of a name in an open index, oldest first; an unknown name is
+/// an error that suggests what exists.
+pub(crate) fn versions_of(idx: &Index, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+    let versions = idx.versions(name)?;
+    if versions.is_empty() {
+        return Err(no_such_name(idx, name)?);
+    }
+    Ok(versions)
+}
+
+/// The error for an unknown name, with the nearest known names.
+pub(crate) fn no_such_name(idx: &Index, name: &str) -> Result<RegistryError, RegistryError> {
+    let names: Vec<ModelName> = idx.names()?.into_iter().map(|(n, _)| n).collect();
+    let hint = if names.is_empty() {
+        " (the registry is empty)".to_string()
+    } else {
+        let mut ranked: Vec<(usize, &ModelName)> = names.iter().map(|n| (edit_distance(name, n), n)).collect();
+        ranked.sort();
+        let near: Vec<&str> = ranked.iter().take(3).map(|(_, n)| n.as_str()).collect();
+        format!("; known names: {}", near.join(", "))
+    };
+    Ok(RegistryError::NoSuchName {
+        name: name.to_string(),
+        hint,
+    })
+}
+
+/// Create the directory if needed and check (or write) its format marker.
+fn check_format(layout: &RegistryLayout) -> Result<(), RegistryError> {
+    let root = layout.root();
+    fs::create_dir_all(root).map_err(RegistryError::io("creating registry", root))?;
+    let marker = layout.format_file();
+    match fs::read_to_string(&marker) {
+        Ok(text) if text.lines().next() == Some(FORMAT_MARKER) => Ok(()),
+        Ok(text) if text.lines().next() == Some(FORMAT_1_MARKER) => write_marker(&marker),
+        Ok(_) => Err(RegistryError::Invalid(format!(
+            "{} is not a reg registry of a format this reg reads",
+            root.display()
+        ))),
+        Err(_) => {
+            let non_empty = fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
+            if non_empty && !layout.index_dir().exists() && !layout.blobs_dir().exists() {
+                return Err(RegistryError::Invalid(format!(
+                    "{} exists, is not empty and is not a reg registry",
+                    root.display()
+                )));
+            }
+            write_marker(&marker)
+        }
+    }
+}
+
+/// The blob store of the registry, with its settings.
+fn open_store(config: &Config, layout: &RegistryLayout) -> Result<BlobStore, RegistryError> {
+    Ok(BlobStore::open(layout.blobs_dir(), config.compression_level)?
         .with_policy(config.codecs)
         .with_durability(config.durability))
 }
 
-/// True when `file` is the file at `path`.
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), fs::metadata(path)) {
-        #[cfg(unix)]
-        (Ok(a), Ok(b)) => {
-            use std::os::unix::fs::MetadataExt;
-            a.dev() == b.dev() && a.ino() == b.ino()
-        }
-        #[cfg(not(unix))]
-        (Ok(_), Ok(_)) => true,
-        _ => false,
-    }
-}
-
-/// Open the index, waiting a little for sled's own file lock: with the
-/// registry lock held, whoever else holds it is a reg process on its way
-/// out (it let go of the registry lock first), or the one that handed the
-/// registry over.
-fn open_index_patiently(path: &Path) -> Result<Index, RegistryError> {
-    let start = Instant::now();
-    loop {
-        match Index::open(path) {
-            Ok(index) => return Ok(index),
-            Err(e) if start.elapsed() < Duration::from_secs(10) && is_lock_busy(&e) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn is_lock_busy(e: &crate::index::IndexError) -> bool {
-    matches!(e, crate::index::IndexError::Sled { source: sled::Error::Io(io), .. }
-        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"))
-}
-
-/// Write the `FORMAT` file atomically (temp file, fsync, rename).
+/// Write the `FORMAT` file atomically (temp file, fsync, rename). Two
+/// processes creating one registry at once write the same bytes.
 fn write_marker(marker: &Path) -> Result<(), RegistryError> {
-    let tmp = marker.with_extension("tmp");
+    let tmp = marker.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, format!("{FORMAT_MARKER}\n")).map_err(RegistryError::io("writing", &tmp))?;
     File::open(&tmp)
         .and_then(|f| f.sync_all())

@@ -4,7 +4,7 @@
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::index::VersionRecord;
-use crate::registry::Registry;
+use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
 use reg_ckpt::meta::{ModelCheckpointState, OptimizerSummary, SchedulerSummary};
 use reg_ckpt::safety::GlobalVerdict;
@@ -170,7 +170,6 @@ impl Registry {
     /// Tags of `name` by version number.
     fn tags_of(&self, name: &str, number: u32) -> Result<Vec<String>, RegistryError> {
         Ok(self
-            .index
             .tags(name)?
             .into_iter()
             .filter(|(_, n)| *n == number)
@@ -244,9 +243,10 @@ impl Registry {
 
     /// The `log` view of a name, oldest first.
     pub fn log_view(&self, name: &str) -> Result<Vec<LogEntry>, RegistryError> {
-        let tags = self.index.tags(name)?;
-        Ok(self
-            .versions(name)?
+        let (versions, tags) = self.with_index(&format!("reg log of {name}"), |idx| {
+            Ok((versions_of(idx, name)?, idx.tags(name)?))
+        })?;
+        Ok(versions
             .into_iter()
             .map(|v: VersionRecord| LogEntry {
                 version: v.number,
@@ -270,30 +270,31 @@ impl Registry {
 
     /// The `ls` view.
     pub fn ls_view(&self) -> Result<Vec<NameEntry>, RegistryError> {
-        let mut out = Vec::new();
-        for (name, count) in self.names()? {
-            let latest = self.index.versions(&name)?.last().map(|v| v.number).unwrap_or(0);
-            out.push(NameEntry {
-                name,
-                versions: count,
-                latest,
-            });
-        }
-        Ok(out)
+        self.with_index("reg ls", |idx| {
+            let mut out: Vec<NameEntry> = Vec::new();
+            for (name, rec) in idx.all_versions()? {
+                match out.last_mut() {
+                    Some(e) if e.name == name => {
+                        e.versions += 1;
+                        e.latest = e.latest.max(rec.number);
+                    }
+                    _ => out.push(NameEntry {
+                        name,
+                        versions: 1,
+                        latest: rec.number,
+                    }),
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Registry-wide numbers.
     pub fn stats(&self) -> Result<StatsView, RegistryError> {
-        let names = self.names()?;
-        let mut versions = 0usize;
-        let mut logical = 0u64;
-        for (name, _) in &names {
-            for v in self.index.versions(name)? {
-                versions += 1;
-                logical += v.size;
-            }
-        }
-        let blobs = self.index.blob_records()?;
+        let (all, blobs) = self.with_index("reg stats", |idx| Ok((idx.all_versions()?, idx.blob_records()?)))?;
+        let names: std::collections::BTreeSet<&ModelName> = all.iter().map(|(n, _)| n).collect();
+        let versions = all.len();
+        let logical: u64 = all.iter().map(|(_, v)| v.size).sum();
         let mut codecs = std::collections::BTreeMap::new();
         for (_, r) in &blobs {
             let e: &mut (u64, u64) = codecs.entry(r.codec.clone()).or_default();
@@ -310,4 +311,115 @@ impl Registry {
             codecs,
         })
     }
+}
+
+/// `reg push --json`, for one file (a list of these for several files).
+#[derive(Clone, Debug, Serialize)]
+pub struct PushView {
+    /// Model name.
+    pub name: String,
+    /// The version number (new, or the identical existing one).
+    pub version: u32,
+    /// Version id (hex).
+    #[serde(with = "crate::ids::hex_version_id")]
+    pub id: VersionId,
+    /// False when the file was identical to an existing version.
+    pub created: bool,
+    /// The path pushed, as given.
+    pub file: std::path::PathBuf,
+    /// Tensors in the file.
+    pub tensors: usize,
+    /// Storage payloads in the file.
+    pub payloads: usize,
+    /// Payloads whose blob was new.
+    pub new_payloads: usize,
+    /// File size.
+    pub logical_bytes: u64,
+    /// Bytes of payload data that were new (raw).
+    pub new_raw_bytes: u64,
+    /// Bytes written to blob files (compressed, headers included).
+    pub written_bytes: u64,
+    /// New blobs stored as deltas against the `--parent` version's.
+    pub deltas: usize,
+    /// The previous version's re-encoding as deltas against this one.
+    pub rebased: RebasedView,
+    /// Globals of unknown safety (stored with a warning).
+    pub unknown_globals: Vec<String>,
+}
+
+/// The `rebased` part of [`PushView`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RebasedView {
+    /// The version whose blobs are (or will be) re-encoded.
+    pub version: Option<u32>,
+    /// Blobs re-encoded (0 while it runs in the background).
+    pub blobs: usize,
+    /// Their stored bytes before.
+    pub bytes_before: u64,
+    /// Their stored bytes after.
+    pub bytes_after: u64,
+    /// Re-encodings that failed.
+    pub warnings: Vec<String>,
+    /// The re-encoding runs after the push returns, in `reg deltas`.
+    pub in_background: bool,
+}
+
+impl PushView {
+    /// The view of what pushing `file` did.
+    pub fn new(report: &crate::PushReport, file: &std::path::Path) -> PushView {
+        let r = &report.rebase;
+        PushView {
+            name: report.name.clone(),
+            version: report.number,
+            id: report.id,
+            created: report.created,
+            file: file.to_path_buf(),
+            tensors: report.tensors,
+            payloads: report.payloads,
+            new_payloads: report.new_payloads,
+            logical_bytes: report.logical_bytes,
+            new_raw_bytes: report.new_raw_bytes,
+            written_bytes: report.written_bytes,
+            deltas: report.deltas,
+            rebased: RebasedView {
+                version: r.version,
+                blobs: r.blobs,
+                bytes_before: r.bytes_before,
+                bytes_after: r.bytes_after,
+                warnings: r.warnings.clone(),
+                in_background: r.pending,
+            },
+            unknown_globals: report.unknown_globals.clone(),
+        }
+    }
+}
+
+/// `reg pull --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PullView {
+    /// Model name.
+    pub name: ModelName,
+    /// Version number.
+    pub version: u32,
+    /// The file (or directory) written.
+    pub path: std::path::PathBuf,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// One element of `reg deltas --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeltasView {
+    /// Model name.
+    pub name: String,
+    /// What one round of re-encoding did.
+    pub report: crate::deltas::RebaseReport,
+}
+
+/// The text every `--json` prints for a view (and `reg serve`'s JSON
+/// twins return): pretty JSON and one newline.
+pub fn to_json_text<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    Ok(text)
 }

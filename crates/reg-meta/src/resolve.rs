@@ -1,12 +1,17 @@
 //! Turning a [`VersionRef`] into one version.
 
 use crate::error::RegistryError;
-use crate::index::VersionRecord;
+use crate::index::{Index, VersionRecord};
+use crate::lock::ReadGuard;
 use crate::manifest::Manifest;
 use crate::refs::{RefSpec, VersionRef};
-use crate::registry::Registry;
+use crate::registry::{versions_of, Registry};
+use std::sync::Arc;
 
-/// A resolved version.
+/// A resolved version. One made by [`Registry::resolve`] pins the blobs
+/// of the state it was resolved in: while it (or a clone) lives, gc does
+/// not delete them (it holds a reader guard, see [`crate::lock`]), so
+/// pulling, exporting or diffing it never finds a blob gone.
 #[derive(Clone, Debug)]
 pub struct Resolved {
     /// Its index record.
@@ -15,6 +20,22 @@ pub struct Resolved {
     pub manifest: Manifest,
     /// Something the user should know (other versions that also matched).
     pub note: Option<String>,
+    /// The reader guard that pins its blobs (none for versions that
+    /// maintenance code builds under `gc.lock`).
+    pub(crate) _pin: Option<Arc<ReadGuard>>,
+}
+
+impl Resolved {
+    /// A version found under a lock that already keeps its blobs (gc,
+    /// prune, push internals): no reader guard.
+    pub(crate) fn unpinned(record: VersionRecord, manifest: Manifest) -> Resolved {
+        Resolved {
+            record,
+            manifest,
+            note: None,
+            _pin: None,
+        }
+    }
 }
 
 fn list_numbers(versions: &[&VersionRecord]) -> String {
@@ -36,9 +57,29 @@ fn summarize<T: ToString>(values: impl Iterator<Item = T>) -> String {
 }
 
 impl Registry {
-    /// Find the version a ref names.
+    /// Find the version a ref names (one short index session), pinning
+    /// its blobs for as long as the result lives.
     pub fn resolve(&self, r: &VersionRef) -> Result<Resolved, RegistryError> {
-        let versions = self.versions(&r.name)?;
+        let pin = Arc::new(self.reader()?);
+        let (record, manifest, note) = self.with_index(&format!("reg resolving {}@{}", r.name, r.spec), |idx| {
+            resolve_in(idx, r)
+        })?;
+        Ok(Resolved {
+            record,
+            manifest,
+            note,
+            _pin: Some(pin),
+        })
+    }
+}
+
+/// What a ref names, in an open index: the record, its manifest, a note.
+pub(crate) fn resolve_in(
+    idx: &Index,
+    r: &VersionRef,
+) -> Result<(VersionRecord, Manifest, Option<String>), RegistryError> {
+    {
+        let versions = versions_of(idx, &r.name)?;
         let not_found = |available: String| RegistryError::NoSuchVersion {
             name: r.name.to_string(),
             spec: r.spec.to_string(),
@@ -96,11 +137,11 @@ impl Registry {
             RefSpec::Best {
                 metric,
                 lower_is_better,
-            } => match self.best(&r.name, &versions, metric.as_deref(), *lower_is_better) {
+            } => match best(idx, &r.name, &versions, metric.as_deref(), *lower_is_better) {
                 Ok(found) => found,
                 Err(e) => {
                     // No scores: a tag named `best` (set by the Lightning plugin) decides.
-                    let tagged = self.index.tags(&r.name)?.into_iter().find(|(t, _)| t == "best");
+                    let tagged = idx.tags(&r.name)?.into_iter().find(|(t, _)| t == "best");
                     match tagged.and_then(|(_, n)| versions.iter().find(|v| v.number == n)) {
                         Some(v) if metric.is_none() => (v.clone(), Some("best by tag".into())),
                         _ => return Err(e),
@@ -108,7 +149,7 @@ impl Registry {
                 }
             },
             RefSpec::Word(w) => {
-                let tags = self.index.tags(&r.name)?;
+                let tags = idx.tags(&r.name)?;
                 if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {
                     match versions.iter().find(|v| v.number == *n) {
                         Some(v) => (v.clone(), None),
@@ -141,27 +182,29 @@ impl Registry {
                 }
             }
         };
-        let manifest = self.index.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
+        let manifest = idx.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
             version: format!("{}@v{}", r.name, record.number),
             source: reg_store::StoreError::Missing(reg_store::BlobId(record.id.0)),
         })?;
-        Ok(Resolved { record, manifest, note })
+        Ok((record, manifest, note))
     }
+}
 
-    /// The version with the best monitored score.
-    fn best(
-        &self,
-        name: &str,
-        versions: &[VersionRecord],
-        metric: Option<&str>,
-        lower_is_better: Option<bool>,
-    ) -> Result<(VersionRecord, Option<String>), RegistryError> {
+/// The version with the best monitored score.
+fn best(
+    idx: &Index,
+    name: &str,
+    versions: &[VersionRecord],
+    metric: Option<&str>,
+    lower_is_better: Option<bool>,
+) -> Result<(VersionRecord, Option<String>), RegistryError> {
+    {
         let mut scored: Vec<(f64, &VersionRecord)> = Vec::new();
         let mut metrics: Vec<String> = Vec::new();
         let mut lower = lower_is_better;
         let mut chosen_metric = metric.map(String::from);
         for v in versions {
-            let Some(m) = self.index.manifest(v.id)? else { continue };
+            let Some(m) = idx.manifest(v.id)? else { continue };
             for k in m.meta.scores.keys() {
                 if !metrics.contains(k) {
                     metrics.push(k.clone());

@@ -1,8 +1,8 @@
-//! Tag operations.
+//! Tag operations: each one short index transaction.
 
 use crate::error::RegistryError;
 use crate::refs::check_tag;
-use crate::registry::Registry;
+use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
 
 impl Registry {
@@ -12,43 +12,47 @@ impl Registry {
     pub fn tag(&self, v: &Resolved, tag: &str, force: bool) -> Result<Option<u32>, RegistryError> {
         check_tag(tag)?;
         let name = &v.manifest.name;
-        let existing = self
-            .index
-            .tags(name)?
-            .into_iter()
-            .find(|(t, _)| t == tag)
-            .map(|(_, n)| n);
-        match existing {
-            Some(n) if n == v.manifest.number => return Ok(None),
-            Some(n) if !force => {
-                return Err(RegistryError::TagExists {
-                    name: name.to_string(),
-                    tag: tag.to_string(),
-                    number: n,
-                })
+        self.with_index(&format!("reg tag of {name}"), |idx| {
+            let existing = idx.tags(name)?.into_iter().find(|(t, _)| t == tag).map(|(_, n)| n);
+            match existing {
+                Some(n) if n == v.manifest.number => return Ok(None),
+                Some(n) if !force => {
+                    return Err(RegistryError::TagExists {
+                        name: name.to_string(),
+                        tag: tag.to_string(),
+                        number: n,
+                    })
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        self.index.set_tag(name, tag, v.manifest.number)?;
-        self.index.flush()?;
-        Ok(existing)
+            // The version may have been removed since it was resolved.
+            if !versions_of(idx, name)?.iter().any(|r| r.id == v.record.id) {
+                return Err(RegistryError::Invalid(format!(
+                    "{name}@v{} was removed meanwhile; not tagged",
+                    v.manifest.number
+                )));
+            }
+            idx.set_tag(name, tag, v.manifest.number)?;
+            Ok(existing)
+        })
     }
 
     /// Delete `name@tag`.
     pub fn remove_tag(&self, name: &str, tag: &str) -> Result<(), RegistryError> {
-        self.versions(name)?;
-        if !self.index.remove_tag(name, tag)? {
-            let tags: Vec<String> = self.index.tags(name)?.into_iter().map(|(t, _)| t).collect();
-            return Err(RegistryError::Invalid(format!(
-                "{name} has no tag {tag}; tags: {}",
-                if tags.is_empty() {
-                    "none".into()
-                } else {
-                    tags.join(", ")
-                }
-            )));
-        }
-        self.index.flush()?;
-        Ok(())
+        self.with_index(&format!("reg tag -d of {name}"), |idx| {
+            versions_of(idx, name)?;
+            if !idx.remove_tag(name, tag)? {
+                let tags: Vec<String> = idx.tags(name)?.into_iter().map(|(t, _)| t).collect();
+                return Err(RegistryError::Invalid(format!(
+                    "{name} has no tag {tag}; tags: {}",
+                    if tags.is_empty() {
+                        "none".into()
+                    } else {
+                        tags.join(", ")
+                    }
+                )));
+            }
+            Ok(())
+        })
     }
 }

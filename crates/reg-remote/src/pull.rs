@@ -52,6 +52,9 @@ impl Remote {
             });
             return Ok(report);
         }
+        // A writer from here on: gc cannot take the blobs fetched below
+        // before the version that needs them is committed.
+        let guard = reg.writer()?;
         let (json, manifest) = self.fetch_manifest_async(&entry).await?;
         report.object(json.len() as u64);
 
@@ -94,7 +97,7 @@ impl Remote {
             .filter(|t| t.number == entry.number)
             .map(|t| t.tag)
             .collect();
-        let imported = reg.import_version(&json, &tags, &label)?;
+        let imported = reg.import_version(&guard, &json, &tags, &label)?;
         for t in &imported.tags_set {
             report.tags.push(format!("{}@{t} -> v{}", entry.name, imported.number));
         }

@@ -63,9 +63,13 @@ impl Remote {
         result
     }
 
-    pub(crate) fn select(&self, reg: &Registry, what: &Selection) -> Result<Vec<(ModelName, VersionRecord)>, RemoteError> {
+    pub(crate) fn select(
+        &self,
+        reg: &Registry,
+        what: &Selection,
+    ) -> Result<Vec<(ModelName, VersionRecord)>, RemoteError> {
         Ok(match what {
-            Selection::All => reg.index().all_versions().map_err(RegistryError::from)?,
+            Selection::All => reg.all_versions()?,
             Selection::Name(n) => {
                 let n = ModelName::new(n).map_err(RegistryError::from)?;
                 reg.versions(&n)?.into_iter().map(|v| (n.clone(), v)).collect()
@@ -390,7 +394,7 @@ impl Remote {
     async fn push_tags(&self, reg: &Registry, report: &mut SyncReport) -> Result<(), RemoteError> {
         let names: BTreeSet<ModelName> = report.versions.iter().map(|v| v.name.clone()).collect();
         for name in names {
-            let local_tags = reg.index().tags(&name).map_err(RegistryError::from)?;
+            let local_tags = reg.tags(&name)?;
             if local_tags.is_empty() {
                 continue;
             }

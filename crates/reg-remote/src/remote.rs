@@ -414,7 +414,11 @@ impl Remote {
                         let lower = w.to_ascii_lowercase();
                         let hex = w.len() >= 6 && w.bytes().all(|b| b.is_ascii_hexdigit());
                         let m: Vec<VersionEntry> = if hex {
-                            versions.iter().filter(|v| v.id.to_hex().starts_with(&lower)).cloned().collect()
+                            versions
+                                .iter()
+                                .filter(|v| v.id.to_hex().starts_with(&lower))
+                                .cloned()
+                                .collect()
                         } else {
                             Vec::new()
                         };

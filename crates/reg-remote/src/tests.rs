@@ -18,7 +18,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn registry(dir: &Path) -> Result<Registry, Box<dyn std::error::Error>> {
-    Ok(Registry::open(Config::at(dir), &|| {})?)
+    Ok(Registry::open(Config::at(dir))?)
 }
 
 fn push(reg: &Registry, rel: &str, name: &str) -> Result<u32, Box<dyn std::error::Error>> {
@@ -166,7 +166,7 @@ fn damaged_remote_blob_is_not_stored() -> R {
         "{text}"
     );
     assert!(!b.store().contains(victim));
-    assert!(b.index().all_versions()?.is_empty());
+    assert!(b.all_versions()?.is_empty());
     assert_eq!(std::fs::read_dir(b.store().root().join("tmp"))?.count(), 0);
 
     std::fs::remove_file(&path)?;

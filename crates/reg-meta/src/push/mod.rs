@@ -16,7 +16,7 @@
 use crate::deltas::RebaseReport;
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName, VersionId};
-use crate::index::{BlobRecord, VersionRecord};
+use crate::lock::WriteGuard;
 use crate::manifest::{DroppedFrom, Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
 use crate::progress::{Progress, Silent};
 use crate::refs::check_tag;
@@ -29,12 +29,14 @@ use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, SegmentKind};
 use reg_store::BlobId;
 use reg_store::{FileRange, ParentCheck, RawSource};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::ops::Range;
 
+mod commit;
 mod payloads;
 mod read;
+pub(crate) use commit::{Commit, Committed};
 use std::path::Path;
 
 /// Options of [`Registry::push`].
@@ -109,8 +111,12 @@ impl Registry {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
-        let result = self.push_inner(path, opts, progress, None);
+        let result = self
+            .writer()
+            .and_then(|guard| self.push_inner(&guard, path, opts, progress, None));
         progress.finish();
+        // The writer guard is let go before retention, whose gc needs
+        // gc.lock to itself.
         let report = result?;
         if let (Some(n), true) = (self.config.keep_optimizer_last, report.created) {
             let rules = crate::maintenance::PruneRules {
@@ -126,17 +132,25 @@ impl Registry {
     /// version `old`: same name and number, the manifest marking that its
     /// optimizer state was dropped. The old manifest is removed; blobs only
     /// it used are left for gc.
-    pub(crate) fn replace_version(&self, old: &Resolved, path: &Path) -> Result<PushReport, RegistryError> {
+    pub(crate) fn replace_version(
+        &self,
+        guard: &WriteGuard,
+        old: &Resolved,
+        path: &Path,
+    ) -> Result<PushReport, RegistryError> {
         let opts = PushOptions {
             name: Some(old.manifest.name.to_string()),
             message: old.manifest.message.clone(),
             ..PushOptions::default()
         };
-        self.push_inner(path, &opts, &Silent, Some(old))
+        self.push_inner(guard, path, &opts, &Silent, Some(old))
     }
 
+    /// The push itself; `_guard` proves the caller holds `gc.lock`, so
+    /// nothing this push relies on is deleted under it.
     fn push_inner(
         &self,
+        _guard: &WriteGuard,
         path: &Path,
         opts: &PushOptions,
         progress: &dyn Progress,
@@ -167,7 +181,13 @@ impl Registry {
         let file = &input.file;
         let len = bytes.len() as u64;
         let payloads = payloads_of(&ckpt);
-        let existing = self.index.versions(name.as_str())?;
+        // One short look at the index: the name's versions (for an
+        // identical file) and the lengths of stored blobs (what may be
+        // stored already).
+        let (existing, known_lens) = self.with_index(&format!("reg push of {name} to plan"), |idx| {
+            let lens: HashSet<u64> = idx.blob_records()?.into_iter().map(|(_, r)| r.raw_len).collect();
+            Ok((idx.versions(&name)?, lens))
+        })?;
         let bases = base.as_ref().map(|b| crate::deltas::Bases::new(&b.manifest, &ckpt));
         let max_chain = self.config.max_delta_chain;
         let pair_with_base = |key: &str, id: BlobId, len: u64| {
@@ -194,8 +214,9 @@ impl Registry {
         if let (Some(same), None) = (same, replaces) {
             // Byte-identical to a version: its blobs are all stored.
             if let Some(tag) = &opts.tag {
-                self.index.set_tag(name.as_str(), tag, same.number)?;
-                self.index.flush()?;
+                self.with_index(&format!("reg push of {name} to tag"), |idx| {
+                    Ok(idx.set_tag(&name, tag, same.number)?)
+                })?;
             }
             return Ok(PushReport {
                 name: name.to_string(),
@@ -213,29 +234,15 @@ impl Registry {
                 unknown_globals,
             });
         }
-        let read = self.read_payloads(&src, &payloads, &pair_with_base, &pool, progress)?;
-        let number = match replaces {
-            Some(old) => old.manifest.number,
-            None => existing.last().map(|v| v.number + 1).unwrap_or(1),
-        };
-        let previous = match (replaces, existing.last()) {
-            (None, Some(rec)) => self.index.manifest(rec.id)?.map(|manifest| Resolved {
-                record: rec.clone(),
-                manifest,
-                note: None,
-            }),
-            _ => None,
-        };
+        let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
         let version = NewVersion {
             replaces,
-            previous: previous.as_ref(),
             path,
             file,
             bytes,
             ckpt: &ckpt,
             ids: &read.ids,
             name: &name,
-            number,
             file_hash,
             executable: replaces.map(|o| o.manifest.executable).unwrap_or(input.executable),
         };
@@ -285,10 +292,6 @@ impl Registry {
     ) -> Result<PushReport, RegistryError> {
         let ckpt = v.ckpt;
         let (manifest, skeleton) = self.build_manifest(v, opts)?;
-        let json = manifest
-            .to_json()
-            .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?;
-        let manifest_id = BlobId::of(&json);
 
         // The new payload blobs (encoded and checked while the file was
         // read) take their names; each fsync overlaps the others.
@@ -305,51 +308,60 @@ impl Registry {
             }
         }
         let skeleton_put = self.store.put(manifest.skeleton, &skeleton)?;
-        let manifest_put = self.store.put(manifest_id, &json)?;
         self.store.sync()?;
 
-        // Blob records for every blob this version needs that the index
-        // does not list yet: the new ones, and stored ones an interrupted
-        // push left without a record.
-        let mut new_records = Vec::new();
-        let put = outcomes.iter().map(|(id, o, raw)| (*id, *o, *raw)).chain([
-            (manifest.skeleton, skeleton_put, skeleton.len() as u64),
-            (manifest_id, manifest_put, json.len() as u64),
-        ]);
-        for (id, o, raw) in put {
-            if !self.index.has_blob(id)? {
-                new_records.push((id, BlobRecord::new(raw, o.stored_len, o.codec)));
-            }
-        }
+        let mut blobs: Vec<(BlobId, u64, Option<reg_store::PutOutcome>)> =
+            vec![(manifest.skeleton, skeleton.len() as u64, Some(skeleton_put))];
         for (id, (range, _)) in &distinct {
-            if !outcomes.iter().any(|(n, _, _)| n == id) && !self.index.has_blob(*id)? {
-                let info = self.store.describe(*id)?;
-                let stored = self.store.stored_len(*id)?;
-                new_records.push((*id, BlobRecord::new(range.end - range.start, stored, info.codec)));
-            }
+            let put = outcomes.iter().find(|(n, _, _)| n == id).map(|(_, o, _)| *o);
+            blobs.push((*id, range.end - range.start, put));
         }
-        let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
-        self.index
-            .commit_version(&record, &json, v.name.as_str(), opts.tag.as_deref(), &new_records)?;
         // The parent the stored file names (a blob stored meanwhile keeps
         // its own encoding).
         let deltas: Vec<(BlobId, BlobId)> = outcomes
             .iter()
             .filter(|(_, o, _)| o.written)
-            .filter_map(|(id, o, _)| Some((*id, o.parent?)))
+            .filter_map(|(id, o, _)| Some((o.parent?, *id)))
             .collect();
-        for (id, parent) in &deltas {
-            self.index.add_delta(*parent, *id)?;
-        }
-        if let Some(old) = v.replaces.filter(|o| o.record.id != record.id) {
-            self.index.remove_manifest(old.record.id)?;
-            self.store.remove(BlobId(old.record.id.0))?;
-            self.index.remove_blob_records(&[BlobId(old.record.id.0)])?;
-        }
+        let committed = self.commit(Commit {
+            manifest,
+            tag: opts.tag.as_deref(),
+            replaces: v.replaces,
+            blobs,
+            delta_edges: deltas.clone(),
+        })?;
+        let (record, manifest, manifest_put, previous) = match committed {
+            Committed::New {
+                record,
+                manifest,
+                manifest_put,
+                previous,
+            } => (record, manifest, manifest_put, previous),
+            Committed::Same(same) => {
+                // An identical file was pushed meanwhile: its version
+                // stands, and the blobs written here are the same blobs.
+                return Ok(PushReport {
+                    name: v.name.to_string(),
+                    number: same.number,
+                    id: same.id,
+                    created: false,
+                    tensors: ckpt.tensors.len(),
+                    payloads: count_payloads(ckpt),
+                    new_payloads: 0,
+                    logical_bytes: v.bytes.len() as u64,
+                    new_raw_bytes: 0,
+                    written_bytes: 0,
+                    deltas: 0,
+                    rebase: RebaseReport::default(),
+                    unknown_globals,
+                });
+            }
+        };
+        let number = manifest.number;
 
         // The version is durable: now the previous one's changed tensors
         // become deltas against this one's (see crate::deltas).
-        let rebase = match v.previous {
+        let rebase = match &previous {
             Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
@@ -373,14 +385,17 @@ impl Registry {
                         (source, check)
                     })
                 };
-                let mut r = pool.install(|| self.rebase_pairs(&pairs, &source, progress));
+                let _one_at_a_time = self.locks.deltas(&format!("reg push of {} (inline deltas)", v.name))?;
+                let planned =
+                    self.with_index("reg push to plan deltas", |idx| crate::deltas::plan_pairs(idx, &pairs))?;
+                let mut r = pool.install(|| self.rebase_pairs(&planned, &source, progress));
                 r.version = Some(prev.record.number);
-                r.against = Some(v.number);
+                r.against = Some(number);
                 r
             }
             Some(prev) if self.deltas_enabled() => RebaseReport {
                 version: Some(prev.record.number),
-                against: Some(v.number),
+                against: Some(number),
                 pending: true,
                 ..RebaseReport::default()
             },
@@ -390,7 +405,7 @@ impl Registry {
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
         Ok(PushReport {
             name: v.name.to_string(),
-            number: v.number,
+            number,
             id: record.id,
             created: true,
             tensors: manifest.tensors.len(),
@@ -469,7 +484,7 @@ impl Registry {
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
             name: v.name.clone(),
-            number: v.number,
+            number: 0,
             created: v.replaces.map(|o| o.manifest.created).unwrap_or_else(now_secs),
             source: v
                 .replaces
@@ -516,9 +531,6 @@ fn writer_pool() -> Result<rayon::ThreadPool, RegistryError> {
 struct NewVersion<'a> {
     /// The version this one takes the place of (retention).
     replaces: Option<&'a Resolved>,
-    /// The newest version of the name before this push: its changed
-    /// tensors become deltas against this version's.
-    previous: Option<&'a Resolved>,
     path: &'a Path,
     file: &'a File,
     bytes: &'a [u8],
@@ -526,7 +538,6 @@ struct NewVersion<'a> {
     /// The blob id of each segment (`None` for skeleton segments).
     ids: &'a [Option<BlobId>],
     name: &'a ModelName,
-    number: u32,
     file_hash: FileHash,
     /// The input file's owner executable bit.
     executable: bool,

@@ -91,12 +91,12 @@ impl Registry {
         &'s self,
         src: &Source<'_>,
         payloads: &[Payload<'_>],
+        known_lens: &HashSet<u64>,
         bases: &(dyn Fn(&str, BlobId, u64) -> Option<Pair> + Sync),
         pool: &rayon::ThreadPool,
         progress: &dyn Progress,
     ) -> Result<Payloads<'s>, RegistryError> {
         let read_err = |e| RegistryError::io("reading", src.path)(e);
-        let known_lens: HashSet<u64> = self.index.blob_records()?.into_iter().map(|(_, r)| r.raw_len).collect();
         let (maybe, novel): (Vec<&Payload<'_>>, Vec<&Payload<'_>>) =
             payloads.iter().partition(|p| known_lens.contains(&p.len()));
 
@@ -149,6 +149,11 @@ impl Registry {
         for (p, n) in todo.iter().zip(&new) {
             ids[p.0.index] = Some(n.id);
         }
+        // Payloads whose id only the read told (a storage repeated within
+        // the file) were encoded once each: keep one pending blob per id,
+        // so each new blob is committed and counted once.
+        let mut kept = HashSet::new();
+        let new = new.into_iter().filter(|n| kept.insert(n.id)).collect();
         Ok(Payloads { ids, new })
     }
 

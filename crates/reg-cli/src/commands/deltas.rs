@@ -1,0 +1,64 @@
+//! `reg deltas [NAME[@vN]...]`: older versions as deltas against newer
+//! ones (what a push leaves to run in the background).
+
+use super::{print, Ctx};
+use crate::cli::DeltasArgs;
+use crate::human;
+use anyhow::Result;
+use reg_meta::report::DeltasView;
+use reg_meta::ModelName;
+use std::process::ExitCode;
+
+/// Re-encode the named models (all models when none is named).
+pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
+    let mut wanted: Vec<(ModelName, u32)> = Vec::new();
+    for model in &args.models {
+        wanted.push(parse_model(model)?);
+    }
+    let reg = ctx.open()?;
+    if wanted.is_empty() {
+        wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
+    }
+    let print_text = !ctx.quiet && !args.json.json;
+    let mut views = Vec::new();
+    for (name, from) in &wanted {
+        for r in reg.make_deltas(name, *from, &reg_meta::Silent)? {
+            if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
+                println!(
+                    "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
+                    r.version.unwrap_or(0),
+                    r.blobs,
+                    r.against.unwrap_or(0),
+                    human::bytes(r.bytes_before),
+                    human::bytes(r.bytes_after)
+                );
+            }
+            for w in &r.warnings {
+                eprintln!("reg: warning: {w}");
+            }
+            views.push(DeltasView {
+                name: name.to_string(),
+                report: r,
+            });
+        }
+    }
+    if args.json.json {
+        print::json(&views)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME` (from v1) or `NAME@vN`.
+fn parse_model(model: &str) -> Result<(ModelName, u32)> {
+    let (name, from) = match model.split_once('@') {
+        Some((n, v)) => {
+            let from = v
+                .strip_prefix('v')
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| anyhow::anyhow!("{model}: expected NAME or NAME@vN"))?;
+            (n, from)
+        }
+        None => (model, 1),
+    };
+    Ok((ModelName::new(name)?, from))
+}

@@ -1,0 +1,110 @@
+//! `reg log`, `reg ls`, `reg stats`: what the registry (or a remote) holds.
+
+use super::{print, Ctx};
+use crate::cli::{LogArgs, LsArgs, StatsArgs};
+use crate::human;
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// The versions of a model, newest first in text.
+pub fn log(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
+    let log = match &args.remote.remote {
+        Some(r) => crate::remote_cmd::log(&ctx.config, r, &args.name)?,
+        None => ctx.open()?.log_view(&args.name)?,
+    };
+    if args.json.json {
+        return print::json(&log).map(|_| ExitCode::SUCCESS);
+    }
+    let mut rows = vec![vec![
+        "version".into(),
+        "id".into(),
+        "epoch".into(),
+        "step".into(),
+        "size".into(),
+        "pushed".into(),
+        "source".into(),
+        "tags / message".into(),
+    ]];
+    for e in log.iter().rev() {
+        let mut extra = e.tags.join(",");
+        if e.optimizer_dropped {
+            if !extra.is_empty() {
+                extra.push(' ');
+            }
+            extra.push_str("[weights only]");
+        }
+        if let Some(m) = &e.message {
+            if !extra.is_empty() {
+                extra.push(' ');
+            }
+            extra.push_str(m);
+        }
+        rows.push(vec![
+            format!("v{}", e.version),
+            e.id.short(),
+            print::opt(e.epoch),
+            print::opt(e.global_step),
+            human::bytes(e.size),
+            human::time(e.created),
+            e.source.to_string(),
+            extra,
+        ]);
+    }
+    print::out(&human::table(&rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The models.
+pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
+    let names = match &args.remote.remote {
+        Some(r) => crate::remote_cmd::ls(&ctx.config, r)?,
+        None => ctx.open()?.ls_view()?,
+    };
+    if args.json.json {
+        print::json(&names)?;
+    } else if names.is_empty() {
+        if !ctx.quiet {
+            println!("no models yet; push one with: reg push FILE");
+        }
+    } else {
+        let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];
+        for n in &names {
+            rows.push(vec![
+                n.name.to_string(),
+                n.versions.to_string(),
+                format!("v{}", n.latest),
+            ]);
+        }
+        print::out(&human::table(&rows))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sizes and deduplication.
+pub fn stats(ctx: &Ctx, args: StatsArgs) -> Result<ExitCode> {
+    let reg = ctx.open()?;
+    let s = reg.stats()?;
+    if args.json.json {
+        return print::json(&s).map(|_| ExitCode::SUCCESS);
+    }
+    let ratio = if s.stored_bytes > 0 {
+        s.logical_bytes as f64 / s.stored_bytes as f64
+    } else {
+        0.0
+    };
+    let mut text = format!(
+        "registry   {}\nmodels     {}\nversions   {}\nblobs      {}\nlogical    {}\nunique     {}\nstored     {}\nratio      {ratio:.2}x\n",
+        reg.config().root.display(),
+        s.names,
+        s.versions,
+        s.blobs,
+        human::bytes(s.logical_bytes),
+        human::bytes(s.unique_bytes),
+        human::bytes(s.stored_bytes),
+    );
+    for (codec, (n, bytes)) in &s.codecs {
+        text.push_str(&format!("  {codec:<8} {n} blobs, {}\n", human::bytes(*bytes)));
+    }
+    print::out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}

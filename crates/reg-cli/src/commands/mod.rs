@@ -1,0 +1,51 @@
+//! One module per subcommand: each parses nothing more, calls the
+//! libraries and prints the result as text or JSON (the JSON shapes are
+//! typed views in `reg_meta::report`).
+
+mod context;
+mod deltas;
+mod diff;
+mod gc;
+mod init;
+mod list;
+mod maintenance;
+mod print;
+mod pull;
+mod push;
+mod show;
+mod tag;
+
+pub use context::Ctx;
+
+use crate::cli::{Cli, Command};
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx::new(&cli)?;
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Push(args) => push::run(&ctx, args),
+        Command::Pull(args) => pull::run(&ctx, args),
+        Command::Show(args) => show::run(&ctx, args),
+        Command::Log(args) => list::log(&ctx, args),
+        Command::Ls(args) => list::ls(&ctx, args),
+        Command::Stats(args) => list::stats(&ctx, args),
+        Command::Diff(args) => diff::run(&ctx, args),
+        Command::Verify(args) => maintenance::verify(&ctx, args),
+        Command::Rm(args) => maintenance::rm(&ctx, args),
+        Command::Deltas(args) => deltas::run(&ctx, args),
+        Command::Gc(args) => gc::gc(&ctx, args),
+        Command::Prune(args) => gc::prune(&ctx, args),
+        Command::Bench { what } => crate::bench::command(&ctx.cwd, what, ctx.quiet),
+        Command::Tag(args) => tag::run(&ctx, args),
+        Command::Remote { command } => ok(crate::remote_cmd::remote(&ctx.config, &ctx.cwd, command, ctx.quiet)),
+        Command::Sync { command } => ok(crate::remote_cmd::sync(ctx.config.clone(), command, ctx.quiet)),
+    }
+}
+
+/// A command that only fails or succeeds.
+fn ok(done: Result<()>) -> Result<ExitCode> {
+    done.map(|_| ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! `reg pull NAME[@REF]`: the original bytes, or an export.
+
+use super::{print, Ctx};
+use crate::bar::Bar;
+use crate::cli::{OutFormat, PullArgs};
+use crate::human;
+use anyhow::Result;
+use reg_ckpt::safety::Verdict;
+use reg_meta::report::PullView;
+use reg_meta::{ExportFormat, VersionRef};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Write a version (fetched from `--remote` first) to a file or stdout.
+pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
+    let export = match (args.weights_only, args.format) {
+        (true, _) => Some(ExportFormat::WeightsOnly),
+        (false, Some(OutFormat::Safetensors)) => Some(ExportFormat::Safetensors),
+        (false, None) => None,
+    };
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if to_stdout && args.json.json {
+        anyhow::bail!("--json cannot be used with -o - (stdout carries the file)");
+    }
+    let wanted = args.best.apply(VersionRef::parse(&args.reference)?);
+    let reg = ctx.open()?;
+    let quiet = ctx.quiet || args.json.json || to_stdout;
+    let wanted = match &args.remote.remote {
+        Some(r) => crate::remote_cmd::fetch(&reg, r, &wanted, quiet)?,
+        None => wanted,
+    };
+    let v = reg.resolve(&wanted)?;
+    print::note(&v.note, ctx.quiet);
+    if to_stdout {
+        // `-o -`: the bytes go to stdout, nothing else does.
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        match export {
+            None => {
+                reg.pull_to(&v, &mut w)?;
+            }
+            Some(fmt) => {
+                reg.export_to(&v, fmt, &mut w)?;
+                w.flush()?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = std::time::Instant::now();
+    let (path, bytes, what) = match export {
+        None => {
+            let out = args.output.unwrap_or_else(|| ctx.cwd.join(&v.manifest.source));
+            let r = reg.pull_with(&v, &out, args.force, &Bar::new(quiet, v.manifest.size))?;
+            (r.path, r.bytes, "verified".to_string())
+        }
+        Some(fmt) => {
+            let out = args
+                .output
+                .unwrap_or_else(|| ctx.cwd.join(reg_meta::export_file_name(&v.manifest, fmt)));
+            let r = reg.export(&v, fmt, &out, args.force)?;
+            let kind = match fmt {
+                ExportFormat::WeightsOnly => "weights only",
+                ExportFormat::Safetensors => "safetensors",
+            };
+            (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors))
+        }
+    };
+    let flagged: Vec<&str> = v
+        .manifest
+        .globals
+        .iter()
+        .filter(|g| g.verdict != Verdict::Safe)
+        .map(|g| g.global.as_str())
+        .collect();
+    if !flagged.is_empty() && export.is_none() && !ctx.quiet {
+        eprintln!(
+            "reg: warning: {} holds globals that loading it in Python would import: {} (use torch.load(weights_only=True) or --weights-only)",
+            path.display(),
+            flagged.join(", ")
+        );
+    }
+    if args.json.json {
+        print::json(&PullView {
+            name: v.manifest.name.clone(),
+            version: v.manifest.number,
+            path,
+            bytes,
+        })?;
+    } else if !ctx.quiet {
+        println!(
+            "pulled {}@v{} to {} ({}, {what}; {})",
+            v.manifest.name,
+            v.manifest.number,
+            path.display(),
+            human::bytes(bytes),
+            human::rate(bytes, started.elapsed())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

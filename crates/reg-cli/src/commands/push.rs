@@ -1,0 +1,141 @@
+//! `reg push FILE...`.
+
+use super::{print, Ctx};
+use crate::bar::Bar;
+use crate::cli::PushArgs;
+use crate::human;
+use anyhow::Result;
+use reg_meta::report::PushView;
+use reg_meta::{PushOptions, PushReport, VersionRef};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Push each file in order; then upload (`--remote`) and start the
+/// background re-encoding of the versions they follow.
+pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
+    let parent = args.parent.as_deref().map(VersionRef::parse).transpose()?;
+    let reg = ctx.open()?;
+    let opts = PushOptions {
+        name: args.name,
+        tag: args.tag.clone(),
+        message: args.message,
+        allow_unsafe: args.allow_unsafe,
+        parent,
+    };
+    let quiet = ctx.quiet || args.json.json;
+    let mut views = Vec::new();
+    let mut pushed: Vec<(String, u32)> = Vec::new();
+    // The oldest version of each name to re-encode afterwards.
+    let mut deferred: BTreeMap<String, u32> = BTreeMap::new();
+    for file in &args.files {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let started = std::time::Instant::now();
+        let r = reg.push_with(file, &opts, &Bar::new(quiet, size))?;
+        if !quiet {
+            print_push(file, &r, args.tag.as_deref(), started.elapsed());
+        }
+        pushed.push((r.name.clone(), r.number));
+        if let (true, Some(from)) = (r.rebase.pending, r.rebase.version) {
+            let e = deferred.entry(r.name.clone()).or_insert(from);
+            *e = (*e).min(from);
+        }
+        views.push(PushView::new(&r, file));
+    }
+    let synced = match &args.remote.remote {
+        Some(r) => Some(crate::remote_cmd::upload_pushed(
+            &reg,
+            r,
+            &pushed,
+            ctx.quiet,
+            args.json.json,
+        )?),
+        None => None,
+    };
+    if args.json.json {
+        match (&synced, views.len()) {
+            (Some(s), _) => print::json(&serde_json::json!({"pushed": views, "remote": s}))?,
+            (None, 1) => print::json(&views[0])?,
+            (None, _) => print::json(&views)?,
+        }
+    }
+    if !deferred.is_empty() {
+        let models: Vec<String> = deferred.iter().map(|(n, v)| format!("{n}@v{v}")).collect();
+        crate::background::spawn_deltas(&reg, &models)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
+    if !r.unknown_globals.is_empty() {
+        eprintln!(
+            "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
+            file.display(),
+            r.unknown_globals.join(", ")
+        );
+    }
+    if r.created {
+        println!(
+            "pushed {}@v{} ({}) from {}",
+            r.name,
+            r.number,
+            r.id.short(),
+            file.display()
+        );
+        println!(
+            "  {} tensors in {} storages: {} new, {} already stored",
+            r.tensors,
+            r.payloads,
+            r.new_payloads,
+            r.payloads - r.new_payloads
+        );
+        let ratio = if r.written_bytes > 0 {
+            format!(" (compression {:.2}x)", r.new_raw_bytes as f64 / r.written_bytes as f64)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {} logical, {} new tensor bytes, {} written{ratio}",
+            human::bytes(r.logical_bytes),
+            human::bytes(r.new_raw_bytes),
+            human::bytes(r.written_bytes)
+        );
+        if r.deltas > 0 {
+            println!(
+                "  {} new tensors stored as deltas against the --parent version",
+                r.deltas
+            );
+        }
+        if let (Some(v), true) = (r.rebase.version, r.rebase.pending) {
+            println!(
+                "  v{v}: its changed tensors become deltas against v{} in the background",
+                r.number
+            );
+        }
+        if let (Some(v), true) = (r.rebase.version, r.rebase.blobs > 0) {
+            println!(
+                "  v{v}: {} changed tensors re-encoded as deltas against v{}: {} -> {}",
+                r.rebase.blobs,
+                r.number,
+                human::bytes(r.rebase.bytes_before),
+                human::bytes(r.rebase.bytes_after)
+            );
+        }
+        for w in &r.rebase.warnings {
+            eprintln!("reg: warning: {w}");
+        }
+        println!("  {}", human::rate(r.logical_bytes, took));
+    } else {
+        println!(
+            "unchanged: {} is identical to {}@v{} ({}); no version added",
+            file.display(),
+            r.name,
+            r.number,
+            r.id.short()
+        );
+    }
+    if let Some(t) = tag {
+        println!("  tagged {t}");
+    }
+}

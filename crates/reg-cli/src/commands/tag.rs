@@ -1,0 +1,38 @@
+//! `reg tag NAME@REF TAG`, `reg tag -d NAME@TAG`.
+
+use super::Ctx;
+use crate::cli::TagArgs;
+use anyhow::{Context, Result};
+use reg_meta::{RefSpec, VersionRef};
+use std::process::ExitCode;
+
+/// Set, move or delete a tag.
+pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
+    let r = VersionRef::parse(&args.reference)?;
+    if args.delete {
+        // Validate before any I/O.
+        let RefSpec::Word(t) = &r.spec else {
+            anyhow::bail!("tag -d takes NAME@TAG");
+        };
+        ctx.open()?.remove_tag(&r.name, t)?;
+        if !ctx.quiet {
+            println!("deleted tag {}@{t}", r.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tag = args.tag.context("reg tag NAME@REF TAG: missing TAG")?;
+    reg_meta::refs::check_tag(&tag)?;
+    let reg = ctx.open()?;
+    let v = reg.resolve(&r)?;
+    let moved = reg.tag(&v, &tag, args.force)?;
+    if !ctx.quiet {
+        match moved {
+            Some(old) => println!(
+                "moved tag {tag} from v{old} to {}@v{}",
+                v.manifest.name, v.manifest.number
+            ),
+            None => println!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

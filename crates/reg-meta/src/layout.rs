@@ -1,0 +1,98 @@
+//! Where things are in a registry directory: every file and folder name
+//! the registry uses is spelled here once (docs/format.md describes them).
+//!
+//! ```text
+//! <root>/
+//!   FORMAT          one line: the registry format marker
+//!   config.toml     the registry's own settings and remotes (optional)
+//!   index/          the sled index (names, versions, tags, manifests, blob table)
+//!   blobs/          the blob store (blobs/<2 hex>/<62 hex>, blobs/tmp/)
+//!   lock            the index lock: held while sled is open (short)
+//!   lock.owner      who holds `lock` and what for (advisory, for messages)
+//!   gc.lock         shared by writers (push, import, deltas), exclusive for gc, rm, prune
+//!   gc.lock.owner   who holds `gc.lock` exclusively
+//!   deltas.lock     held by the one `reg deltas` re-encoding at a time
+//!   readers.lock    shared by readers while they read blobs; gc drains it before deleting
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The paths of one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryLayout {
+    root: PathBuf,
+}
+
+impl RegistryLayout {
+    /// The layout of the registry at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> RegistryLayout {
+        RegistryLayout { root: root.into() }
+    }
+
+    /// The registry directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The format marker file.
+    pub fn format_file(&self) -> PathBuf {
+        self.root.join("FORMAT")
+    }
+
+    /// The registry's own config file (settings and remotes kept inside
+    /// the registry, as git keeps `.git/config`).
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// The sled database directory.
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// The blob store directory.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The blob store's temp folder (pending blobs, re-encodings,
+    /// weights-only files made by retention).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.blobs_dir().join("tmp")
+    }
+
+    /// The lock file of `lock` (see [`crate::lock`]).
+    pub fn lock_file(&self, lock: LockName) -> PathBuf {
+        self.root.join(lock.file_name())
+    }
+
+    /// Where the holder of `lock` says who it is.
+    pub fn owner_file(&self, lock: LockName) -> PathBuf {
+        self.root.join(format!("{}.owner", lock.file_name()))
+    }
+}
+
+/// The registry's lock files (see [`crate::lock`] for who takes which).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockName {
+    /// `lock`: held while the sled index is open.
+    Index,
+    /// `gc.lock`: shared by writers, exclusive for deletions.
+    Gc,
+    /// `deltas.lock`: one re-encoding at a time.
+    Deltas,
+    /// `readers.lock`: shared by readers of blobs.
+    Readers,
+}
+
+impl LockName {
+    /// The file name in the registry directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            LockName::Index => "lock",
+            LockName::Gc => "gc.lock",
+            LockName::Deltas => "deltas.lock",
+            LockName::Readers => "readers.lock",
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Making a stored version visible: the one short index transaction of a
+//! push (or an import, or retention's replacement of a version).
+//!
+//! Everything slow happened before: the payload and skeleton blobs are
+//! in the store and synced. Under the index lock this takes the version's
+//! number (the next free one *now*, so concurrent pushes of one name get
+//! distinct numbers in commit order), writes the manifest with that
+//! number as a blob (the version id is its blake3), and commits the
+//! version record, manifest, tag, blob records and delta edges in one
+//! sled transaction. A file identical to a version committed meanwhile
+//! adds no version.
+
+use crate::error::RegistryError;
+use crate::ids::{ModelName, VersionId};
+use crate::index::{BlobRecord, Index, VersionRecord};
+use crate::manifest::Manifest;
+use crate::registry::Registry;
+use crate::resolve::Resolved;
+use reg_store::{BlobId, Codec, PutOutcome};
+
+/// A version ready to be committed.
+pub(crate) struct Commit<'a> {
+    /// Its manifest; `number` is set by the commit.
+    pub(crate) manifest: Manifest,
+    /// Tag to set on it.
+    pub(crate) tag: Option<&'a str>,
+    /// The version it takes the place of (same number), for retention.
+    pub(crate) replaces: Option<&'a Resolved>,
+    /// Every blob the version needs, with its raw length and, for a blob
+    /// this operation wrote, what the store said.
+    pub(crate) blobs: Vec<(BlobId, u64, Option<PutOutcome>)>,
+    /// `(parent, child)`: blobs stored as deltas by this operation.
+    pub(crate) delta_edges: Vec<(BlobId, BlobId)>,
+}
+
+/// What [`Registry::commit`] did.
+pub(crate) enum Committed {
+    /// A new version (or the replacement of one).
+    New {
+        /// Its record.
+        record: VersionRecord,
+        /// Its manifest, with its number (boxed: it is large).
+        manifest: Box<Manifest>,
+        /// The manifest blob's store outcome.
+        manifest_put: PutOutcome,
+        /// The newest version of the name before it (none for a
+        /// replacement): its changed tensors become deltas against it.
+        previous: Option<Box<Resolved>>,
+    },
+    /// A version with the same whole-file hash and size existed already.
+    Same(VersionRecord),
+}
+
+impl Registry {
+    /// Commit a version (see the module docs).
+    pub(crate) fn commit(&self, c: Commit<'_>) -> Result<Committed, RegistryError> {
+        let name = c.manifest.name.clone();
+        let doing = format!("reg push of {name} to commit");
+        let committed = self.with_index(&doing, |idx| self.commit_in(idx, &name, c))?;
+        Ok(committed)
+    }
+
+    fn commit_in(&self, idx: &Index, name: &ModelName, c: Commit<'_>) -> Result<Committed, RegistryError> {
+        let existing = idx.versions(name)?;
+        if c.replaces.is_none() {
+            if let Some(same) = existing
+                .iter()
+                .find(|v| v.blake3 == c.manifest.blake3 && v.size == c.manifest.size)
+            {
+                if let Some(tag) = c.tag {
+                    idx.set_tag(name, tag, same.number)?;
+                }
+                return Ok(Committed::Same(same.clone()));
+            }
+        }
+        let mut manifest = c.manifest;
+        manifest.number = match c.replaces {
+            Some(old) => old.manifest.number,
+            None => existing.last().map(|v| v.number + 1).unwrap_or(1),
+        };
+        let previous = match (c.replaces, existing.last()) {
+            (None, Some(rec)) => idx
+                .manifest(rec.id)?
+                .map(|m| Box::new(Resolved::unpinned(rec.clone(), m))),
+            _ => None,
+        };
+        let json = manifest
+            .to_json()
+            .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?;
+        let manifest_id = BlobId::of(&json);
+        // The manifest blob is durable before the transaction that makes
+        // the version visible (so the index can be rebuilt from blobs).
+        let manifest_put = self.store.put(manifest_id, &json)?;
+        self.store.sync()?;
+
+        // Records for every blob the version needs that the index does not
+        // list yet: the new ones, and stored ones an interrupted push left
+        // without a record.
+        let mut records = Vec::new();
+        let all = c.blobs.iter().map(|(id, raw, put)| (*id, *raw, *put)).chain([(
+            manifest_id,
+            json.len() as u64,
+            Some(manifest_put),
+        )]);
+        for (id, raw_len, put) in all {
+            if idx.has_blob(id)? || records.iter().any(|(r, _)| *r == id) {
+                continue;
+            }
+            let (stored_len, codec): (u64, Codec) = match put {
+                Some(p) => (p.stored_len, p.codec),
+                None => (self.store.stored_len(id)?, self.store.describe(id)?.codec),
+            };
+            records.push((id, BlobRecord::new(raw_len, stored_len, codec)));
+        }
+        let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
+        idx.commit_version(&record, &json, name, c.tag, &records)?;
+        for (parent, child) in &c.delta_edges {
+            idx.add_delta(*parent, *child)?;
+        }
+        if let Some(old) = c.replaces.filter(|o| o.record.id != record.id) {
+            // The old manifest blob is no version's any more; gc (which
+            // retention runs next) deletes its file.
+            idx.remove_manifest(old.record.id)?;
+        }
+        Ok(Committed::New {
+            record,
+            manifest: Box::new(manifest),
+            manifest_put,
+            previous,
+        })
+    }
+}
