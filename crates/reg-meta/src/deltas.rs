@@ -139,7 +139,7 @@ impl Registry {
             let total = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
-                let s = self.store.raw_source(id).ok()?;
+                let s = self.store.unchecked_source(id).ok()?;
                 Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
             };
             let mut r = self.rebase_pairs(&pairs, &source, progress);

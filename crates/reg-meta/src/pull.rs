@@ -172,7 +172,7 @@ impl Registry {
                 progress.advance(bytes.len() as u64);
             }
             Job::Payload { at, blob, len } => {
-                let mut reader = self.store.raw_reader(*blob).map_err(damaged)?;
+                let mut reader = self.store.unchecked_reader(*blob).map_err(damaged)?;
                 if reader.len() != *len {
                     return Err(damaged(StoreError::Corrupt {
                         id: *blob,
