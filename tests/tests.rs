@@ -16,7 +16,7 @@ mod deltas;
 mod diff;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
 mod formats;
-/// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
+/// Checkpoints over 4 GiB (ignored by default: `cargo test --release --test tests large -- --ignored`).
 mod large;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;
