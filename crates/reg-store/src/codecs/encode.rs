@@ -38,6 +38,7 @@ pub(super) struct Plan {
     pub(super) codecs: [PlaneCodec; 8],
 }
 
+/// The element width as a length, when it is 1, 2, 4 or 8.
 pub(super) fn check_width(width: u8) -> Result<usize, CodecError> {
     match width {
         1 | 2 | 4 | 8 => Ok(width as usize),
@@ -91,6 +92,8 @@ pub(super) fn encode_planes_as(
     Ok(Encoded { transform, bytes })
 }
 
+/// Encode `raw` as `plan` says (layout in `format.rs`), XORing against
+/// `parent` when the plan is a delta; buffers come from `ws`.
 pub(super) fn encode_plan(
     raw: &[u8],
     plan: &Plan,
@@ -164,6 +167,8 @@ pub(super) fn encode_plan(
     Ok(out)
 }
 
+/// Append one section holding `plane`, coded as `codec` where that pays
+/// (see [`pays`]) and stored as it is otherwise.
 fn write_section(
     out: &mut Vec<u8>,
     plane: &[u8],
