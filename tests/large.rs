@@ -17,8 +17,7 @@ fn file_hash(path: &std::path::Path) -> blake3::Hash {
 
 /// Checkpoints over 4 GiB (zip64 offsets, and one storage over 4 GiB for
 /// zip64 sizes) push and pull byte-identical. Needs about 20 GB of disk and
-/// a few minutes: run with `cargo test --release --test tests large -- --ignored`
-/// (scripts/bench.sh does).
+/// a few minutes: run with `cargo test --release --test tests large -- --ignored`.
 #[test]
 #[ignore]
 fn checkpoints_over_4_gib_round_trip() {

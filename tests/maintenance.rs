@@ -199,8 +199,8 @@ fn push_killed_at_random_moments_leaves_the_registry_consistent() {
     };
     // How long a whole push takes here, to spread kills over it.
     let t0 = std::time::Instant::now();
-    let status = push(&Reg::new()).status().expect("push");
-    assert!(status.success());
+    let first = push(&Reg::new()).stderr(Stdio::piped()).output().expect("push");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let span = t0.elapsed().as_micros().max(1000) as u64;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for round in 0..50 {

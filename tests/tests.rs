@@ -18,7 +18,7 @@ mod diff;
 mod formats;
 /// Every --json output is what the goldens say (issue 18, point 1).
 mod json_golden;
-/// Checkpoints over 4 GiB (ignored by default; run by scripts/bench.sh).
+/// Checkpoints over 4 GiB (ignored by default: `cargo test --release --test tests large -- --ignored`).
 mod large;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;

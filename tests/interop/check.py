@@ -46,7 +46,7 @@ warnings.filterwarnings("ignore")
 
 
 # ------------------------------------------------------------------ the model
-# Copied from shared/tools/make_fixtures.py: load_from_checkpoint needs the
+# Copied from tests/fixtures/tools/make_fixtures.py: load_from_checkpoint needs the
 # same class, with the same hyperparameters, to rebuild the fixtures' model.
 
 class Small(L.LightningModule):

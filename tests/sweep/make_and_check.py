@@ -18,7 +18,7 @@ import torch.nn as nn
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 REG = str(ROOT / "target" / "release" / "reg")
-sys.path.insert(0, "/work/shared/tools")
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "tools"))
 import make_fixtures as MF  # noqa: E402
 
 # ------------------------------------------------------------------ truth, robust to odd tensors

@@ -18,6 +18,7 @@ pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
             .arg(root)
             .arg("--quiet")
             .arg("deltas")
+            .arg("--background")
             .args(models)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

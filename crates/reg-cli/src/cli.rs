@@ -253,6 +253,10 @@ pub struct RmArgs {
 pub struct DeltasArgs {
     /// NAME (every version) or NAME@vN (from version N on); default: every model.
     pub models: Vec<String>,
+    /// Started by a push: never create the registry (it may have been
+    /// removed since).
+    #[arg(long, hide = true)]
+    pub background: bool,
     #[command(flatten)]
     pub json: JsonFlag,
 }

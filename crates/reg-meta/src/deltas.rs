@@ -149,7 +149,7 @@ impl Registry {
         for (older, newer, pairs, total) in rounds {
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
-                let s = self.store.raw_source(id).ok()?;
+                let s = self.store.unchecked_source(id).ok()?;
                 Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
             };
             let mut r = self.rebase_pairs(&pairs, &source, progress);

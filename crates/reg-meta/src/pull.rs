@@ -183,7 +183,7 @@ impl Registry {
                     w.write_all(bytes).map_err(write_err)?;
                 }
                 Job::Payload { blob, len, .. } => {
-                    let mut reader = self.store.raw_reader(blob).map_err(damaged)?;
+                    let mut reader = self.store.unchecked_reader(blob).map_err(damaged)?;
                     let mut done = 0u64;
                     while done < len {
                         let chunk = reader.next_chunk(&mut scratch).map_err(|e| {
@@ -233,7 +233,7 @@ impl Registry {
                 progress.advance(bytes.len() as u64);
             }
             Job::Payload { at, blob, len } => {
-                let mut reader = self.store.raw_reader(*blob).map_err(damaged)?;
+                let mut reader = self.store.unchecked_reader(*blob).map_err(damaged)?;
                 if reader.len() != *len {
                     return Err(damaged(StoreError::Corrupt {
                         id: *blob,

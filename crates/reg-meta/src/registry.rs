@@ -63,6 +63,20 @@ impl Registry {
         })
     }
 
+    /// Open the registry `config` names only if it exists (its `FORMAT`
+    /// file is there): for background work, which must never create a
+    /// registry that was removed meanwhile.
+    pub fn open_existing(config: Config) -> Result<Registry, RegistryError> {
+        let layout = RegistryLayout::new(config.root.clone());
+        if !layout.format_file().is_file() {
+            return Err(RegistryError::Invalid(format!(
+                "{} is not a registry (no FORMAT file)",
+                layout.root().display()
+            )));
+        }
+        Registry::open(config)
+    }
+
     /// Say so through `notice` (once per wait) when this registry waits
     /// for another process, and give up after `policy.timeout`.
     pub fn with_waits(mut self, policy: WaitPolicy, notice: Box<dyn Fn(&WaitNotice) + Send + Sync>) -> Registry {

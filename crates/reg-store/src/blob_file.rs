@@ -34,7 +34,7 @@ const CHUNK: usize = 1 << 20;
 
 /// A parsed blob file header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
+pub struct BlobHeader {
     /// Body encoding.
     pub codec: Codec,
     /// Decoded length.
@@ -43,7 +43,7 @@ pub struct Header {
     pub parent: Option<BlobId>,
 }
 
-impl Header {
+impl BlobHeader {
     /// Where the body starts.
     pub fn body_start(&self) -> u64 {
         if self.parent.is_some() {
@@ -69,25 +69,27 @@ impl Header {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
     /// The header written.
-    pub header: Header,
+    pub header: BlobHeader,
     /// File length.
     pub stored_len: u64,
 }
 
-fn plain(codec: Codec, raw_len: u64) -> Header {
-    Header {
+fn plain(codec: Codec, raw_len: u64) -> BlobHeader {
+    BlobHeader {
         codec,
         raw_len,
         parent: None,
     }
 }
 
-/// Write the source's bytes encoded into `file` (positioned at 0, empty).
+/// Write the source's bytes encoded into `file` (positioned at 0, empty):
+/// as byte planes of `width`-byte elements when `width` is given, else
+/// as one zstd frame, at zstd `level` (`None`: the raw bytes as they are).
 /// A compressed body is kept only when it saves at least 1/64 of the
 /// bytes; otherwise the source is read again and stored raw.
-pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>) -> io::Result<Written> {
+pub fn write(file: &mut File, raw: &dyn RawSource, level: Option<i32>, width: Option<u8>) -> io::Result<Written> {
     let raw_len = raw.len();
-    if let (Some(w), true) = (width, raw_len >= MIN_PLANES && level != i32::MIN) {
+    if let (Some(w), Some(level), true) = (width, level, raw_len >= MIN_PLANES) {
         let header = plain(Codec::Planes, raw_len);
         file.write_all(&header.bytes())?;
         let body = encode_frames(file, raw, w, level, None)?;
@@ -98,7 +100,7 @@ pub fn write(file: &mut File, raw: &dyn RawSource, level: i32, width: Option<u8>
             });
         }
         rewind(file)?;
-    } else if raw_len >= MIN_COMPRESS && level != i32::MIN {
+    } else if let (Some(level), true) = (level, raw_len >= MIN_COMPRESS) {
         let header = plain(Codec::Zstd, raw_len);
         file.write_all(&header.bytes())?;
         let mut enc = zstd::stream::write::Encoder::new(&mut *file, level)?;
@@ -138,7 +140,7 @@ pub fn write_delta(
     parent_raw: &mut dyn Read,
 ) -> io::Result<Option<Written>> {
     let raw_len = raw.len();
-    let header = Header {
+    let header = BlobHeader {
         codec: Codec::Delta,
         raw_len,
         parent: Some(parent),
@@ -205,7 +207,7 @@ fn header_read_error(id: BlobId, e: io::Error) -> StoreError {
 
 /// Read and check the header of a blob file, leaving the file at the
 /// start of the body.
-pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
+pub fn read_header(file: &mut File, id: BlobId) -> Result<BlobHeader, StoreError> {
     let mut h = [0u8; HEADER_LEN as usize];
     file.read_exact(&mut h).map_err(|e| header_read_error(id, e))?;
     if &h[..4] != MAGIC || h[4] != VERSION || h[6..8] != [0, 0] {
@@ -226,7 +228,7 @@ pub fn read_header(file: &mut File, id: BlobId) -> Result<Header, StoreError> {
         }
         _ => None,
     };
-    Ok(Header {
+    Ok(BlobHeader {
         codec,
         raw_len: u64::from_le_bytes(len),
         parent,
@@ -264,7 +266,7 @@ impl Write for Hashing<'_> {
 
 /// Copy the decoded bytes `body` yields into `out`, checking length and
 /// hash at the end. On error, what was written is garbage.
-pub fn decode_to(body: &mut dyn Read, header: Header, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
+pub fn decode_to(body: &mut dyn Read, header: BlobHeader, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
     let mut sink = Hashing {
         inner: out,
         hasher: blake3::Hasher::new(),

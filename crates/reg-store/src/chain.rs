@@ -13,7 +13,7 @@
 //! own: a wrong parent frame is caught by the checksum each delta frame
 //! keeps of its parent's bytes, and any wrong output by the leaf's hash.
 
-use crate::blob_file::{corrupt, read_header, Header};
+use crate::blob_file::{corrupt, read_header, BlobHeader};
 use crate::frames::{self, FRAME_RAW};
 use crate::{BlobId, Codec, StoreError};
 use std::fs::File;
@@ -39,7 +39,7 @@ struct Level {
 }
 
 impl Level {
-    fn open(id: BlobId, file: File, header: Header) -> Result<Level, StoreError> {
+    fn open(id: BlobId, file: File, header: BlobHeader) -> Result<Level, StoreError> {
         let buffered = BufReader::with_capacity(BUF, file);
         let body = match header.codec {
             Codec::Raw => Body::Raw(buffered),
@@ -93,8 +93,8 @@ impl ChainReader {
     pub(crate) fn open(
         id: BlobId,
         file: File,
-        header: Header,
-        open: &dyn Fn(BlobId) -> Result<(File, Header), StoreError>,
+        header: BlobHeader,
+        open: &dyn Fn(BlobId) -> Result<(File, BlobHeader), StoreError>,
     ) -> Result<ChainReader, StoreError> {
         let mut levels = vec![Level::open(id, file, header)?];
         let mut seen = vec![id];
@@ -244,7 +244,7 @@ impl Read for ChainReader {
 }
 
 /// Open blob `id`'s file and read its header (for [`ChainReader::open`]).
-pub(crate) fn open_file(path: std::path::PathBuf, id: BlobId) -> Result<(File, Header), StoreError> {
+pub(crate) fn open_file(path: std::path::PathBuf, id: BlobId) -> Result<(File, BlobHeader), StoreError> {
     let mut f = File::open(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => StoreError::Missing(id),
         _ => StoreError::Io {

@@ -10,8 +10,8 @@ pub enum Codec {
     Raw,
     /// One zstd frame.
     Zstd,
-    /// Byte planes with a zstd choice per plane, in frames
-    /// (see the `frames` module); for float tensors.
+    /// Byte planes, each stored, Huffman coded or zstd-compressed, in
+    /// frames (see the `frames` module); for float tensors.
     Planes,
     /// Frames as in [`Codec::Planes`], some of which are the XOR with the
     /// same bytes of a parent blob (named in the header): decoding needs

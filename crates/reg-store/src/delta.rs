@@ -11,7 +11,7 @@
 
 use crate::blob_file;
 use crate::chain;
-use crate::source::{Checked, StoredBlob};
+use crate::source::{BlobSource, Checked};
 use crate::store::CodecPolicy;
 use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 
@@ -19,14 +19,14 @@ impl BlobStore {
     /// The stored blob `id` as a [`RawSource`] that decodes it without
     /// checking its hash, for callers that check the bytes themselves
     /// (such as [`BlobStore::rebase`] with [`ParentCheck::Id`]).
-    pub fn raw_source(&self, id: BlobId) -> Result<StoredBlob<'_>, StoreError> {
-        Ok(StoredBlob::new(self, id, self.describe(id)?.raw_len, false))
+    pub fn unchecked_source(&self, id: BlobId) -> Result<BlobSource<'_>, StoreError> {
+        Ok(BlobSource::new(self, id, self.describe(id)?.raw_len, false))
     }
 
     /// The stored blob `id` as a [`RawSource`] (decoded and hash-checked
     /// as it is read).
-    pub fn source(&self, id: BlobId) -> Result<StoredBlob<'_>, StoreError> {
-        Ok(StoredBlob::new(self, id, self.describe(id)?.raw_len, true))
+    pub fn source(&self, id: BlobId) -> Result<BlobSource<'_>, StoreError> {
+        Ok(BlobSource::new(self, id, self.describe(id)?.raw_len, true))
     }
 
     /// [`BlobStore::put_typed`] for a float blob that is likely close to
@@ -82,7 +82,7 @@ impl BlobStore {
             return Ok(None);
         }
         let old_len = self.stored_len(id)?;
-        let source = StoredBlob::new(self, id, current.raw_len, false);
+        let source = BlobSource::new(self, id, current.raw_len, false);
         let reader = parent_raw
             .reader()
             .map_err(StoreError::io("reading the parent of", self.path_of(id)))?;
@@ -117,7 +117,7 @@ impl BlobStore {
             });
         }
         let width = self.frame_width(id)?;
-        let source = StoredBlob::new(self, id, info.raw_len, true);
+        let source = BlobSource::new(self, id, info.raw_len, true);
         let (level, policy_width) = (self.policy.level(self.level), width.filter(|w| *w > 1));
         let tmp = self.encode_to_tmp(Some(id), |file| {
             blob_file::write(file, &source, level, policy_width).map(Some)

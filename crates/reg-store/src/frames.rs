@@ -27,7 +27,7 @@ fn other(e: codecs::CodecError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// What [`write`] produced.
+/// What [`write()`] produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FramesWritten {
     /// Body bytes written.

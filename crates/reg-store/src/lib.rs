@@ -11,6 +11,11 @@
 //! ([`ChainReader`]); the store never makes a chain that loops, and leaves
 //! how long chains grow and which blob is whose parent to its caller.
 //!
+//! Two words are used one way throughout: a blob's *raw* bytes are its
+//! decoded bytes, the ones its id hashes ([`RawSource`], `raw_len`); its
+//! *stored* form is its blob file, header and encoded body as they are on
+//! disk (`read_stored`, `put_stored`, [`StoredWriter`], `stored_len`).
+//!
 //! Main types:
 //! - [`BlobId`]: the 32-byte blake3 id, shown as 64 hex digits.
 //! - [`BlobStore`]: the blob directory of one registry (`put`, `read`,
@@ -18,6 +23,10 @@
 //!   `rebase`, `make_self_contained`, `chain`).
 //! - [`PendingBlob`]: a blob encoded into a temp file, committed under its
 //!   id once the caller has checked what it read.
+//! - [`BlobSource`]: a stored blob's raw bytes as a [`RawSource`], to
+//!   re-encode it or encode another blob against it.
+//! - [`StoredWriter`]: a blob file received in stored form (from a
+//!   remote), stored only once it decodes to its id.
 //! - [`Codec`]: how a blob's bytes are encoded on disk; [`codecs`] holds
 //!   the byte-plane, Huffman and XOR transforms themselves.
 //!
@@ -43,10 +52,10 @@ mod error;
 mod frames;
 mod id;
 mod pending;
-pub mod raw;
 mod reader;
 mod source;
 mod store;
+mod stored;
 
 pub use chain::{ChainReader, MAX_CHAIN};
 pub use codec::Codec;
@@ -54,5 +63,6 @@ pub use error::StoreError;
 pub use id::{BlobId, ParseIdError};
 pub use pending::PendingBlob;
 pub use reader::BlobReader;
-pub use source::{FileRange, ParentCheck, RangeReader, RawSource, StoredBlob};
+pub use source::{BlobSource, FileRange, ParentCheck, RangeReader, RawSource};
 pub use store::{BlobInfo, BlobStore, CodecPolicy, Durability, PutOutcome};
+pub use stored::StoredWriter;

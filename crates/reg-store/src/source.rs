@@ -101,17 +101,17 @@ impl Read for RangeReader<'_> {
 /// it does not match. Unchecked, for a re-encoding (the new encoding
 /// decodes to the same bytes, damaged or not) or a parent whose bytes the
 /// caller checks. Made by [`crate::BlobStore::source`] and
-/// [`crate::BlobStore::raw_source`].
-pub struct StoredBlob<'s> {
+/// [`crate::BlobStore::unchecked_source`].
+pub struct BlobSource<'s> {
     store: &'s crate::BlobStore,
     id: crate::BlobId,
     len: u64,
     checked: bool,
 }
 
-impl<'s> StoredBlob<'s> {
-    pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64, checked: bool) -> StoredBlob<'s> {
-        StoredBlob {
+impl<'s> BlobSource<'s> {
+    pub(crate) fn new(store: &'s crate::BlobStore, id: crate::BlobId, len: u64, checked: bool) -> BlobSource<'s> {
+        BlobSource {
             store,
             id,
             len,
@@ -120,7 +120,7 @@ impl<'s> StoredBlob<'s> {
     }
 }
 
-impl RawSource for StoredBlob<'_> {
+impl RawSource for BlobSource<'_> {
     fn len(&self) -> u64 {
         self.len
     }
@@ -129,7 +129,7 @@ impl RawSource for StoredBlob<'_> {
         Ok(if self.checked {
             Box::new(self.store.reader(self.id).map_err(bad)?)
         } else {
-            Box::new(self.store.raw_reader(self.id).map_err(bad)?)
+            Box::new(self.store.unchecked_reader(self.id).map_err(bad)?)
         })
     }
 }

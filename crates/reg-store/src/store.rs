@@ -6,7 +6,7 @@
 //! renamed. Directories touched by renames are fsynced by [`BlobStore::sync`],
 //! which callers run before they name the new blobs in an index.
 
-use crate::blob_file::{self, Header, HEADER_LEN};
+use crate::blob_file::{self, BlobHeader, HEADER_LEN};
 use crate::chain::{self, ChainReader};
 use crate::{BlobId, Codec, RawSource, StoreError};
 use std::collections::HashSet;
@@ -15,8 +15,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// How new blobs are encoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How new blobs are encoded (`codecs` in registry.toml: `"auto"`,
+/// `"zstd"` or `"raw"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CodecPolicy {
     /// Float blobs as byte planes, others zstd; raw when nothing pays.
     #[default]
@@ -45,17 +47,19 @@ impl CodecPolicy {
         }
     }
 
-    /// The zstd level to use; `i32::MIN` asks for raw storage.
-    pub(crate) fn level(self, level: i32) -> i32 {
+    /// The zstd level to compress with; `None` stores the raw bytes.
+    pub(crate) fn level(self, level: i32) -> Option<i32> {
         match self {
-            CodecPolicy::Raw => i32::MIN,
-            _ => level,
+            CodecPolicy::Raw => None,
+            _ => Some(level),
         }
     }
 }
 
-/// When new blobs reach the disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// When new blobs reach the disk (`durability` in registry.toml: `"full"`
+/// or `"fast"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Every new blob file and the directories it lands in are fsynced
     /// before the call that wrote it returns (and so before an index names
@@ -94,8 +98,8 @@ pub struct BlobInfo {
     pub parent: Option<BlobId>,
 }
 
-impl From<Header> for BlobInfo {
-    fn from(h: Header) -> BlobInfo {
+impl From<BlobHeader> for BlobInfo {
+    fn from(h: BlobHeader) -> BlobInfo {
         BlobInfo {
             raw_len: h.raw_len,
             codec: h.codec,
@@ -286,7 +290,7 @@ impl BlobStore {
         Ok(())
     }
 
-    fn open_chain(&self, id: BlobId) -> Result<(ChainReader, Header), StoreError> {
+    fn open_chain(&self, id: BlobId) -> Result<(ChainReader, BlobHeader), StoreError> {
         let (f, header) = chain::open_file(self.path_of(id), id)?;
         let reader = ChainReader::open(id, f, header, &|p| chain::open_file(self.path_of(p), p))?;
         Ok((reader, header))
@@ -309,7 +313,7 @@ impl BlobStore {
     /// another way (pull checks the whole file's hash). The frames of
     /// planes and delta blobs are still checked against the checksums they
     /// record as they decode.
-    pub fn raw_reader(&self, id: BlobId) -> Result<ChainReader, StoreError> {
+    pub fn unchecked_reader(&self, id: BlobId) -> Result<ChainReader, StoreError> {
         self.open_chain(id).map(|(r, _)| r)
     }
 

@@ -46,14 +46,19 @@ impl Ctx {
 
     /// Open the registry `config` names, as [`Ctx::open`].
     pub fn open_config(&self, config: Config) -> Result<Registry> {
+        Ok(self.with_waits(Registry::open(config)?))
+    }
+
+    /// Say waits on stderr (unless quiet) and bound them by `--wait-timeout`.
+    pub fn with_waits(&self, reg: Registry) -> Registry {
         let quiet = self.quiet;
-        Ok(Registry::open(config)?.with_waits(
+        reg.with_waits(
             self.wait,
             Box::new(move |notice| {
                 if !quiet {
                     eprintln!("reg: {notice}");
                 }
             }),
-        ))
+        )
     }
 }

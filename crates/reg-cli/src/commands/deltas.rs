@@ -15,7 +15,11 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     for model in &args.models {
         wanted.push(parse_model(model)?);
     }
-    let reg = ctx.open()?;
+    let reg = if args.background {
+        ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?)
+    } else {
+        ctx.open()?
+    };
     if wanted.is_empty() {
         wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
     }

@@ -2,8 +2,11 @@
 //! wrong parent (not a cryptographic hash: the blob id is that).
 //!
 //! Four lanes of the xxHash64 round over 32-byte stripes, then xxHash64's
-//! merge and avalanche steps. It is *not* bit-compatible with xxHash64; it
-//! only has to be stable, since it is stored in encoded blobs.
+//! merge and avalanche steps. It is *not* xxHash64: the four lanes run
+//! even on inputs shorter than 32 bytes, and there is no 4-byte step (up
+//! to 7 last bytes are taken one at a time). It only has to be stable,
+//! since it is stored in encoded blobs: docs/format.md ("The checksum")
+//! spells it out with test vectors, which the tests below check.
 
 const P1: u64 = 0x9E37_79B1_85EB_CA87;
 const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
@@ -111,4 +114,17 @@ pub(super) fn of(data: &[u8]) -> u64 {
     let mut c = Checksum::new();
     c.update(data);
     c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The test vectors docs/format.md gives for the checksum.
+    #[test]
+    fn checksum_matches_the_test_vectors_of_docs_format_md() {
+        let counting = |n: u8| (0..n).collect::<Vec<u8>>();
+        assert_eq!(super::of(b""), 0x3fdf_455f_9dcf_1e62);
+        assert_eq!(super::of(b"abc"), 0xc628_6258_a8ea_2c6a);
+        assert_eq!(super::of(&counting(43)), 0x599b_d13c_3d82_0df7);
+        assert_eq!(super::of(&counting(100)), 0xf345_8807_13d6_97df);
+    }
 }

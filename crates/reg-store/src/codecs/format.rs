@@ -53,7 +53,7 @@ pub(super) const SECTION_HUFFMAN: u8 = 2;
 
 /// The parsed fixed part of an encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Header {
+pub(super) struct FrameHeader {
     pub kind: u8,
     pub width: u8,
     pub block_log: u8,
@@ -64,7 +64,7 @@ pub(super) struct Header {
     pub parent: Option<BlobId>,
 }
 
-impl Header {
+impl FrameHeader {
     pub(super) fn len(&self) -> usize {
         if self.kind == KIND_XOR {
             XOR_LEN
@@ -83,7 +83,7 @@ impl Header {
         }
     }
 
-    pub(super) fn parse(bytes: &[u8]) -> Result<Header, CodecError> {
+    pub(super) fn parse(bytes: &[u8]) -> Result<FrameHeader, CodecError> {
         let base = bytes
             .get(..BASE_LEN)
             .ok_or(CodecError::Corrupt("shorter than its header"))?;
@@ -113,7 +113,7 @@ impl Header {
         if !mask_ok {
             return Err(CodecError::Corrupt("bad xor mask"));
         }
-        let mut header = Header {
+        let mut header = FrameHeader {
             kind,
             width,
             block_log,

@@ -328,7 +328,7 @@ impl Reader<'_> {
     }
 }
 
-/// Decode a plane coded by [`encode`] into `out` (its length).
+/// Decode a plane coded by [`encode()`] into `out` (its length).
 pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
     let header = input
         .get(..HEADER)

@@ -1,3 +1,4 @@
+use super::encode::{encode_planes_as, PlaneCodec};
 use super::testdata::{self, Rng};
 use super::*;
 
