@@ -42,6 +42,7 @@ pub mod segment;
 pub mod synth;
 pub mod tensors;
 pub mod torchzip;
+pub mod tree;
 pub mod view;
 pub mod write;
 pub mod zip;
