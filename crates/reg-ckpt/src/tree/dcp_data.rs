@@ -22,7 +22,7 @@ use super::files::{payload_ranges, slice, TorchObject};
 use super::{paths, Chunk, FileCheckpoint, FileFormat, TreeError};
 use crate::segment::cover;
 use crate::tensors::TensorInfo;
-use crate::{decode_scalar, inspect_deferred, Checkpoint};
+use crate::{decode_scalar, inspect_deferred, torchzip, Checkpoint};
 
 /// One file of the tree: its path and bytes.
 pub(super) type Source<'a> = (&'a str, &'a [u8]);
@@ -127,6 +127,12 @@ fn cut(
             offset: item.offset,
             reason,
         };
+        if !torchzip::is_zip(item_bytes) {
+            return Err(item_err(format!(
+                "is not a torch.save zip (its {} bytes do not start with a zip record)",
+                item_bytes.len()
+            )));
+        }
         let ckpt = inspect_deferred(item_bytes).map_err(|e| item_err(e.to_string()))?;
         let key_of = |key: &str| format!("{}/{key}", item.offset);
         for (key, r) in payload_ranges(&ckpt.segments) {
