@@ -465,3 +465,29 @@ fn paths_must_be_relative_and_unique() {
         .starts_with("a: listed twice"));
     assert!(matches!(inspect_tree(&[]), Err(TreeError::Empty)));
 }
+
+/// Damaged `.metadata` and data files give errors (or a reading), never a
+/// panic or a hang.
+#[test]
+fn damage_anywhere_is_an_error_not_a_panic() {
+    let (good, _) = fixture("dcp/fsdp2-2rank/step=1");
+    let start = std::time::Instant::now();
+    for name in [".metadata", "__1_0.distcp"] {
+        let len = good[name].len();
+        let step = if name == ".metadata" { 7 } else { 61 };
+        for at in (0..len).step_by(step) {
+            let mut files = good.clone();
+            files.get_mut(name).unwrap()[at] ^= 0x41;
+            let _ = inspect(&files);
+        }
+        for cut in (0..len).step_by(len / 50 + 1) {
+            let mut files = good.clone();
+            files.get_mut(name).unwrap().truncate(cut);
+            let result = inspect(&files);
+            if name == ".metadata" {
+                assert!(result.is_err(), "{name} cut at {cut}");
+            }
+        }
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -30,10 +30,15 @@ pub struct Chunk {
     pub stride: Vec<u64>,
 }
 
+/// The product of `dims`, `None` when it overflows.
+pub(super) fn checked_numel(dims: &[u64]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+}
+
 impl Chunk {
-    /// Number of elements.
+    /// Number of elements (saturating at `u64::MAX`).
     pub fn numel(&self) -> u64 {
-        self.sizes.iter().product()
+        self.sizes.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
     }
 
     /// True when the chunk's elements are laid out row-major in its storage.
@@ -51,6 +56,14 @@ pub enum TilingError {
     NoChunks {
         /// The tensor name.
         tensor: String,
+    },
+    /// A shape with more elements than a 64-bit count holds.
+    #[error("tensor {tensor}: its shape {shape:?} has more elements than fit in 64 bits")]
+    TooLarge {
+        /// The tensor name.
+        tensor: String,
+        /// Its shape.
+        shape: Vec<u64>,
     },
     /// A chunk whose offsets, sizes or stride do not have the tensor's rank.
     #[error("tensor {tensor}: chunk {chunk} has {found} dimensions, the tensor has {rank}")]
@@ -77,22 +90,12 @@ pub enum TilingError {
         shape: Vec<u64>,
     },
     /// Two chunks sharing elements.
-    #[error("tensor {tensor}: chunks {first} (at {first_offsets:?}, size {first_sizes:?}) and {second} (at {second_offsets:?}, size {second_sizes:?}) overlap")]
+    #[error("tensor {tensor}: chunks {} and {} overlap", .chunks[0], .chunks[1])]
     Overlap {
         /// The tensor name.
         tensor: String,
-        /// Index of one chunk.
-        first: usize,
-        /// Its offsets.
-        first_offsets: Vec<u64>,
-        /// Its sizes.
-        first_sizes: Vec<u64>,
-        /// Index of the other.
-        second: usize,
-        /// Its offsets.
-        second_offsets: Vec<u64>,
-        /// Its sizes.
-        second_sizes: Vec<u64>,
+        /// The two chunks.
+        chunks: Box<[ChunkBox; 2]>,
     },
     /// Elements no chunk holds.
     #[error("tensor {tensor}: its chunks hold {covered} of its {numel} elements{}", gap_text(.first_gap))]
@@ -106,6 +109,23 @@ pub enum TilingError {
         /// The first element (row-major) no chunk holds, when it was found.
         first_gap: Option<Vec<u64>>,
     },
+}
+
+/// Where a chunk lies, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkBox {
+    /// Index of the chunk in its tensor's list.
+    pub index: usize,
+    /// Its global offsets.
+    pub offsets: Vec<u64>,
+    /// Its sizes.
+    pub sizes: Vec<u64>,
+}
+
+impl std::fmt::Display for ChunkBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (at {:?}, size {:?})", self.index, self.offsets, self.sizes)
+    }
 }
 
 fn gap_text(first_gap: &Option<Vec<u64>>) -> String {
@@ -126,6 +146,12 @@ pub fn check_tiling(tensor: &str, shape: &[u64], chunks: &[Chunk]) -> Result<(),
         return Err(TilingError::NoChunks { tensor: tensor.into() });
     }
     let rank = shape.len();
+    let Some(numel) = checked_numel(shape) else {
+        return Err(TilingError::TooLarge {
+            tensor: tensor.into(),
+            shape: shape.to_vec(),
+        });
+    };
     let mut covered: u64 = 0;
     for (i, c) in chunks.iter().enumerate() {
         let found = [c.offsets.len(), c.sizes.len(), c.stride.len()];
@@ -149,18 +175,17 @@ pub fn check_tiling(tensor: &str, shape: &[u64], chunks: &[Chunk]) -> Result<(),
         covered = covered.saturating_add(c.numel());
     }
     if let Some((a, b)) = find_overlap(shape, chunks) {
+        let at = |index: usize| ChunkBox {
+            index,
+            offsets: chunks[index].offsets.clone(),
+            sizes: chunks[index].sizes.clone(),
+        };
         return Err(TilingError::Overlap {
             tensor: tensor.into(),
-            first: a,
-            first_offsets: chunks[a].offsets.clone(),
-            first_sizes: chunks[a].sizes.clone(),
-            second: b,
-            second_offsets: chunks[b].offsets.clone(),
-            second_sizes: chunks[b].sizes.clone(),
+            chunks: Box::new([at(a), at(b)]),
         });
     }
     // Inside the shape and disjoint: they tile it iff they hold every element.
-    let numel: u64 = shape.iter().product();
     if covered != numel {
         return Err(TilingError::Gap {
             tensor: tensor.into(),
@@ -314,6 +339,9 @@ pub enum RunsError {
         /// Dimensions of the tensor.
         rank: usize,
     },
+    /// A shape with more elements than a 64-bit count holds.
+    #[error("the shape {0:?} has more elements than fit in 64 bits")]
+    TooLarge(Vec<u64>),
     /// The chunk reaches past the tensor's shape.
     #[error("chunk at {offsets:?} of size {sizes:?} lies outside the shape {shape:?}")]
     Outside {
@@ -337,6 +365,9 @@ pub fn runs(global_shape: &[u64], chunk: &Chunk) -> Result<Runs, RunsError> {
         if found != rank {
             return Err(RunsError::Rank { found, rank });
         }
+    }
+    if checked_numel(global_shape).is_none() {
+        return Err(RunsError::TooLarge(global_shape.to_vec()));
     }
     let inside = (0..rank).all(|d| {
         chunk.offsets[d]
@@ -440,14 +471,7 @@ mod tests {
     fn overlaps_gaps_and_strays_are_named() {
         let e = check_tiling("w", &[4, 4], &[chunk(&[0, 0], &[3, 4]), chunk(&[2, 0], &[2, 4])]).unwrap_err();
         assert!(
-            matches!(
-                e,
-                TilingError::Overlap {
-                    first: 0,
-                    second: 1,
-                    ..
-                }
-            ),
+            matches!(&e, TilingError::Overlap { chunks, .. } if chunks[0].index == 0 && chunks[1].index == 1),
             "{e}"
         );
         assert!(e

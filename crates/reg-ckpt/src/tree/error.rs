@@ -102,7 +102,7 @@ pub enum TreeError {
         /// The files holding its chunks.
         files: String,
         /// What is wrong.
-        source: TilingError,
+        source: Box<TilingError>,
     },
     /// A weight index that does not match the shards.
     #[error("{path}: {reason}")]

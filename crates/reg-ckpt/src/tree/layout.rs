@@ -9,7 +9,9 @@
 //! 3. `dcp`: a `.metadata` that is a pickle of DCP's `Metadata`;
 //! 4. `deepspeed`: a `latest` file naming a sub-folder that holds DeepSpeed
 //!    model states files, or such files in the folder itself;
-//! 5. `hf-model`: the folder's model weights (see [`super::hf`]).
+//! 5. `hf-model`: the folder's model weights: the files a
+//!    `*.safetensors.index.json` (or `*.bin.index.json`) names, else
+//!    `model.safetensors`, else its only safetensors file.
 //!
 //! The tree's layout is that of its shallowest unit when exactly one unit
 //! is that shallow (so a Trainer checkpoint whose FSDP model is a DCP

@@ -53,7 +53,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use chunks::{check_tiling, runs, Chunk, Run, Runs, RunsError, TilingError};
+pub use chunks::{check_tiling, runs, Chunk, ChunkBox, Run, Runs, RunsError, TilingError};
 pub use error::TreeError;
 pub use layout::Layout;
 pub use trainer::TrainerState;
@@ -202,9 +202,9 @@ pub struct LogicalTensor {
 }
 
 impl LogicalTensor {
-    /// Number of elements.
+    /// Number of elements (saturating at `u64::MAX`).
     pub fn numel(&self) -> u64 {
-        self.shape.iter().product()
+        self.shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
     }
 
     /// Check every element is held by exactly one chunk (see
@@ -342,7 +342,7 @@ pub fn inspect_tree(files: &[TreeFile<'_>]) -> Result<TreeCheckpoint, TreeError>
     for t in &tensors {
         t.check_tiling().map_err(|source| TreeError::Tiling {
             files: chunk_files(t, &path_of),
-            source,
+            source: Box::new(source),
         })?;
     }
 
