@@ -112,19 +112,20 @@ fn every_fixture_directory_agrees_with_torch() {
     agree(dirs);
 }
 
-/// `REG_TREE_FIXTURES=ROOT`: also check the directories a run of
-/// `make_dir_fixtures.py ROOT --variant hidden` (or any such root) wrote.
+/// The directories a run of `make_dir_fixtures.py ROOT --variant hidden` or
+/// `make_more_dirs.py ROOT` wrote: `REG_TREE_FIXTURES=ROOT cargo test -p
+/// reg-ckpt --test tree -- --ignored`.
 #[test]
+#[ignore = "needs REG_TREE_FIXTURES=ROOT, a folder of generated directories"]
 fn more_directories_agree_with_torch() {
-    if let Some(root) = std::env::var_os("REG_TREE_FIXTURES") {
-        let dirs = fixture_dirs(Path::new(&root));
-        assert!(
-            !dirs.is_empty(),
-            "no expected/dirs under {}",
-            Path::new(&root).display()
-        );
-        agree(dirs);
-    }
+    let root = std::env::var_os("REG_TREE_FIXTURES").expect("set REG_TREE_FIXTURES to a generated fixture root");
+    let dirs = fixture_dirs(Path::new(&root));
+    assert!(
+        !dirs.is_empty(),
+        "no expected/dirs under {}",
+        Path::new(&root).display()
+    );
+    agree(dirs);
 }
 
 fn agree(dirs: Vec<(String, PathBuf, Value)>) {

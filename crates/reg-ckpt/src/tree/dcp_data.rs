@@ -12,6 +12,10 @@
 //! groups, counters, any non-tensor state) is a `torch.save` of that object;
 //! its value is read for the metadata and its storages, if any, are payload
 //! too. Payload keys are `<item offset>/<storage key>`, unique in the file.
+//!
+//! A data file saved with `SerializationFormat.SAFETENSORS` is instead one
+//! safetensors file holding each chunk under its fqn (`.metadata` gives all
+//! its items the same offset); it is cut as safetensors.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +26,7 @@ use super::files::{payload_ranges, slice, TorchObject};
 use super::{paths, Chunk, FileCheckpoint, FileFormat, TreeError};
 use crate::segment::cover;
 use crate::tensors::TensorInfo;
-use crate::{decode_scalar, inspect_deferred, torchzip, Checkpoint};
+use crate::{decode_scalar, inspect_deferred, safetensors, torchzip, Checkpoint};
 
 /// One file of the tree: its path and bytes.
 pub(super) type Source<'a> = (&'a str, &'a [u8]);
@@ -83,6 +87,13 @@ pub(super) fn read(
     for (at, mut items) in by_file {
         items.sort_by_key(|i| (i.offset, i.length));
         let (path, bytes) = sources[at];
+        if safetensors::looks_like(bytes) && items.iter().all(|i| i.chunk_offsets.is_some()) {
+            // Saved with `SerializationFormat.SAFETENSORS`: the file is one
+            // safetensors file of the chunks, keyed by fqn.
+            let file = cut_safetensors(md, at, path, bytes, &items, &mut out)?;
+            out.files.push((at, file));
+            continue;
+        }
         for pair in items.windows(2) {
             if let [a, b] = pair {
                 if b.offset < a.offset + a.length {
@@ -185,6 +196,76 @@ fn cut(
         }
     }
     file.segments = cover(bytes.len() as u64, payloads);
+    Ok(file)
+}
+
+/// Read a data file DCP wrote as safetensors (one tensor per fqn, the
+/// chunk it saved; `.metadata` gives every item the file's data start and
+/// the tensor's byte length).
+fn cut_safetensors(
+    md: &DcpMetadata,
+    at: usize,
+    path: &str,
+    bytes: &[u8],
+    items: &[&StorageItem],
+    out: &mut DcpData,
+) -> Result<FileCheckpoint, TreeError> {
+    let st = safetensors::read(bytes).map_err(|source| TreeError::File {
+        path: path.to_owned(),
+        source: source.into(),
+    })?;
+    let mut file = FileCheckpoint::whole(path, bytes.len() as u64);
+    file.format = FileFormat::DcpData;
+    file.segments = st.segments(bytes.len() as u64);
+    for item in items {
+        let item_err = |reason: String| TreeError::DcpItem {
+            file: path.to_owned(),
+            fqn: item.fqn.clone(),
+            offset: item.offset,
+            reason,
+        };
+        let entry = md
+            .tensors
+            .get(&item.fqn)
+            .ok_or_else(|| item_err("a tensor item .metadata does not declare as a tensor".into()))?;
+        let offsets = item.chunk_offsets.clone().unwrap_or_default();
+        let (_, sizes) = entry
+            .chunks
+            .iter()
+            .find(|(o, _)| *o == offsets)
+            .ok_or_else(|| item_err(format!("no chunk at {offsets:?} in .metadata")))?;
+        let t = st
+            .tensors
+            .iter()
+            .find(|t| t.name == item.fqn)
+            .ok_or_else(|| item_err("the safetensors file holds no tensor of that name".into()))?;
+        if t.dtype != entry.dtype || &t.shape != sizes {
+            return Err(item_err(format!(
+                "holds {} {:?}, .metadata says {} {sizes:?}",
+                t.dtype, t.shape, entry.dtype
+            )));
+        }
+        let stride = crate::tensors::contiguous_stride(&t.shape);
+        file.tensors.push(TensorInfo {
+            path: item.fqn.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            stride: stride.clone(),
+            storage_offset: 0,
+            storage_key: t.name.clone(),
+            requires_grad: false,
+            parameter: false,
+            role: crate::tensors::Role::Other,
+        });
+        out.chunks.entry(item.fqn.clone()).or_default().push(Chunk {
+            file: at,
+            offsets,
+            sizes: sizes.clone(),
+            storage_key: t.name.clone(),
+            storage_offset: 0,
+            stride,
+        });
+    }
     Ok(file)
 }
 
