@@ -454,6 +454,14 @@ fn plain_folders_and_stray_data_files() {
 }
 
 #[test]
+fn a_broken_trainer_state_is_refused() {
+    let (mut files, _) = fixture("hf-trainer/tiny-bert/checkpoint-8");
+    files.insert("trainer_state.json".into(), b"{\"global_step\": 8,".to_vec());
+    let err = inspect(&files).unwrap_err().to_string();
+    assert!(err.starts_with("trainer_state.json: not valid JSON: "), "{err}");
+}
+
+#[test]
 fn paths_must_be_relative_and_unique() {
     for bad in ["/abs", "a/../b", "a//b", ""] {
         let err = inspect_tree(&[TreeFile { path: bad, bytes: b"x" }]).unwrap_err();

@@ -161,8 +161,7 @@ fn cut(
         }
         match &item.chunk_offsets {
             Some(offsets) => {
-                let chunk = tensor_item(md, at, item, offsets, &ckpt).map_err(item_err)?;
-                let t = &ckpt.tensors[0];
+                let (chunk, t) = tensor_item(md, at, item, offsets, &ckpt).map_err(item_err)?;
                 if t.numel() == 1 {
                     if let Some(v) = scalar(&ckpt, t, item_bytes) {
                         out.scalars.insert(item.fqn.clone(), v);
@@ -269,14 +268,15 @@ fn cut_safetensors(
     Ok(file)
 }
 
-/// The chunk a tensor item holds, checked against `.metadata`.
-fn tensor_item(
+/// The chunk a tensor item holds, checked against `.metadata`, and the
+/// item's tensor.
+fn tensor_item<'c>(
     md: &DcpMetadata,
     at: usize,
     item: &StorageItem,
     offsets: &[u64],
-    ckpt: &Checkpoint,
-) -> Result<Chunk, String> {
+    ckpt: &'c Checkpoint,
+) -> Result<(Chunk, &'c TensorInfo), String> {
     let entry = md
         .tensors
         .get(&item.fqn)
@@ -301,14 +301,15 @@ fn tensor_item(
             t.shape
         ));
     }
-    Ok(Chunk {
+    let chunk = Chunk {
         file: at,
         offsets: offsets.to_vec(),
         sizes: sizes.clone(),
         storage_key: format!("{}/{}", item.offset, t.storage_key),
         storage_offset: t.storage_offset,
         stride: t.stride.clone(),
-    })
+    };
+    Ok((chunk, t))
 }
 
 /// The value of a one-element tensor of an item.

@@ -275,6 +275,18 @@ pub fn inspect_tree(files: &[TreeFile<'_>]) -> Result<TreeCheckpoint, TreeError>
         }
     }
 
+    // A Trainer state that does not read is a broken checkpoint, not a file
+    // to keep whole.
+    for (i, path) in path_of.iter().enumerate() {
+        if paths::file_name(path) == "trainer_state.json" {
+            if let Err(e) = serde_json::from_slice::<Value>(bytes_of[i]) {
+                return Err(TreeError::Json {
+                    path: (*path).to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
     let hf = hf::read(&path_of, &bytes_of, &reads, &index)?;
     let units = layout::find_units(&layout::Tree {
         paths: &path_of,
