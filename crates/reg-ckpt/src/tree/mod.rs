@@ -45,9 +45,10 @@ mod hf;
 pub mod layout;
 mod lightning_sharded;
 mod paths;
+mod read;
 mod trainer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -63,8 +64,6 @@ use crate::safety::GlobalVerdict;
 use crate::segment::{Format, Segment};
 use crate::tensors::{Role, TensorInfo};
 use crate::DType;
-use files::{Read, TorchObject};
-use layout::UnitKind;
 
 /// One file of a checkpoint directory: its path relative to the directory
 /// root, `/`-separated, and its bytes.
@@ -221,287 +220,43 @@ pub fn inspect_tree(files: &[TreeFile<'_>]) -> Result<TreeCheckpoint, TreeError>
     if files.is_empty() {
         return Err(TreeError::Empty);
     }
-    let index = paths::index(files.iter().map(|f| f.path))?;
-    let path_of: Vec<&str> = files.iter().map(|f| f.path).collect();
-    let bytes_of: Vec<&[u8]> = files.iter().map(|f| f.bytes).collect();
-    let sources: Vec<(&str, &[u8])> = files.iter().map(|f| (f.path, f.bytes)).collect();
-    let mut notes = Vec::new();
-
+    let mut reading = read::Reading::new(files)?;
     // DCP checkpoints first: their data files are cut by what `.metadata` says.
-    let distcp_dirs: BTreeSet<&str> = path_of
-        .iter()
-        .filter(|p| p.ends_with(".distcp"))
-        .map(|p| paths::parent(p))
-        .collect();
-    let mut dcps = Vec::new();
-    let mut dcp_dirs: BTreeMap<String, usize> = BTreeMap::new();
-    let mut metadata_globals: HashMap<usize, Vec<GlobalVerdict>> = HashMap::new();
-    for (i, path) in path_of.iter().enumerate() {
-        let dir = paths::parent(path);
-        if paths::file_name(path) != ".metadata"
-            || !(distcp_dirs.contains(dir) || dcp_metadata::looks_like(bytes_of[i]))
-        {
-            continue;
-        }
-        let md = dcp_metadata::read(bytes_of[i]).map_err(|reason| TreeError::NotDcpMetadata {
-            path: (*path).to_owned(),
-            reason,
-        })?;
-        metadata_globals.insert(i, md.globals.clone());
-        dcp_dirs.insert(dir.to_owned(), i);
-        dcps.push(dcp::read(path, md, &index, &sources)?);
-    }
-    let mut claimed: HashMap<usize, FileCheckpoint> = HashMap::new();
-    for d in &mut dcps {
-        for (at, file) in std::mem::take(&mut d.data.files) {
-            if claimed.insert(at, file).is_some() {
-                return Err(TreeError::DcpShared {
-                    file: path_of[at].to_owned(),
-                });
-            }
-        }
-    }
-
-    // Every other file by its own format.
-    let mut reads: Vec<Option<Read>> = Vec::with_capacity(files.len());
-    for (i, path) in path_of.iter().enumerate() {
-        if claimed.contains_key(&i) || metadata_globals.contains_key(&i) {
-            reads.push(None);
-        } else if path.ends_with(".distcp") {
-            notes.push(format!("{path}: no DCP .metadata names this data file; stored whole"));
-            reads.push(Some(files::whole(path, bytes_of[i])));
-        } else {
-            reads.push(Some(files::read(path, bytes_of[i])?));
-        }
-    }
-
-    // A Trainer state that does not read is a broken checkpoint, not a file
-    // to keep whole.
-    for (i, path) in path_of.iter().enumerate() {
-        if paths::file_name(path) == "trainer_state.json" {
-            if let Err(e) = serde_json::from_slice::<Value>(bytes_of[i]) {
-                return Err(TreeError::Json {
-                    path: (*path).to_owned(),
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    let hf = hf::read(&path_of, &bytes_of, &reads, &index)?;
+    reading.read_dcps()?;
+    reading.read_other_files()?;
+    let hf = hf::read(&reading.path_of, &reading.bytes_of, &reading.reads, &reading.index)?;
     let units = layout::find_units(&layout::Tree {
-        paths: &path_of,
-        index: &index,
-        bytes: &bytes_of,
-        reads: &reads,
-        dcp: &dcp_dirs,
+        paths: &reading.path_of,
+        index: &reading.index,
+        bytes: &reading.bytes_of,
+        reads: &reading.reads,
+        dcp: &reading.dcp_dirs,
         hf_dirs: &hf.dirs,
     });
     let (layout, unit) = layout::choose(&units);
-
-    // Logical tensors.
-    let mut tensors = Vec::new();
-    for d in &dcps {
-        let (found, unlisted) = d.logical_tensors();
-        tensors.extend(found);
-        notes.extend(unlisted);
-        for (_, at, t) in &d.data.inner_tensors {
-            tensors.push(whole_tensor(paths::in_unit(&d.dir, &t.path), *at, t, Role::Other));
-        }
-    }
-    tensors.extend(hf.tensors.iter().cloned());
-    let metadata_files: BTreeSet<usize> = units
-        .iter()
-        .filter_map(|u| match u.kind {
-            UnitKind::LightningSharded { meta_pt, .. } => Some(meta_pt),
-            _ => None,
-        })
-        .collect();
-    let optim_files: BTreeSet<usize> = (0..files.len())
-        .filter(|&i| {
-            let keys = top_keys(&reads[i]);
-            deepspeed::is_optim_states(paths::file_name(path_of[i]), keys)
-                || (keys.iter().any(|k| k == "state") && keys.iter().any(|k| k == "param_groups"))
-        })
-        .collect();
-    for (i, read) in reads.iter().enumerate() {
-        let Some(ckpt) = read.as_ref().and_then(|r| r.ckpt.as_ref()) else {
-            continue;
-        };
-        if hf.weight_files.contains(&i) || metadata_files.contains(&i) {
-            continue;
-        }
-        for t in &ckpt.tensors {
-            let role = if optim_files.contains(&i) {
-                Role::Optimizer
-            } else {
-                t.role
-            };
-            tensors.push(whole_tensor(format!("{}:{}", path_of[i], t.path), i, t, role));
-        }
-    }
-    tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    for pair in tensors.windows(2) {
-        if let [a, b] = pair {
-            if a.name == b.name {
-                return Err(TreeError::DuplicateTensor {
-                    name: a.name.clone(),
-                    first: chunk_files(a, &path_of),
-                    second: chunk_files(b, &path_of),
-                });
-            }
-        }
-    }
-    for t in &tensors {
-        t.check_tiling().map_err(|source| TreeError::Tiling {
-            files: chunk_files(t, &path_of),
-            source: Box::new(source),
-        })?;
-    }
-
-    // Training metadata from the checkpoint the layout comes from.
-    let mut meta = CheckpointMeta::default();
-    let mut trainer_state = None;
-    let mut model_config = None;
-    let open = |i: usize| -> Result<Option<TorchObject<'_>>, TreeError> {
-        let Some(ckpt) = reads[i].as_ref().and_then(|r| r.ckpt.as_ref()) else {
-            return Ok(None);
-        };
-        TorchObject::open(bytes_of[i], ckpt).map_err(|e| TreeError::File {
-            path: path_of[i].to_owned(),
-            source: crate::InspectError::Pickle(e),
-        })
-    };
-    let in_dir = |dir: &str, name: &str| paths::join(dir, name).and_then(|p| index.get(p.as_str()).copied());
-    if let Some(unit) = unit {
-        model_config = in_dir(&unit.dir, "config.json").and_then(|i| hf::config(bytes_of[i]));
-        let dcp_of = |dir: &str| dcps.iter().find(|d| d.dir == dir);
-        match &unit.kind {
-            UnitKind::Dcp { .. } => {
-                if let Some(d) = dcp_of(&unit.dir) {
-                    meta = d.meta();
-                }
-            }
-            UnitKind::LightningSharded { meta_pt, .. } => {
-                let optimizers = dcp_of(&unit.dir).map(|d| d.meta().optimizers).unwrap_or_default();
-                if let Some(ckpt) = reads[*meta_pt].as_ref().and_then(|r| r.ckpt.as_ref()) {
-                    meta = lightning_sharded::meta(&ckpt.meta, optimizers);
-                }
-            }
-            UnitKind::HfTrainer { state } => {
-                let object = |name: &str| in_dir(&unit.dir, name).map(open).transpose().map(Option::flatten);
-                let (args, optimizer, scheduler) = (
-                    object("training_args.bin")?,
-                    object("optimizer.pt")?,
-                    object("scheduler.pt")?,
-                );
-                let (state, m) = trainer::read(
-                    path_of[*state],
-                    bytes_of[*state],
-                    &trainer::TrainerFiles {
-                        training_args: args.as_ref(),
-                        optimizer: optimizer.as_ref(),
-                        scheduler: scheduler.as_ref(),
-                    },
-                )?;
-                meta = m;
-                trainer_state = Some(state);
-            }
-            UnitKind::Deepspeed { tag_dir } => {
-                let in_tag = |pred: &dyn Fn(&str, &[String]) -> bool| {
-                    (0..files.len())
-                        .filter(|&i| paths::parent(path_of[i]) == tag_dir)
-                        .filter(|&i| pred(paths::file_name(path_of[i]), top_keys(&reads[i])))
-                        .min_by_key(|&i| path_of[i])
-                };
-                let model = in_tag(&deepspeed::is_model_states);
-                let optim = in_tag(&deepspeed::is_optim_states);
-                if let Some(m) = model {
-                    let model_meta = reads[m].as_ref().and_then(|r| r.ckpt.as_ref()).map(|c| c.meta.clone());
-                    let optim_object = optim.map(open).transpose()?.flatten();
-                    if let (Some(object), Some(model_meta)) = (open(m)?, model_meta) {
-                        meta = deepspeed::meta(&object, &model_meta, optim_object.as_ref());
-                    }
-                }
-            }
-            UnitKind::HfModel => {}
-        }
-    } else {
-        // A plain folder: the metadata of its one training checkpoint file.
-        let mut with_counters = reads
-            .iter()
-            .filter_map(|r| r.as_ref()?.ckpt.as_ref())
-            .filter(|c| c.meta.epoch.is_some() || c.meta.global_step.is_some());
-        if let (Some(only), None) = (with_counters.next(), with_counters.next()) {
-            meta = only.meta.clone();
-        }
-    }
-    let epoch = match &trainer_state {
-        Some(t) => t.epoch,
-        None => meta.epoch.map(|e| e as f64),
-    };
-
-    // Files in input order, and every global once.
-    let mut out_files = Vec::with_capacity(files.len());
-    for (i, read) in reads.into_iter().enumerate() {
-        let file = match (claimed.remove(&i), read) {
-            (Some(file), _) => file,
-            (None, Some(read)) => read.file,
-            (None, None) => {
-                let mut file = FileCheckpoint::whole(path_of[i], bytes_of[i].len() as u64);
-                file.globals = metadata_globals.remove(&i).unwrap_or_default();
-                file
-            }
-        };
-        out_files.push(file);
-    }
+    let tensors = reading.logical_tensors(&hf, &units)?;
+    let training = reading.training(layout, unit)?;
+    let notes = std::mem::take(&mut reading.notes);
+    let files = reading.into_files();
     let mut globals: Vec<GlobalVerdict> = Vec::new();
     let mut seen = BTreeSet::new();
-    for g in out_files.iter().flat_map(|f| &f.globals) {
+    for g in files.iter().flat_map(|f| &f.globals) {
         if seen.insert(g.global.clone()) {
             globals.push(g.clone());
         }
     }
     Ok(TreeCheckpoint {
         layout,
-        files: out_files,
+        files,
         tensors,
-        meta,
+        epoch: match &training.trainer {
+            Some(t) => t.epoch,
+            None => training.meta.epoch.map(|e| e as f64),
+        },
+        meta: training.meta,
         globals,
-        epoch,
-        model_config,
-        trainer: trainer_state,
+        model_config: training.model_config,
+        trainer: training.trainer,
         notes,
     })
-}
-
-/// The top-level keys of a torch file's object (empty for others).
-fn top_keys(read: &Option<Read>) -> &[String] {
-    read.as_ref()
-        .and_then(|r| r.ckpt.as_ref())
-        .map(|c| c.meta.top_keys.as_slice())
-        .unwrap_or(&[])
-}
-
-/// A tensor of one file as a logical tensor of one chunk.
-fn whole_tensor(name: String, file: usize, t: &TensorInfo, role: Role) -> LogicalTensor {
-    LogicalTensor {
-        name,
-        dtype: t.dtype,
-        shape: t.shape.clone(),
-        role,
-        chunks: vec![Chunk {
-            file,
-            offsets: vec![0; t.shape.len()],
-            sizes: t.shape.clone(),
-            storage_key: t.storage_key.clone(),
-            storage_offset: t.storage_offset,
-            stride: t.stride.clone(),
-        }],
-    }
-}
-
-/// The files holding a tensor's chunks, for messages.
-fn chunk_files(t: &LogicalTensor, path_of: &[&str]) -> String {
-    let names: BTreeSet<&str> = t.chunks.iter().filter_map(|c| path_of.get(c.file).copied()).collect();
-    names.into_iter().collect::<Vec<_>>().join(", ")
 }
