@@ -231,20 +231,7 @@ fn understand(
             });
         }
     }
-    let describe = |id: NodeId| -> Option<Value> {
-        let t = tensors::tensor_at(graph, id, "").ok().flatten()?;
-        if t.numel() == 1 {
-            if let Some(v) = read_scalar(&t, records, file) {
-                return Some(
-                    serde_json::Number::from_f64(v)
-                        .map(Value::Number)
-                        .unwrap_or(Value::Null),
-                );
-            }
-        }
-        let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
-        Some(Value::String(format!("<tensor {} [{}]>", t.dtype, shape.join(", "))))
-    };
+    let describe = |id: NodeId| describe_tensor(graph, id, records, file);
     let scalar = |id: NodeId| -> Option<f64> {
         let t = tensors::tensor_at(graph, id, "").ok().flatten()?;
         read_scalar(&t, records, file)
@@ -257,6 +244,28 @@ fn understand(
         },
     );
     Ok((tensors, meta, globals))
+}
+
+/// How a tensor node reads in JSON: its value when it has one element, else
+/// `<tensor DTYPE [SHAPE]>`; `None` for a node that is not a tensor.
+pub(crate) fn describe_tensor(
+    graph: &PickleGraph,
+    id: NodeId,
+    records: &BTreeMap<String, Range<u64>>,
+    file: &[u8],
+) -> Option<Value> {
+    let t = tensors::tensor_at(graph, id, "").ok().flatten()?;
+    if t.numel() == 1 {
+        if let Some(v) = read_scalar(&t, records, file) {
+            return Some(
+                serde_json::Number::from_f64(v)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+            );
+        }
+    }
+    let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+    Some(Value::String(format!("<tensor {} [{}]>", t.dtype, shape.join(", "))))
 }
 
 /// The value of a one-element tensor, read from its storage bytes.

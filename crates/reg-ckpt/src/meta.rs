@@ -215,7 +215,9 @@ pub fn resolve_interpolations(mut root: Value) -> Value {
     root
 }
 
-fn optimizer(graph: &PickleGraph, id: NodeId, json: &dyn Fn(NodeId) -> Value) -> OptimizerSummary {
+/// Summarise the optimizer `state_dict()` at `id` (a mapping with `state`
+/// and `param_groups`); `json` converts values as [`view::to_json`] does.
+pub fn optimizer(graph: &PickleGraph, id: NodeId, json: &dyn Fn(NodeId) -> Value) -> OptimizerSummary {
     let mut summary = OptimizerSummary::default();
     let mut state_keys: Vec<String> = Vec::new();
     if let Some(state) = get(graph, id, "state").and_then(|s| mapping(graph, s)) {

@@ -217,6 +217,16 @@ const SAFE_GLOBALS: &[&str] = &[
     "pathlib._local.Path",
     "_codecs.encode",
     "codecs.encode",
+    // torch.distributed.checkpoint's `.metadata` dataclasses: plain fields.
+    "torch.distributed.checkpoint.metadata.Metadata",
+    "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed.checkpoint.metadata.TensorProperties",
+    "torch.distributed.checkpoint.metadata.MetadataIndex",
+    "torch.distributed.checkpoint.metadata.StorageMeta",
+    "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+    "torch.distributed.checkpoint.filesystem._StorageInfo",
 ];
 
 /// Module prefixes whose classes only hold data.
