@@ -22,7 +22,9 @@ def check(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
             fn()
             RESULTS.append((name, None))
             print(f"ok   {name}", flush=True)
-        except Exception:  # noqa: BLE001 - report every failure
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - every failure (DCP raises BaseException)
             tb = traceback.format_exc()
             RESULTS.append((name, tb))
             print(f"FAIL {name}\n{tb}", flush=True)
