@@ -101,14 +101,16 @@ class Registry:
         """Whether this binary writes ``reg pull REF -o -`` to stdout.
 
         Binaries before that feature would write a file named ``-``; their
-        ``reg pull --help`` does not mention stdout. Asked once per binary.
+        ``reg pull --help`` mentions neither stdout nor standard output.
+        Asked once per binary.
         """
         binary = self._binary()
         with _stdout_lock:
             known = _stdout_support.get(binary)
         if known is None:
             text = self.run("pull", "--help")
-            known = "stdout" in text.lower()
+            help_text = text.lower()
+            known = "stdout" in help_text or "standard output" in help_text
             with _stdout_lock:
                 _stdout_support[binary] = known
         return known

@@ -12,6 +12,12 @@ set -euo pipefail
 out="$1"
 python="${2:-python3}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# pip runs the build in python/: a relative CARGO_TARGET_DIR means the
+# repository's, as for run.sh's cargo build.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "$CARGO_TARGET_DIR" != /* ]]; then
+    export CARGO_TARGET_DIR="$root/$CARGO_TARGET_DIR"
+fi
 mkdir -p "$out"
 rm -f "$out"/reg_checkpoints-*.whl
 "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$out" "$here/.." >&2
