@@ -46,9 +46,10 @@ def bundled_binary() -> Optional[str]:
         return None
     names = ("reg.exe",) if sys.platform == "win32" else ("reg",)
     for entry in dist.files or ():
-        # Scripts are recorded relative to site-packages (../../../bin/reg);
-        # the package's own files start with reg/.
-        if entry.name in names and entry.parts[0] == "..":
+        # Scripts are recorded relative to site-packages (../../../bin/reg,
+        # or bin/reg for --target installs); the packages' own files start
+        # with reg/ or reg_lightning/.
+        if entry.name in names and entry.parts[0] not in ("reg", "reg_lightning"):
             path = os.path.realpath(str(dist.locate_file(entry)))
             if _executable(path):
                 return path
