@@ -1,6 +1,6 @@
 """Train a small model with Lightning and keep every checkpoint in reg.
 
-    pip install ./python lightning torch
+    pip install "./python[lightning]"
     python python/examples/train_with_reg.py            # trains 3 epochs, pushes 3 versions
     reg log demo                                        # the versions, with epochs
     python python/examples/train_with_reg.py --resume   # continues from reg://demo@epoch=1
@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from reg_lightning import RegCheckpointIO
+from reg.lightning import RegCheckpointIO
 
 
 class Net(L.LightningModule):

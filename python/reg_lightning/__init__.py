@@ -1,23 +1,26 @@
-"""Lightning integration for reg, the checkpoint registry.
+"""The old import name of :mod:`reg.lightning`, kept so existing code and
+the ``reg_lightning`` docs keep working. New code: ``import reg.lightning``."""
 
-- :class:`RegCheckpointIO`: a Lightning ``CheckpointIO`` plugin that pushes
-  every checkpoint it saves and loads ``reg://NAME@REF`` paths.
-- :class:`RegistryCallback`: for users who keep their own CheckpointIO;
-  pushes each file ModelCheckpoint saves and tags ``best``.
-- ``reg://NAME@REF`` works anywhere Lightning opens a checkpoint
-  (``trainer.fit(ckpt_path=...)``, ``Model.load_from_checkpoint(...)``):
-  importing this package registers an fsspec filesystem for the ``reg``
-  protocol that pulls the version into a local cache.
-"""
+from typing import Any
 
-from .client import RegClient, RegError, RegNotFoundError
-from .fs import RegFileSystem, register
+from reg.errors import BinaryNotFoundError, RegError, VersionNotFoundError
+from reg.fs import RegFileSystem, fetch, register
+from reg.registry import Registry
+
+#: The old name of :class:`reg.Registry`.
+RegClient = Registry
+#: The old name of :class:`reg.BinaryNotFoundError` (the binary is missing).
+RegNotFoundError = BinaryNotFoundError
 
 __all__ = [
     "RegClient",
+    "Registry",
     "RegError",
     "RegNotFoundError",
+    "VersionNotFoundError",
+    "BinaryNotFoundError",
     "RegFileSystem",
+    "fetch",
     "RegCheckpointIO",
     "RegistryCallback",
 ]
@@ -25,15 +28,9 @@ __all__ = [
 register()
 
 
-def __getattr__(name):
-    # Lightning is imported lazily so `import reg_lightning` stays cheap and
-    # works where only the fsspec part is needed.
-    if name == "RegCheckpointIO":
-        from .checkpoint_io import RegCheckpointIO
+def __getattr__(name: str) -> Any:
+    if name in ("RegCheckpointIO", "RegistryCallback"):
+        import reg.lightning
 
-        return RegCheckpointIO
-    if name == "RegistryCallback":
-        from .callback import RegistryCallback
-
-        return RegistryCallback
-    raise AttributeError(name)
+        return getattr(reg.lightning, name)
+    raise AttributeError(f"module 'reg_lightning' has no attribute {name!r}")

@@ -1,0 +1,222 @@
+"""``Registry``: one registry, reached by running the ``reg`` binary and
+reading its ``--json`` output."""
+
+import json
+import os
+import subprocess
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ._binary import INSTALL_HINT, find_binary
+from .errors import BinaryNotFoundError, RegError, classify
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_ERROR_PREFIX = "reg: error: "
+_stdout_support: Dict[str, bool] = {}
+_stdout_lock = threading.Lock()
+
+
+def _error_from(stderr: str, code: int, command: Optional[str]) -> RegError:
+    """reg's one-line error (the last ``reg: error:`` line) as a RegError."""
+    lines = [line for line in stderr.splitlines() if line.startswith(_ERROR_PREFIX)]
+    if lines:
+        message = lines[-1][len(_ERROR_PREFIX):]
+    else:
+        rest = [line for line in stderr.splitlines() if line.strip()]
+        message = rest[-1] if rest else f"reg {command or ''} exited with code {code}".replace("  ", " ")
+    return classify(message, code, command)
+
+
+class Registry:
+    """A reg registry.
+
+    ``path`` is the registry directory (``reg --registry PATH``); with
+    ``None`` reg finds it as on the command line: ``$REG_HOME``, a
+    ``registry.toml`` in the working directory or a parent, else the user
+    data dir. ``binary`` names a reg binary to run instead of the one
+    :func:`reg.find_binary` picks (the wheel's, ``$REG_BIN``, ``PATH``).
+
+    Every method runs one reg command and returns what its ``--json``
+    prints (see docs/cli.md for each shape); a failure raises
+    :class:`~reg.RegError` with reg's one-line message and exit code.
+
+    >>> reg = Registry("/tmp/my-registry")          # doctest: +SKIP
+    >>> reg.push("epoch=3.ckpt", name="mnist")["version"]
+    4
+    """
+
+    def __init__(self, path: Optional[PathLike] = None, *, binary: Optional[PathLike] = None):
+        #: The registry directory given (absolute), or None to let reg find it.
+        self.path: Optional[str] = os.path.abspath(os.fspath(path)) if path is not None else None
+        #: An explicit reg binary, or None for :func:`reg.find_binary`.
+        self.binary: Optional[str] = os.fspath(binary) if binary is not None else None
+
+    def __repr__(self) -> str:
+        return f"Registry({self.path!r})"
+
+    # ------------------------------------------------------------ running reg
+
+    def _binary(self) -> str:
+        if self.binary is not None:
+            if os.path.isfile(self.binary) and os.access(self.binary, os.X_OK):
+                return self.binary
+            raise BinaryNotFoundError(f"{self.binary} is not an executable file; " + INSTALL_HINT)
+        return find_binary()
+
+    def _command(self, args: Sequence[str]) -> List[str]:
+        cmd = [self._binary()]
+        if self.path is not None:
+            cmd += ["--registry", self.path]
+        return cmd + [os.fspath(a) for a in args]
+
+    def _run(self, args: Sequence[str]) -> "subprocess.CompletedProcess[bytes]":
+        cmd = self._command(args)
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        except OSError as e:  # vanished or not runnable between the check and the run
+            raise BinaryNotFoundError(f"cannot run {cmd[0]}: {e.strerror or e}; " + INSTALL_HINT) from e
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", errors="replace")
+            raise _error_from(stderr, proc.returncode, args[0] if args else None)
+        return proc
+
+    def run(self, *args: str) -> str:
+        """Run ``reg ARGS...``; return its stdout as text, or raise RegError."""
+        return self._run(args).stdout.decode("utf-8", errors="replace")
+
+    def run_bytes(self, *args: str) -> bytes:
+        """Run ``reg ARGS...``; return its stdout as bytes, or raise RegError."""
+        return self._run(args).stdout
+
+    def json(self, *args: str) -> Any:
+        """Run ``reg ARGS... --json`` and parse what it prints."""
+        out = self.run(*args, "--json")
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise RegError(f"reg {args[0] if args else ''} --json printed something that is not JSON: {e}") from e
+
+    def supports_stdout(self) -> bool:
+        """Whether this binary writes ``reg pull REF -o -`` to stdout.
+
+        Binaries before that feature would write a file named ``-``; their
+        ``reg pull --help`` mentions neither stdout nor standard output.
+        Asked once per binary.
+        """
+        binary = self._binary()
+        with _stdout_lock:
+            known = _stdout_support.get(binary)
+        if known is None:
+            text = self.run("pull", "--help")
+            help_text = text.lower()
+            known = "stdout" in help_text or "standard output" in help_text
+            with _stdout_lock:
+                _stdout_support[binary] = known
+        return known
+
+    # ------------------------------------------------------------ the API
+
+    def push(
+        self,
+        path: PathLike,
+        name: Optional[str] = None,
+        tag: Optional[str] = None,
+        message: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """``reg push PATH``: store a checkpoint file (or a checkpoint
+        directory, where the binary supports them) as a new version.
+
+        ``name`` defaults as in reg (``default_name``, else the file stem).
+        Returns the push report: ``{name, version, id, created, tensors,
+        payloads, new_payloads, logical_bytes, new_raw_bytes, ...}``.
+        """
+        args = ["push", os.fspath(path)]
+        if name is not None:
+            args += ["--name", name]
+        if tag is not None:
+            args += ["--tag", tag]
+        if message is not None:
+            args += ["-m", message]
+        return self.json(*args)
+
+    def pull(
+        self,
+        ref: str,
+        out: PathLike,
+        *,
+        force: bool = False,
+        format: Optional[str] = None,
+        weights_only: bool = False,
+    ) -> Dict[str, Any]:
+        """``reg pull REF -o OUT``: write a version back, byte for byte and
+        verified (``format="safetensors"`` or ``weights_only=True`` write
+        those exports instead). ``force`` overwrites an existing OUT.
+        Returns ``{name, version, path, bytes}``.
+        """
+        args = ["pull", ref, "-o", os.fspath(out)]
+        if force:
+            args.append("--force")
+        if format is not None:
+            args += ["--format", format]
+        if weights_only:
+            args.append("--weights-only")
+        return self.json(*args)
+
+    def show(self, ref: str) -> Dict[str, Any]:
+        """``reg show REF``: one version's identity, metadata and tensors."""
+        return self.json("show", ref)
+
+    def log(self, name: str) -> List[Dict[str, Any]]:
+        """``reg log NAME``: the versions of a model, oldest first."""
+        return self.json("log", name)
+
+    def ls(self) -> List[Dict[str, Any]]:
+        """``reg ls``: every model name with its version count."""
+        return self.json("ls")
+
+    def diff(self, a: str, b: str, stats: bool = False) -> Dict[str, Any]:
+        """``reg diff A B``: what changed between two versions (``stats``:
+        max_abs_diff, rel_l2 and changed_fraction of each changed tensor)."""
+        args = ["diff", a, b]
+        if stats:
+            args.append("--stats")
+        return self.json(*args)
+
+    def tag(self, ref: str, tag: str, force: bool = True) -> None:
+        """Point ``tag`` at ``ref`` (moving it if it exists, unless ``force`` is False)."""
+        args = ["tag", ref, tag]
+        if force:
+            args.append("--force")
+        self.run(*args)
+
+    def prune(
+        self,
+        name: str,
+        *,
+        keep_last: int = 0,
+        keep_best: int = 0,
+        keep_tagged: bool = False,
+        keep_optimizer_last: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> Dict[str, Any]:
+        """``reg prune NAME``: remove versions no rule keeps, or (with only
+        ``keep_optimizer_last``) drop optimizer state from older versions."""
+        args = ["prune", name]
+        if keep_last:
+            args += ["--keep-last", str(keep_last)]
+        if keep_best:
+            args += ["--keep-best", str(keep_best)]
+        if keep_tagged:
+            args.append("--keep-tagged")
+        if keep_optimizer_last is not None:
+            args += ["--keep-optimizer-last", str(keep_optimizer_last)]
+        if dry_run:
+            args.append("--dry-run")
+        return self.json(*args)
+
+
+def default_registry() -> Registry:
+    """The registry the module-level functions use: ``$REG_REGISTRY`` if
+    set, else whatever reg finds."""
+    return Registry(os.environ.get("REG_REGISTRY") or None)

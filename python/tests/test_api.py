@@ -1,0 +1,261 @@
+"""The Python API with real torch: load_state_dict and load_checkpoint
+against torch.load of the fixture files, and the per-user cache behind
+reg:// (issue 19: private folder, files checked by blake3, exists() that
+only says False for "no such version").
+
+Run by tests/interop/suites/31-python-api.sh with the wheel installed.
+"""
+
+import glob
+import os
+import shutil
+import stat
+import tempfile
+
+from harness import assert_installed, check, finish, fixtures
+
+import torch
+
+import reg
+import reg.fs
+
+WORK = tempfile.mkdtemp(prefix="reg-api-test-")
+REGISTRY = os.path.join(WORK, "registry")
+SERIES = {
+    name: sorted(glob.glob(os.path.join(fixtures(), "lightning", name, "epoch=*.ckpt")))
+    for name in ("mlp", "mlp-finetune", "monitored")
+}
+
+
+def same_tensors(got, want, what):
+    assert sorted(got) == sorted(want), (what, sorted(set(got) ^ set(want)))
+    for k, w in want.items():
+        g = got[k]
+        assert g.dtype == w.dtype and g.shape == w.shape, (what, k, g.dtype, w.dtype, g.shape, w.shape)
+        assert torch.equal(g, w), (what, k)
+
+
+def same_tree(got, want, path="checkpoint"):
+    if isinstance(want, torch.Tensor):
+        assert isinstance(got, torch.Tensor), path
+        assert got.dtype == want.dtype and got.shape == want.shape and got.stride() == want.stride(), path
+        assert torch.equal(got, want), path
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and list(got) == list(want), (path, list(got), list(want))
+        for k in want:
+            same_tree(got[k], want[k], f"{path}/{k}")
+    elif isinstance(want, (list, tuple)):
+        assert type(got) is type(want) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want)):
+            same_tree(g, w, f"{path}/{i}")
+    else:
+        assert got == want, (path, got, want)
+
+
+def temp_entries():
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("reg-pull-")}
+
+
+def main() -> None:
+    r = reg.Registry(REGISTRY)
+    os.environ["REG_REGISTRY"] = REGISTRY
+    os.environ["XDG_CACHE_HOME"] = os.path.join(WORK, "xdg")
+    os.environ.pop("REG_LIGHTNING_CACHE", None)
+    for name, files in SERIES.items():
+        for path in files:
+            r.push(path, name=name)
+
+    @check("the API under test is the installed wheel's")
+    def _():
+        assert_installed(reg)
+        assert reg.find_binary() == reg.bundled_binary() is not None
+
+    @check("load_state_dict equals torch.load(file)['state_dict'] tensor for tensor, for every fixture series version")
+    def _():
+        for name, files in SERIES.items():
+            for i, path in enumerate(files):
+                want = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+                same_tensors(reg.load_state_dict(f"{name}@v{i + 1}"), want, f"{name}@v{i + 1}")
+
+    @check("load_state_dict by epoch, best and tag refs picks the same version torch reads")
+    def _():
+        r.tag("mlp@v3", "candidate")
+        want = torch.load(SERIES["mlp"][2], weights_only=True)["state_dict"]
+        same_tensors(reg.load_state_dict("mlp@candidate"), want, "tag")
+        same_tensors(reg.load_state_dict("mlp@epoch=2", registry=r), want, "epoch")
+
+    @check("load_state_dict of a plain state-dict file and of a safetensors file")
+    def _():
+        from safetensors.torch import load_file
+
+        sd_file = os.path.join(fixtures(), "torch", "mlp_state_dict.pt")
+        r.push(sd_file, name="plain")
+        same_tensors(reg.load_state_dict("plain"), torch.load(sd_file, weights_only=True), "plain")
+        st_file = os.path.join(fixtures(), "safetensors", "mlp.safetensors")
+        r.push(st_file, name="st")
+        same_tensors(reg.load_state_dict("st"), load_file(st_file), "safetensors")
+
+    @check("load_state_dict(weights_only=False) reads the original pickle, views intact")
+    def _():
+        want = torch.load(SERIES["mlp"][1], weights_only=False)["state_dict"]
+        got = reg.load_state_dict("mlp@v2", weights_only=False)
+        same_tree(got, want, "state_dict")
+
+    @check("load_state_dict(map_location='meta') puts the tensors on that device")
+    def _():
+        got = reg.load_state_dict("mlp@v1", map_location="meta")
+        assert got and all(t.device.type == "meta" for t in got.values())
+
+    @check("load_checkpoint equals torch.load(file, weights_only=True): optimizer, loops, callbacks, everything")
+    def _():
+        for i, path in enumerate(SERIES["monitored"]):
+            same_tree(reg.load_checkpoint(f"monitored@v{i + 1}"), torch.load(path, map_location="cpu", weights_only=True))
+
+    @check("loading writes no checkpoint file that outlives the call")
+    def _():
+        before = temp_entries()
+        cached = set(os.listdir(reg.cache_dir()))
+        reg.load_state_dict("mlp@v4")
+        reg.load_checkpoint("mlp@v4")
+        assert temp_entries() == before, temp_entries() - before
+        assert set(os.listdir(reg.cache_dir())) == cached
+
+    @check("the wheel's binary streams pulls to stdout (reg pull -o -), so loading touches no disk at all")
+    def _():
+        assert r.supports_stdout(), "reg pull --help does not mention stdout: pull_bytes would go through a temp folder"
+        before = temp_entries()
+        with open(SERIES["mlp"][2], "rb") as f:
+            assert reg.pull_bytes("mlp@v3") == f.read()
+        assert temp_entries() == before
+
+    @check("loading an unknown ref is VersionNotFoundError")
+    def _():
+        for fn in (reg.load_state_dict, reg.load_checkpoint):
+            try:
+                fn("mlp@v99")
+            except reg.VersionNotFoundError as e:
+                assert "matches no version" in str(e)
+            else:
+                raise AssertionError(f"{fn.__name__} of mlp@v99 succeeded")
+
+    # ------------------------------------------------------------ the cache
+
+    @check("the cache folder is per user ($XDG_CACHE_HOME/reg, else ~/.cache/reg) and 0700")
+    def _():
+        d = reg.cache_dir()
+        assert d == os.path.join(WORK, "xdg", "reg"), d
+        st = os.stat(d)
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid(), (oct(st.st_mode), st.st_uid)
+        old_xdg, old_home = os.environ.pop("XDG_CACHE_HOME"), os.environ["HOME"]
+        os.environ["HOME"] = os.path.join(WORK, "home")
+        old_mask = os.umask(0)  # the folder is 0700 whatever the umask allows
+        try:
+            d = reg.cache_dir()
+            assert d == os.path.join(WORK, "home", ".cache", "reg"), d
+            assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+        finally:
+            os.umask(old_mask)
+            os.environ["XDG_CACHE_HOME"], os.environ["HOME"] = old_xdg, old_home
+
+    @check("a cache folder others can write, owned by another user, or not a folder is refused")
+    def _():
+        def refused(path, why):
+            os.environ["REG_LIGHTNING_CACHE"] = path
+            try:
+                reg.cache_dir()
+            except reg.CacheError as e:
+                assert path in str(e), str(e)
+            else:
+                raise AssertionError(f"cache {path} accepted: {why}")
+            finally:
+                del os.environ["REG_LIGHTNING_CACHE"]
+
+        shared = os.path.join(WORK, "shared-cache")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)  # what a shared temp folder looks like
+        refused(shared, "world-writable")
+        readable = os.path.join(WORK, "readable-cache")
+        os.mkdir(readable, 0o755)
+        os.chmod(readable, 0o755)
+        refused(readable, "group and others may read")
+        a_file = os.path.join(WORK, "a-file")
+        open(a_file, "w").close()
+        refused(a_file, "not a directory")
+        if os.geteuid() == 0:  # only root can give a folder away
+            theirs = os.path.join(WORK, "their-cache")
+            os.mkdir(theirs, 0o700)
+            os.chown(theirs, 65534, 65534)
+            refused(theirs, "owned by nobody")
+            link = os.path.join(WORK, "their-link")
+            os.symlink(os.path.join(WORK, "xdg", "reg"), link)
+            os.lchown(link, 65534, 65534)
+            refused(link, "a symlink another user owns")
+        own = os.path.join(WORK, "own-cache")
+        os.environ["REG_LIGHTNING_CACHE"] = own
+        try:
+            assert reg.cache_dir() == own and stat.S_IMODE(os.stat(own).st_mode) == 0o700
+        finally:
+            del os.environ["REG_LIGHTNING_CACHE"]
+
+    @check("a planted file with the right size and the wrong bytes is not loaded")
+    def _():
+        import lightning.pytorch as pl  # noqa: F401 - reg:// through Lightning's own loader
+        from lightning.fabric.utilities.cloud_io import _load as pl_load
+
+        shown = r.show("mlp@v2")
+        planted = os.path.join(reg.cache_dir(), shown["id"] + ".file")
+        with open(SERIES["mlp"][0], "rb") as f:
+            other = f.read()  # v1's bytes: a real checkpoint, same size, other weights
+        assert len(other) == shown["size"]
+        with open(planted, "wb") as f:
+            f.write(other)
+        loaded = pl_load("reg://mlp@v2", map_location="cpu")
+        want = torch.load(SERIES["mlp"][1], weights_only=True)
+        same_tensors(loaded["state_dict"], want["state_dict"], "reg://mlp@v2")
+        assert loaded["epoch"] == 1
+        with open(planted, "rb") as f, open(SERIES["mlp"][1], "rb") as g:
+            assert f.read() == g.read(), "the planted file is still in the cache"
+
+    @check("a cached file that matches its blake3 is reused, not pulled again")
+    def _():
+        first = reg.fs.fetch("reg://mlp@v3")
+        st1 = os.stat(first)
+        again = reg.fs.fetch("reg://mlp@v3")
+        st2 = os.stat(again)
+        assert first == again and (st1.st_ino, st1.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
+        assert os.path.basename(first) == r.show("mlp@v3")["id"] + ".file"
+
+    @check("exists() is False only for no such version; a missing binary or a damaged registry raise")
+    def _():
+        import fsspec
+
+        fs = fsspec.filesystem("reg")
+        assert fs.exists("reg://mlp@v1") and fs.exists("reg://monitored@best")
+        assert not fs.exists("reg://mlp@v99") and not fs.exists("reg://no-such-model")
+        try:
+            fsspec.filesystem("reg", binary="/nonexistent/reg").exists("reg://mlp@v1")
+        except reg.BinaryNotFoundError:
+            pass
+        else:
+            raise AssertionError("exists() hid a missing binary")
+        broken = os.path.join(WORK, "broken")
+        shutil.copytree(REGISTRY, broken)
+        with open(os.path.join(broken, "FORMAT"), "w") as f:
+            f.write("not a registry\n")
+        try:
+            fsspec.filesystem("reg", registry=broken).exists("reg://mlp@v1")
+        except reg.VersionNotFoundError:
+            raise AssertionError("a damaged registry reads as 'no such version'")
+        except reg.RegError as e:
+            assert "not a reg registry" in str(e), str(e)
+        else:
+            raise AssertionError("exists() hid a damaged registry")
+
+    finish()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
