@@ -46,6 +46,7 @@ mod push;
 pub mod refs;
 mod registry;
 pub mod report;
+pub mod stream;
 mod resolve;
 mod tags;
 pub mod tensor_stats;
