@@ -510,6 +510,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Remote { command } => crate::remote_cmd::remote(&config, &cwd, command, quiet)?,
         Command::Sync { command } => crate::remote_cmd::sync(config, command, quiet)?,
+        Command::Serve { bind, port } => crate::serve_cmd::run(config, bind, port, quiet)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,224 @@
+//! What the index and model pages show, gathered with the registry open:
+//! per version its record, monitored scores and storage numbers, per
+//! model totals and the best score.
+
+use reg_ckpt::meta::Score;
+use reg_meta::report::StoredView;
+use reg_meta::{Manifest, Registry, RegistryError, Resolved};
+use reg_store::{BlobId, StoreError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// One version, as the model page lists it.
+pub struct VersionFacts {
+    /// Version number.
+    pub number: u32,
+    /// Version id (hex).
+    pub id: String,
+    /// Push time.
+    pub created: u64,
+    /// File size.
+    pub size: u64,
+    /// `epoch`.
+    pub epoch: Option<i64>,
+    /// `global_step`.
+    pub step: Option<i64>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Message.
+    pub message: Option<String>,
+    /// The metric its ModelCheckpoint monitors.
+    pub monitor: Option<String>,
+    /// Scores it carries, by metric.
+    pub scores: BTreeMap<String, Score>,
+    /// `reg show`'s storage numbers (shared blobs counted in full).
+    pub stored: StoredView,
+    /// Stored bytes of the blobs no earlier version of the model has:
+    /// what this version added to the registry.
+    pub added_bytes: u64,
+    /// Optimizer state dropped by retention.
+    pub weights_only: bool,
+}
+
+impl VersionFacts {
+    /// Its score of `metric`.
+    pub fn score(&self, metric: &str) -> Option<f64> {
+        self.scores.get(metric).map(|s| s.value).filter(|v| !v.is_nan())
+    }
+}
+
+/// The best score of a model: metric, value, version number.
+pub struct Best {
+    /// The monitored metric.
+    pub metric: String,
+    /// `min` or `max`.
+    pub mode: String,
+    /// The best value.
+    pub value: f64,
+    /// The version that has it (the newest of equals).
+    pub number: u32,
+}
+
+/// The metric a model's checkpoints monitor (the newest version's
+/// callback decides), else the first one any version scores.
+pub fn monitored_metric(versions: &[VersionFacts]) -> Option<String> {
+    versions
+        .iter()
+        .rev()
+        .find_map(|v| v.monitor.clone().filter(|m| v.scores.contains_key(m)))
+        .or_else(|| versions.iter().find_map(|v| v.scores.keys().next().cloned()))
+}
+
+/// The best score of `metric` among `versions`, in the metric's mode.
+pub fn best(versions: &[VersionFacts], metric: &str) -> Option<Best> {
+    let mode = versions
+        .iter()
+        .rev()
+        .find_map(|v| v.scores.get(metric).map(|s| s.mode.clone()))?;
+    let lower = mode != "max";
+    let mut best: Option<(f64, u32)> = None;
+    for v in versions {
+        let Some(x) = v.score(metric) else { continue };
+        let better = match best {
+            None => true,
+            Some((b, _)) => {
+                if lower {
+                    x <= b
+                } else {
+                    x >= b
+                }
+            }
+        };
+        if better {
+            best = Some((x, v.number));
+        }
+    }
+    best.map(|(value, number)| Best {
+        metric: metric.to_string(),
+        mode,
+        value,
+        number,
+    })
+}
+
+fn manifest_of(reg: &Registry, name: &str, record: &reg_meta::index::VersionRecord) -> Result<Manifest, RegistryError> {
+    reg.index()
+        .manifest(record.id)?
+        .ok_or_else(|| RegistryError::Damaged {
+            version: format!("{name}@v{}", record.number),
+            source: StoreError::Missing(BlobId(record.id.0)),
+        })
+}
+
+/// Every version of `name`, oldest first, with `reg show`'s storage numbers.
+pub fn model_versions(reg: &Registry, name: &str) -> Result<Vec<VersionFacts>, RegistryError> {
+    let log = reg.log_view(name)?;
+    let records = reg.versions(name)?;
+    let tags: HashMap<u32, Vec<String>> = log.into_iter().map(|e| (e.version, e.tags)).collect();
+    let mut seen: HashSet<BlobId> = HashSet::new();
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        let manifest = manifest_of(reg, name, &record)?;
+        let mut added_bytes = 0;
+        for id in manifest.blobs() {
+            if seen.insert(id) {
+                added_bytes += reg.store().stored_len(id).unwrap_or(0);
+            }
+        }
+        let resolved = Resolved {
+            record: record.clone(),
+            manifest,
+            note: None,
+        };
+        let stored = reg.show_view(&resolved)?.stored;
+        let m = resolved.manifest;
+        out.push(VersionFacts {
+            number: record.number,
+            id: record.id.to_hex(),
+            created: record.created,
+            size: record.size,
+            epoch: record.epoch,
+            step: record.global_step,
+            tags: tags.get(&record.number).cloned().unwrap_or_default(),
+            message: record.message.clone(),
+            monitor: m.meta.model_checkpoint.as_ref().and_then(|c| c.monitor.clone()),
+            scores: m.meta.scores,
+            stored,
+            added_bytes,
+            weights_only: record.optimizer_dropped,
+        });
+    }
+    Ok(out)
+}
+
+/// One model on the index page.
+pub struct ModelRow {
+    /// Name.
+    pub name: String,
+    /// Number of versions.
+    pub versions: u32,
+    /// Newest version number.
+    pub latest: u32,
+    /// Its epoch and step.
+    pub latest_epoch: Option<i64>,
+    /// Its global step.
+    pub latest_step: Option<i64>,
+    /// When it was pushed.
+    pub latest_created: u64,
+    /// The best monitored score.
+    pub best: Option<Best>,
+    /// Sum of the versions' file sizes.
+    pub logical: u64,
+    /// Stored bytes of the distinct blobs its versions need.
+    pub stored: u64,
+}
+
+/// Every model with its totals (stored sizes from the index's blob records).
+pub fn models(reg: &Registry) -> Result<Vec<ModelRow>, RegistryError> {
+    let stored_len: HashMap<BlobId, u64> = reg
+        .index()
+        .blob_records()?
+        .into_iter()
+        .map(|(id, r)| (id, r.stored_len))
+        .collect();
+    let mut out = Vec::new();
+    for entry in reg.ls_view()? {
+        let records = reg.index().versions(&entry.name)?;
+        let mut blobs: HashSet<BlobId> = HashSet::new();
+        let mut facts = Vec::with_capacity(records.len());
+        let mut logical = 0;
+        for record in &records {
+            logical += record.size;
+            let m = manifest_of(reg, &entry.name, record)?;
+            blobs.extend(m.blobs());
+            facts.push(VersionFacts {
+                number: record.number,
+                id: record.id.to_hex(),
+                created: record.created,
+                size: record.size,
+                epoch: record.epoch,
+                step: record.global_step,
+                tags: Vec::new(),
+                message: None,
+                monitor: m.meta.model_checkpoint.as_ref().and_then(|c| c.monitor.clone()),
+                scores: m.meta.scores,
+                stored: StoredView::default(),
+                added_bytes: 0,
+                weights_only: record.optimizer_dropped,
+                });
+        }
+        let best = monitored_metric(&facts).and_then(|metric| best(&facts, &metric));
+        let last = records.last();
+        out.push(ModelRow {
+            name: entry.name,
+            versions: entry.versions,
+            latest: entry.latest,
+            latest_epoch: last.and_then(|r| r.epoch),
+            latest_step: last.and_then(|r| r.global_step),
+            latest_created: last.map(|r| r.created).unwrap_or(0),
+            best,
+            logical,
+            stored: blobs.iter().filter_map(|id| stored_len.get(id)).sum(),
+        });
+    }
+    Ok(out)
+}
