@@ -48,6 +48,7 @@ pub async fn ls(State(state): State<AppState>) -> Result<Response, Failure> {
 /// `/api/log/NAME` = `reg log NAME --json`.
 pub async fn log(State(state): State<AppState>, name: Result<Path<String>, axum::extract::rejection::PathRejection>) -> Result<Response, Failure> {
     let Path(name) = name.map_err(bad_path)?;
+    urls::model_name(&name)?;
     json(&state.access.read(move |reg| reg.log_view(&name)).await?)
 }
 

@@ -37,6 +37,8 @@ use tokio::sync::OwnedSemaphorePermit;
 const CHUNK: usize = 256 << 10;
 /// Chunks buffered between the reader and the connection.
 const CHUNKS_AHEAD: usize = 4;
+/// How long a download waits for one of the `max_downloads` slots.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// `?format=safetensors` / `?weights_only=1`.
 #[derive(Debug, Deserialize)]
@@ -109,11 +111,13 @@ pub async fn version(
         if_none_match: text(header::IF_NONE_MATCH),
         body: method != Method::HEAD,
     };
-    // Take a download slot before any work: a full server says so at once.
+    // Take a download slot before any work; a server that stays full says so.
     let permit = if conditions.body {
-        Some(state.downloads.clone().try_acquire_owned().map_err(|_| {
-            Failure::unavailable("too many downloads at once; try again in a few seconds")
-        })?)
+        let slot = tokio::time::timeout(SLOT_WAIT, state.downloads.clone().acquire_owned()).await;
+        match slot {
+            Ok(Ok(permit)) => Some(permit),
+            _ => return Err(Failure::unavailable("too many downloads at once; try again in a few seconds")),
+        }
     } else {
         None
     };

@@ -77,9 +77,17 @@ pub fn spec(name: &str, number: u32) -> String {
     format!("{name}@v{number}")
 }
 
+/// A model name from a URL, checked before any lookup (the index finds
+/// names by prefix, so a name must never carry a separator such as NUL).
+pub fn model_name(name: &str) -> Result<&str, Failure> {
+    reg_meta::ModelName::new(name)
+        .map(|_| name)
+        .map_err(|e| Failure::from(reg_meta::RegistryError::BadName(e)))
+}
+
 /// A ref from a `/m/NAME/REF` URL.
 pub fn path_ref(name: &str, reference: &str) -> Result<VersionRef, Failure> {
-    reg_meta::ModelName::new(name).map_err(|e| Failure::bad_request(e.to_string()))?;
+    model_name(name)?;
     parse_ref(&format!("{name}@{reference}"))
 }
 

@@ -20,6 +20,7 @@ pub async fn handler(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Html<String>, Failure> {
     let Path(name) = name.map_err(|e| bad_path(e).page())?;
+    urls::model_name(&name).map_err(Failure::page)?;
     let lookup = name.clone();
     let versions = state
         .access
