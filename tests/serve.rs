@@ -102,7 +102,12 @@ fn send(addr: SocketAddr, raw: &[u8], head: bool) -> Resp {
         resp.body = dechunk(&resp.body);
     } else if let (Some(len), false) = (resp.header("content-length"), head) {
         let len: usize = len.parse().expect("content-length");
-        assert_eq!(resp.body.len(), len, "body length vs Content-Length for {:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            resp.body.len(),
+            len,
+            "body length vs Content-Length for {:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
     resp
 }
@@ -170,7 +175,10 @@ fn every_page_and_the_json_twins() {
         ("/api/show/mlp", &["show", "mlp", "--json"]),
         ("/api/show/mlp@epoch=1", &["show", "mlp@epoch=1", "--json"]),
         ("/api/show/monitored@best", &["show", "monitored@best", "--json"]),
-        ("/api/diff?a=mlp@v1&b=mlp@v3", &["diff", "mlp@v1", "mlp@v3", "--stats", "--json"]),
+        (
+            "/api/diff?a=mlp@v1&b=mlp@v3",
+            &["diff", "mlp@v1", "mlp@v3", "--stats", "--json"],
+        ),
         (
             "/api/diff?a=mlp@latest&b=mlp-finetune%40v2",
             &["diff", "mlp@latest", "mlp-finetune@v2", "--stats", "--json"],
@@ -180,7 +188,12 @@ fn every_page_and_the_json_twins() {
         let r = get_ok(s.addr, path);
         assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
         let cli = reg.ok(args);
-        assert!(r.text() == cli.stdout, "{path} differs from reg {args:?}:\n{}\nvs\n{}", r.text(), cli.stdout);
+        assert!(
+            r.text() == cli.stdout,
+            "{path} differs from reg {args:?}:\n{}\nvs\n{}",
+            r.text(),
+            cli.stdout
+        );
     }
 
     let index = get_ok(s.addr, "/").text();
@@ -193,7 +206,8 @@ fn every_page_and_the_json_twins() {
     let monitored = get_ok(s.addr, "/m/monitored").text();
     assert!(monitored.contains("<svg class=\"plot line\""), "no score plot");
     assert!(monitored.contains("<svg class=\"plot bars\""), "no bytes plot");
-    let show: serde_json::Value = serde_json::from_str(&reg.ok(&["show", "monitored@best", "--json"]).stdout).expect("json");
+    let show: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["show", "monitored@best", "--json"]).stdout).expect("json");
     let best = format!("v{}", show["version"]);
     assert!(monitored.contains("class=\"point best\""), "best point not marked");
     assert!(monitored.contains(&format!("href=\"/m/monitored/{best}\"")));
@@ -203,11 +217,18 @@ fn every_page_and_the_json_twins() {
 
     // A version page lists every tensor and links its downloads.
     let v2: serde_json::Value = serde_json::from_str(&reg.ok(&["show", "mlp@v2", "--json"]).stdout).expect("json");
-    for path in ["/m/mlp/v2", &format!("/m/mlp/{}", &v2["id"].as_str().expect("id")[..12])] {
+    for path in [
+        "/m/mlp/v2",
+        &format!("/m/mlp/{}", &v2["id"].as_str().expect("id")[..12]),
+    ] {
         let page = get_ok(s.addr, path).text();
         for t in v2["tensors"].as_array().expect("tensors") {
             let p = t["path"].as_str().expect("path");
-            let escaped = p.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
+            let escaped = p
+                .replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
             assert!(page.contains(&escaped), "{path} lacks tensor {p}");
         }
         assert!(page.contains("href=\"/pull/mlp@v2\""), "no download link");
@@ -218,7 +239,8 @@ fn every_page_and_the_json_twins() {
     // The diff page draws the tensor changes, identical ones marked.
     let diff = get_ok(s.addr, "/diff?a=mlp@v1&b=mlp@v3").text();
     assert!(diff.contains("<svg class=\"plot changes\""), "no tensor-change plot");
-    let json: serde_json::Value = serde_json::from_str(&reg.ok(&["diff", "mlp@v1", "mlp@v3", "--stats", "--json"]).stdout).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["diff", "mlp@v1", "mlp@v3", "--stats", "--json"]).stdout).expect("json");
     if !json["tensors"]["identical"].as_array().expect("identical").is_empty() {
         assert!(diff.contains("class=\"same\""), "identical tensors not marked");
     }
@@ -251,7 +273,10 @@ fn downloads_are_byte_identical_with_ranges() {
     assert_eq!(r.header("content-length"), Some(size.to_string().as_str()));
     assert_eq!(r.header("etag"), Some(etag.as_str()));
     assert_eq!(r.header("accept-ranges"), Some("bytes"));
-    assert!(r.header("content-disposition").expect("disposition").contains("filename=\"epoch=01.ckpt\""));
+    assert!(r
+        .header("content-disposition")
+        .expect("disposition")
+        .contains("filename=\"epoch=01.ckpt\""));
 
     let head = request(s.addr, "HEAD", "/pull/mlp@v2", &[]);
     assert_eq!(head.status, 200);
@@ -267,22 +292,40 @@ fn downloads_are_byte_identical_with_ranges() {
         (format!("bytes={}-{}", size - 5, size + 100), size - 5, size - 1),
     ];
     for start in (0..size).step_by(size / 13 + 1) {
-        cases.push((format!("bytes={start}-{}", (start + 4097).min(size - 1)), start, (start + 4097).min(size - 1)));
+        cases.push((
+            format!("bytes={start}-{}", (start + 4097).min(size - 1)),
+            start,
+            (start + 4097).min(size - 1),
+        ));
         cases.push((format!("bytes={start}-"), start, size - 1));
     }
     for (range, a, b) in &cases {
         let r = request(s.addr, "GET", "/pull/mlp@v2", &[("Range", range)]);
         assert_eq!(r.status, 206, "{range}");
-        assert_eq!(r.header("content-range"), Some(format!("bytes {a}-{b}/{size}").as_str()), "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{size}").as_str()),
+            "{range}"
+        );
         assert!(r.body == file[*a..=*b], "{range}: bytes differ");
     }
     let r = request(s.addr, "GET", "/pull/mlp@v2", &[("Range", &format!("bytes={size}-"))]);
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), Some(format!("bytes */{size}").as_str()));
     // A range of another version (If-Range mismatch) is answered whole.
-    let r = request(s.addr, "GET", "/pull/mlp@v2", &[("Range", "bytes=0-9"), ("If-Range", "\"other\"")]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/pull/mlp@v2",
+        &[("Range", "bytes=0-9"), ("If-Range", "\"other\"")],
+    );
     assert_eq!((r.status, r.body.len()), (200, size));
-    let r = request(s.addr, "GET", "/pull/mlp@v2", &[("Range", "bytes=0-9"), ("If-Range", &etag)]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/pull/mlp@v2",
+        &[("Range", "bytes=0-9"), ("If-Range", &etag)],
+    );
     assert_eq!((r.status, r.body.len()), (206, 10));
     let r = request(s.addr, "GET", "/pull/mlp@v2", &[("If-None-Match", &etag)]);
     assert_eq!(r.status, 304);
@@ -301,10 +344,19 @@ fn downloads_are_byte_identical_with_ranges() {
         let want = std::fs::read(reg.work().join(out)).expect("export");
         let r = get_ok(s.addr, &format!("/pull/mlp@v2?{query}"));
         assert!(r.body == want, "{query} differs from reg pull");
-        let r = request(s.addr, "GET", &format!("/pull/mlp@v2?{query}"), &[("Range", "bytes=10-99")]);
+        let r = request(
+            s.addr,
+            "GET",
+            &format!("/pull/mlp@v2?{query}"),
+            &[("Range", "bytes=10-99")],
+        );
         assert!(r.status == 206 && r.body == want[10..100], "{query} range");
     }
-    for bad in ["/pull/mlp@v2?format=onnx", "/pull/mlp@v2?format=safetensors&weights_only=1", "/pull/mlp@v2?weights_only=maybe"] {
+    for bad in [
+        "/pull/mlp@v2?format=onnx",
+        "/pull/mlp@v2?format=safetensors&weights_only=1",
+        "/pull/mlp@v2?weights_only=maybe",
+    ] {
         assert_eq!(get(s.addr, bad).status, 400, "{bad}");
     }
     // No export file is left behind in the registry.
@@ -343,9 +395,22 @@ fn methods_not_found_and_hostile_urls() {
         assert_eq!(r.status, 404, "{path}: {}", r.text());
         let cli = reg.run(&args);
         assert_eq!(cli.code, 1);
-        let message = cli.stderr.trim().strip_prefix("reg: error: ").expect("one-line error").to_string();
-        let escaped = message.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
-        assert!(r.text().contains(&message) || r.text().contains(&escaped), "{path}: {:?} lacks {message:?}", r.text());
+        let message = cli
+            .stderr
+            .trim()
+            .strip_prefix("reg: error: ")
+            .expect("one-line error")
+            .to_string();
+        let escaped = message
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(
+            r.text().contains(&message) || r.text().contains(&escaped),
+            "{path}: {:?} lacks {message:?}",
+            r.text()
+        );
         if path.starts_with("/api/") || path.starts_with("/pull/") {
             assert_eq!(r.text(), format!("{message}\n"), "{path}");
         }
@@ -390,7 +455,12 @@ fn methods_not_found_and_hostile_urls() {
         b"GARBAGE\r\n\r\n".to_vec(),
     ] {
         let r = send(s.addr, &raw, false);
-        assert!(r.status == 400 || r.status == 404, "{:?}: {}", String::from_utf8_lossy(&raw), r.status);
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{:?}: {}",
+            String::from_utf8_lossy(&raw),
+            r.status
+        );
     }
     // Still serving.
     get_ok(s.addr, "/api/ls");
@@ -414,17 +484,27 @@ fn pushes_land_while_serving_and_800_requests_are_answered() {
     assert_eq!(get_ok(s.addr, "/api/ls").text(), "[]\n");
     let files: Vec<String> = ["epoch=00", "epoch=01", "epoch=02", "epoch=03"]
         .iter()
-        .map(|e| fixture(&format!("lightning/mlp/{e}.ckpt")).to_string_lossy().into_owned())
+        .map(|e| {
+            fixture(&format!("lightning/mlp/{e}.ckpt"))
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     // Each push is seen within a second of `reg push` returning.
     for (i, f) in files[..2].iter().enumerate() {
         reg.ok(&["push", f, "--name", "mlp", "-q"]);
         let pushed = Instant::now();
         while log_len("mlp") < i + 1 {
-            assert!(pushed.elapsed() < Duration::from_secs(1), "v{} not visible after 1 s", i + 1);
+            assert!(
+                pushed.elapsed() < Duration::from_secs(1),
+                "v{} not visible after 1 s",
+                i + 1
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(get_ok(s.addr, "/m/mlp").text().contains(&format!("href=\"/m/mlp/v{}\"", i + 1)));
+        assert!(get_ok(s.addr, "/m/mlp")
+            .text()
+            .contains(&format!("href=\"/m/mlp/v{}\"", i + 1)));
     }
     // 32 clients, 25 requests each, while more pushes land.
     let addr = s.addr;
@@ -433,11 +513,19 @@ fn pushes_land_while_serving_and_800_requests_are_answered() {
         let files = files[2..].to_vec();
         let finetune: Vec<String> = ["epoch=00", "epoch=01"]
             .iter()
-            .map(|e| fixture(&format!("lightning/mlp-finetune/{e}.ckpt")).to_string_lossy().into_owned())
+            .map(|e| {
+                fixture(&format!("lightning/mlp-finetune/{e}.ckpt"))
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         std::thread::spawn(move || {
             let mut pushed = 0;
-            for (f, name) in files.iter().map(|f| (f, "mlp")).chain(finetune.iter().map(|f| (f, "ft"))) {
+            for (f, name) in files
+                .iter()
+                .map(|f| (f, "mlp"))
+                .chain(finetune.iter().map(|f| (f, "ft")))
+            {
                 let out = Command::new(env!("CARGO_BIN_EXE_reg"))
                     .args(["push", f, "--name", name, "-q"])
                     .env("REG_HOME", &home)

@@ -46,8 +46,8 @@ mod push;
 pub mod refs;
 mod registry;
 pub mod report;
-pub mod stream;
 mod resolve;
+pub mod stream;
 mod tags;
 pub mod tensor_stats;
 

@@ -228,9 +228,9 @@ impl Registry {
         };
         if let Some((index, skip)) = first {
             reader.next = index;
-            reader.open_next(skip).map_err(|e| {
-                RegistryError::Invalid(format!("cannot read {label} from byte {start}: {e}"))
-            })?;
+            reader
+                .open_next(skip)
+                .map_err(|e| RegistryError::Invalid(format!("cannot read {label} from byte {start}: {e}")))?;
         }
         Ok(reader)
     }
@@ -302,9 +302,7 @@ mod tests {
 
     fn check_all(reg: &Registry, name: &str, file: &Path) {
         let bytes = std::fs::read(file).expect("fixture");
-        let v = reg
-            .resolve(&VersionRef::parse(name).expect("ref"))
-            .expect("resolve");
+        let v = reg.resolve(&VersionRef::parse(name).expect("ref")).expect("resolve");
         assert_eq!(read_from(reg, &v, 0), bytes, "{}", file.display());
         for start in offsets(&v) {
             let got = read_from(reg, &v, start);
@@ -347,7 +345,10 @@ mod tests {
             let v = reg.resolve(&VersionRef::parse(name).expect("ref")).expect("resolve");
             reg.show_view(&v).expect("show").stored.deltas > 0
         });
-        assert!(deltas, "no version is stored as deltas: the test would not read a chain");
+        assert!(
+            deltas,
+            "no version is stored as deltas: the test would not read a chain"
+        );
         for (name, file, _) in &pushed {
             check_all(&reg, name, file);
         }
@@ -387,7 +388,10 @@ mod tests {
         for p in &v1.manifest.pieces {
             if p.len() > 9 << 20 {
                 for start in [at + (8 << 20) - 1, at + (8 << 20), at + (8 << 20) + 4097] {
-                    assert!(read_from(&reg, &v1, start) == bytes[start as usize..], "from byte {start}");
+                    assert!(
+                        read_from(&reg, &v1, start) == bytes[start as usize..],
+                        "from byte {start}"
+                    );
                 }
             }
             at += p.len();

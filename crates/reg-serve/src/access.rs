@@ -64,12 +64,12 @@ impl RegistryAccess {
             let root = config.root.clone();
             let reg = Registry::open(config, &|| {
                 // Once a minute at most: a push or its background deltas hold the lock.
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 if told.swap(now, Ordering::Relaxed) + 60 <= now {
-                    eprintln!(
-                        "reg serve: waiting for another reg process using {}",
-                        root.display()
-                    );
+                    eprintln!("reg serve: waiting for another reg process using {}", root.display());
                 }
             })?;
             work(&reg)

@@ -46,7 +46,10 @@ pub async fn ls(State(state): State<AppState>) -> Result<Response, Failure> {
 }
 
 /// `/api/log/NAME` = `reg log NAME --json`.
-pub async fn log(State(state): State<AppState>, name: Result<Path<String>, axum::extract::rejection::PathRejection>) -> Result<Response, Failure> {
+pub async fn log(
+    State(state): State<AppState>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, Failure> {
     let Path(name) = name.map_err(bad_path)?;
     urls::model_name(&name)?;
     json(&state.access.read(move |reg| reg.log_view(&name)).await?)
@@ -59,7 +62,12 @@ pub async fn show(
 ) -> Result<Response, Failure> {
     let Path(reference) = reference.map_err(bad_path)?;
     let wanted = urls::parse_ref(&reference)?;
-    json(&state.access.read(move |reg| reg.show_view(&reg.resolve(&wanted)?)).await?)
+    json(
+        &state
+            .access
+            .read(move |reg| reg.show_view(&reg.resolve(&wanted)?))
+            .await?,
+    )
 }
 
 /// `/api/diff?a=A&b=B` = `reg diff A B --stats --json`.
@@ -74,7 +82,14 @@ pub async fn diff(
         .access
         .read(move |reg| {
             let (va, vb) = (reg.resolve(&a)?, reg.resolve(&b)?);
-            reg.diff(&va, &vb, DiffOptions { stats: true, only: Only::All })
+            reg.diff(
+                &va,
+                &vb,
+                DiffOptions {
+                    stats: true,
+                    only: Only::All,
+                },
+            )
         })
         .await?;
     json(&d)

@@ -52,7 +52,9 @@ pub fn router(state: AppState, handler_timeout: Duration) -> Router {
         .route("/static/{file}", get(assets::handler))
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware::from_fn(move |req, next| deadline(req, next, handler_timeout)))
+        .layer(middleware::from_fn(move |req, next| {
+            deadline(req, next, handler_timeout)
+        }))
         .layer(middleware::from_fn(only_get_and_head))
 }
 
@@ -67,7 +69,10 @@ async fn only_get_and_head(req: Request, next: Next) -> Response {
     }
     let mut response = Failure::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed: reg serve is read-only (GET and HEAD only)", req.method()),
+        format!(
+            "{} is not allowed: reg serve is read-only (GET and HEAD only)",
+            req.method()
+        ),
     )
     .into_response();
     response

@@ -116,7 +116,11 @@ pub async fn version(
         let slot = tokio::time::timeout(SLOT_WAIT, state.downloads.clone().acquire_owned()).await;
         match slot {
             Ok(Ok(permit)) => Some(permit),
-            _ => return Err(Failure::unavailable("too many downloads at once; try again in a few seconds")),
+            _ => {
+                return Err(Failure::unavailable(
+                    "too many downloads at once; try again in a few seconds",
+                ))
+            }
         }
     } else {
         None
@@ -287,7 +291,10 @@ fn respond(p: Prepared, permit: Option<OwnedSemaphorePermit>, stall: Duration) -
             return Ok(f);
         }
     };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert(header::CONTENT_LENGTH, value(&len.to_string())?);
     let body = match (p.source, permit) {
         (Some(Source::Version(r)), Some(permit)) => pump(r, len, permit, stall),
@@ -306,7 +313,13 @@ fn disposition(source: &str) -> HeaderValue {
         .unwrap_or_else(|| "download".into());
     let ascii: String = name
         .chars()
-        .map(|c| if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' { c } else { '_' })
+        .map(|c| {
+            if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded = utf8_percent_encode(&name, NON_ALPHANUMERIC);
     HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))

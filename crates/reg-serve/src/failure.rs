@@ -57,9 +57,7 @@ impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
         let status = match &e {
             RegistryError::NoSuchName { .. } | RegistryError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
-            RegistryError::BadRef(_) | RegistryError::BadName(_) | RegistryError::Invalid(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            RegistryError::BadRef(_) | RegistryError::BadName(_) | RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
             RegistryError::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -79,7 +77,10 @@ impl IntoResponse for Failure {
             let mut text = self.message;
             text.push('\n');
             (
-                [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
                 text,
             )
                 .into_response()

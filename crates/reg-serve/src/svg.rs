@@ -7,7 +7,19 @@
 use crate::units;
 use maud::{html, Markup};
 
+/// Width of the line and bar charts (they shrink with the page, never grow).
 const W: f64 = 640.0;
+/// Width of the tensor-change chart.
+const CW: f64 = 1100.0;
+
+/// A power of ten as a tick label: `0.001` .. `1000`, else `1e-6`.
+fn decade(d: i32) -> String {
+    match d {
+        -3..=-1 => format!("{}", 10f64.powi(d)),
+        0..=3 => format!("{}", 10i64.pow(d.unsigned_abs())),
+        _ => format!("1e{d}"),
+    }
+}
 
 /// One point of a line chart.
 pub struct Point {
@@ -75,8 +87,14 @@ pub fn line_chart(points: &[Point], x_title: &str, y_title: &str, integer_x: boo
     let (pw, ph) = (W - left - right, h - top - bottom);
     let xs = points.iter().map(|p| p.x);
     let ys = points.iter().map(|p| p.y).filter(|y| y.is_finite());
-    let (x0, x1) = (xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
-    let (y0, y1) = (ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+    let (x0, x1) = (
+        xs.clone().fold(f64::INFINITY, f64::min),
+        xs.fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (y0, y1) = (
+        ys.clone().fold(f64::INFINITY, f64::min),
+        ys.fold(f64::NEG_INFINITY, f64::max),
+    );
     if !x0.is_finite() || !y0.is_finite() {
         return html! { p.muted { "No scores to plot." } };
     }
@@ -92,7 +110,7 @@ pub fn line_chart(points: &[Point], x_title: &str, y_title: &str, integer_x: boo
         .map(|p| format!("{:.1},{:.1}", sx(p.x), sy(p.y)))
         .collect();
     html! {
-        svg.plot.line viewBox={ "0 0 " (W) " " (h) } role="img" aria-label={ (y_title) " over " (x_title) } {
+        svg.plot.line width=(W) height=(h) viewBox={ "0 0 " (W) " " (h) } role="img" aria-label={ (y_title) " over " (x_title) } {
             @for t in &yt {
                 line.grid x1=(left) x2=(W - right) y1=(fmt1(sy(*t))) y2=(fmt1(sy(*t))) {}
                 text x=(left - 8.0) y=(fmt1(sy(*t) + 4.0)) text-anchor="end" { (fmt_tick(*t, ystep)) }
@@ -151,7 +169,11 @@ pub fn byte_bars(groups: &[BarGroup]) -> Markup {
     let h = 250.0;
     let (left, right, top, bottom) = (70.0, 12.0, 14.0, 34.0);
     let (pw, ph) = (W - left - right, h - top - bottom);
-    let max = groups.iter().flat_map(|g| g.bars.iter().map(|b| b.value)).max().unwrap_or(0);
+    let max = groups
+        .iter()
+        .flat_map(|g| g.bars.iter().map(|b| b.value))
+        .max()
+        .unwrap_or(0);
     if groups.is_empty() || max == 0 {
         return html! { p.muted { "Nothing stored yet." } };
     }
@@ -174,7 +196,7 @@ pub fn byte_bars(groups: &[BarGroup]) -> Markup {
     let bar_w = (slot * 0.8 / per).min(28.0);
     let label_every = (groups.len() as f64 / 16.0).ceil().max(1.0) as usize;
     html! {
-        svg.plot.bars viewBox={ "0 0 " (W) " " (h) } role="img" aria-label="bytes per version" {
+        svg.plot.bars width=(W) height=(h) viewBox={ "0 0 " (W) " " (h) } role="img" aria-label="bytes per version" {
             @for t in &yt {
                 line.grid x1=(left) x2=(W - right) y1=(fmt1(sy(*t))) y2=(fmt1(sy(*t))) {}
                 text x=(left - 8.0) y=(fmt1(sy(*t) + 4.0)) text-anchor="end" { (fmt_tick(*t, ystep)) " " (name) }
@@ -229,9 +251,9 @@ pub struct ChangeRow {
 /// Horizontal bars of relative change per tensor, log scale, grouped by
 /// layer; identical tensors get a ring and the word "identical".
 pub fn change_bars(rows: &[ChangeRow]) -> Markup {
-    let (row_h, group_h, axis_h) = (18.0, 22.0, 26.0);
-    let (label_w, value_w) = (250.0, 74.0);
-    let (bx, bw) = (label_w + 10.0, W - label_w - 10.0 - value_w);
+    let (row_h, group_h, axis_h) = (22.0, 26.0, 28.0);
+    let (label_w, value_w) = (330.0, 80.0);
+    let (bx, bw) = (label_w + 10.0, CW - label_w - 10.0 - value_w);
     let values: Vec<f64> = rows
         .iter()
         .filter_map(|r| match r.change {
@@ -261,13 +283,13 @@ pub fn change_bars(rows: &[ChangeRow]) -> Markup {
     for r in rows {
         if let Some(g) = &r.group {
             marks.push(html! {
-                text.group x="2" y=(fmt1(y + group_h - 6.0)) { (g) }
+                text.group x="2" y=(fmt1(y + group_h - 7.0)) { (g) }
             });
             y += group_h;
         }
         let mid = y + row_h / 2.0;
-        let label: String = if r.label.chars().count() > 40 {
-            let head: String = r.label.chars().take(39).collect();
+        let label: String = if r.label.chars().count() > 44 {
+            let head: String = r.label.chars().take(43).collect();
             format!("{head}…")
         } else {
             r.label.clone()
@@ -278,11 +300,11 @@ pub fn change_bars(rows: &[ChangeRow]) -> Markup {
                 rect class={ "change " (r.class) } x=(bx) y=(fmt1(y + 3.0)) width=(fmt1(scale(*v).max(1.5))) height=(row_h - 6.0) {
                     title { (r.title) ": relative L2 change " (units::number(*v)) }
                 }
-                text.value x=(W - value_w + 6.0) y=(fmt1(mid + 4.0)) { (units::number(*v)) }
+                text.value x=(CW - value_w + 6.0) y=(fmt1(mid + 4.0)) { (units::number(*v)) }
             },
             Change::FromZero => html! {
                 rect.track x=(bx) y=(fmt1(y + 3.0)) width=(bw) height=(row_h - 6.0) {}
-                text.value x=(W - value_w + 6.0) y=(fmt1(mid + 4.0)) { "from 0" title { (r.title) ": was all zeros" } }
+                text.value x=(CW - value_w + 6.0) y=(fmt1(mid + 4.0)) { "from 0" title { (r.title) ": was all zeros" } }
             },
             Change::Identical => html! {
                 circle.same cx=(bx + 6.0) cy=(fmt1(mid)) r="4.5" { title { (r.title) ": identical (same blob)" } }
@@ -293,20 +315,20 @@ pub fn change_bars(rows: &[ChangeRow]) -> Markup {
             },
         };
         marks.push(html! {
-            text.label x="14" y=(fmt1(mid + 4.0)) { (label) title { (r.title) } }
+            text.label x="16" y=(fmt1(mid + 4.5)) { (label) title { (r.title) } }
             (bar)
         });
         y += row_h;
     }
     let decades: Vec<i32> = ((d0 as i32)..=(d1 as i32)).collect();
     html! {
-        svg.plot.changes viewBox={ "0 0 " (W) " " (fmt1(h)) } role="img" aria-label="relative L2 change per tensor" {
+        svg.plot.changes width=(CW) height=(fmt1(h)) viewBox={ "0 0 " (CW) " " (fmt1(h)) } role="img" aria-label="relative L2 change per tensor" {
             @for d in &decades {
                 @let x = bx + (f64::from(*d) - d0) / (d1 - d0) * bw;
                 line.grid x1=(fmt1(x)) x2=(fmt1(x)) y1=(axis_h - 4.0) y2=(fmt1(h - 4.0)) {}
-                text x=(fmt1(x)) y="14" text-anchor="middle" { "1e" (d) }
+                text x=(fmt1(x)) y="14" text-anchor="middle" { (decade(*d)) }
             }
-            text x=(bx - 6.0) y="14" text-anchor="end" { "relative L2 change" }
+            text x="2" y="14" { "relative L2 change (log scale)" }
             @for m in &marks { (m) }
         }
     }
@@ -319,7 +341,10 @@ mod tests {
     #[test]
     fn nice_ticks() {
         let (lo, hi, t) = ticks(0.13, 0.87, 5.0, 0.0);
-        assert!(lo <= 0.13 && hi >= 0.87 && t.len() >= 4 && t.len() <= 11, "{lo} {hi} {t:?}");
+        assert!(
+            lo <= 0.13 && hi >= 0.87 && t.len() >= 4 && t.len() <= 11,
+            "{lo} {hi} {t:?}"
+        );
         let (_, _, t) = ticks(0.0, 3.0, 8.0, 1.0);
         assert!(t.iter().all(|x| x.fract() == 0.0), "{t:?}");
         let (lo, hi, _) = ticks(2.0, 2.0, 5.0, 0.0);

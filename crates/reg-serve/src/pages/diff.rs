@@ -41,7 +41,14 @@ pub async fn handler(
         .access
         .read(move |reg| {
             let (va, vb) = (reg.resolve(&ra)?, reg.resolve(&rb)?);
-            let diff = reg.diff(&va, &vb, DiffOptions { stats: true, only: Only::All })?;
+            let diff = reg.diff(
+                &va,
+                &vb,
+                DiffOptions {
+                    stats: true,
+                    only: Only::All,
+                },
+            )?;
             let order = vb.manifest.tensors.iter().map(|t| (t.path.clone(), t.role)).collect();
             Ok(Gathered { diff, order })
         })
@@ -62,7 +69,10 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
     let weights = chart_rows(g, |r| r == Role::Weight);
     let others = chart_rows(g, |r| r != Role::Weight);
     let crumbs = if d.a.name == d.b.name {
-        vec![Crumb::link(d.a.name.clone(), urls::model(&d.a.name)), Crumb::here(format!("diff v{} → v{}", d.a.version, d.b.version))]
+        vec![
+            Crumb::link(d.a.name.clone(), urls::model(&d.a.name)),
+            Crumb::here(format!("diff v{} → v{}", d.a.version, d.b.version)),
+        ]
     } else {
         vec![Crumb::here(format!("diff {a} → {b}"))]
     };
@@ -281,7 +291,10 @@ mod tests {
     #[test]
     fn layers() {
         let l = |p, r| layer_and_name(p, r);
-        assert_eq!(l("state_dict/head.2.weight", Role::Weight), ("head.2".into(), "weight".into()));
+        assert_eq!(
+            l("state_dict/head.2.weight", Role::Weight),
+            ("head.2".into(), "weight".into())
+        );
         assert_eq!(
             l("optimizer_states/0/state/3/exp_avg", Role::Optimizer),
             ("optimizer_states/0/state/3".into(), "exp_avg".into())

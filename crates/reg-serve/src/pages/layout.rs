@@ -1,8 +1,8 @@
 //! The frame every page shares, and small pieces of markup used by all.
 
 use crate::units;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
 use axum::response::Html;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// One step of the breadcrumb trail: text and, except for the last, a link.
 pub struct Crumb {

@@ -161,7 +161,10 @@ fn row(
 }
 
 fn score_axis_is_epoch(versions: &[VersionFacts], metric: &str) -> bool {
-    versions.iter().filter(|v| v.score(metric).is_some()).all(|v| v.epoch.is_some())
+    versions
+        .iter()
+        .filter(|v| v.score(metric).is_some())
+        .all(|v| v.epoch.is_some())
 }
 
 fn score_plot(name: &str, versions: &[VersionFacts], metric: &str, best: Option<u32>) -> Markup {

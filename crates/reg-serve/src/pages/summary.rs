@@ -101,12 +101,10 @@ pub fn best(versions: &[VersionFacts], metric: &str) -> Option<Best> {
 }
 
 fn manifest_of(reg: &Registry, name: &str, record: &reg_meta::index::VersionRecord) -> Result<Manifest, RegistryError> {
-    reg.index()
-        .manifest(record.id)?
-        .ok_or_else(|| RegistryError::Damaged {
-            version: format!("{name}@v{}", record.number),
-            source: StoreError::Missing(BlobId(record.id.0)),
-        })
+    reg.index().manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
+        version: format!("{name}@v{}", record.number),
+        source: StoreError::Missing(BlobId(record.id.0)),
+    })
 }
 
 /// Every version of `name`, oldest first, with `reg show`'s storage numbers.
@@ -204,7 +202,7 @@ pub fn models(reg: &Registry) -> Result<Vec<ModelRow>, RegistryError> {
                 stored: StoredView::default(),
                 added_bytes: 0,
                 weights_only: record.optimizer_dropped,
-                });
+            });
         }
         let best = monitored_metric(&facts).and_then(|metric| best(&facts, &metric));
         let last = records.last();

@@ -180,7 +180,10 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
     };
     page(
         &format!("{}@v{}", v.name, v.version),
-        &[Crumb::link(v.name.clone(), urls::model(&v.name)), Crumb::here(format!("v{}", v.version))],
+        &[
+            Crumb::link(v.name.clone(), urls::model(&v.name)),
+            Crumb::here(format!("v{}", v.version)),
+        ],
         Some(root),
         body,
     )
@@ -243,7 +246,11 @@ pub fn flatten(v: &Value) -> Vec<(String, String)> {
         match v {
             Value::Object(map) if !map.is_empty() => {
                 for (k, child) in map.iter().rev() {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     stack.push((p, child));
                 }
             }
