@@ -579,3 +579,29 @@ fn pushes_land_while_serving_and_800_requests_are_answered() {
     let r = get_ok(s.addr, "/pull/mlp@v4");
     assert!(r.body == std::fs::read(&files[3]).expect("fixture"));
 }
+
+#[test]
+fn idle_and_slow_clients_do_not_stall_it() {
+    let reg = pushed();
+    let s = serve(&reg);
+    // Connections that send nothing, and ones that send half a header.
+    let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
+    let mut slow: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
+    for c in &mut slow {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").expect("partial header");
+    }
+    let started = Instant::now();
+    for path in ["/", "/m/mlp", "/pull/mlp@v1", "/api/ls"] {
+        get_ok(s.addr, path);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "answers waited behind idle clients");
+    // The server closes connections whose headers do not arrive (10 s).
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "an idle connection got data");
+    assert!(t.elapsed() < Duration::from_secs(20), "idle connection kept {:?}", t.elapsed());
+    drop((idle, slow));
+}
