@@ -605,3 +605,21 @@ fn idle_and_slow_clients_do_not_stall_it() {
     assert!(t.elapsed() < Duration::from_secs(20), "idle connection kept {:?}", t.elapsed());
     drop((idle, slow));
 }
+
+#[test]
+fn other_bind_addresses_warn_before_anything_is_bound() {
+    // A folder that is not a registry: reg stops before it binds, so the
+    // test never listens beyond loopback, yet the warning has been printed.
+    let reg = Reg::new();
+    let not_a_registry = reg.work().join("not-a-registry");
+    std::fs::create_dir_all(&not_a_registry).expect("dir");
+    std::fs::write(not_a_registry.join("notes.txt"), "mine").expect("file");
+    let dir = not_a_registry.to_str().expect("utf8");
+    let r = reg.run(&["--registry", dir, "serve", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("anyone who can reach this address can read"), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a reg registry"), "{}", r.stderr);
+    let r = reg.run(&["--registry", dir, "serve", "--port", "0"]);
+    assert_eq!(r.code, 1);
+    assert!(!r.stderr.contains("anyone who can reach"), "loopback warned: {}", r.stderr);
+}

@@ -68,7 +68,12 @@ impl RegistryAccess {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                if told.swap(now, Ordering::Relaxed) + 60 <= now {
+                let last = told.load(Ordering::Relaxed);
+                if last + 60 <= now
+                    && told
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
                     eprintln!("reg serve: waiting for another reg process using {}", root.display());
                 }
             })?;
