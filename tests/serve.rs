@@ -588,13 +588,17 @@ fn idle_and_slow_clients_do_not_stall_it() {
     let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     let mut slow: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     for c in &mut slow {
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").expect("partial header");
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .expect("partial header");
     }
     let started = Instant::now();
     for path in ["/", "/m/mlp", "/pull/mlp@v1", "/api/ls"] {
         get_ok(s.addr, path);
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "answers waited behind idle clients");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answers waited behind idle clients"
+    );
     // The server closes connections whose headers do not arrive (10 s).
     let mut c = TcpStream::connect(s.addr).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
@@ -602,7 +606,11 @@ fn idle_and_slow_clients_do_not_stall_it() {
     let mut buf = [0u8; 16];
     let n = c.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "an idle connection got data");
-    assert!(t.elapsed() < Duration::from_secs(20), "idle connection kept {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "idle connection kept {:?}",
+        t.elapsed()
+    );
     drop((idle, slow));
 }
 
@@ -617,9 +625,17 @@ fn other_bind_addresses_warn_before_anything_is_bound() {
     let dir = not_a_registry.to_str().expect("utf8");
     let r = reg.run(&["--registry", dir, "serve", "--bind", "0.0.0.0", "--port", "0"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("anyone who can reach this address can read"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("anyone who can reach this address can read"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("is not a reg registry"), "{}", r.stderr);
     let r = reg.run(&["--registry", dir, "serve", "--port", "0"]);
     assert_eq!(r.code, 1);
-    assert!(!r.stderr.contains("anyone who can reach"), "loopback warned: {}", r.stderr);
+    assert!(
+        !r.stderr.contains("anyone who can reach"),
+        "loopback warned: {}",
+        r.stderr
+    );
 }
