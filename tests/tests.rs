@@ -30,6 +30,8 @@ mod remote;
 mod retention;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
+/// `reg serve`: every route, JSON twins, downloads and ranges, hostile URLs, pushes while serving (issue 15).
+mod serve;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).
 mod show_json;
 /// Trust boundaries: remote input, read errors in gc, index damage, file modes (issue 19).

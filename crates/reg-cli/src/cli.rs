@@ -105,6 +105,20 @@ pub enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Serve a read-only web view of the registry: pages, JSON, downloads.
+    Serve(ServeArgs),
+}
+
+/// `reg serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; any but loopback lets everyone who can
+    /// reach it read the registry.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: std::net::IpAddr,
+    /// Port; 0 takes a free one (the address is printed on stdout).
+    #[arg(long, default_value_t = 8780)]
+    pub port: u16,
 }
 
 /// `reg init`.

@@ -13,6 +13,7 @@ mod commands;
 mod diff_view;
 mod human;
 mod remote_cmd;
+mod serve_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

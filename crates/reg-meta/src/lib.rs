@@ -51,6 +51,7 @@ pub mod refs;
 mod registry;
 pub mod report;
 mod resolve;
+pub mod stream;
 mod tags;
 pub mod tensor_stats;
 

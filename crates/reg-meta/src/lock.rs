@@ -231,6 +231,26 @@ impl Locks {
     }
 }
 
+/// Wait (at most a few seconds) until no process holds a `flock` on
+/// `path`: used for sled's own lock file after closing the index, whose
+/// lock sled's threads release a moment after the database is dropped.
+pub(crate) fn wait_until_unlocked(path: &Path) {
+    let Ok(file) = OpenOptions::new().read(true).open(path) else {
+        return;
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return;
+            }
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+            Err(TryLockError::Error(_)) => return,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Exclusive,

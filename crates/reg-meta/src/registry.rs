@@ -117,12 +117,16 @@ impl Registry {
         let _mark = SessionMark;
         let _lock = self.locks.index(doing)?;
         let index = Index::open(&self.layout.index_dir())?;
-        let out = f(&index)?;
-        index.flush()?;
-        // The index closes before the lock is let go (drop order: index,
-        // then _lock), so the next process finds sled's own lock free.
+        let result = f(&index).and_then(|out| {
+            index.flush()?;
+            Ok(out)
+        });
         drop(index);
-        Ok(out)
+        // sled lets go of its own lock on `index/db` from its background
+        // threads, a moment after the database is dropped: hold the index
+        // lock until it has, so the next process finds sled free.
+        crate::lock::wait_until_unlocked(&self.layout.index_dir().join("db"));
+        result
     }
 
     /// Become a writer of blobs and versions (`gc.lock` shared): no gc,

@@ -177,12 +177,10 @@ impl Registry {
             .collect())
     }
 
-    /// The `show` view of a version.
-    pub fn show_view(&self, v: &Resolved) -> Result<ShowView, RegistryError> {
-        let m = &v.manifest;
-        let storages: HashSet<&str> = m.tensors.iter().map(|t| t.storage_key.as_str()).collect();
-        // Damage is verify's to report: a blob that cannot be described
-        // is left out here.
+    /// How a version's blobs are stored (the `stored` part of `reg show`),
+    /// from their headers. Damage is verify's to report: a blob that
+    /// cannot be described is left out here.
+    pub fn stored_view(&self, m: &crate::Manifest) -> StoredView {
         let mut stored = StoredView::default();
         for id in m.blobs() {
             let (Ok(info), Ok(len)) = (self.store.describe(id), self.store.stored_len(id)) else {
@@ -196,6 +194,14 @@ impl Registry {
                 stored.longest_chain = stored.longest_chain.max(links);
             }
         }
+        stored
+    }
+
+    /// The `show` view of a version.
+    pub fn show_view(&self, v: &Resolved) -> Result<ShowView, RegistryError> {
+        let m = &v.manifest;
+        let storages: HashSet<&str> = m.tensors.iter().map(|t| t.storage_key.as_str()).collect();
+        let stored = self.stored_view(m);
         Ok(ShowView {
             name: m.name.clone(),
             version: m.number,

@@ -20,7 +20,7 @@
 //! use reg_meta::{Config, Registry, Silent, VersionRef};
 //! use reg_remote::{Remote, Selection};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let reg = Registry::open(Config::at("/tmp/reg-example"), &|| {})?;
+//! let reg = Registry::open(Config::at("/tmp/reg-example"))?;
 //! let spec = RemoteSpec { name: "shared".into(), url: "file:///mnt/shared/reg".into(), ..RemoteSpec::default() };
 //! let remote = Remote::open(&spec)?;
 //! let sent = remote.push(&reg, &Selection::Name("mlp".into()), &Silent)?;

@@ -41,6 +41,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { what } => crate::bench::command(&ctx.cwd, what, ctx.quiet),
         Command::Tag(args) => tag::run(&ctx, args),
         Command::Remote { command } => ok(crate::remote_cmd::remote(&ctx.config, &ctx.cwd, command, ctx.quiet)),
+        Command::Serve(args) => ok(crate::serve_cmd::run(
+            ctx.config.clone(),
+            args.bind,
+            args.port,
+            ctx.quiet,
+        )),
         Command::Sync { command } => ok(crate::remote_cmd::sync(ctx.config.clone(), command, ctx.quiet)),
     }
 }

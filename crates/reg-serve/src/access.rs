@@ -1,0 +1,68 @@
+//! The one way a request reaches the registry.
+//!
+//! A `reg_meta::Registry` holds no lock (see `reg_meta::lock`): the index
+//! is opened for one short transaction at a time and every read sees the
+//! last committed state, so the server keeps one registry for its whole
+//! life and requests run side by side, a push landing between two of
+//! them. Registry work runs on tokio's blocking pool, at most
+//! [`MAX_PARALLEL`] requests at a time (a bound on threads and memory,
+//! waited for asynchronously).
+
+use crate::failure::Failure;
+use reg_meta::{Config, Registry, RegistryError, WaitPolicy};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Requests doing registry work at once.
+pub const MAX_PARALLEL: usize = 8;
+
+/// The registry, shared by the requests, off the async threads.
+pub struct RegistryAccess {
+    registry: Arc<Registry>,
+    /// Bounds the registry work running at once.
+    turn: Arc<Semaphore>,
+}
+
+impl RegistryAccess {
+    /// Access to the registry `config` names.
+    pub fn new(config: Config) -> Result<RegistryAccess, RegistryError> {
+        let registry = Registry::open(config)?.with_waits(
+            WaitPolicy::default(),
+            Box::new(|notice| eprintln!("reg serve: {notice}")),
+        );
+        Ok(RegistryAccess {
+            registry: Arc::new(registry),
+            turn: Arc::new(Semaphore::new(MAX_PARALLEL)),
+        })
+    }
+
+    /// The registry directory.
+    pub fn root(&self) -> &std::path::Path {
+        &self.registry.config().root
+    }
+
+    /// Run `work` with the registry open, on the blocking pool. Waiting
+    /// for the turn is asynchronous, so a request that times out or whose
+    /// client goes away gives up its place.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+    {
+        let permit = self
+            .turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::unavailable("the server is shutting down"))?;
+        let registry = self.registry.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let _turn = permit;
+            work(&registry)
+        });
+        match job.await {
+            Ok(result) => result.map_err(Failure::from),
+            Err(e) => Err(Failure::internal(format!("registry task failed: {e}"))),
+        }
+    }
+}

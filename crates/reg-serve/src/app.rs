@@ -1,0 +1,95 @@
+//! The routes, and what every request passes through first: only GET and
+//! HEAD are served, and a handler that takes too long gets 503.
+//!
+//! | URL | what |
+//! |---|---|
+//! | `/` | models |
+//! | `/m/NAME` | a model's versions, plots, a form to diff two |
+//! | `/m/NAME/REF` | one version (`reg show`), download links |
+//! | `/diff?a=REF&b=REF` | what changed (`reg diff --stats`) |
+//! | `/api/ls`, `/api/log/NAME`, `/api/show/REF`, `/api/diff?a=&b=` | the CLI's `--json` output |
+//! | `/pull/REF` | the file (`?format=safetensors`, `?weights_only=1`) |
+//! | `/pull/REF/PATH` | a file of a directory version (not yet) |
+//! | `/static/FILE` | the built-in CSS and script |
+
+use crate::access::RegistryAccess;
+use crate::failure::Failure;
+use crate::{api, assets, download, pages};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry.
+    pub access: Arc<RegistryAccess>,
+    /// Permits for downloads streaming at once.
+    pub downloads: Arc<Semaphore>,
+    /// How long a download waits for a client that stopped reading.
+    pub stall_timeout: Duration,
+}
+
+/// The whole application.
+pub fn router(state: AppState, handler_timeout: Duration) -> Router {
+    Router::new()
+        .route("/", get(pages::index::handler))
+        .route("/m/{name}", get(pages::model::handler))
+        .route("/m/{name}/{reference}", get(pages::version::handler))
+        .route("/diff", get(pages::diff::handler))
+        .route("/api/ls", get(api::ls))
+        .route("/api/log/{name}", get(api::log))
+        .route("/api/show/{reference}", get(api::show))
+        .route("/api/diff", get(api::diff))
+        .route("/pull/{reference}", get(download::version))
+        .route("/pull/{reference}/{*path}", get(download::directory_file))
+        .route("/static/{file}", get(assets::handler))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(move |req, next| {
+            deadline(req, next, handler_timeout)
+        }))
+        .layer(middleware::from_fn(only_get_and_head))
+}
+
+async fn not_found() -> Failure {
+    Failure::not_found("no such page").page()
+}
+
+/// 405 for every method but GET and HEAD, before any routing.
+async fn only_get_and_head(req: Request, next: Next) -> Response {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return next.run(req).await;
+    }
+    let mut response = Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed: reg serve is read-only (GET and HEAD only)",
+            req.method()
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// 503 when the handler has not answered within `limit` (the body of a
+/// download is not counted: it streams afterwards).
+async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => Failure::unavailable(format!(
+            "the registry did not answer within {} s (another reg process may hold it)",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
+}

@@ -1,0 +1,300 @@
+//! `/m/NAME/REF`: what `reg show` shows (metadata, hyperparameters,
+//! optimizer and scheduler, the checkpoint callback, tensors with their
+//! stored size and codec) and download links.
+
+use super::layout::{self, bytes, compact, page, stat, time, Crumb};
+use crate::api::bad_path;
+use crate::app::AppState;
+use crate::failure::Failure;
+use crate::urls;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use maud::{html, Markup};
+use reg_meta::report::ShowView;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// How one blob is stored.
+struct BlobFacts {
+    codec: &'static str,
+    stored: u64,
+    delta: bool,
+}
+
+struct Gathered {
+    view: ShowView,
+    note: Option<String>,
+    blobs: HashMap<String, BlobFacts>,
+    numbers: Vec<u32>,
+}
+
+/// `/m/NAME/REF`.
+pub async fn handler(
+    State(state): State<AppState>,
+    params: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Html<String>, Failure> {
+    let Path((name, reference)) = params.map_err(|e| bad_path(e).page())?;
+    let wanted = urls::path_ref(&name, &reference).map_err(Failure::page)?;
+    let g = state
+        .access
+        .read(move |reg| {
+            let v = reg.resolve(&wanted)?;
+            let view = reg.show_view(&v)?;
+            let mut blobs = HashMap::new();
+            for t in &v.manifest.tensors {
+                if blobs.contains_key(&t.blob.to_hex()) {
+                    continue;
+                }
+                let facts = match (reg.store().describe(t.blob), reg.store().stored_len(t.blob)) {
+                    (Ok(info), Ok(stored)) => BlobFacts {
+                        codec: info.codec.name(),
+                        stored,
+                        delta: info.parent.is_some(),
+                    },
+                    _ => BlobFacts {
+                        codec: "missing",
+                        stored: 0,
+                        delta: false,
+                    },
+                };
+                blobs.insert(t.blob.to_hex(), facts);
+            }
+            let numbers = reg.versions(&v.manifest.name)?.iter().map(|r| r.number).collect();
+            Ok(Gathered {
+                view,
+                note: v.note,
+                blobs,
+                numbers,
+            })
+        })
+        .await
+        .map_err(Failure::page)?;
+    let root = state.access.root().display().to_string();
+    Ok(render(&g, &root))
+}
+
+fn render(g: &Gathered, root: &str) -> Html<String> {
+    let v = &g.view;
+    let spec = urls::spec(&v.name, v.version);
+    let previous = g.numbers.iter().copied().filter(|n| *n < v.version).max();
+    let next = g.numbers.iter().copied().filter(|n| *n > v.version).min();
+    let latest = g.numbers.iter().copied().max().unwrap_or(v.version);
+    let vlink = |n: u32| urls::version(&v.name, &format!("v{n}"));
+    let body = html! {
+        h1 {
+            (v.name) "@v" (v.version)
+            span.sub.mono title=(v.id) { (&v.id[..16.min(v.id.len())]) }
+            " " @for t in &v.tags { span.pill { (t) } }
+            @if v.optimizer_dropped.is_some() { span.pill.warn { "weights only" } }
+        }
+        @if let Some(n) = &g.note { p.lead { (n) } }
+        div.actions {
+            a.button.primary href=(urls::pull(&spec, None)) download { "Download " (v.source) " (" (crate::units::bytes(v.size)) ")" }
+            @if v.format != "safetensors" {
+                a.button href=(urls::pull(&spec, Some("weights_only=1"))) download { "weights only" }
+            }
+            a.button href=(urls::pull(&spec, Some("format=safetensors"))) download { "safetensors" }
+            a.button href=(urls::api_show(&spec)) { "show JSON" }
+            @if let Some(p) = previous {
+                a.button href=(urls::diff(&urls::spec(&v.name, p), &spec)) { "diff with v" (p) }
+            }
+            @if latest != v.version {
+                a.button href=(urls::diff(&spec, &urls::spec(&v.name, latest))) { "diff with latest (v" (latest) ")" }
+            }
+        }
+        p.muted {
+            @if let Some(p) = previous { a href=(vlink(p)) { "← v" (p) } " · " }
+            a href=(urls::model(&v.name)) { "all versions" }
+            @if let Some(n) = next { " · " a href=(vlink(n)) { "v" (n) " →" } }
+            " · permalink " a href=(urls::version(&v.name, &v.id[..12.min(v.id.len())])) { code { (&v.id[..12.min(v.id.len())]) } }
+        }
+        div.stats {
+            (stat("size", bytes(v.size)))
+            (stat("stored", bytes(v.stored.stored_bytes)))
+            (stat("blobs", html! { (v.stored.blobs) }))
+            (stat("deltas", html! { (v.stored.deltas) @if v.stored.deltas > 0 { span.muted { " (chain ≤ " (v.stored.longest_chain) ")" } } }))
+            (stat("epoch", html! { (layout::opt(v.epoch)) }))
+            (stat("step", html! { (layout::opt(v.global_step)) }))
+            (stat("tensors", html! { (v.tensors.len()) }))
+        }
+        div.grid {
+            section.card { h2 { "Checkpoint" } (checkpoint(v)) }
+            section.card #hparams {
+                h2 { "Hyperparameters" }
+                @match &v.hyper_parameters {
+                    Some(h) => (kv_table(&flatten(h))),
+                    None => p.muted { "None saved." },
+                }
+                @if let Some(d) = &v.datamodule_hyper_parameters {
+                    h3 { "datamodule" }
+                    (kv_table(&flatten(d)))
+                }
+            }
+        }
+        @if !v.optimizers.is_empty() || !v.schedulers.is_empty() {
+            section.card #optimizer {
+                h2 { "Optimizer and schedulers" }
+                @for (i, o) in v.optimizers.iter().enumerate() {
+                    h3 { "optimizer " (i) ": " (o.kind) }
+                    (param_groups(&o.param_groups))
+                    p.muted { (o.params_with_state) " parameters with state: " (o.state_keys.join(", ")) }
+                }
+                @for (i, s) in v.schedulers.iter().enumerate() {
+                    h3 { "scheduler " (i) ": " (s.kind) }
+                    (kv_table(&flatten(&s.state)))
+                }
+            }
+        }
+        @if let Some(md) = &v.safetensors_metadata {
+            section.card { h2 { "safetensors metadata" } (kv_table(&flatten(md))) }
+        }
+        section.card #tensors {
+            h2 { "Tensors" span.sub.muted { " " (v.tensors.len()) " in " (v.storages) " storages" } }
+            input type="search" placeholder="filter tensors" data-filter="tensor-table" hidden;
+            table.sortable #tensor-table {
+                thead { tr {
+                    th { "path" } th { "dtype" } th { "shape" } th { "role" } th.num { "stored" } th { "codec" } th { "storage" }
+                } }
+                tbody {
+                    @for t in &v.tensors {
+                        @let b = g.blobs.get(&t.blob);
+                        tr {
+                            td.path title=(t.path) { (t.path) }
+                            td.mono { (t.dtype) }
+                            td.mono data-v=(t.shape.iter().product::<u64>()) { (shape(&t.shape)) }
+                            td { (role(t.role)) }
+                            td.num data-v=[b.map(|b| b.stored)] { @if let Some(b) = b { (bytes(b.stored)) } }
+                            td {
+                                @if let Some(b) = b {
+                                    @if b.delta { span.pill.delta { "delta" } } @else { span.pill.whole { (b.codec) } }
+                                }
+                            }
+                            td.mono.muted title=(t.blob) { (t.storage_key) }
+                        }
+                    }
+                }
+            }
+            p.muted { "A storage's blob may be shared by several tensors (tied weights, views) and by other versions; its stored size is that of its blob file." }
+        }
+    };
+    page(
+        &format!("{}@v{}", v.name, v.version),
+        &[
+            Crumb::link(v.name.clone(), urls::model(&v.name)),
+            Crumb::here(format!("v{}", v.version)),
+        ],
+        Some(root),
+        body,
+    )
+}
+
+fn checkpoint(v: &ShowView) -> Markup {
+    let unsafe_globals: Vec<&reg_ckpt::safety::GlobalVerdict> = v
+        .globals
+        .iter()
+        .filter(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
+        .collect();
+    html! {
+        table.kv {
+            tr { th { "source" } td { (v.source) } }
+            tr { th { "format" } td { (v.format) } }
+            tr { th { "pushed" } td { (time(v.created)) } }
+            @if let Some(m) = &v.message { tr { th { "message" } td { (m) } } }
+            tr { th { "blake3" } td { (v.blake3) } }
+            @if let Some(l) = &v.lightning_version { tr { th { "Lightning" } td { (l) } } }
+            @if let Some(h) = &v.hparams_name { tr { th { "hparams_name" } td { (h) } } }
+            tr { th { "top-level keys" } td { (v.top_keys.join(", ")) } }
+            @if let Some(mc) = &v.model_checkpoint {
+                tr { th { "monitor" } td { (mc.monitor.as_deref().unwrap_or("–")) " (" (mc.mode.as_deref().unwrap_or("–")) ")" } }
+                tr { th { "current score" } td { (mc.current_score.map(crate::units::number).unwrap_or_else(|| "–".into())) } }
+                tr { th { "best score" } td { (mc.best_model_score.map(crate::units::number).unwrap_or_else(|| "–".into())) } }
+                @if let Some(p) = &mc.best_model_path { tr { th { "best path" } td { (p) } } }
+            }
+            @if let Some(d) = &v.optimizer_dropped {
+                tr { th { "retention" } td { "optimizer state dropped " (time(d.when)) "; was " (bytes(d.size)) } }
+            }
+            @if !unsafe_globals.is_empty() {
+                tr { th { "globals" } td {
+                    @for g in &unsafe_globals {
+                        span.pill.bad[g.verdict == reg_ckpt::safety::Verdict::Dangerous].warn[g.verdict != reg_ckpt::safety::Verdict::Dangerous] { (g.global) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn role(r: reg_ckpt::tensors::Role) -> &'static str {
+    match r {
+        reg_ckpt::tensors::Role::Weight => "weight",
+        reg_ckpt::tensors::Role::Optimizer => "optimizer",
+        reg_ckpt::tensors::Role::Other => "other",
+    }
+}
+
+fn shape(s: &[u64]) -> String {
+    let parts: Vec<String> = s.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Nested objects as `a.b.c = value` rows (lists and scalars as values).
+pub fn flatten(v: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), v)];
+    while let Some((path, v)) = stack.pop() {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, child) in map.iter().rev() {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    stack.push((p, child));
+                }
+            }
+            other => out.push((if path.is_empty() { "(value)".into() } else { path }, compact(other))),
+        }
+    }
+    out
+}
+
+fn kv_table(rows: &[(String, String)]) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.muted { "Empty." }
+        } @else {
+            table.kv { @for (k, val) in rows { tr { th { (k) } td { (val) } } } }
+        }
+    }
+}
+
+/// Param groups side by side: one column per group, one row per setting.
+fn param_groups(groups: &[Value]) -> Markup {
+    let mut keys: Vec<&String> = Vec::new();
+    for g in groups {
+        if let Some(obj) = g.as_object() {
+            for k in obj.keys() {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+    }
+    html! {
+        table.kv {
+            thead { tr { th { "setting" } @for i in 0..groups.len() { th { "group " (i) } } } }
+            tbody {
+                @for k in &keys {
+                    tr {
+                        th { (k) }
+                        @for g in groups {
+                            td { (g.get(k.as_str()).map(compact).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
