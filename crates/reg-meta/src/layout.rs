@@ -12,7 +12,9 @@
 //!   gc.lock         shared by writers (push, import, deltas), exclusive for gc, rm, prune
 //!   gc.lock.owner   who holds `gc.lock` exclusively
 //!   deltas.lock     held by the one `reg deltas` re-encoding at a time
-//!   readers.lock    shared by readers while they read blobs; gc drains it before deleting
+//!   readers.0.lock  shared by the readers of generation 0 while they read blobs
+//!   readers.1.lock  the same for generation 1; gc drains the old one before deleting
+//!   readers.gen     the current readers' generation (a number; gc moves it on)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -66,6 +68,12 @@ impl RegistryLayout {
         self.root.join(lock.file_name())
     }
 
+    /// The file naming the current readers' generation (see
+    /// [`crate::lock`]: gc moves it on, then drains the old generation).
+    pub fn readers_generation_file(&self) -> PathBuf {
+        self.root.join("readers.gen")
+    }
+
     /// Where the holder of `lock` says who it is.
     pub fn owner_file(&self, lock: LockName) -> PathBuf {
         self.root.join(format!("{}.owner", lock.file_name()))
@@ -81,8 +89,10 @@ pub enum LockName {
     Gc,
     /// `deltas.lock`: one re-encoding at a time.
     Deltas,
-    /// `readers.lock`: shared by readers of blobs.
-    Readers,
+    /// `readers.0.lock`: shared by readers of blobs of even generations.
+    ReadersEven,
+    /// `readers.1.lock`: shared by readers of blobs of odd generations.
+    ReadersOdd,
 }
 
 impl LockName {
@@ -92,7 +102,17 @@ impl LockName {
             LockName::Index => "lock",
             LockName::Gc => "gc.lock",
             LockName::Deltas => "deltas.lock",
-            LockName::Readers => "readers.lock",
+            LockName::ReadersEven => "readers.0.lock",
+            LockName::ReadersOdd => "readers.1.lock",
+        }
+    }
+
+    /// The readers' lock of generation `generation`.
+    pub fn readers(generation: u64) -> LockName {
+        if generation.is_multiple_of(2) {
+            LockName::ReadersEven
+        } else {
+            LockName::ReadersOdd
         }
     }
 }

@@ -45,6 +45,7 @@ use crate::error::RegistryError;
 use crate::layout::{LockName, RegistryLayout};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a process waiting for a lock is told, once.
@@ -107,11 +108,22 @@ impl WriteGuard {
     }
 }
 
-/// Proof that the holder is a reader of blobs: `readers.lock` held
-/// shared, so gc does not delete what it may still open.
+/// Proof that the holder is a reader of blobs: its generation's readers
+/// lock held shared, so gc and rm do not delete what it may still open.
 #[derive(Debug)]
 pub struct ReadGuard {
     _lock: LockGuard,
+}
+
+/// Reader guards this process holds: a process that holds one must not
+/// drain the readers (it would wait for itself: `flock` locks of two open
+/// files conflict even within one process).
+static READERS_HERE: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        READERS_HERE.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The registry's locks (see the module docs).
@@ -164,18 +176,55 @@ impl Locks {
         self.take(LockName::Deltas, Mode::Exclusive, Some(doing))
     }
 
-    /// `readers.lock` shared: a reader of blobs.
+    /// A reader of blobs: the current generation's readers lock, shared.
+    /// A gc that moves the generation on between reading it and locking
+    /// its file sends the reader round again (it never waits for gc: an
+    /// exclusive hold of a readers lock is let go at once).
     pub(crate) fn reader(&self) -> Result<ReadGuard, RegistryError> {
-        Ok(ReadGuard {
-            _lock: self.take(LockName::Readers, Mode::Shared, None)?,
-        })
+        loop {
+            let generation = self.reader_generation();
+            let lock = self.take(LockName::readers(generation), Mode::Shared, None)?;
+            if self.reader_generation() == generation {
+                READERS_HERE.fetch_add(1, Ordering::SeqCst);
+                return Ok(ReadGuard { _lock: lock });
+            }
+        }
     }
 
-    /// Wait until every reader that started before now has finished
-    /// (take `readers.lock` exclusively and let go at once).
+    /// Wait until every reader that started before now has finished:
+    /// move the generation on (readers that start from now on lock the
+    /// other file), then take the old generation's file exclusively and let
+    /// go at once. Readers that keep starting cannot starve this: none of
+    /// them joins the old generation. Called under `gc.lock` exclusive, so
+    /// only one process moves the generation at a time.
     pub(crate) fn drain_readers(&self) -> Result<(), RegistryError> {
-        drop(self.take(LockName::Readers, Mode::Exclusive, None)?);
+        if READERS_HERE.load(Ordering::SeqCst) > 0 {
+            return Err(RegistryError::Internal(
+                "waiting for readers while this process is one would wait forever".into(),
+            ));
+        }
+        let old = self.reader_generation();
+        self.set_reader_generation(old.wrapping_add(1))?;
+        drop(self.take(LockName::readers(old), Mode::Exclusive, None)?);
         Ok(())
+    }
+
+    /// The readers' current generation (0 when the file is missing or
+    /// unreadable: it is only ever replaced whole).
+    fn reader_generation(&self) -> u64 {
+        std::fs::read_to_string(self.layout.readers_generation_file())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Replace the generation file whole (temp file and rename; no fsync:
+    /// after a crash no reader runs, so any generation is right).
+    fn set_reader_generation(&self, generation: u64) -> Result<(), RegistryError> {
+        let file = self.layout.readers_generation_file();
+        let tmp = file.with_extension(format!("gen.tmp{}", std::process::id()));
+        std::fs::write(&tmp, format!("{generation}\n")).map_err(RegistryError::io("writing", &tmp))?;
+        std::fs::rename(&tmp, &file).map_err(RegistryError::io("writing", &file))
     }
 
     fn take(&self, which: LockName, mode: Mode, doing: Option<&str>) -> Result<LockGuard, RegistryError> {
