@@ -179,11 +179,17 @@ impl Registry {
 
     /// Remove a version from the index, and its manifest blob. Its other
     /// blobs stay until [`Registry::gc`]. Holds `gc.lock` exclusively
-    /// (no push or gc runs meanwhile). Readers read manifests from the
-    /// index, so deleting the manifest blob needs no wait for them.
-    pub fn remove(&self, v: &Resolved) -> Result<(), RegistryError> {
-        let guard = self.maintenance(&format!("reg rm of {}@v{}", v.manifest.name, v.manifest.number))?;
-        self.remove_locked(&guard, &v.manifest.name, v.manifest.number, v.record.id)
+    /// (no push or gc runs meanwhile), and waits for readers that may
+    /// still open the manifest blob (verify checks it, sync uploads it)
+    /// before deleting it (past `--wait-timeout`, gc deletes it later).
+    ///
+    /// It takes the version by value: its reader pin is let go first (this
+    /// process would otherwise wait for itself).
+    pub fn remove(&self, v: Resolved) -> Result<(), RegistryError> {
+        let (name, number, id) = (v.manifest.name.clone(), v.manifest.number, v.record.id);
+        drop(v);
+        let guard = self.maintenance(&format!("reg rm of {name}@v{number}"))?;
+        self.remove_locked(&guard, &name, number, id)
     }
 
     /// [`Registry::remove`] under a held `gc.lock`.
@@ -198,7 +204,14 @@ impl Registry {
             idx.remove_version(name, number, id)?;
             Ok(idx.remove_blob_records(&[id.blob()])?)
         })?;
-        self.store.remove(id.blob())?;
+        // Readers that resolved it before the transaction may still open
+        // its manifest blob; later ones cannot see it. Past --wait-timeout
+        // the file is left to gc (it is no version's any more).
+        match self.locks.drain_readers() {
+            Ok(()) => self.store.remove(id.blob())?,
+            Err(RegistryError::Locked { .. }) => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 

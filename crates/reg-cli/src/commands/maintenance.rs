@@ -59,7 +59,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<ExitCode> {
     let reg = ctx.open()?;
     let v = reg.resolve(&wanted)?;
     let (name, number) = (v.manifest.name.clone(), v.manifest.number);
-    reg.remove(&v)?;
+    reg.remove(v)?;
     if !ctx.quiet {
         println!("removed {name}@v{number} (run `reg gc` to free its blobs)");
     }
