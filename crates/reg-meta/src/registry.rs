@@ -209,8 +209,13 @@ fn check_format(layout: &RegistryLayout) -> Result<(), RegistryError> {
             root.display()
         ))),
         Err(_) => {
-            let non_empty = fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
-            if non_empty && !layout.index_dir().exists() && !layout.blobs_dir().exists() {
+            // Another reg creating the same registry at this moment may
+            // have left its lock files or its temp marker already: those
+            // do not make the folder someone else's.
+            let foreign = fs::read_dir(root)
+                .map(|d| d.flatten().any(|e| !is_own_file(&e.file_name().to_string_lossy())))
+                .unwrap_or(false);
+            if foreign && !layout.index_dir().exists() && !layout.blobs_dir().exists() {
                 return Err(RegistryError::Invalid(format!(
                     "{} exists, is not empty and is not a reg registry",
                     root.display()
@@ -219,6 +224,18 @@ fn check_format(layout: &RegistryLayout) -> Result<(), RegistryError> {
             write_marker(&marker)
         }
     }
+}
+
+/// True for the names reg itself puts in a registry folder before the
+/// `FORMAT` file is there (see [`crate::layout`]): lock files, their owner
+/// notes, the readers' generation, the marker (written by the other reg
+/// since this one looked for it) and its temp files.
+fn is_own_file(name: &str) -> bool {
+    name == "lock"
+        || name.starts_with("FORMAT")
+        || name.ends_with(".lock")
+        || name.ends_with(".owner")
+        || name.starts_with("readers.gen")
 }
 
 /// The blob store of the registry, with its settings.
