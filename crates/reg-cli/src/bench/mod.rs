@@ -4,10 +4,13 @@
 //! Every measured step runs `reg` as a child process (this binary), so wall
 //! time and peak RSS are those a user sees. The run is generated
 //! (`generate.rs`), `cp` is timed as the baseline (`baseline.rs`), the
-//! `reg` steps are timed in order (`steps.rs`, with `measure.rs`), and the
-//! table and summary printed (`report.rs`).
+//! `reg` steps are timed in order (`steps.rs`, with `measure.rs`; readers
+//! right after and during a push in `after_push.rs` and `during_push.rs`),
+//! and the table and summary printed (`report.rs`).
 
+mod after_push;
 mod baseline;
+mod during_push;
 mod generate;
 mod measure;
 mod report;

@@ -1,6 +1,7 @@
 //! The printed result: a Markdown table of every step against `cp`, then
-//! the sizes and the targets of issue 7.
+//! the sizes and the targets of issues 7 and 14.
 
+use super::after_push::AfterPush;
 use super::measure::Measure;
 use super::steps::Timings;
 use crate::human;
@@ -50,7 +51,7 @@ pub(super) fn print(rows: &[Measure], cp0: Duration, t: &Timings, s: &Summary<'_
         t.diff.as_secs_f64() * 1e3
     );
     println!(
-        "(cp + fsync: {:.3} s = {:.2}x; without compression: first push {:.2}x, pull {:.2}x; identical re-push {:.2}x; next epoch {:.2}x (+{:.2}x in the background), fast {:.2}x; pull of the delta version {:.2}x)",
+        "(cp + fsync: {:.3} s = {:.2}x; without compression: first push {:.2}x, pull {:.2}x; identical re-push {:.2}x; next epoch {:.2}x (+{:.2}x of background deltas left after the readers), fast {:.2}x; pull of the delta version {:.2}x)",
         t.cp_fsync.as_secs_f64(),
         r(t.cp_fsync),
         r(t.push0_raw),
@@ -60,5 +61,47 @@ pub(super) fn print(rows: &[Measure], cp0: Duration, t: &Timings, s: &Summary<'_
         r(t.deltas1),
         r(t.push1_fast),
         r(t.pull_delta)
+    );
+    print_concurrency(t);
+}
+
+/// The targets of issue 14: readers right after a push (as a fraction of
+/// it), a pull right after against settled, a log during a push.
+fn print_concurrency(t: &Timings) {
+    println!();
+    for a in &t.after {
+        let push = a.push.as_secs_f64().max(1e-9);
+        println!(
+            "right after the push of {} ({:.3} s): log {:.3} s = {:.3}x, show --json {:.3} s = {:.3}x, diff --only hparams {:.3} s = {:.3}x of the push; pull {:.3} s vs {:.3} s settled = {:.2}x ({:.3} s of background deltas left after them)",
+            a.version,
+            push,
+            a.log.as_secs_f64(),
+            a.log.as_secs_f64() / push,
+            a.show.as_secs_f64(),
+            a.show.as_secs_f64() / push,
+            a.diff.as_secs_f64(),
+            a.diff.as_secs_f64() / push,
+            a.pull_busy.as_secs_f64(),
+            a.pull_settled.as_secs_f64(),
+            a.pull_ratio(),
+            a.deltas_rest.as_secs_f64(),
+        );
+    }
+    let worst_reader = t.after.iter().map(AfterPush::worst_reader_ratio).fold(0.0, f64::max);
+    let worst_pull = t.after.iter().map(AfterPush::pull_ratio).fold(0.0, f64::max);
+    let d = &t.during;
+    println!(
+        "targets (issue 14): log, show --json, diff --only hparams right after a push <= 0.05x it: {worst_reader:.3}x (worst of {} pushes); pull of the newest right after its push <= 1.3x settled: {worst_pull:.2}x (worst); reg log during a {} push returns before it ends: {} (started +{:.3} s, returned +{:.3} s, push ended +{:.3} s; listed {})",
+        t.after.len(),
+        human::bytes(d.file_size),
+        if d.before_end { "yes" } else { "no" },
+        d.log_started.as_secs_f64(),
+        d.log_returned.as_secs_f64(),
+        d.push_ended.as_secs_f64(),
+        if d.listed.is_empty() {
+            "no versions".to_string()
+        } else {
+            d.listed.iter().map(|n| format!("v{n}")).collect::<Vec<_>>().join(", ")
+        }
     );
 }

@@ -1,8 +1,11 @@
 //! The measured `reg` steps: pushes (new, identical, next epoch, all
-//! payloads stored), the background deltas they start, pulls and a diff,
-//! on three registries with different settings.
+//! payloads stored), the readers right after each next-epoch push and the
+//! background deltas it starts, pulls and a diff, on three registries with
+//! different settings; then a reader during a push (`during_push.rs`).
 
+use super::after_push::{self, AfterPush};
 use super::baseline;
+use super::during_push::{self, DuringPush};
 use super::generate::generate_labelled;
 use super::measure::{reg_cmd, Rows};
 use anyhow::Result;
@@ -44,7 +47,7 @@ impl Registries {
         })
     }
 
-    fn full(&self, args: &[&str]) -> Result<Command> {
+    pub(super) fn full(&self, args: &[&str]) -> Result<Command> {
         reg_cmd(&self.home, &self.full_dir, args)
     }
 
@@ -72,7 +75,15 @@ pub(super) struct Timings {
     pub pull_raw: Duration,
     pub pull_delta: Duration,
     pub diff: Duration,
+    /// The readers right after each next-epoch push (issue 14).
+    pub after: Vec<AfterPush>,
+    /// A `reg log` during a push (issue 14).
+    pub during: DuringPush,
 }
+
+/// Size of the checkpoint a `reg log` runs during the push of (issue 14),
+/// or the run's size when that is smaller.
+const DURING_PUSH_SIZE: u64 = 300 << 20;
 
 /// Measure every step in order into `rows`: `files` are the run's epochs
 /// (at least two), `size` their size, `root` the work folder.
@@ -100,18 +111,18 @@ pub(super) fn run(rows: &mut Rows, regs: &Registries, root: &Path, files: &[Path
         regs.full(&["push", &f1, "-n", "bench"])?,
     )?;
     // The push returned; the re-encoding of epoch 0 as deltas against
-    // epoch 1 goes on in the background, and the next command waits for it.
-    let deltas1 = rows.measure(
-        "  then: background deltas of epoch 0 (a command waiting for them)".into(),
-        regs.full(&["ls"])?,
-    )?;
+    // epoch 1 goes on in the background while readers run.
+    let full = |args: &[&str]| regs.full(args);
+    let scratch = root.join("pulled-after-push.ckpt");
+    let mut after = vec![after_push::measure(rows, &full, "bench", 2, push1, &scratch)?];
+    let deltas1 = after[0].deltas_rest;
     let push1_fast = rows.measure(
         "push epoch 1, durability fast".into(),
         regs.fast(&["push", &f1, "-n", "bench"])?,
     )?;
     rows.measure(
-        "  then: background deltas of epoch 0, durability fast".into(),
-        regs.fast(&["ls"])?,
+        "  then: background deltas of epoch 0, durability fast (reg deltas waits for them)".into(),
+        regs.fast(&["deltas", "bench"])?,
     )?;
     // Epoch 1's tensors in another skeleton (other hyperparameters): every
     // payload is stored, the file is new.
@@ -147,15 +158,13 @@ pub(super) fn run(rows: &mut Rows, regs: &Registries, root: &Path, files: &[Path
         regs.full(&["diff", "bench@v1", "bench@v2", "--only", "hparams"])?,
     )?;
     for (i, f) in files.iter().enumerate().skip(2) {
-        rows.measure(
+        let push = rows.measure(
             format!("push epoch {i}"),
             regs.full(&["push", &f.to_string_lossy(), "-n", "bench"])?,
         )?;
-        rows.measure(
-            format!("  then: background deltas of epoch {}", i - 1),
-            regs.full(&["ls"])?,
-        )?;
+        after.push(after_push::measure(rows, &full, "bench", i as u32 + 1, push, &scratch)?);
     }
+    let during = during_push::measure(rows, root, size.min(DURING_PUSH_SIZE))?;
     Ok(Timings {
         cp_fsync,
         push0,
@@ -170,6 +179,8 @@ pub(super) fn run(rows: &mut Rows, regs: &Registries, root: &Path, files: &[Path
         pull_raw,
         pull_delta,
         diff,
+        after,
+        during,
     })
 }
 

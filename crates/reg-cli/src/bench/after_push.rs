@@ -1,0 +1,95 @@
+//! What a user sees right after a push, while the background re-encoding
+//! it left runs (issue 14): `reg log`, `reg show --json` and `reg diff
+//! --only hparams` as fractions of that push's time, and a pull of the new
+//! version against the same pull once everything has settled.
+
+use super::measure::Rows;
+use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The readers timed after one push.
+pub(super) struct AfterPush {
+    /// The version pushed (`name@vN`).
+    pub version: String,
+    /// The push's wall time.
+    pub push: Duration,
+    /// `reg log NAME`, started as the push returned.
+    pub log: Duration,
+    /// `reg show NAME --json`, right after the log.
+    pub show: Duration,
+    /// `reg diff NAME@vN-1 NAME@vN --only hparams`, right after.
+    pub diff: Duration,
+    /// `reg pull NAME@vN`, right after (the re-encoding still running).
+    pub pull_busy: Duration,
+    /// What was left of the background re-encoding after all that.
+    pub deltas_rest: Duration,
+    /// The same pull once the re-encoding has finished.
+    pub pull_settled: Duration,
+}
+
+impl AfterPush {
+    /// The slowest of log, show and diff as a fraction of the push.
+    pub fn worst_reader_ratio(&self) -> f64 {
+        self.log.max(self.show).max(self.diff).as_secs_f64() / self.push.as_secs_f64().max(1e-9)
+    }
+
+    /// The pull right after the push against the settled one.
+    pub fn pull_ratio(&self) -> f64 {
+        self.pull_busy.as_secs_f64() / self.pull_settled.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Run the readers of [`AfterPush`] on `name@vN` (just pushed in
+/// `push` time; its background `reg deltas` is running) and then wait for
+/// the re-encoding and pull again. `reg(args)` makes a command on the
+/// registry; `out` is a scratch file for the pulls (removed after each).
+/// Rows whose label starts with two spaces run at once (no `sync` first).
+pub(super) fn measure(
+    rows: &mut Rows,
+    reg: &dyn Fn(&[&str]) -> Result<Command>,
+    name: &str,
+    number: u32,
+    push: Duration,
+    out: &Path,
+) -> Result<AfterPush> {
+    let version = format!("{name}@v{number}");
+    let previous = format!("{name}@v{}", number.saturating_sub(1).max(1));
+    let out_arg = out.to_string_lossy().into_owned();
+    let log = rows.measure(format!("  right after: reg log {name}"), reg(&["log", name])?)?;
+    let show = rows.measure(
+        format!("  right after: reg show {name} --json"),
+        reg(&["show", name, "--json"])?,
+    )?;
+    let diff = rows.measure(
+        format!("  right after: reg diff {previous} {version} --only hparams"),
+        reg(&["diff", &previous, &version, "--only", "hparams"])?,
+    )?;
+    let pull_busy = rows.measure(
+        format!("  right after: pull {version} (newest; re-encoding running)"),
+        reg(&["pull", &version, "-o", &out_arg, "--force"])?,
+    )?;
+    std::fs::remove_file(out)?;
+    // `reg deltas` takes the lock the background job holds: it returns
+    // when that job has finished (and finds nothing left to do).
+    let deltas_rest = rows.measure(
+        format!("  then: the rest of the background deltas (reg deltas {name} waits for them)"),
+        reg(&["deltas", name])?,
+    )?;
+    let pull_settled = rows.measure(
+        format!("pull {version} (newest), settled"),
+        reg(&["pull", &version, "-o", &out_arg, "--force"])?,
+    )?;
+    std::fs::remove_file(out)?;
+    Ok(AfterPush {
+        version,
+        push,
+        log,
+        show,
+        diff,
+        pull_busy,
+        deltas_rest,
+        pull_settled,
+    })
+}
