@@ -6,6 +6,8 @@
 mod bad_input;
 /// Running `reg` in a scratch registry, reading fixtures and expectations.
 mod common;
+/// Many processes at once: readers during pushes, re-encodings and gc, kills, 8 writers (issue 14).
+mod concurrency;
 /// A damaged blob fails the pull, names the version, writes nothing (issue 2, point 5).
 mod damage;
 /// Storages are stored once across a run and a fine-tune (issue 2, point 3).
