@@ -14,17 +14,18 @@
 //!
 //! | lock (file)          | mode      | held by                                        | for how long |
 //! |----------------------|-----------|------------------------------------------------|--------------|
-//! | index (`lock`)       | exclusive | every command                                  | one transaction: open sled, read or commit, flush, close (milliseconds) |
+//! | index (`lock`)       | exclusive | every command                                  | one transaction: open sled, read or commit, flush, close, sled's own lock gone (milliseconds) |
 //! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas`         | the whole operation: blobs it relies on cannot be deleted under it |
 //! | gc (`gc.lock`)       | exclusive | gc, rm, prune, retention, rebuild-index        | the whole operation: no writer runs meanwhile |
-//! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job)     | its whole run: one re-encoding at a time, so chain bounds hold |
-//! | readers (`readers.lock`) | shared | pull, show, diff, export, verify, serve requests | from reading the index until the last blob is read |
-//! | readers (`readers.lock`) | exclusive, released at once | gc, rm   | after their index commit and before deleting files: waits for readers that may still hold the old state |
+//! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job), a push's inline deltas | its whole run: one re-encoding at a time, so chain bounds hold |
+//! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
+//! | readers, the old generation | exclusive, released at once | gc, rm | after their index commit and before deleting files: they move the generation on, then wait for the readers of the old one |
 //!
 //! The rules that follow from it:
 //! - Readers (`ls`, `log`, `show`, `diff`, `pull`, `stats`, `verify`,
 //!   `serve`) never wait for a push's encoding, a background re-encoding
-//!   or gc; they see the last committed state.
+//!   or gc; they see the last committed state, and the blobs of what they
+//!   resolved stay until they are done.
 //! - A push commits its version in one index transaction, taking its
 //!   number there, so concurrent pushes of one name get distinct numbers
 //!   in commit order. It does not wait for an earlier push's re-encoding.
@@ -33,8 +34,12 @@
 //!   decoding it, one that opens it later decodes the new one.
 //! - gc never deletes a blob a running reader or writer may still open:
 //!   writers hold `gc.lock` shared (gc waits for them), and gc removes the
-//!   records of dead blobs first, then drains `readers.lock` (waits for
-//!   readers that started before), then deletes the files.
+//!   records of dead blobs first, then drains the readers (waits for
+//!   readers that started before), then deletes the files. rm drains the
+//!   same way before it deletes the manifest blob.
+//! - Draining cannot be starved: readers lock the file of the current
+//!   generation and check that it did not move meanwhile; a drain moves it
+//!   on and waits only for the old file, which no new reader joins.
 //!
 //! Waiting, where it happens, is reported once through the registry's
 //! [`WaitNotice`] callback (the CLI prints it: "waiting for reg push of
