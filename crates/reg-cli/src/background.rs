@@ -5,12 +5,16 @@
 //! nothing any reader or the next push waits for. Where a process cannot
 //! be started the work runs here, before the command returns.
 //!
-//! The child runs at the lowest CPU priority (nice 19) and, where the
-//! kernel's I/O scheduler honours it, idle I/O priority: it is housekeeping,
-//! and whatever the user runs meanwhile (a `reg pull`, the next epoch of
+//! The child's worker threads, which do the re-encoding, run at the lowest
+//! CPU priority (nice 19) and, where the kernel's I/O scheduler honours it,
+//! idle I/O priority ([`lower_worker_priority`]): it is housekeeping, and
+//! whatever the user runs meanwhile (a `reg pull`, the next epoch of
 //! training) should have the cores. Measured on 2 cores: a pull of the
-//! newest 2 GB version started right after its push took 2.1x the settled
-//! pull with the re-encoding at normal priority (docs/performance.md).
+//! newest 2 GB version started right after its push took 1.8-3.4x the
+//! settled pull with the re-encoding at normal priority, 1.03-1.18x at
+//! nice 19 (docs/performance.md). The main thread keeps its priority: it
+//! takes the index lock, and a holder of a lock every command waits for
+//! must not be starved by the machine's other work.
 
 use anyhow::Result;
 use reg_meta::Registry;
@@ -37,15 +41,6 @@ pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
             // script does not kill it half way (it would be safe, but
             // the work would be lost).
             cmd.process_group(0);
-            // SAFETY: the hook runs in the child between fork and exec and
-            // only makes system calls (async-signal-safe), allocating
-            // nothing.
-            unsafe {
-                cmd.pre_exec(|| {
-                    yield_to_foreground();
-                    Ok(())
-                });
-            }
         }
         cmd.spawn()
     });
@@ -60,23 +55,33 @@ pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Lower the calling process's CPU and I/O priority as far as they go
-/// (failures are ignored: the work is the same, only less polite). Only
-/// system calls: it runs between fork and exec.
-#[cfg(unix)]
-fn yield_to_foreground() {
-    // SAFETY: plain system calls on the calling process, no pointers.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-    }
+/// Make the global rayon pool's threads, which do this process's CPU
+/// work, yield to everything else (`reg deltas --background`); the calling
+/// thread keeps its priority. Linux only: elsewhere the nice value is per
+/// process, and lowering it would starve the holder of the index lock.
+pub fn lower_worker_priority() {
     #[cfg(target_os = "linux")]
     {
-        // ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13).
-        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
-        // SAFETY: a system call with integer arguments only.
-        unsafe {
-            libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13);
-        }
+        // An error means the pool exists already: the work then runs at
+        // normal priority, which is only less polite.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .start_handler(|_| lower_this_thread())
+            .build_global();
+    }
+}
+
+/// Lower the calling thread's CPU and I/O priority as far as they go
+/// (failures are ignored: the work is the same, only less polite).
+#[cfg(target_os = "linux")]
+fn lower_this_thread() {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    // SAFETY: plain system calls on the calling thread with integer
+    // arguments only (on Linux, nice and I/O priority are per thread).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13).
+        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13);
     }
 }

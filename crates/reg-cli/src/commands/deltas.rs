@@ -15,6 +15,9 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     for model in &args.models {
         wanted.push(parse_model(model)?);
     }
+    if args.background {
+        crate::background::lower_worker_priority();
+    }
     let reg = if args.background {
         ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?)
     } else {
