@@ -25,7 +25,7 @@ pub(super) struct AfterPush {
     pub pull_busy: Duration,
     /// What was left of the background re-encoding after all that.
     pub deltas_rest: Duration,
-    /// The same pull once the re-encoding has finished.
+    /// The same pull once the re-encoding has finished (the faster of two).
     pub pull_settled: Duration,
 }
 
@@ -77,11 +77,19 @@ pub(super) fn measure(
         format!("  then: the rest of the background deltas (reg deltas {name} waits for them)"),
         reg(&["deltas", name])?,
     )?;
-    let pull_settled = rows.measure(
-        format!("pull {version} (newest), settled"),
-        reg(&["pull", &version, "-o", &out_arg, "--force"])?,
-    )?;
-    std::fs::remove_file(out)?;
+    // Twice, the faster counting: on this VM the first writes into page
+    // cache memory that other files just gave up are sometimes much slower
+    // (docs/performance.md), and the busy pull must not look good against
+    // an unlucky baseline.
+    let mut settled = Vec::new();
+    for again in ["", ", again"] {
+        settled.push(rows.measure(
+            format!("pull {version} (newest), settled{again}"),
+            reg(&["pull", &version, "-o", &out_arg, "--force"])?,
+        )?);
+        std::fs::remove_file(out)?;
+    }
+    let pull_settled = settled.into_iter().min().unwrap_or_default();
     Ok(AfterPush {
         version,
         push,
