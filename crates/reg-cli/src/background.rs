@@ -2,7 +2,9 @@
 //! detached process, so the push returns as soon as its version is
 //! committed and the work overlaps whatever comes next (the next epoch of
 //! training). The child takes its own locks (reg_meta::lock): it holds
-//! nothing any reader or the next push waits for. Where a process cannot
+//! nothing any reader or the next push waits for. It is started holding a
+//! shared `gc.lock` the push hands over, so gc never runs between the push
+//! and the start of its re-encoding. Where a process cannot
 //! be started the work runs here, before the command returns.
 //!
 //! The child's worker threads, which do the re-encoding, run at the lowest
@@ -42,7 +44,12 @@ pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
             // the work would be lost).
             cmd.process_group(0);
         }
-        cmd.spawn()
+        let handed = hand_over_writer_lock(reg, &mut cmd);
+        let spawned = cmd.spawn();
+        // Closing this process's descriptor keeps the lock: the child's
+        // inherited one refers to the same open file.
+        drop(handed);
+        spawned
     });
     if started.is_ok() {
         return Ok(());
@@ -53,6 +60,44 @@ pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
         reg.make_deltas(name, from, &reg_meta::Silent)?;
     }
     Ok(())
+}
+
+/// Let the child inherit a shared hold of `gc.lock` (a writer's), taken
+/// here, so that it is a writer from the moment it is started: a gc, or a
+/// `reg gc --dry-run` that waits for the registry to settle, started right
+/// after the push waits for it instead of racing its start. None when gc
+/// holds the lock now (the child then waits for gc like any writer).
+#[cfg(unix)]
+fn hand_over_writer_lock(reg: &Registry, cmd: &mut std::process::Command) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let path = reg.layout().lock_file(reg_meta::layout::LockName::Gc);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.try_lock_shared().ok()?;
+    let fd = file.as_raw_fd();
+    // SAFETY: runs in the child between fork and exec; fcntl is
+    // async-signal-safe and `fd` is open there (inherited, close-on-exec
+    // until this clears it).
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+            Ok(())
+        });
+    }
+    Some(file)
+}
+
+#[cfg(not(unix))]
+fn hand_over_writer_lock(_reg: &Registry, _cmd: &mut std::process::Command) -> Option<std::fs::File> {
+    None
 }
 
 /// Make the global rayon pool's threads, which do this process's CPU
