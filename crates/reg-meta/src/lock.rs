@@ -15,7 +15,7 @@
 //! | lock (file)          | mode      | held by                                        | for how long |
 //! |----------------------|-----------|------------------------------------------------|--------------|
 //! | index (`lock`)       | exclusive | every command                                  | one transaction: open sled, read or commit, flush, close, sled's own lock gone (milliseconds) |
-//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas`         | the whole operation: blobs it relies on cannot be deleted under it |
+//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas` (a push's background job from the moment it is started: the push hands it an inherited hold) | the whole operation: blobs it relies on cannot be deleted under it |
 //! | gc (`gc.lock`)       | exclusive | gc, rm, prune, retention, rebuild-index        | the whole operation: no writer runs meanwhile |
 //! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job), a push's inline deltas | its whole run: one re-encoding at a time, so chain bounds hold |
 //! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
@@ -67,6 +67,17 @@ impl std::fmt::Display for WaitNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.holder {
             Some(h) => write!(f, "waiting for {h}"),
+            // Shared holders leave no note: say what they are.
+            None if self.lock == LockName::Gc.file_name() => {
+                write!(
+                    f,
+                    "waiting for running pushes and re-encodings to finish ({})",
+                    self.lock
+                )
+            }
+            None if self.lock.starts_with("readers.") => {
+                write!(f, "waiting for running readers to finish ({})", self.lock)
+            }
             None => write!(f, "waiting for another reg process ({})", self.lock),
         }
     }
