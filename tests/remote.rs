@@ -569,6 +569,8 @@ fn file_remote_moves_delta_chains_parents_first() {
     // In `a` the older versions are deltas against the newer ones.
     let a = Reg::new();
     push_files(&a, "lightning/mlp", &MLP[..4], "mlp");
+    // The re-encoding runs in the background; no reader waits for it.
+    a.settle();
     let shared = a.dir.path().join("shared");
     let url = format!("file://{}", shared.display());
     ok(&a, &["remote", "add", "shared", &url]);
