@@ -382,7 +382,7 @@ fn readers_answer_at_once(reg: &Reg, name: &str, files: &BTreeMap<String, Vec<u8
 }
 
 #[test]
-fn readers_see_a_consistent_registry_while_pushes_and_deltas_are_killed() {
+fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
     let reg = Reg::new();
     let (home, work) = (reg.home(), reg.work());
     let epochs: Vec<PathBuf> = (0..8).map(|e| generate(&reg, &format!("e{e:02}"), "3M", e)).collect();
@@ -403,7 +403,7 @@ fn readers_see_a_consistent_registry_while_pushes_and_deltas_are_killed() {
     let mut kills = 0;
     for round in 0..14 {
         let file = arg(&epochs[2 + round % 6]);
-        match rng.below(3) {
+        match rng.below(4) {
             0 => {
                 // A push killed at a random moment (its version may or may
                 // not have committed; readers see one or the other).
@@ -425,13 +425,23 @@ fn readers_see_a_consistent_registry_while_pushes_and_deltas_are_killed() {
                 kill(child);
                 kills += 1;
             }
-            _ => {
+            2 => {
                 let child = reg_cmd(&home, &work, &["deltas", "run"]).spawn().expect("deltas");
                 std::thread::sleep(Duration::from_micros(rng.below(deltas_span)));
                 kill(child);
                 kills += 1;
             }
+            _ => {
+                // gc (it waits for the re-encodings and drains the
+                // readers), killed at a random moment.
+                let child = reg_cmd(&home, &work, &["gc"]).spawn().expect("gc");
+                std::thread::sleep(Duration::from_micros(rng.below(push_span)));
+                kill(child);
+                kills += 1;
+            }
         }
+        // Nothing any kill left behind keeps the next command waiting.
+        ok(&home, &work, &["verify"]);
     }
     let ran = stop_readers(&stop, readers);
     assert!(ran >= 20, "readers ran only {ran} commands");
