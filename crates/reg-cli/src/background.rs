@@ -115,17 +115,23 @@ pub fn lower_worker_priority() {
     }
 }
 
-/// Lower the calling thread's CPU and I/O priority as far as they go
-/// (failures are ignored: the work is the same, only less polite).
+/// Lower the calling thread's CPU and I/O priority as far as they go:
+/// nice 19, the SCHED_IDLE policy, idle I/O class (failures are ignored:
+/// the work is the same, only less polite).
 #[cfg(target_os = "linux")]
 fn lower_this_thread() {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
     const IOPRIO_CLASS_IDLE: libc::c_long = 3;
-    // SAFETY: plain system calls on the calling thread with integer
-    // arguments only (on Linux, nice and I/O priority are per thread).
+    // SAFETY: plain system calls on the calling thread, with integer
+    // arguments or a pointer to a live local (on Linux, nice, scheduling
+    // policy and I/O priority are per thread).
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid);
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        // SCHED_IDLE: a woken foreground thread takes the core at once,
+        // where a nice-19 one may first finish its slice.
+        let idle = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(tid as libc::pid_t, libc::SCHED_IDLE, &idle);
         // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13).
         libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13);
     }
