@@ -400,7 +400,6 @@ fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
     let stop = Arc::new(AtomicBool::new(false));
     let readers = start_readers(&reg, "run", &files, &stop, 3);
     let mut rng = Rng(0x51_7CC1_B727_220A);
-    let mut kills = 0;
     for round in 0..14 {
         let file = arg(&epochs[2 + round % 6]);
         match rng.below(4) {
@@ -412,7 +411,6 @@ fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
                     .expect("push");
                 std::thread::sleep(Duration::from_micros(rng.below(push_span)));
                 kill(child);
-                kills += 1;
             }
             1 => {
                 // A push that completes and leaves its background deltas,
@@ -423,13 +421,11 @@ fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
                     .expect("deltas");
                 std::thread::sleep(Duration::from_micros(rng.below(deltas_span)));
                 kill(child);
-                kills += 1;
             }
             2 => {
                 let child = reg_cmd(&home, &work, &["deltas", "run"]).spawn().expect("deltas");
                 std::thread::sleep(Duration::from_micros(rng.below(deltas_span)));
                 kill(child);
-                kills += 1;
             }
             _ => {
                 // gc (it waits for the re-encodings and drains the
@@ -437,7 +433,6 @@ fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
                 let child = reg_cmd(&home, &work, &["gc"]).spawn().expect("gc");
                 std::thread::sleep(Duration::from_micros(rng.below(push_span)));
                 kill(child);
-                kills += 1;
             }
         }
         // Nothing any kill left behind keeps the next command waiting.
@@ -445,7 +440,6 @@ fn readers_see_a_consistent_registry_while_pushes_deltas_and_gc_are_killed() {
     }
     let ran = stop_readers(&stop, readers);
     assert!(ran >= 20, "readers ran only {ran} commands");
-    assert!(kills >= 14);
     ok(&home, &work, &["deltas", "run"]);
     let v = json(&ok(&home, &work, &["verify", "--full", "--json"]));
     assert_eq!(v["damaged_versions"], serde_json::json!([]), "{v}");
