@@ -164,9 +164,13 @@ pub struct PullArgs {
     /// Output path (default: the original file name in the working directory); `-` writes to stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Overwrite an existing output file (or folder).
     #[arg(long, short)]
     pub force: bool,
+    /// For a directory version: write only the files this glob matches
+    /// (repeatable; `*` does not cross `/`, `**` does).
+    #[arg(long = "files", value_name = "GLOB")]
+    pub files: Vec<String>,
     /// Write a new torch checkpoint with only what Lightning's
     /// save_weights_only keeps (loads with torch.load(weights_only=True)).
     #[arg(long, conflicts_with = "format")]

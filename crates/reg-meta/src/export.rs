@@ -4,12 +4,12 @@
 
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
+use crate::manifest::VersionFormat;
 use crate::output::OutputFile;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_ckpt::pickle::{self, PickleGraph};
 use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
-use reg_ckpt::Format;
 use reg_store::BlobId;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
@@ -115,7 +115,7 @@ impl Registry {
         let tensors = match format {
             ExportFormat::WeightsOnly => {
                 let tree = match m.format {
-                    Format::Safetensors => flat_tree(m),
+                    VersionFormat::Safetensors => flat_tree(m),
                     _ => write::weights_only(&self.object_graph(m, &label)?).map_err(|e| export_err(&label, e))?,
                 };
                 let mut fill = |key: &str, w: &mut dyn Write| -> std::io::Result<()> {

@@ -47,11 +47,18 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
-    let (path, bytes, what) = match export {
+    let (path, bytes, what, files) = match export {
+        None if v.manifest.is_directory() || !args.files.is_empty() => {
+            let out = args.output.unwrap_or_else(|| ctx.cwd.join(&v.manifest.source));
+            let r = reg.pull_tree(&v, &out, args.force, &args.files, &Bar::new(quiet, v.manifest.size))?;
+            let n = r.files.unwrap_or(0);
+            let what = format!("{n} file{}, each verified", if n == 1 { "" } else { "s" });
+            (r.path, r.bytes, what, r.files)
+        }
         None => {
             let out = args.output.unwrap_or_else(|| ctx.cwd.join(&v.manifest.source));
             let r = reg.pull_with(&v, &out, args.force, &Bar::new(quiet, v.manifest.size))?;
-            (r.path, r.bytes, "verified".to_string())
+            (r.path, r.bytes, "verified".to_string(), None)
         }
         Some(fmt) => {
             let out = args
@@ -62,7 +69,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
                 ExportFormat::WeightsOnly => "weights only",
                 ExportFormat::Safetensors => "safetensors",
             };
-            (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors))
+            (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors), None)
         }
     };
     let flagged: Vec<&str> = v
@@ -85,6 +92,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             version: v.manifest.number,
             path,
             bytes,
+            files,
         })?;
     } else if !ctx.quiet {
         println!(

@@ -11,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use maud::{html, Markup};
-use reg_meta::report::ShowView;
+use reg_meta::report::{ShowView, TensorsView};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -42,11 +42,17 @@ pub async fn handler(
             let v = reg.resolve(&wanted)?;
             let view = reg.show_view(&v)?;
             let mut blobs = HashMap::new();
-            for t in &v.manifest.tensors {
-                if blobs.contains_key(&t.blob.to_hex()) {
+            let tensor_blobs = v.manifest.tensors.iter().map(|t| t.blob).chain(
+                v.manifest
+                    .tree
+                    .iter()
+                    .flat_map(|t| t.tensors.iter().flat_map(|t| t.chunks.iter().map(|c| c.blob))),
+            );
+            for blob in tensor_blobs {
+                if blobs.contains_key(&blob.to_hex()) {
                     continue;
                 }
-                let facts = match (reg.store().describe(t.blob), reg.store().stored_len(t.blob)) {
+                let facts = match (reg.store().describe(blob), reg.store().stored_len(blob)) {
                     (Ok(info), Ok(stored)) => BlobFacts {
                         codec: info.codec.name(),
                         stored,
@@ -58,7 +64,7 @@ pub async fn handler(
                         delta: false,
                     },
                 };
-                blobs.insert(t.blob.to_hex(), facts);
+                blobs.insert(blob.to_hex(), facts);
             }
             let numbers = reg.versions(&v.manifest.name)?.iter().map(|r| r.number).collect();
             Ok(Gathered {
@@ -114,7 +120,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
             (stat("stored", bytes(v.stored.stored_bytes)))
             (stat("blobs", html! { (v.stored.blobs) }))
             (stat("deltas", html! { (v.stored.deltas) @if v.stored.deltas > 0 { span.muted { " (chain ≤ " (v.stored.longest_chain) ")" } } }))
-            (stat("epoch", html! { (layout::opt(v.epoch)) }))
+            (stat("epoch", html! { (v.epoch.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "-".into())) }))
             (stat("step", html! { (layout::opt(v.global_step)) }))
             (stat("tensors", html! { (v.tensors.len()) }))
         }
@@ -157,7 +163,24 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                     th { "path" } th { "dtype" } th { "shape" } th { "role" } th.num { "stored" } th { "codec" } th { "storage" }
                 } }
                 tbody {
-                    @for t in &v.tensors {
+                    @if let TensorsView::Directory(logical) = &v.tensors {
+                        @for t in logical {
+                            @let stored: u64 = t.chunks.iter().filter_map(|c| g.blobs.get(&c.blob)).map(|b| b.stored).sum();
+                            @let deltas = t.chunks.iter().filter_map(|c| g.blobs.get(&c.blob)).filter(|b| b.delta).count();
+                            tr {
+                                td.path title=(t.path) { (t.path) }
+                                td.mono { (t.dtype) }
+                                td.mono data-v=(t.shape.iter().product::<u64>()) { (shape(&t.shape)) }
+                                td { (role(t.role)) }
+                                td.num data-v=(stored) { (bytes(stored)) }
+                                td {
+                                    @if deltas > 0 { span.pill.delta { (deltas) " delta" } } @else { span.pill.whole { "whole" } }
+                                }
+                                td.mono.muted { (t.chunks.len()) " chunk" @if t.chunks.len() != 1 { "s" } }
+                            }
+                        }
+                    }
+                    @for t in file_tensors(&v.tensors) {
                         @let b = g.blobs.get(&t.blob);
                         tr {
                             td.path title=(t.path) { (t.path) }
@@ -296,5 +319,13 @@ fn param_groups(groups: &[Value]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The tensors of a file version (none for a directory version).
+fn file_tensors(t: &TensorsView) -> &[reg_meta::report::TensorView] {
+    match t {
+        TensorsView::File(t) => t,
+        TensorsView::Directory(_) => &[],
     }
 }
