@@ -45,6 +45,7 @@ mod pull;
 mod push;
 pub mod refs;
 mod registry;
+pub mod remotes;
 pub mod report;
 mod resolve;
 mod tags;
