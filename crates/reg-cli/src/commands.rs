@@ -256,7 +256,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];
                 for n in &names {
-                    rows.push(vec![n.name.to_string(), n.versions.to_string(), format!("v{}", n.latest)]);
+                    rows.push(vec![
+                        n.name.to_string(),
+                        n.versions.to_string(),
+                        format!("v{}", n.latest),
+                    ]);
                 }
                 out(&human::table(&rows))?;
             }
@@ -508,7 +512,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Remote { command } => crate::remote_cmd::remote(&config, &cwd, command, quiet)?,
+        Command::Remote { command } => crate::remote_cmd::remote(&config, command, quiet)?,
         Command::Sync { command } => crate::remote_cmd::sync(config, command, quiet)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -344,17 +344,33 @@ mod tests {
         )?;
         let named = Config::locate(None, None, dir.path())?;
         assert_eq!(named.remotes.len(), 1);
-        assert_eq!(named.remotes[0].declared_in.as_deref(), Some(dir.path().join(CONFIG_FILE).as_path()));
+        assert_eq!(
+            named.remotes[0].declared_in.as_deref(),
+            Some(dir.path().join(CONFIG_FILE).as_path())
+        );
         let same = Config::locate(None, Some(&dir.path().join("store/.")), dir.path())?;
         assert_eq!(same.remotes.len(), 1);
         let other = Config::locate(None, Some(&dir.path().join("other")), dir.path())?;
         assert!(other.remotes.is_empty());
         // Its own config declares the other registry's remotes.
-        crate::remotes::add_remote(&other, &RemoteSpec { name: "mine".into(), url: "file:///srv/mine".into(), ..RemoteSpec::default() })?;
+        crate::remotes::add_remote(
+            &other,
+            &RemoteSpec {
+                name: "mine".into(),
+                url: "file:///srv/mine".into(),
+                ..RemoteSpec::default()
+            },
+        )?;
         let other = Config::locate(None, Some(&dir.path().join("other")), dir.path())?;
-        assert_eq!(other.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["mine"]);
+        assert_eq!(
+            other.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["mine"]
+        );
         let named = Config::locate(None, None, dir.path())?;
-        assert_eq!(named.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["team"]);
+        assert_eq!(
+            named.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["team"]
+        );
         Ok(())
     }
 }

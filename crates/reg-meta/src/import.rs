@@ -59,7 +59,12 @@ impl Registry {
     }
 
     /// The version of `name` whose file has this blake3 and size, if any.
-    pub fn find_identical(&self, name: &str, blake3: FileHash, size: u64) -> Result<Option<VersionRecord>, RegistryError> {
+    pub fn find_identical(
+        &self,
+        name: &str,
+        blake3: FileHash,
+        size: u64,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
         Ok(self
             .index
             .versions(name)?

@@ -123,7 +123,8 @@ impl Registry {
                 )))
             }
             Err(_) => {
-                let non_empty = fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(false);
+                let non_empty = fs::read_dir(&root)
+                    .is_ok_and(|d| d.flatten().any(|e| !crate::remotes::is_own_config_file(&e.file_name())));
                 if non_empty && !root.join("index").exists() && !root.join("blobs").exists() {
                     return Err(RegistryError::Invalid(format!(
                         "{} exists, is not empty and is not a reg registry",

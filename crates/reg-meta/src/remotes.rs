@@ -37,6 +37,12 @@ pub const OWN_CONFIG_FILE: &str = "config.toml";
 /// Lock file that serialises edits of [`OWN_CONFIG_FILE`].
 const OWN_CONFIG_LOCK: &str = "config.lock";
 
+/// True for the files of the registry's own config, which `reg remote
+/// add` may write before the registry's first use.
+pub fn is_own_config_file(name: &std::ffi::OsStr) -> bool {
+    name == OWN_CONFIG_FILE || name == OWN_CONFIG_LOCK
+}
+
 /// Blobs in flight at once when a remote does not say (`concurrency`).
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
@@ -111,12 +117,20 @@ impl RemoteSpec {
 
     /// Requests in flight at once.
     pub fn concurrency(&self) -> usize {
-        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY).clamp(1, MAX_CONCURRENCY)
+        self.concurrency
+            .unwrap_or(DEFAULT_CONCURRENCY)
+            .clamp(1, MAX_CONCURRENCY)
     }
 
     /// Check the whole declaration: name, URL, endpoint policy, limits.
     pub fn check(&self) -> Result<(), RemoteConfigError> {
         check_name(&self.name)?;
+        self.check_location()
+    }
+
+    /// Check all but the name (a remote given as a URL is named by it):
+    /// URL, endpoint policy, limits.
+    pub fn check_location(&self) -> Result<(), RemoteConfigError> {
         check_url(&self.url)?;
         if let Some(e) = &self.endpoint {
             check_endpoint(e, self.allow_http)?;
@@ -343,7 +357,8 @@ pub(crate) fn load(
     }
     let mut out = Vec::with_capacity(all.len());
     for (_, mut spec) in all {
-        spec.check().map_err(|e| bad(spec.declared_in.as_deref().unwrap_or(&path), e.to_string()))?;
+        spec.check()
+            .map_err(|e| bad(spec.declared_in.as_deref().unwrap_or(&path), e.to_string()))?;
         spec.creates = own.probes.get(&spec.store_key()).map(|p| p.creates);
         out.push(spec);
     }
@@ -511,7 +526,11 @@ fn edit(
 ) -> Result<(), RemoteConfigError> {
     let io = |action: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| RemoteConfigError::Io { action, path: p, source }
+        move |source| RemoteConfigError::Io {
+            action,
+            path: p,
+            source,
+        }
     };
     std::fs::create_dir_all(root).map_err(io("creating", root))?;
     let lock_path = root.join(OWN_CONFIG_LOCK);
@@ -536,8 +555,7 @@ fn edit(
     change(&mut doc)?;
     let new_text = doc.to_string();
     if own {
-        toml::from_str::<OwnConfig>(&new_text)
-            .map_err(|e| bad(path, crate::config::toml_message(&new_text, &e)))?;
+        toml::from_str::<OwnConfig>(&new_text).map_err(|e| bad(path, crate::config::toml_message(&new_text, &e)))?;
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -569,7 +587,14 @@ mod tests {
     fn declarations_are_checked() {
         assert!(spec("origin", "s3://b/p").check().is_ok());
         assert!(spec("origin", "file:///x").check().is_ok());
-        for (name, url) in [("-x", "s3://b"), ("a/b", "s3://b"), ("", "s3://b"), ("o", "s3://"), ("o", "file://rel"), ("o", "ftp://x")] {
+        for (name, url) in [
+            ("-x", "s3://b"),
+            ("a/b", "s3://b"),
+            ("", "s3://b"),
+            ("o", "s3://"),
+            ("o", "file://rel"),
+            ("o", "ftp://x"),
+        ] {
             assert!(spec(name, url).check().is_err(), "{name} {url}");
         }
         let mut http = spec("o", "s3://b");
@@ -609,7 +634,10 @@ mod tests {
             Err(RemoteConfigError::Exists { .. })
         ));
         assert_eq!(find_remote(&config, "origin")?.url, "file:///srv/reg");
-        assert_eq!(find_remote(&config, "file:///srv/reg")?.creates, Some(Creates::NotExclusive));
+        assert_eq!(
+            find_remote(&config, "file:///srv/reg")?.creates,
+            Some(Creates::NotExclusive)
+        );
         assert!(find_remote(&config, "nope").is_err());
         remove_remote(&config, "origin")?;
         assert!(load(&root, BTreeMap::new(), None)?.is_empty());

@@ -4,8 +4,10 @@
 //! local store lacks is downloaded into `tmp/` and hash-checked (decoded,
 //! blake3 of the raw bytes against the id) before it is renamed into the
 //! store (a delta blob's parent is downloaded and stored before it, so
-//! that it can be checked), and only then is the version committed to the local index, with
-//! the next free local number (see `reg_meta::import`). A damaged or
+//! that it can be checked; a chain that loops or is longer than
+//! `reg_store::MAX_CHAIN` is damage), and only then is the version
+//! committed to the local index, with the next free local number (see
+//! `reg_meta::import`, which checks the manifest again as it imports it). A damaged or
 //! missing remote object stops the pull with an error naming the version;
 //! nothing damaged is stored and no version appears. Blobs that arrived
 //! intact before the error stay (a retry does not fetch them again; `reg gc`
@@ -17,7 +19,7 @@ use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use reg_meta::{Piece, Progress, Registry, VersionRef};
+use reg_meta::{Progress, Registry, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::io::Write;
 
@@ -38,7 +40,9 @@ impl Remote {
         progress: &dyn Progress,
     ) -> Result<SyncReport, RemoteError> {
         self.check_marker(false).await?;
-        let entry = self.resolve_async(r).await?;
+        let (entry, versions) = self.resolve_among(r).await?;
+        let all_tags = self.tags_async(&entry.name).await?;
+        self.check_tags(&versions, &all_tags)?;
         let label = self.label(&entry.name, entry.number);
         let mut report = SyncReport::new(&self.name, "pull");
         if let Some(local) = reg.find_identical(&entry.name, entry.blake3, entry.size)? {
@@ -62,22 +66,23 @@ impl Remote {
                 report.blob_bytes_skipped += reg.store().stored_len(id).unwrap_or(0);
             }
         }
-        // Raw lengths as the progress total (stored lengths are not known
-        // before the download; compressed blobs finish early).
-        let raw_len = |id: BlobId| -> u64 {
-            manifest
-                .pieces
-                .iter()
-                .find_map(|p| match p {
-                    Piece::Payload { blob, len } if *blob == id => Some(*len),
-                    _ => None,
-                })
-                .unwrap_or(0)
-        };
-        progress.phase("downloading", missing.iter().map(|id| raw_len(*id)).sum());
+        // The progress total is the stored bytes to fetch (a HEAD per
+        // missing blob; delta parents found on the way add theirs).
+        let sizes: Vec<u64> = futures::stream::iter(missing.iter().copied())
+            .map(|id| async move {
+                match self.store.head(&layout::blob_key(id)).await {
+                    Ok(meta) => Ok(meta.size),
+                    Err(object_store::Error::NotFound { .. }) => Ok(0), // the download says so
+                    Err(e) => Err(self.err()(e)),
+                }
+            })
+            .buffered(self.tuning.concurrency.max(1) * 2)
+            .try_collect()
+            .await?;
+        progress.phase("downloading", sizes.iter().sum());
         let store = reg.store();
         let received: Vec<u64> = futures::stream::iter(missing)
-            .map(|id| self.download_blob(store, id, &label, progress))
+            .map(|id| self.download_blob(store, id, &label, progress, Vec::new()))
             .buffer_unordered(self.tuning.concurrency.max(1))
             .try_collect()
             .await?;
@@ -87,9 +92,7 @@ impl Remote {
             report.object(len);
         }
 
-        let tags: Vec<String> = self
-            .tags_async(&entry.name)
-            .await?
+        let tags: Vec<String> = all_tags
             .into_iter()
             .filter(|t| t.number == entry.number)
             .map(|t| t.tag)
@@ -115,14 +118,17 @@ impl Remote {
     }
 
     /// Stream one blob into the local store (after the delta parents it
-    /// needs); it is verified before it is stored. Returns the stored
-    /// length of it and of the parents fetched for it.
+    /// needs); it is verified before it is stored. `children` are the
+    /// deltas waiting for it (a chain may not loop or exceed
+    /// `reg_store::MAX_CHAIN`). Returns the stored length of it and of the
+    /// parents fetched for it.
     async fn download_blob(
         &self,
         store: &BlobStore,
         id: BlobId,
         label: &str,
         progress: &dyn Progress,
+        children: Vec<BlobId>,
     ) -> Result<u64, RemoteError> {
         let damaged = |source| RemoteError::Damaged {
             version: label.to_string(),
@@ -149,8 +155,22 @@ impl Remote {
         // A delta is checked against its parent: fetch that first.
         let mut parents_len = 0;
         if let Some(parent) = writer.parent()? {
+            if parent == id || children.contains(&parent) || children.len() >= reg_store::MAX_CHAIN {
+                return Err(damaged(StoreError::Corrupt {
+                    id,
+                    reason: format!(
+                        "its delta chain is cyclic or longer than {} links (parent {parent})",
+                        reg_store::MAX_CHAIN
+                    ),
+                }));
+            }
             if !store.contains(parent) {
-                parents_len = Box::pin(self.download_blob(store, parent, label, progress)).await?;
+                if let Ok(meta) = self.store.head(&layout::blob_key(parent)).await {
+                    progress.grow(meta.size);
+                }
+                let mut chain = children;
+                chain.push(id);
+                parents_len = Box::pin(self.download_blob(store, parent, label, progress, chain)).await?;
             }
         }
         let len = writer.len() + parents_len;
