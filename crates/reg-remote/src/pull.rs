@@ -22,6 +22,7 @@ use object_store::ObjectStoreExt;
 use reg_meta::{Progress, Registry, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::io::Write;
+use std::sync::Mutex;
 
 impl Remote {
     /// Download the version `r` names (its number is the remote's) into
@@ -81,23 +82,45 @@ impl Remote {
             .await?;
         progress.phase("downloading", sizes.iter().sum());
         let store = reg.store();
-        let received: Vec<u64> = futures::stream::iter(missing)
-            .map(|id| self.download_blob(store, id, &label, progress, Vec::new()))
-            .buffer_unordered(self.tuning.concurrency.max(1))
-            .try_collect()
-            .await?;
-        for len in received {
-            report.blobs_transferred += 1;
-            report.blob_bytes_transferred += len;
-            report.object(len);
-        }
-
+        // Blobs this pull adds, removed again when the remote turns out
+        // damaged: a damaged pull leaves the registry as it was. (After
+        // other failures, such as a server going away, they stay, so a
+        // retry resumes; `reg gc` removes them if nothing ever needs them.)
+        let added: Mutex<Vec<BlobId>> = Mutex::new(Vec::new());
         let tags: Vec<String> = all_tags
             .into_iter()
             .filter(|t| t.number == entry.number)
             .map(|t| t.tag)
             .collect();
-        let imported = reg.import_version(&json, &tags, &label)?;
+        let fetched = async {
+            let received: Vec<u64> = futures::stream::iter(missing)
+                .map(|id| self.download_blob(store, id, &label, progress, Vec::new(), &added))
+                .buffer_unordered(self.tuning.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let imported = reg.import_version(&json, &tags, &label)?;
+            Ok::<_, RemoteError>((received, imported))
+        }
+        .await;
+        let (received, imported) = match fetched {
+            Ok(done) => done,
+            Err(e) => {
+                if e.is_damage() {
+                    let added = added.lock().map(|a| a.clone()).unwrap_or_default();
+                    for id in added {
+                        // Only blobs this pull wrote, which no version
+                        // names (the import did not happen).
+                        let _ = store.remove(id);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for len in received {
+            report.blobs_transferred += 1;
+            report.blob_bytes_transferred += len;
+            report.object(len);
+        }
         for t in &imported.tags_set {
             report.tags.push(format!("{}@{t} -> v{}", entry.name, imported.number));
         }
@@ -129,6 +152,7 @@ impl Remote {
         label: &str,
         progress: &dyn Progress,
         children: Vec<BlobId>,
+        added: &Mutex<Vec<BlobId>>,
     ) -> Result<u64, RemoteError> {
         let damaged = |source| RemoteError::Damaged {
             version: label.to_string(),
@@ -165,19 +189,28 @@ impl Remote {
                 }));
             }
             if !store.contains(parent) {
-                if let Ok(meta) = self.store.head(&layout::blob_key(parent)).await {
-                    progress.grow(meta.size);
+                match self.store.head(&layout::blob_key(parent)).await {
+                    Ok(meta) => progress.grow(meta.size),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        return Err(damaged(StoreError::MissingParent { id, parent }));
+                    }
+                    Err(e) => return Err(self.err()(e)),
                 }
                 let mut chain = children;
                 chain.push(id);
-                parents_len = Box::pin(self.download_blob(store, parent, label, progress, chain)).await?;
+                parents_len = Box::pin(self.download_blob(store, parent, label, progress, chain, added)).await?;
             }
         }
         let len = writer.len() + parents_len;
-        writer.commit().map_err(|e| match e {
+        let outcome = writer.commit().map_err(|e| match e {
             StoreError::Io { .. } => RemoteError::Local(e),
             other => damaged(other),
         })?;
+        if outcome.written {
+            if let Ok(mut a) = added.lock() {
+                a.push(id);
+            }
+        }
         Ok(len)
     }
 }
