@@ -542,18 +542,19 @@ fn edit(
         .map_err(io("opening", &lock_path))?;
     lock.lock().map_err(io("locking", &lock_path))?;
     let own = path == own_config_path(root);
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if own && e.kind() == std::io::ErrorKind::NotFound => {
-            "# The registry's own settings; `reg remote add` and `reg remote rm` edit this file.\n".to_string()
-        }
+    let (text, new_file) = match std::fs::read_to_string(path) {
+        Ok(t) => (t, false),
+        Err(e) if own && e.kind() == std::io::ErrorKind::NotFound => (String::new(), true),
         Err(e) => return Err(io("reading", path)(e)),
     };
     let mut doc = text
         .parse::<toml_edit::DocumentMut>()
         .map_err(|e| bad(path, e.message().to_string()))?;
     change(&mut doc)?;
-    let new_text = doc.to_string();
+    let mut new_text = doc.to_string();
+    if new_file {
+        new_text.insert_str(0, "# The registry's own settings; `reg remote add` and `reg remote rm` edit this file.\n\n");
+    }
     if own {
         toml::from_str::<OwnConfig>(&new_text).map_err(|e| bad(path, crate::config::toml_message(&new_text, &e)))?;
     }
