@@ -365,3 +365,29 @@ fn blobs_with_a_garbage_parent_or_truncated_are_damage_over_file() {
 fn blobs_with_a_garbage_parent_or_truncated_are_damage_over_s3() {
     blobs_with_a_garbage_parent_or_truncated(Kind::S3);
 }
+
+#[test]
+fn local_damage_found_by_a_sync_exits_2() {
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[..1], "mlp");
+    a.settle();
+    let shared = a.dir.path().join("shared");
+    ok(
+        &a,
+        &["remote", "add", "shared", &format!("file://{}", shared.display())],
+    );
+    let shown = ok(&a, &["show", "mlp", "--json"]).json();
+    let hex = shown["tensors"][2]["blob"].as_str().expect("blob").to_string();
+    let path = a.home().join("blobs").join(&hex[..2]).join(&hex[2..]);
+    let mut bytes = std::fs::read(&path).expect("blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    let r = crate::remote::run(&a, &["sync", "push", "shared"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&hex) && r.stderr.contains("mlp@v1"), "{}", r.stderr);
+    // Nothing damaged was spread, and no version appeared there.
+    assert!(!shared.join("blobs").join(&hex).exists());
+    assert!(!shared.join("versions").exists());
+}

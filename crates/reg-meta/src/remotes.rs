@@ -553,7 +553,10 @@ fn edit(
     change(&mut doc)?;
     let mut new_text = doc.to_string();
     if new_file {
-        new_text.insert_str(0, "# The registry's own settings; `reg remote add` and `reg remote rm` edit this file.\n\n");
+        new_text.insert_str(
+            0,
+            "# The registry's own settings; `reg remote add` and `reg remote rm` edit this file.\n\n",
+        );
     }
     if own {
         toml::from_str::<OwnConfig>(&new_text).map_err(|e| bad(path, crate::config::toml_message(&new_text, &e)))?;
