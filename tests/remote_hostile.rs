@@ -184,12 +184,15 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
+/// A change to a version entry.
+type EntryEdit = Box<dyn Fn(&mut Value)>;
+
 const PULL: [&str; 4] = ["pull", "mlp@v1", "--remote", "origin"];
 const LOG: [&str; 4] = ["log", "mlp", "--remote", "origin"];
 const ENTRY: &str = "versions/mlp/0000000001";
 
 fn malformed_version_entries(kind: Kind) {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, EntryEdit)> = vec![
         ("short id", Box::new(|e| e["id"] = "abc123".into())),
         ("non-hex id", Box::new(|e| e["id"] = "zz".repeat(32).into())),
         ("non-ascii id", Box::new(|e| e["id"] = "é".repeat(32).into())),
