@@ -183,21 +183,17 @@ impl Remote {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err()(e)),
         };
-        let too_big = |size: u64| {
-            self.bad_object(
-                key,
-                format!("is {size} bytes or more, more than the {limit} reg reads of it"),
-            )
-        };
+        let too_big =
+            |size: String| self.bad_object(key, format!("is {size} bytes, more than the {limit} reg reads of it"));
         if got.meta.size > limit {
-            return Err(too_big(got.meta.size));
+            return Err(too_big(got.meta.size.to_string()));
         }
         let mut out = Vec::with_capacity(got.meta.size as usize);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(self.err())?;
             if (out.len() + chunk.len()) as u64 > limit {
-                return Err(too_big((out.len() + chunk.len()) as u64));
+                return Err(too_big(format!("{} or more", out.len() + chunk.len())));
             }
             out.extend_from_slice(&chunk);
         }
