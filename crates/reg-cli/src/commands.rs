@@ -256,11 +256,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];
                 for n in &names {
-                    rows.push(vec![
-                        n.name.to_string(),
-                        n.versions.to_string(),
-                        format!("v{}", n.latest),
-                    ]);
+                    rows.push(vec![n.name.to_string(), n.versions.to_string(), format!("v{}", n.latest)]);
                 }
                 out(&human::table(&rows))?;
             }
