@@ -50,6 +50,7 @@ mod pull_tree;
 mod push;
 pub mod refs;
 mod registry;
+pub mod remotes;
 pub mod report;
 mod resolve;
 pub mod stream;

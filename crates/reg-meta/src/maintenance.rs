@@ -87,21 +87,31 @@ impl Write for HashSink {
 
 /// Rebuild a version's file in memory-free fashion and compare its hash.
 fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
-    let skeleton = store.read(m.skeleton)?;
-    let mut sink = HashSink(blake3::Hasher::new(), 0);
-    for p in &m.pieces {
-        match p {
-            Piece::Skeleton { offset, len } => {
-                let bytes = skeleton.get(*offset as usize..(offset + len) as usize).unwrap_or(&[]);
-                sink.0.update(bytes);
-                sink.1 += bytes.len() as u64;
-            }
-            Piece::Payload { blob, .. } => {
-                store.copy_to(*blob, &mut sink)?;
+    if m.check_shape().is_err() {
+        return Ok(false);
+    }
+    for f in m.files() {
+        let skeleton = store.read(f.skeleton)?;
+        let mut sink = HashSink(blake3::Hasher::new(), 0);
+        for p in f.pieces {
+            match p {
+                Piece::Skeleton { offset, len } => {
+                    let bytes = skeleton
+                        .get(*offset as usize..offset.saturating_add(*len) as usize)
+                        .unwrap_or(&[]);
+                    sink.0.update(bytes);
+                    sink.1 += bytes.len() as u64;
+                }
+                Piece::Payload { blob, .. } => {
+                    store.copy_to(*blob, &mut sink)?;
+                }
             }
         }
+        if crate::ids::FileHash::from(BlobId::from(sink.0.finalize())) != f.blake3 || sink.1 != f.size {
+            return Ok(false);
+        }
     }
-    Ok(crate::ids::FileHash::from(BlobId::from(sink.0.finalize())) == m.blake3 && sink.1 == m.size)
+    Ok(true)
 }
 
 impl Registry {

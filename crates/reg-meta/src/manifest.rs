@@ -398,6 +398,47 @@ impl Manifest {
         out
     }
 
+    /// Check that the manifest is consistent with itself: each file's
+    /// pieces add up to its size; for a directory, the sizes add up to the
+    /// version's, the tree listing hashes to the version's `blake3`, and
+    /// every chunk names a file of the tree. Says what is wrong.
+    pub fn check_shape(&self) -> Result<(), String> {
+        for f in self.files() {
+            let total = f.pieces.iter().fold(0u64, |a, p| a.saturating_add(p.len()));
+            if total != f.size {
+                let what = f.path.map(|p| p.to_string()).unwrap_or_else(|| "the file".into());
+                return Err(format!("pieces of {what} add up to {total} bytes, it has {}", f.size));
+            }
+        }
+        if let Some(tree) = &self.tree {
+            let total = tree.files.iter().fold(0u64, |a, f| a.saturating_add(f.size));
+            if total != self.size {
+                return Err(format!(
+                    "the files add up to {total} bytes, the version has {}",
+                    self.size
+                ));
+            }
+            if FileHash::from(BlobId::of(&tree.listing())) != self.blake3 {
+                return Err("the tree listing does not hash to the version's blake3".into());
+            }
+            if tree.files.windows(2).any(|w| w[0].path >= w[1].path) {
+                return Err("the files are not sorted by path, or one is listed twice".into());
+            }
+            let n = tree.files.len();
+            if let Some(t) = tree
+                .tensors
+                .iter()
+                .find(|t| t.chunks.iter().any(|c| c.file as usize >= n))
+            {
+                return Err(format!(
+                    "tensor {} has a chunk in a file the tree does not list",
+                    t.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Serialize to the JSON stored in the index and blob store.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)

@@ -209,7 +209,10 @@ fn check_format(layout: &RegistryLayout) -> Result<(), RegistryError> {
             root.display()
         ))),
         Err(_) => {
-            let non_empty = fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
+            // A registry's own config (written by `reg remote add` before
+            // anything else) does not make the folder someone else's.
+            let non_empty = fs::read_dir(root)
+                .is_ok_and(|d| d.flatten().any(|e| !crate::remotes::is_own_config_file(&e.file_name())));
             if non_empty && !layout.index_dir().exists() && !layout.blobs_dir().exists() {
                 return Err(RegistryError::Invalid(format!(
                     "{} exists, is not empty and is not a reg registry",

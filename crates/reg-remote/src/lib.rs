@@ -32,14 +32,16 @@
 
 mod error;
 pub mod layout;
+mod numbering;
 mod pull;
 mod push;
 mod remote;
 mod report;
 
 pub use error::RemoteError;
+pub use numbering::not_exclusive_note;
 pub use push::Selection;
-pub use remote::{check_url, Remote, Tuning};
+pub use remote::{Remote, Tuning};
 pub use report::{SyncReport, SyncedVersion};
 
 #[cfg(test)]
