@@ -126,6 +126,80 @@ impl Registry {
         }
         let _writer = self.writer()?;
         let _one_at_a_time = self.locks.deltas(&format!("reg deltas of {name}"))?;
+        self.make_deltas_locked(name, from, progress)
+    }
+
+    /// Take `deltas.lock` for a push's background re-encoding (see
+    /// [`crate::lock::DeltasHandOff`]); `None` when a re-encoding runs
+    /// already, which will see the push's request in the index before it
+    /// ends (see [`Registry::finish_pending_deltas`]).
+    pub fn hand_off_deltas(&self) -> Result<Option<crate::lock::DeltasHandOff>, crate::RegistryError> {
+        Ok(self
+            .locks
+            .try_deltas("reg deltas (background, starting)")?
+            .map(crate::lock::DeltasHandOff::new))
+    }
+
+    /// Do every re-encoding a push left in the index (its `pending`
+    /// tree), holding `deltas.lock` (`adopted_fd`: the descriptor a push
+    /// handed over, else the lock is taken, waiting for a running job).
+    /// Requests that arrive meanwhile are done too: the lock is let go
+    /// inside the index transaction that finds the queue empty, so a push
+    /// committing after it finds the lock free (and starts a job), and one
+    /// committing before it is seen: no request is left behind. Returns
+    /// what each round did.
+    pub fn finish_pending_deltas(
+        &self,
+        adopted_fd: Option<i32>,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<(crate::ModelName, RebaseReport)>, crate::RegistryError> {
+        let _writer = self.writer()?;
+        let mut lock = Some(match adopted_fd {
+            #[cfg(unix)]
+            Some(fd) => self.locks.adopt_deltas(fd)?,
+            _ => self.locks.deltas("reg deltas")?,
+        });
+        let mut done = Vec::new();
+        loop {
+            let pending = self.with_index("reg deltas reading its queue", |idx| {
+                let pending = idx.pending()?;
+                if pending.is_empty() {
+                    lock.take();
+                }
+                Ok(pending)
+            })?;
+            if pending.is_empty() {
+                return Ok(done);
+            }
+            {
+                for (name, from) in pending {
+                    let rounds = if self.deltas_enabled() {
+                        match self.make_deltas_locked(&name, from, progress) {
+                            Ok(r) => r,
+                            // A name removed since: nothing left to do.
+                            Err(crate::RegistryError::NoSuchName { .. }) => Vec::new(),
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    self.with_index("reg deltas updating its queue", |idx| {
+                        Ok(idx.remove_pending(&name, from)?)
+                    })?;
+                    done.extend(rounds.into_iter().map(|r| (name.clone(), r)));
+                }
+            }
+        }
+    }
+
+    /// [`Registry::make_deltas`] for a caller holding `gc.lock` and
+    /// `deltas.lock`.
+    fn make_deltas_locked(
+        &self,
+        name: &str,
+        from: u32,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
         let rounds = self.with_index(&format!("reg deltas of {name} to plan"), |idx| {
             let versions = crate::registry::versions_of(idx, name)?;
             let mut rounds = Vec::new();

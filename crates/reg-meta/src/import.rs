@@ -142,6 +142,7 @@ impl Registry {
             replaces: None,
             blobs,
             delta_edges: deltas,
+            defer_deltas: false,
         })?;
         let (number, id, created) = match committed {
             Committed::New { record, .. } => (record.number, record.id, true),

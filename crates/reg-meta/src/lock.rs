@@ -79,15 +79,64 @@ pub struct WaitPolicy {
 pub struct LockGuard {
     file: File,
     owner: Option<std::path::PathBuf>,
+    /// A child process holds the lock through this open file now: close
+    /// without unlocking.
+    handed_over: bool,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         if let Some(owner) = &self.owner {
             // Advisory only: a stale note is ignored once its pid is gone.
             let _ = std::fs::remove_file(owner);
         }
         let _ = self.file.unlock();
+    }
+}
+
+/// The environment variable that names the inherited `deltas.lock`
+/// descriptor of a background `reg deltas` (see [`DeltasHandOff`]).
+pub const DELTAS_LOCK_FD_ENV: &str = "REG_DELTAS_LOCK_FD";
+
+/// `deltas.lock`, taken by a push for the background `reg deltas` it
+/// starts: the child inherits the locked descriptor (its number goes in
+/// [`DELTAS_LOCK_FD_ENV`]), so it holds the lock from before the push
+/// exits and whoever waits for re-encodings (`reg deltas`) waits for it.
+pub struct DeltasHandOff {
+    guard: LockGuard,
+}
+
+impl DeltasHandOff {
+    /// Hand over `guard` (a held `deltas.lock`).
+    pub(crate) fn new(guard: LockGuard) -> DeltasHandOff {
+        DeltasHandOff { guard }
+    }
+
+    /// The descriptor to pass, made inheritable across `exec`.
+    #[cfg(unix)]
+    pub fn inheritable_fd(&self) -> std::io::Result<i32> {
+        use std::os::unix::io::AsRawFd;
+        let fd = self.guard.file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this value owns; clearing
+        // FD_CLOEXEC lets a child inherit it across exec.
+        let ok = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0
+        };
+        if ok {
+            Ok(fd)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// The child has it: close this process's copy without unlocking
+    /// (the lock belongs to the open file, which the child keeps).
+    pub fn release_to_child(mut self) {
+        self.guard.handed_over = true;
     }
 }
 
@@ -164,6 +213,60 @@ impl Locks {
         self.take(LockName::Deltas, Mode::Exclusive, Some(doing))
     }
 
+    /// `deltas.lock` if it is free now, without waiting.
+    pub(crate) fn try_deltas(&self, doing: &str) -> Result<Option<LockGuard>, RegistryError> {
+        let instant = Locks {
+            layout: self.layout.clone(),
+            policy: WaitPolicy {
+                timeout: Some(Duration::ZERO),
+            },
+            notice: Box::new(|_| {}),
+        };
+        match instant.take(LockName::Deltas, Mode::Exclusive, Some(doing)) {
+            Ok(g) => Ok(Some(g)),
+            Err(RegistryError::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take over `deltas.lock` from the process that started this one:
+    /// `fd` is its open, locked lock file, inherited across `exec` (see
+    /// [`DeltasHandOff`]). Refused when `fd` is not this registry's
+    /// `deltas.lock` or does not hold its lock.
+    #[cfg(unix)]
+    pub(crate) fn adopt_deltas(&self, fd: i32) -> Result<LockGuard, RegistryError> {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::io::FromRawFd;
+        let path = self.layout.lock_file(LockName::Deltas);
+        let refused = |why: &str| RegistryError::Invalid(format!("cannot take over {}: {why}", path.display()));
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(refused("the descriptor handed over is not open"));
+        }
+        // SAFETY: an open descriptor this process was handed for this use
+        // and that nothing else in it owns; checked below to be the lock.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let (a, b) = (file.metadata(), std::fs::metadata(&path));
+        let same = matches!((&a, &b), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino());
+        if !same {
+            // Not ours to close: leak it rather than close a stranger's fd.
+            std::mem::forget(file);
+            return Err(refused("the descriptor handed over is another file"));
+        }
+        // Held through this open file already: taken again at once. One
+        // held by another process would fail.
+        file.try_lock()
+            .map_err(|_| refused("its lock is held by another process"))?;
+        let owner = self.layout.owner_file(LockName::Deltas);
+        let note = format!("reg deltas (background, pid {})\n", std::process::id());
+        let owner = std::fs::write(&owner, note).ok().map(|_| owner);
+        Ok(LockGuard {
+            file,
+            owner,
+            handed_over: false,
+        })
+    }
+
     /// `readers.lock` shared: a reader of blobs.
     pub(crate) fn reader(&self) -> Result<ReadGuard, RegistryError> {
         Ok(ReadGuard {
@@ -227,7 +330,11 @@ impl Locks {
             }
             _ => None,
         };
-        Ok(LockGuard { file, owner })
+        Ok(LockGuard {
+            file,
+            owner,
+            handed_over: false,
+        })
     }
 }
 

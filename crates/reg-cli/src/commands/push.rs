@@ -61,8 +61,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         }
     }
     if !deferred.is_empty() {
-        let models: Vec<String> = deferred.iter().map(|(n, v)| format!("{n}@v{v}")).collect();
-        crate::background::spawn_deltas(&reg, &models)?;
+        crate::background::spawn_deltas(&reg)?;
     }
     Ok(ExitCode::SUCCESS)
 }

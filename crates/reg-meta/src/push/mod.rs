@@ -348,6 +348,9 @@ impl Registry {
             replaces: v.replaces,
             blobs,
             delta_edges: deltas.clone(),
+            defer_deltas: v.replaces.is_none()
+                && self.deltas_enabled()
+                && self.config.deltas == crate::DeltaTiming::Background,
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
             Committed::New {

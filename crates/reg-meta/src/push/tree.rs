@@ -234,6 +234,7 @@ impl Registry {
             replaces: None,
             blobs,
             delta_edges: Vec::new(),
+            defer_deltas: self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Background,
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
             Committed::New {
