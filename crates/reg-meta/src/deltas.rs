@@ -66,24 +66,62 @@ pub struct RebaseReport {
     pub pending: bool,
 }
 
+/// A stored tensor (or tensor chunk) of a version, by what identifies it
+/// across versions: a file's tensor path, or a directory's logical tensor
+/// name with the chunk's global offsets.
+struct Stored {
+    key: String,
+    dtype: reg_ckpt::DType,
+    blob: BlobId,
+}
+
+/// The tensors of a version whose storages can pair with another
+/// version's, in manifest order.
+fn stored_tensors(m: &Manifest) -> Vec<Stored> {
+    match &m.tree {
+        None => m
+            .tensors
+            .iter()
+            .map(|t| Stored {
+                key: t.path.clone(),
+                dtype: t.dtype,
+                blob: t.blob,
+            })
+            .collect(),
+        Some(tree) => tree
+            .tensors
+            .iter()
+            .flat_map(|t| {
+                t.chunks.iter().map(move |c| Stored {
+                    key: format!("{}@{:?}", t.name, c.offsets),
+                    dtype: t.dtype,
+                    blob: c.blob,
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Pairs of storages that hold the same float tensor in `from` and `to`
-/// (same path, dtype and length) but different bytes: `from`'s blob is
-/// the child, `to`'s the parent. Each storage is matched by its first
-/// tensor in manifest order, and each child blob appears once.
+/// (same path — for a directory, the same logical tensor and chunk —,
+/// dtype and length) but different bytes: `from`'s blob is the child,
+/// `to`'s the parent. Each storage is matched by its first tensor in
+/// manifest order, and each child blob appears once.
 pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
     let (from_lens, to_lens) = (from.payload_lens(), to.payload_lens());
-    let mut by_path = HashMap::new();
-    for t in &from.tensors {
-        by_path.entry(t.path.as_str()).or_insert(t);
+    let old_tensors = stored_tensors(from);
+    let mut by_key = HashMap::new();
+    for t in &old_tensors {
+        by_key.entry(t.key.as_str()).or_insert(t);
     }
     let mut seen_parent = HashSet::new();
     let mut seen_child = HashSet::new();
     let mut out = Vec::new();
-    for t in &to.tensors {
+    for t in stored_tensors(to) {
         if !t.dtype.is_float() || !seen_parent.insert(t.blob) {
             continue;
         }
-        let Some(old) = by_path.get(t.path.as_str()) else {
+        let Some(old) = by_key.get(t.key.as_str()) else {
             continue;
         };
         let (Some(new_len), Some(old_len)) = (to_lens.get(&t.blob), from_lens.get(&old.blob)) else {

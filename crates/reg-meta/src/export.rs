@@ -16,7 +16,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// What to make of a version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExportFormat {
     /// A torch zip keeping what Lightning's `save_weights_only=True` keeps
     /// (for a plain state dict: the state dict), loadable with
@@ -98,6 +98,9 @@ impl Registry {
     pub fn export_to(&self, v: &Resolved, format: ExportFormat, w: &mut dyn Write) -> Result<usize, RegistryError> {
         let m = &v.manifest;
         let label = format!("{}@v{}", m.name, m.number);
+        if m.is_directory() {
+            return self.export_tree_to(m, &label, format, w);
+        }
         let blobs: HashMap<&str, BlobId> = m.tensors.iter().map(|t| (t.storage_key.as_str(), t.blob)).collect();
         let damaged = |source| RegistryError::Damaged {
             version: label.clone(),

@@ -59,9 +59,11 @@ pub struct WaitNotice {
 
 impl std::fmt::Display for WaitNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.holder {
-            Some(h) => write!(f, "waiting for {h}"),
-            None => write!(f, "waiting for another reg process ({})", self.lock),
+        match (&self.holder, self.lock.as_str()) {
+            (Some(h), _) => write!(f, "waiting for {h}"),
+            // Writers hold gc.lock shared and leave no note.
+            (None, "gc.lock") => write!(f, "waiting for running pushes and re-encodings to finish (gc.lock)"),
+            (None, lock) => write!(f, "waiting for another reg process ({lock})"),
         }
     }
 }

@@ -275,9 +275,22 @@ impl Registry {
                 if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
                     continue;
                 }
+                let version = Resolved::unpinned(v.clone(), m.clone());
+                if m.is_directory() {
+                    // Only the files holding training state go; a layout
+                    // without such files keeps its state.
+                    let droppable = crate::retention_tree::has_training_files(m);
+                    if droppable {
+                        report.optimizer_dropped.push(v.number);
+                        if !rules.dry_run {
+                            self.drop_optimizer_files(&guard, &version)?;
+                        }
+                    }
+                    continue;
+                }
                 report.optimizer_dropped.push(v.number);
                 if !rules.dry_run {
-                    self.drop_optimizer(&guard, &Resolved::unpinned(v.clone(), m.clone()))?;
+                    self.drop_optimizer(&guard, &version)?;
                 }
             }
         }

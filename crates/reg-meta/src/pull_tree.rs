@@ -174,3 +174,85 @@ impl Registry {
         })
     }
 }
+
+/// Reads `inner` and checks, at its end, that what was read hashes to
+/// `want` (an error then, instead of a clean end).
+struct Checked<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    want: crate::ids::FileHash,
+    what: String,
+}
+
+impl<R: std::io::Read> std::io::Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let got = crate::ids::FileHash::from(reg_store::BlobId::from(self.hasher.finalize()));
+            if got != self.want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} does not match its recorded hash", self.what),
+                ));
+            }
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Registry {
+    /// Write a directory version (or the files `globs` match) into `w` as
+    /// a tar stream (ustar/GNU headers: path, size, mode 0644 or 0755,
+    /// the push time), each file streamed from its blobs and checked
+    /// against its blake3 as it goes: a mismatch ends the stream with an
+    /// error (damage), so a reader must check for it. Returns the bytes of
+    /// file data written.
+    pub fn pull_tar_to(
+        &self,
+        version: &Resolved,
+        globs: &[String],
+        w: &mut dyn std::io::Write,
+    ) -> Result<u64, RegistryError> {
+        let label = label_of(version);
+        if !version.manifest.is_directory() {
+            return Err(RegistryError::Invalid(format!(
+                "{label} is a single file: pull it as it is"
+            )));
+        }
+        let files = select(&label, version.manifest.files(), globs)?;
+        let mut tar = tar::Builder::new(w);
+        let mut total = 0u64;
+        for f in &files {
+            let Some(path) = f.path else { continue };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(f.size);
+            header.set_mode(if f.executable { 0o755 } else { 0o644 });
+            header.set_mtime(version.manifest.created);
+            header.set_entry_type(tar::EntryType::Regular);
+            let reader = self.file_reader(version, path.as_str(), 0)?;
+            let checked = Checked {
+                inner: reader,
+                hasher: blake3::Hasher::new(),
+                want: f.blake3,
+                what: format!("{label}: {path}"),
+            };
+            tar.append_data(&mut header, path.as_str(), checked).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    RegistryError::Damaged {
+                        version: label.clone(),
+                        source: reg_store::StoreError::Corrupt {
+                            id: f.skeleton,
+                            reason: e.to_string(),
+                        },
+                    }
+                } else {
+                    RegistryError::io("writing", "the tar stream")(e)
+                }
+            })?;
+            total += f.size;
+        }
+        tar.finish().map_err(RegistryError::io("writing", "the tar stream"))?;
+        Ok(total)
+    }
+}

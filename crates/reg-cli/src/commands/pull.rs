@@ -36,6 +36,11 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         // `-o -`: the bytes go to stdout, nothing else does.
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         match export {
+            // A directory goes out as a tar stream.
+            None if v.manifest.is_directory() => {
+                reg.pull_tar_to(&v, &args.files, &mut w)?;
+                w.flush()?;
+            }
             None => {
                 reg.pull_to(&v, &mut w)?;
             }

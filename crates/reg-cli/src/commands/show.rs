@@ -57,8 +57,13 @@ fn print_show(v: &ShowView) -> Result<()> {
         human::bytes(v.stored.stored_bytes)
     ));
     if let Some(d) = &v.optimizer_dropped {
+        let what = if v.kind.is_some() {
+            "its optimizer, scheduler and RNG files are gone"
+        } else {
+            "pulls as a weights-only file"
+        };
         s.push_str(&format!(
-            "  retention  optimizer state dropped {}: pulls as a weights-only file (was {}, blake3 {})\n",
+            "  retention  optimizer state dropped {}: {what} (was {}, blake3 {})\n",
             human::time(d.when),
             human::bytes(d.size),
             d.blake3.short()
