@@ -14,6 +14,8 @@ mod dedupe;
 mod deltas;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
+/// Directory versions: round trip, show vs torch, dedupe across shardings, diff by name, --files, tar, hostile dirs (issue 13).
+mod dirs;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
 mod formats;
 /// Every --json output is what the goldens say (issue 18, point 1).
