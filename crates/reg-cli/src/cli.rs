@@ -172,8 +172,9 @@ pub struct PullArgs {
     #[arg(long = "files", value_name = "GLOB")]
     pub files: Vec<String>,
     /// Write a new torch checkpoint with only what Lightning's
-    /// save_weights_only keeps (loads with torch.load(weights_only=True)).
-    #[arg(long, conflicts_with = "format")]
+    /// save_weights_only keeps (loads with torch.load(weights_only=True));
+    /// with --format safetensors: only model weights.
+    #[arg(long)]
     pub weights_only: bool,
     /// Write the state dict in another format instead of the original bytes.
     #[arg(long, value_enum)]

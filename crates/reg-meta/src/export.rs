@@ -25,6 +25,10 @@ pub enum ExportFormat {
     /// The state dict (or flat tensor dict) as safetensors, with epoch,
     /// global step and hyperparameters in `__metadata__`.
     Safetensors,
+    /// [`ExportFormat::Safetensors`] with only model weights (for a
+    /// directory version: tensors whose role is a weight; a file's state
+    /// dict is that already).
+    SafetensorsWeights,
 }
 
 /// What an export wrote.
@@ -50,7 +54,7 @@ pub fn default_name(m: &Manifest, format: ExportFormat) -> String {
         .unwrap_or_else(|| m.name.to_string());
     match format {
         ExportFormat::WeightsOnly => format!("{stem}.weights.ckpt"),
-        ExportFormat::Safetensors => format!("{stem}.safetensors"),
+        ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => format!("{stem}.safetensors"),
     }
 }
 
@@ -136,7 +140,7 @@ impl Registry {
                 written.map_err(|e| export_err(&label, e))?;
                 tree.storages.len()
             }
-            ExportFormat::Safetensors => {
+            ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => {
                 let tensors = state_dict_tensors(m);
                 let metadata = safetensors_metadata(m);
                 let mut read = |key: &str| -> std::io::Result<Vec<u8>> {

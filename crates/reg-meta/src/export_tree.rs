@@ -40,7 +40,7 @@ pub(crate) fn export_tensors(m: &Manifest, format: ExportFormat) -> Vec<(String,
                 Some(Layout::HfTrainer) if t.name.contains(':') => return None,
                 _ => t.name.clone(),
             };
-            let keep = format != ExportFormat::WeightsOnly || t.role == Role::Weight;
+            let keep = format == ExportFormat::Safetensors || t.role == Role::Weight;
             keep.then_some((name, t))
         })
         .collect()
@@ -76,7 +76,7 @@ impl Registry {
             })
         };
         let written = match format {
-            ExportFormat::Safetensors => {
+            ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => {
                 let list: Vec<ExportTensor> = tensors
                     .iter()
                     .map(|(name, t)| ExportTensor {

@@ -55,12 +55,10 @@ impl PullQuery {
             Some(other) => return Err(Failure::bad_request(format!("weights_only={other:?}: use 1 or 0"))),
         };
         match (weights_only, self.format.as_deref()) {
-            (true, Some(_)) => Err(Failure::bad_request(
-                "weights_only and format exclude each other (as --weights-only and --format)",
-            )),
+            (true, Some("safetensors")) => Ok(Some(ExportFormat::SafetensorsWeights)),
             (true, None) => Ok(Some(ExportFormat::WeightsOnly)),
             (false, Some("safetensors")) => Ok(Some(ExportFormat::Safetensors)),
-            (false, Some(other)) => Err(Failure::bad_request(format!(
+            (_, Some(other)) => Err(Failure::bad_request(format!(
                 "unknown format {other:?}; the formats are: safetensors"
             ))),
             (false, None) => Ok(None),
@@ -233,6 +231,7 @@ fn export_tag(fmt: ExportFormat) -> &'static str {
     match fmt {
         ExportFormat::WeightsOnly => "weights-only",
         ExportFormat::Safetensors => "safetensors",
+        ExportFormat::SafetensorsWeights => "safetensors-weights",
     }
 }
 

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 /// Write a version (fetched from `--remote` first) to a file or stdout.
 pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
     let export = match (args.weights_only, args.format) {
-        (true, _) => Some(ExportFormat::WeightsOnly),
+        (true, Some(OutFormat::Safetensors)) => Some(ExportFormat::SafetensorsWeights),
+        (true, None) => Some(ExportFormat::WeightsOnly),
         (false, Some(OutFormat::Safetensors)) => Some(ExportFormat::Safetensors),
         (false, None) => None,
     };
@@ -73,6 +74,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             let kind = match fmt {
                 ExportFormat::WeightsOnly => "weights only",
                 ExportFormat::Safetensors => "safetensors",
+                ExportFormat::SafetensorsWeights => "safetensors, weights only",
             };
             (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors), None)
         }
