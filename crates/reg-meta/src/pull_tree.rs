@@ -201,7 +201,49 @@ impl<R: std::io::Read> std::io::Read for Checked<R> {
     }
 }
 
+/// Counts what is written and keeps nothing.
+struct Count(u64);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The tar header of one file of a version.
+fn tar_header(f: &FileLayout<'_>, created: u64, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(if f.executable { 0o755 } else { 0o644 });
+    header.set_mtime(created);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
+}
+
 impl Registry {
+    /// The exact length of [`Registry::pull_tar_to`]'s stream, without
+    /// reading any blob: the headers (long paths take extra blocks) are
+    /// written to a counter, and each file adds its size padded to 512.
+    pub fn tar_len(&self, version: &Resolved, globs: &[String]) -> Result<u64, RegistryError> {
+        let label = label_of(version);
+        let files = select(&label, version.manifest.files(), globs)?;
+        let mut tar = tar::Builder::new(Count(0));
+        let mut data = 0u64;
+        for f in &files {
+            let Some(path) = f.path else { continue };
+            let mut header = tar_header(f, version.manifest.created, 0);
+            tar.append_data(&mut header, path.as_str(), std::io::empty())
+                .map_err(RegistryError::io("sizing", "a tar stream"))?;
+            data += f.size.div_ceil(512) * 512;
+        }
+        let count = tar.into_inner().map_err(RegistryError::io("sizing", "a tar stream"))?;
+        Ok(count.0 + data)
+    }
+
     /// Write a directory version (or the files `globs` match) into `w` as
     /// a tar stream (ustar/GNU headers: path, size, mode 0644 or 0755,
     /// the push time), each file streamed from its blobs and checked
@@ -225,11 +267,7 @@ impl Registry {
         let mut total = 0u64;
         for f in &files {
             let Some(path) = f.path else { continue };
-            let mut header = tar::Header::new_gnu();
-            header.set_size(f.size);
-            header.set_mode(if f.executable { 0o755 } else { 0o644 });
-            header.set_mtime(version.manifest.created);
-            header.set_entry_type(tar::EntryType::Regular);
+            let mut header = tar_header(f, version.manifest.created, f.size);
             let reader = self.file_reader(version, path.as_str(), 0)?;
             let checked = Checked {
                 inner: reader,

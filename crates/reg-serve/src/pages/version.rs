@@ -155,6 +155,25 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
         @if let Some(md) = &v.safetensors_metadata {
             section.card { h2 { "safetensors metadata" } (kv_table(&flatten(md))) }
         }
+        @if let (Some(layout), Some(files)) = (&v.layout, &v.files) {
+            section.card #files {
+                h2 { "Files" span.sub.muted { " " (files.len()) " files, " (layout.name()) " layout" } }
+                table.sortable {
+                    thead { tr { th { "path" } th.num { "size" } th { "format" } th.num { "tensors" } } }
+                    tbody {
+                        @for f in files {
+                            tr {
+                                td.path { a href=(urls::pull_file(&spec, &f.path)) download { (f.path) } }
+                                td.num data-v=(f.size) { (bytes(f.size)) }
+                                td.mono { (f.format) }
+                                td.num { (f.tensors) }
+                            }
+                        }
+                    }
+                }
+                p.muted { "The download button above gives the whole directory as one tar file." }
+            }
+        }
         section.card #tensors {
             h2 { "Tensors" span.sub.muted { " " (v.tensors.len()) " in " (v.storages) " storages" } }
             input type="search" placeholder="filter tensors" data-filter="tensor-table" hidden;
