@@ -249,6 +249,9 @@ fn pair_of_versions(s: &Scratch) {
         Tensor::new("reshaped", DType::Float32, &[2, 8], f32s(&grid)),
         view(f32s(&grid)),
         Tensor::new("same", DType::Float32, &[3], f32s(&[7.0, 8.0, 9.0])),
+        Tensor::new("both", DType::Float32, &[4], f32s(&grid[..4])),
+        // The same storage bytes (one blob) in both, viewed elsewhere.
+        Tensor::view("moved", DType::Float32, &[4], &[1], 0, f32s(&grid)),
     ];
     let b = vec![
         Tensor::new("w", DType::Float32, &[4, 4], f32s(&moved)),
@@ -257,6 +260,8 @@ fn pair_of_versions(s: &Scratch) {
         view(f32s(&outside)),
         Tensor::new("same", DType::Float32, &[3], f32s(&[7.0, 8.0, 9.0])),
         Tensor::new("new", DType::Float32, &[3], f32s(&[1.0, 2.0, 3.0])),
+        Tensor::new("both", DType::Float64, &[2], encode(&grid[..2], DType::Float64)),
+        Tensor::view("moved", DType::Float32, &[4], &[1], 2, f32s(&grid)),
     ];
     let hp = |v: Value| vec![(Emit::Str("hyper_parameters".into()), emit(&v))];
     let (pa, pb) = (s.work().join("a.ckpt"), s.work().join("b.ckpt"));
@@ -330,8 +335,18 @@ fn added_removed_and_changed_keys_and_tensors() {
                 ("float32", "float32"),
                 (vec![2, 3], vec![2, 3])
             ),
+            // dtype is named first when the shape changed too.
+            ("state_dict/both", "dtype", ("float32", "float64"), (vec![4], vec![2])),
+            (
+                "state_dict/moved",
+                "content",
+                ("float32", "float32"),
+                (vec![4], vec![4])
+            ),
         ]
     );
+    let blob = |spec: &str| blob_of(&s.resolve(spec).manifest, "state_dict/moved");
+    assert_eq!(blob("small@v1"), blob("small@v2"));
     assert_eq!(
         d.meta[..2],
         [
@@ -347,7 +362,7 @@ fn added_removed_and_changed_keys_and_tensors() {
     );
     assert!(
         d.summary()
-            .ends_with("tensors: 4 changed, 1 added, 1 removed, 1 identical"),
+            .ends_with("tensors: 6 changed, 1 added, 1 removed, 1 identical"),
         "{}",
         d.summary()
     );
@@ -389,8 +404,12 @@ fn stats_of_small_tensors_are_exact() {
     let seen: f64 = [2.0f64, 6.0, 10.0, 3.0, 7.0, 11.0].iter().map(|x| x * x).sum();
     assert_eq!((v.max_abs_diff, v.changed_fraction), (0.5, 1.0 / 6.0));
     assert!((v.rel_l2.expect("rel_l2") - 0.5 / seen.sqrt()).abs() < 1e-15, "{v:?}");
+    // One storage, the view moved by two elements: 1..=4 -> 3..=6.
+    let m = stats("moved").expect("stats of the moved view");
+    assert_eq!((m.max_abs_diff, m.changed_fraction), (2.0, 1.0));
+    assert!((m.rel_l2.expect("rel_l2") - 4.0 / 30f64.sqrt()).abs() < 1e-15, "{m:?}");
     // No numbers across dtypes or shapes.
-    assert_eq!((stats("retyped"), stats("reshaped")), (None, None));
+    assert_eq!((stats("retyped"), stats("reshaped"), stats("both")), (None, None, None));
 }
 
 /// Elements of each tensor of a torch file as f64, by path (contiguous
