@@ -51,12 +51,18 @@ fn import(to: &Scratch, json: &[u8], tags: &[&str]) -> Result<reg_meta::import::
 }
 
 /// The mlp run with its deltas (elsewhere), and a registry here whose
-/// mlp@v1 is the run's first epoch.
+/// mlp@v1 is the run's first epoch, pushed with a message of its own (so
+/// its manifest, and id, differ from theirs even when both were pushed
+/// in the same second).
 fn two_registries() -> (Scratch, Scratch) {
     let there = Scratch::new();
     there.push_series_with_deltas("mlp");
     let here = Scratch::new();
-    here.push_fixture(SERIES[0], "mlp");
+    let opts = reg_meta::PushOptions {
+        message: Some("pushed here".into()),
+        ..named("mlp")
+    };
+    here.push_opts(&fixture(SERIES[0]), &opts);
     (there, here)
 }
 
