@@ -252,13 +252,18 @@ impl Registry {
                 let pairs = changed_pairs(&old_m, &new_m);
                 let lens = new_m.payload_lens();
                 let total: u64 = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
-                let planned = plan_pairs(idx, &pairs)?;
-                rounds.push((older.number, newer.number, planned, total));
+                rounds.push((older.number, newer.number, pairs, total));
             }
             Ok(rounds)
         })?;
         let mut reports = Vec::new();
         for (older, newer, pairs, total) in rounds {
+            // The links below each child as the rounds before left them
+            // (planned up front, a run over a whole series would make
+            // chains longer than the bound).
+            let pairs = self.with_index(&format!("reg deltas of {name}@v{older} to plan"), |idx| {
+                plan_pairs(idx, &pairs)
+            })?;
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
                 let s = self.store.unchecked_source(id).ok()?;
@@ -439,5 +444,116 @@ impl Bases {
             parent: *blob,
             width: dtype.size() as u8,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{FileHash, ModelName, SourceName};
+    use crate::manifest::{Piece, TensorEntry};
+    use reg_ckpt::DType;
+
+    /// A manifest whose tensors are `(path, dtype, blob, bytes)`, each
+    /// tensor a 1-d view of its whole storage.
+    fn manifest(tensors: &[(&str, DType, u8, u64)]) -> Manifest {
+        let mut pieces = Vec::new();
+        let entries = tensors
+            .iter()
+            .enumerate()
+            .map(|(key, (path, dtype, blob, len))| {
+                let blob = BlobId([*blob; 32]);
+                if !pieces.contains(&Piece::Payload { blob, len: *len }) {
+                    pieces.push(Piece::Payload { blob, len: *len });
+                }
+                TensorEntry {
+                    path: path.to_string(),
+                    dtype: *dtype,
+                    shape: vec![len / dtype.size() as u64],
+                    stride: vec![1],
+                    storage_offset: 0,
+                    storage_key: key.to_string(),
+                    blob,
+                    role: reg_ckpt::tensors::Role::Weight,
+                    requires_grad: false,
+                    parameter: false,
+                }
+            })
+            .collect();
+        Manifest {
+            schema: crate::manifest::MANIFEST_SCHEMA,
+            name: ModelName::sanitized("m"),
+            number: 1,
+            created: 0,
+            source: SourceName::of_path(std::path::Path::new("m.ckpt")),
+            message: None,
+            format: reg_ckpt::Format::TorchZip,
+            size: pieces.iter().map(Piece::len).sum(),
+            blake3: FileHash([0; 32]),
+            skeleton: BlobId([0; 32]),
+            pieces,
+            tensors: entries,
+            meta: Default::default(),
+            globals: Vec::new(),
+            pickle: None,
+            optimizer_dropped: None,
+            executable: false,
+        }
+    }
+
+    fn pair(child: u8, parent: u8, width: u8) -> Pair {
+        Pair {
+            child: BlobId([child; 32]),
+            parent: BlobId([parent; 32]),
+            width,
+        }
+    }
+
+    #[test]
+    fn changed_floats_of_one_path_dtype_and_length_pair_older_with_newer() {
+        use DType::*;
+        let older = manifest(&[
+            ("w", Float32, 1, 400),
+            ("half", Bfloat16, 2, 200),
+            ("frozen", Float32, 3, 400),
+            ("ids", Int64, 4, 800),
+            ("retyped", Float32, 5, 800),
+            ("grew", Float32, 6, 400),
+            ("renamed", Float32, 7, 400),
+            ("empty", Float32, 8, 0),
+        ]);
+        let newer = manifest(&[
+            ("grew", Float32, 16, 404),
+            ("w", Float32, 11, 400),
+            ("half", Bfloat16, 12, 200),
+            ("frozen", Float32, 3, 400),
+            ("ids", Int64, 14, 800),
+            ("retyped", Float64, 15, 800),
+            ("renamed-now", Float32, 17, 400),
+            ("empty", Float32, 18, 0),
+        ]);
+        // Older against newer, element width of the dtype; the unchanged,
+        // integer, retyped, resized, renamed and empty tensors pair with
+        // nothing.
+        assert_eq!(changed_pairs(&older, &newer), vec![pair(1, 11, 4), pair(2, 12, 2)]);
+        // The other way round, newer against older.
+        assert_eq!(changed_pairs(&newer, &older), vec![pair(11, 1, 4), pair(12, 2, 2)]);
+        assert_eq!(changed_pairs(&older, &older), Vec::new());
+    }
+
+    #[test]
+    fn a_storage_pairs_once_by_its_first_tensor() {
+        use DType::Float32;
+        // Two names for one storage (tied weights) in both versions: one pair.
+        let older = manifest(&[("emb", Float32, 1, 400), ("tied", Float32, 1, 400)]);
+        let newer = manifest(&[("emb", Float32, 11, 400), ("tied", Float32, 11, 400)]);
+        assert_eq!(changed_pairs(&older, &newer), vec![pair(1, 11, 4)]);
+        // An older storage two new storages could be XORed against: the
+        // first one in manifest order; a blob is never the child of two pairs.
+        let untied = manifest(&[("emb", Float32, 11, 400), ("tied", Float32, 12, 400)]);
+        assert_eq!(changed_pairs(&older, &untied), vec![pair(1, 11, 4)]);
+        // A path listed twice in the older version: its first tensor.
+        let twice = manifest(&[("emb", Float32, 1, 400), ("emb", Float32, 2, 400)]);
+        assert_eq!(changed_pairs(&twice, &newer), vec![pair(1, 11, 4)]);
     }
 }

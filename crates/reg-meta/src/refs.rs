@@ -198,4 +198,53 @@ mod tests {
         assert!(check_tag("best:loss").is_err());
         assert!(check_tag("release-1").is_ok());
     }
+
+    #[test]
+    fn near_misses_of_a_form_are_words_or_errors() {
+        let p = RefSpec::parse;
+        let word = |w: &str| Ok(RefSpec::Word(w.into()));
+        // Only `v` and digits is a number; anything else is a tag or id prefix.
+        assert_eq!(p("v"), word("v"));
+        assert_eq!(p("v1x"), word("v1x"));
+        assert_eq!(p("V3"), word("V3"));
+        assert_eq!(p("latest2"), word("latest2"));
+        assert_eq!(p("bestest"), word("bestest"));
+        assert_eq!(p("v0"), Ok(RefSpec::Number(0)));
+        assert_eq!(p("v4294967295"), Ok(RefSpec::Number(u32::MAX)));
+        assert_eq!(p("v4294967296"), Err("version number too large"));
+        assert_eq!(p("epoch=-1"), Ok(RefSpec::Epoch(-1)));
+        assert_eq!(p("step="), Err("step=N needs an integer"));
+        assert_eq!(p("best:"), Err("best:METRIC needs a metric name"));
+        for bad in ["a b", "a@b", "a/b", "tab\t"] {
+            assert!(p(bad).is_err(), "{bad:?} parsed");
+        }
+        // Every form prints as it parses.
+        for form in ["latest", "v7", "epoch=3", "step=900", "best", "best:val_loss", "prod"] {
+            assert_eq!(p(form).map(|s| s.to_string()).as_deref(), Ok(form));
+        }
+    }
+
+    #[test]
+    fn by_and_mode_turn_any_ref_into_best() {
+        let parsed = |s: &str| VersionRef::parse(s).expect("ref");
+        let best = |metric: Option<&str>, lower: Option<bool>| RefSpec::Best {
+            metric: metric.map(String::from),
+            lower_is_better: lower,
+        };
+        assert_eq!(parsed("m@v3").with_best(None, None).spec, RefSpec::Number(3));
+        assert_eq!(
+            parsed("m@v3").with_best(Some("acc"), None).spec,
+            best(Some("acc"), None)
+        );
+        assert_eq!(parsed("m").with_best(None, Some(false)).spec, best(None, Some(false)));
+        // `--mode` keeps the metric of `best:METRIC`; `--by` replaces it.
+        assert_eq!(
+            parsed("m@best:loss").with_best(None, Some(true)).spec,
+            best(Some("loss"), Some(true))
+        );
+        assert_eq!(
+            parsed("m@best:loss").with_best(Some("acc"), None).spec,
+            best(Some("acc"), None)
+        );
+    }
 }
