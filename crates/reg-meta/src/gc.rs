@@ -139,6 +139,9 @@ impl Registry {
         if !guard.is_exclusive() {
             return Err(RegistryError::Internal("gc needs gc.lock held exclusively".into()));
         }
+        if !dry_run {
+            self.locks.no_own_readers()?;
+        }
         let mut plan = self.gc_plan()?;
         let mut report = GcReport {
             dry_run,

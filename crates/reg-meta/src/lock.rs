@@ -165,6 +165,16 @@ pub struct ReadGuard {
     _lock: LockGuard,
 }
 
+/// Reader guards alive in this process: gc must not wait for its own
+/// readers (it would wait forever).
+static LIVE_READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        LIVE_READERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The registry's locks (see the module docs).
 pub(crate) struct Locks {
     layout: RegistryLayout,
@@ -271,14 +281,26 @@ impl Locks {
 
     /// `readers.lock` shared: a reader of blobs.
     pub(crate) fn reader(&self) -> Result<ReadGuard, RegistryError> {
-        Ok(ReadGuard {
-            _lock: self.take(LockName::Readers, Mode::Shared, None)?,
-        })
+        let lock = self.take(LockName::Readers, Mode::Shared, None)?;
+        LIVE_READERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(ReadGuard { _lock: lock })
+    }
+
+    /// Refuse (rather than wait forever) when this process itself holds a
+    /// reader guard: gc waits for readers, and would wait for its own.
+    pub(crate) fn no_own_readers(&self) -> Result<(), RegistryError> {
+        if LIVE_READERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(RegistryError::Internal(
+                "gc would wait for a version this process still holds (drop every Resolved before gc or prune)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Wait until every reader that started before now has finished
     /// (take `readers.lock` exclusively and let go at once).
     pub(crate) fn drain_readers(&self) -> Result<(), RegistryError> {
+        self.no_own_readers()?;
         drop(self.take(LockName::Readers, Mode::Exclusive, None)?);
         Ok(())
     }
