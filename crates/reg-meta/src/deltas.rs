@@ -487,7 +487,7 @@ mod tests {
             created: 0,
             source: SourceName::of_path(std::path::Path::new("m.ckpt")),
             message: None,
-            format: reg_ckpt::Format::TorchZip,
+            format: crate::manifest::VersionFormat::TorchZip,
             size: pieces.iter().map(Piece::len).sum(),
             blake3: FileHash([0; 32]),
             skeleton: BlobId([0; 32]),
@@ -498,6 +498,7 @@ mod tests {
             pickle: None,
             optimizer_dropped: None,
             executable: false,
+            tree: None,
         }
     }
 

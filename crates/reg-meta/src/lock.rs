@@ -163,15 +163,31 @@ impl WriteGuard {
 #[derive(Debug)]
 pub struct ReadGuard {
     _lock: LockGuard,
+    /// Who took it, on which registry (see [`own_readers`]).
+    taken_by: (std::thread::ThreadId, std::path::PathBuf),
 }
 
-/// Reader guards alive in this process: gc must not wait for its own
-/// readers (it would wait forever).
-static LIVE_READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Reader guards alive, by the thread that took them and the registry:
+/// gc must not wait for readers its own thread holds (it would wait
+/// forever); other threads' readers it waits for as for any process's.
+fn own_readers(
+) -> &'static std::sync::Mutex<std::collections::HashMap<(std::thread::ThreadId, std::path::PathBuf), usize>> {
+    static READERS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(std::thread::ThreadId, std::path::PathBuf), usize>>,
+    > = std::sync::OnceLock::new();
+    READERS.get_or_init(Default::default)
+}
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        LIVE_READERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut map) = own_readers().lock() {
+            if let Some(n) = map.get_mut(&self.taken_by) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.taken_by);
+                }
+            }
+        }
     }
 }
 
@@ -282,16 +298,24 @@ impl Locks {
     /// `readers.lock` shared: a reader of blobs.
     pub(crate) fn reader(&self) -> Result<ReadGuard, RegistryError> {
         let lock = self.take(LockName::Readers, Mode::Shared, None)?;
-        LIVE_READERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(ReadGuard { _lock: lock })
+        let taken_by = (std::thread::current().id(), self.layout.root().to_path_buf());
+        if let Ok(mut map) = own_readers().lock() {
+            *map.entry(taken_by.clone()).or_default() += 1;
+        }
+        Ok(ReadGuard { _lock: lock, taken_by })
     }
 
-    /// Refuse (rather than wait forever) when this process itself holds a
-    /// reader guard: gc waits for readers, and would wait for its own.
+    /// Refuse (rather than wait forever) when this thread itself holds a
+    /// reader guard of this registry: gc waits for readers, and would wait
+    /// for its own.
     pub(crate) fn no_own_readers(&self) -> Result<(), RegistryError> {
-        if LIVE_READERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        let me = (std::thread::current().id(), self.layout.root().to_path_buf());
+        if own_readers()
+            .lock()
+            .is_ok_and(|map| map.get(&me).is_some_and(|n| *n > 0))
+        {
             return Err(RegistryError::Internal(
-                "gc would wait for a version this process still holds (drop every Resolved before gc or prune)".into(),
+                "gc would wait for a version this thread still holds (drop every Resolved before gc or prune)".into(),
             ));
         }
         Ok(())
