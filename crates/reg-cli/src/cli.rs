@@ -45,7 +45,11 @@ pub struct BestFlags {
 impl BestFlags {
     /// Apply to a parsed ref.
     pub fn apply(&self, r: reg_meta::VersionRef) -> reg_meta::VersionRef {
-        r.with_best(self.by.as_deref(), self.mode.map(|m| m == Mode::Min))
+        let mode = self.mode.map(|m| match m {
+            Mode::Min => reg_meta::refs::ScoreMode::Min,
+            Mode::Max => reg_meta::refs::ScoreMode::Max,
+        });
+        r.with_best(self.by.as_deref(), mode)
     }
 }
 

@@ -48,7 +48,7 @@ pub(crate) struct Pair {
 
 /// What a round of re-encoding did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RebaseReport {
+pub struct DeltaReport {
     /// The version whose blobs were re-encoded.
     pub version: Option<u32>,
     /// The version they are deltas against.
@@ -158,7 +158,7 @@ impl Registry {
         name: &str,
         from: u32,
         progress: &dyn crate::Progress,
-    ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
+    ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         if !self.deltas_enabled() {
             return Ok(Vec::new());
         }
@@ -190,7 +190,7 @@ impl Registry {
         &self,
         adopted_fd: Option<i32>,
         progress: &dyn crate::Progress,
-    ) -> Result<Vec<(crate::ModelName, RebaseReport)>, crate::RegistryError> {
+    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
         let _writer = self.writer()?;
         let mut lock = Some(match adopted_fd {
             #[cfg(unix)]
@@ -237,7 +237,7 @@ impl Registry {
         name: &str,
         from: u32,
         progress: &dyn crate::Progress,
-    ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
+    ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         let rounds = self.with_index(&format!("reg deltas of {name} to plan"), |idx| {
             let versions = crate::registry::versions_of(idx, name)?;
             let mut rounds = Vec::new();
@@ -269,7 +269,7 @@ impl Registry {
                 let s = self.store.unchecked_source(id).ok()?;
                 Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
             };
-            let mut r = self.rebase_pairs(&pairs, &source, progress);
+            let mut r = self.encode_deltas(&pairs, &source, progress);
             r.version = Some(older);
             r.against = Some(newer);
             reports.push(r);
@@ -299,12 +299,12 @@ impl Registry {
     /// how to check them), where the chain bound allows it and it makes
     /// the file smaller; then record the new encodings in one short index
     /// transaction. Failures are warnings: the blob keeps its old encoding.
-    pub(crate) fn rebase_pairs<'a>(
+    pub(crate) fn encode_deltas<'a>(
         &self,
         pairs: &[Planned],
         parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
         progress: &dyn crate::Progress,
-    ) -> RebaseReport {
+    ) -> DeltaReport {
         type Done = (Pair, u64, BlobRecord);
         let outcomes: Vec<Result<Option<Done>, String>> = pairs
             .par_iter()
@@ -322,7 +322,7 @@ impl Registry {
                 let before = self.store.stored_len(pair.child).map_err(|e| fail(&e))?;
                 let Some(out) = self
                     .store
-                    .rebase(pair.child, pair.width, pair.parent, source.as_ref(), check)
+                    .encode_as_delta(pair.child, pair.width, pair.parent, source.as_ref(), check)
                     .map_err(|e| fail(&e))?
                 else {
                     return Ok(None);
@@ -334,7 +334,7 @@ impl Registry {
                 )))
             })
             .collect();
-        let mut report = RebaseReport::default();
+        let mut report = DeltaReport::default();
         let mut done: Vec<Done> = Vec::new();
         for o in outcomes {
             match o {

@@ -475,7 +475,7 @@ pub struct RebasedView {
 impl PushView {
     /// The view of what pushing `file` did.
     pub fn new(report: &crate::PushReport, file: &std::path::Path) -> PushView {
-        let r = &report.rebase;
+        let r = &report.previous_deltas;
         PushView {
             name: report.name.clone(),
             version: report.number,
@@ -525,7 +525,7 @@ pub struct DeltasView {
     /// Model name.
     pub name: String,
     /// What one round of re-encoding did.
-    pub report: crate::deltas::RebaseReport,
+    pub report: crate::deltas::DeltaReport,
 }
 
 /// The text every `--json` prints for a view (and `reg serve`'s JSON

@@ -284,7 +284,7 @@ fn making_deltas_a_second_time_changes_nothing() {
 fn a_push_leaves_its_deltas_pending_makes_them_inline_or_not_at_all() {
     let pending = Scratch::new();
     pending.push_fixture(SERIES[0], "mlp");
-    let r = pending.push_fixture(SERIES[1], "mlp").rebase;
+    let r = pending.push_fixture(SERIES[1], "mlp").previous_deltas;
     assert!(
         r.pending && r.blobs == 0 && r.version == Some(1) && r.against == Some(2),
         "{r:?}"
@@ -293,7 +293,7 @@ fn a_push_leaves_its_deltas_pending_makes_them_inline_or_not_at_all() {
 
     let inline = Scratch::with(|c| c.deltas = DeltaTiming::Inline);
     inline.push_fixture(SERIES[0], "mlp");
-    let r = inline.push_fixture(SERIES[1], "mlp").rebase;
+    let r = inline.push_fixture(SERIES[1], "mlp").previous_deltas;
     assert!(
         !r.pending && r.blobs > 0 && r.version == Some(1) && r.against == Some(2),
         "{r:?}"

@@ -83,7 +83,9 @@ fn best_follows_the_monitor_and_its_mode() {
     assert_eq!(resolves(&s, "mon@best"), (4, best.clone()));
     assert_eq!(resolves(&s, "mon@best:val_loss"), (4, best));
     // --mode max turns the direction around.
-    let max = VersionRef::parse("mon@best").expect("ref").with_best(None, Some(false));
+    let max = VersionRef::parse("mon@best")
+        .expect("ref")
+        .with_best(None, Some(reg_meta::refs::ScoreMode::Max));
     let v = s.reg.resolve(&max).expect("resolve");
     let note = format!("best val_loss (max) = {} at v1", score("epoch=00.ckpt"));
     assert_eq!((v.record.number, v.note.as_deref()), (1, Some(note.as_str())));
@@ -114,7 +116,7 @@ fn best_of_a_max_metric_takes_the_highest_and_the_newest_of_equals() {
     assert_eq!(resolves(&s, "clf@best"), (4, Some("best acc (max) = 0.9 at v4".into())));
     let min = VersionRef::parse("clf@best:acc")
         .expect("ref")
-        .with_best(None, Some(true));
+        .with_best(None, Some(reg_meta::refs::ScoreMode::Min));
     let v = s.reg.resolve(&min).expect("resolve");
     assert_eq!(
         (v.record.number, v.note.as_deref()),

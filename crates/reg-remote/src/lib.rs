@@ -42,7 +42,7 @@ pub use error::RemoteError;
 pub use numbering::not_exclusive_note;
 pub use push::Selection;
 pub use remote::{Remote, Tuning};
-pub use report::{SyncReport, SyncedVersion};
+pub use report::{PushedAndSynced, SyncReport, SyncedVersion};
 
 #[cfg(test)]
 mod tests;

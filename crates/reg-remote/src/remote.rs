@@ -10,6 +10,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use reg_meta::ids::ModelName;
+use reg_meta::refs::ScoreMode;
 use reg_meta::remotes::{split_bucket, Creates, RemoteSpec};
 use reg_meta::report::{LogEntry, NameEntry};
 use reg_meta::{Manifest, RefSpec, VersionRef};
@@ -462,7 +463,7 @@ impl Remote {
             RefSpec::Number(n) => versions.iter().find(|v| v.number == *n).cloned(),
             RefSpec::Epoch(e) => versions.iter().rev().find(|v| v.epoch == Some(*e)).cloned(),
             RefSpec::Step(s) => versions.iter().rev().find(|v| v.step == Some(*s)).cloned(),
-            RefSpec::Word(w) => {
+            RefSpec::TagOrId(w) => {
                 let tags = self.tags_async(&r.name).await?;
                 self.check_tags(&versions, &tags)?;
                 match tags.iter().find(|t| &t.tag == w) {
@@ -486,10 +487,10 @@ impl Remote {
                     }
                 }
             }
-            RefSpec::Best {
-                metric,
-                lower_is_better,
-            } => self.best(&versions, metric.as_deref(), *lower_is_better).await?,
+            RefSpec::Best { metric, mode } => {
+                self.best(&versions, metric.as_deref(), mode.map(ScoreMode::lower_is_better))
+                    .await?
+            }
         };
         match found {
             Some(v) => Ok((v, versions)),

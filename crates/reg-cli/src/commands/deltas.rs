@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     }
     let print_text = !ctx.quiet && !args.json.json;
     let mut views = Vec::new();
-    let mut say = |name: &str, r: reg_meta::deltas::RebaseReport| {
+    let mut say = |name: &str, r: reg_meta::deltas::DeltaReport| {
         if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
             println!(
                 "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",

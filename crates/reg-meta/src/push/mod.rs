@@ -13,7 +13,7 @@
 //! previous version's changed tensors become deltas against this one's
 //! (`crate::deltas`).
 
-use crate::deltas::RebaseReport;
+use crate::deltas::DeltaReport;
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::lock::WriteGuard;
@@ -84,7 +84,7 @@ pub struct PushReport {
     /// New blobs stored as deltas against the `--parent` version's.
     pub deltas: usize,
     /// The previous version's blobs re-encoded as deltas against this one's.
-    pub rebase: RebaseReport,
+    pub previous_deltas: DeltaReport,
     /// Globals with an unknown verdict (stored with a warning).
     pub unknown_globals: Vec<String>,
     /// For a directory: what was done with each file (empty for a file).
@@ -239,7 +239,7 @@ impl Registry {
                 new_raw_bytes: 0,
                 written_bytes: 0,
                 deltas: 0,
-                rebase: RebaseReport::default(),
+                previous_deltas: DeltaReport::default(),
                 unknown_globals,
                 files: Vec::new(),
             });
@@ -374,7 +374,7 @@ impl Registry {
                     new_raw_bytes: 0,
                     written_bytes: 0,
                     deltas: 0,
-                    rebase: RebaseReport::default(),
+                    previous_deltas: DeltaReport::default(),
                     unknown_globals,
                     files: Vec::new(),
                 });
@@ -384,7 +384,7 @@ impl Registry {
 
         // The version is durable: now the previous one's changed tensors
         // become deltas against this one's (see crate::deltas).
-        let rebase = match &previous {
+        let previous_deltas = match &previous {
             Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
@@ -411,18 +411,18 @@ impl Registry {
                 let _one_at_a_time = self.locks.deltas(&format!("reg push of {} (inline deltas)", v.name))?;
                 let planned =
                     self.with_index("reg push to plan deltas", |idx| crate::deltas::plan_pairs(idx, &pairs))?;
-                let mut r = pool.install(|| self.rebase_pairs(&planned, &source, progress));
+                let mut r = pool.install(|| self.encode_deltas(&planned, &source, progress));
                 r.version = Some(prev.record.number);
                 r.against = Some(number);
                 r
             }
-            Some(prev) if self.deltas_enabled() => RebaseReport {
+            Some(prev) if self.deltas_enabled() => DeltaReport {
                 version: Some(prev.record.number),
                 against: Some(number),
                 pending: true,
-                ..RebaseReport::default()
+                ..DeltaReport::default()
             },
-            _ => RebaseReport::default(),
+            _ => DeltaReport::default(),
         };
 
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
@@ -444,7 +444,7 @@ impl Registry {
                 + written(&skeleton_put)
                 + written(&manifest_put),
             deltas: deltas.len(),
-            rebase,
+            previous_deltas,
             unknown_globals,
             files: Vec::new(),
         })

@@ -16,7 +16,7 @@ use super::payloads::{payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
-use crate::deltas::RebaseReport;
+use crate::deltas::DeltaReport;
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName};
 use crate::lock::WriteGuard;
@@ -148,7 +148,7 @@ impl Registry {
             new_raw_bytes: 0,
             written_bytes: 0,
             deltas: 0,
-            rebase: RebaseReport::default(),
+            previous_deltas: DeltaReport::default(),
             unknown_globals: unknown_globals.clone(),
             files: Vec::new(),
         };
@@ -246,18 +246,18 @@ impl Registry {
             Committed::Same(same) => return Ok(unchanged(same.number, same.id)),
         };
         let number = manifest.number;
-        let rebase = match &previous {
+        let previous_deltas = match &previous {
             Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
                 let mut reports = self.make_deltas(&name, prev.record.number, progress)?;
                 reports.pop().unwrap_or_default()
             }
-            Some(prev) if self.deltas_enabled() => RebaseReport {
+            Some(prev) if self.deltas_enabled() => DeltaReport {
                 version: Some(prev.record.number),
                 against: Some(number),
                 pending: true,
-                ..RebaseReport::default()
+                ..DeltaReport::default()
             },
-            _ => RebaseReport::default(),
+            _ => DeltaReport::default(),
         };
         let written = |o: &PutOutcome| if o.written { o.stored_len } else { 0 };
         let tree_files = manifest.tree.as_ref().map(|t| t.files.as_slice()).unwrap_or(&[]);
@@ -280,7 +280,7 @@ impl Registry {
                 + written(&listing_put)
                 + written(&manifest_put),
             deltas: 0,
-            rebase,
+            previous_deltas,
             unknown_globals,
             files: tree_files
                 .iter()
