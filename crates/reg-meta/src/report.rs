@@ -12,30 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashSet;
 
-/// A tensor in `reg show --json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TensorView {
-    /// Place in the object tree.
-    pub path: String,
-    /// torch dtype name.
-    pub dtype: String,
-    /// Sizes.
-    pub shape: Vec<u64>,
-    /// Strides in elements.
-    pub stride: Vec<u64>,
-    /// Offset in elements.
-    pub storage_offset: u64,
-    /// Storage key.
-    pub storage_key: String,
-    /// Blob id of the storage bytes.
-    pub blob: String,
-    /// weight / optimizer / other.
-    pub role: reg_ckpt::tensors::Role,
-    /// requires_grad as saved.
-    pub requires_grad: bool,
-    /// Saved as nn.Parameter.
-    pub parameter: bool,
-}
+/// A tensor in `reg show --json`: the manifest's own entry (one
+/// definition: what is stored is what is shown).
+pub type TensorView = crate::manifest::TensorEntry;
 
 /// `reg show --json`.
 #[derive(Clone, Debug, Serialize)]
@@ -548,23 +527,7 @@ fn epoch_number(m: &crate::Manifest) -> Option<serde_json::Number> {
 /// The tensors of a version for `reg show`.
 fn tensors_view(m: &crate::Manifest) -> TensorsView {
     match &m.tree {
-        None => TensorsView::File(
-            m.tensors
-                .iter()
-                .map(|t| TensorView {
-                    path: t.path.clone(),
-                    dtype: t.dtype.name().to_string(),
-                    shape: t.shape.clone(),
-                    stride: t.stride.clone(),
-                    storage_offset: t.storage_offset,
-                    storage_key: t.storage_key.clone(),
-                    blob: t.blob.to_hex(),
-                    role: t.role,
-                    requires_grad: t.requires_grad,
-                    parameter: t.parameter,
-                })
-                .collect(),
-        ),
+        None => TensorsView::File(m.tensors.clone()),
         Some(tree) => TensorsView::Directory(
             tree.tensors
                 .iter()

@@ -152,7 +152,7 @@ fn print_show(v: &ShowView) -> Result<()> {
             for t in tensors {
                 rows.push(vec![
                     format!("    {}", human::short_path(&t.path)),
-                    t.dtype.clone(),
+                    t.dtype.name().to_string(),
                     human::shape(&t.shape),
                     format!("{:?}", t.role).to_lowercase(),
                     format!("storage {}", t.storage_key),

@@ -200,10 +200,10 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                         }
                     }
                     @for t in file_tensors(&v.tensors) {
-                        @let b = g.blobs.get(&t.blob);
+                        @let b = g.blobs.get(&t.blob.to_hex());
                         tr {
                             td.path title=(t.path) { (t.path) }
-                            td.mono { (t.dtype) }
+                            td.mono { (t.dtype.name()) }
                             td.mono data-v=(t.shape.iter().product::<u64>()) { (shape(&t.shape)) }
                             td { (role(t.role)) }
                             td.num data-v=[b.map(|b| b.stored)] { @if let Some(b) = b { (bytes(b.stored)) } }
@@ -212,7 +212,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                                     @if b.delta { span.pill.delta { "delta" } } @else { span.pill.whole { (b.codec) } }
                                 }
                             }
-                            td.mono.muted title=(t.blob) { (t.storage_key) }
+                            td.mono.muted title=(t.blob.to_hex()) { (t.storage_key) }
                         }
                     }
                 }
