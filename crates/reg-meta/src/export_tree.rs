@@ -32,11 +32,16 @@ use std::io::Write;
 /// The tensors of a directory version's export, with the names they get.
 pub(crate) fn export_tensors(m: &Manifest, format: ExportFormat) -> Vec<(String, LogicalTensor)> {
     let layout = m.tree.as_ref().map(|t| t.layout);
-    tensors_of(m)
+    let all = tensors_of(m);
+    // The prefix Lightning's sharded save put the model's state under.
+    let model_prefix = ["model.", "state_dict."]
         .into_iter()
+        .find(|p| all.iter().any(|t| t.name.starts_with(p)))
+        .unwrap_or("model.");
+    all.into_iter()
         .filter_map(|t| {
             let name = match layout {
-                Some(Layout::LightningSharded) => t.name.strip_prefix("model.")?.to_string(),
+                Some(Layout::LightningSharded) => t.name.strip_prefix(model_prefix)?.to_string(),
                 Some(Layout::HfTrainer) if t.name.contains(':') => return None,
                 _ => t.name.clone(),
             };
