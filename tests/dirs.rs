@@ -382,3 +382,66 @@ fn hostile_directories_are_refused_in_one_line_and_change_nothing() {
         assert_eq!(snapshot(&reg), before, "{} changed the registry", case.display());
     }
 }
+
+#[test]
+fn directory_versions_work_with_every_other_command() {
+    let reg = Reg::new();
+    let run = "dirs/hf-trainer/tiny-bert";
+    for step in [8, 16] {
+        push_dir(&reg, &format!("{run}/checkpoint-{step}"), "tr");
+    }
+    reg.settle();
+    // Refs on what the layout records.
+    let by_step = reg.ok(&["show", "tr@step=8", "--json"]).json();
+    assert_eq!(by_step["version"], 1);
+    assert_eq!(reg.ok(&["show", "tr@epoch=1", "--json"]).json()["version"], 2);
+    let log = reg.ok(&["log", "tr", "--json"]).json();
+    assert_eq!(log[1]["global_step"], 16);
+    reg.ok(&["tag", "tr@step=16", "final"]);
+    assert_eq!(reg.ok(&["show", "tr@final", "--json"]).json()["version"], 2);
+    assert_eq!(reg.ok(&["ls", "--json"]).json()[0]["versions"], 2);
+
+    // A file:// remote carries a directory version to another registry.
+    let shared = reg.dir.path().join("shared");
+    let url = format!("file://{}", shared.display());
+    reg.ok(&["sync", "push", &url]);
+    let other = Reg::new();
+    let out = other.work().join("ck16");
+    other.ok(&["pull", "tr@v2", "--remote", &url, "-o", out.to_str().expect("utf8")]);
+    assert_eq!(tree(&out), tree(&fixture(&format!("{run}/checkpoint-16"))));
+    other.ok(&["verify", "--full"]);
+
+    // Retention drops the older version's training-state files only.
+    reg.ok(&["prune", "tr", "--keep-optimizer-last", "1"]);
+    let v1 = reg.ok(&["show", "tr@v1", "--json"]).json();
+    let files: BTreeSet<&str> = v1["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(
+        files.contains("model.safetensors") && !files.contains("optimizer.pt"),
+        "{files:?}"
+    );
+    assert!(!v1["optimizer_dropped"].is_null());
+    let kept = reg.work().join("ck8");
+    pull_dir(&reg, "tr@v1", &kept);
+    let original = tree(&fixture(&format!("{run}/checkpoint-8")));
+    for (path, bytes) in tree(&kept) {
+        assert!(original[&path] == bytes, "{path} changed by retention");
+    }
+    let v2 = reg.work().join("ck16");
+    pull_dir(&reg, "tr@v2", &v2);
+    assert_eq!(tree(&v2), tree(&fixture(&format!("{run}/checkpoint-16"))));
+
+    // rm and gc free what only the removed version held; the rest pulls.
+    let before = stored(&reg);
+    reg.ok(&["rm", "tr@v2"]);
+    reg.ok(&["gc"]);
+    assert!(stored(&reg) < before);
+    pull_dir(&reg, "tr@v1", &kept);
+    reg.ok(&["verify", "--full"]);
+    let stats = reg.ok(&["stats", "--json"]).json();
+    assert_eq!(stats["versions"], 1);
+}
