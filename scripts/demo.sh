@@ -3,7 +3,8 @@
 # push a Lightning run and its fine-tune (stored against its base with
 # --parent), list them, show one, pull two back (the newest, and the
 # oldest, which is stored as deltas against newer versions) and check they
-# are byte-identical, diff two versions, verify, and print the stats.
+# are byte-identical, diff two versions; the same for a sharded checkpoint
+# directory; verify, and print the stats.
 # Uses the registry that ./registry.toml names (.reg/ in this checkout),
 # unless REG_HOME or --registry say otherwise.
 set -euo pipefail
@@ -32,5 +33,16 @@ done
 if "$REG" diff --help >/dev/null 2>&1; then
   run diff mlp@epoch=3 mlp-finetune@epoch=1
 fi
+# A sharded checkpoint directory (FSDP2 over 2 ranks, torch.distributed
+# .checkpoint) is one version; its chunks dedupe across steps.
+D=tests/fixtures/dirs/dcp/fsdp2-2rank
+for s in 1 2; do
+  run push "$D/step=$s" --name fsdp
+done
+run show fsdp@v2
+run pull fsdp@v1 -o "$tmp/step=1"
+diff -r "$tmp/step=1" "$D/step=1" && echo "pulled directory is byte-identical to $D/step=1" && echo
+run diff fsdp@v1 fsdp@v2
+run pull fsdp@v2 --format safetensors -o "$tmp/fsdp.safetensors"
 run verify --full
 run stats

@@ -113,13 +113,12 @@ impl Reg {
         r
     }
 
-    /// Wait until the background re-encodings pushes leave have finished:
-    /// gc (here a dry run) waits for every writer, and a push's background
-    /// job is one from the moment it is started, queued or running. Tests
-    /// that change registry files behind reg's back, or compare stored
-    /// sizes, call this first.
+    /// Wait until the background re-encoding a push leaves has finished:
+    /// `reg deltas` takes the same one-at-a-time lock (and finds nothing
+    /// left to do). Tests that change registry files behind reg's back,
+    /// or compare stored sizes, call this first.
     pub fn settle(&self) {
-        self.ok(&["gc", "--dry-run"]);
+        self.ok(&["deltas"]);
     }
 
     /// Push a fixture under a name.

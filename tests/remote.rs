@@ -1,114 +1,33 @@
-//! Remotes against a real S3 server on loopback (s3s-fs, started here on a
-//! free port with its own keys) and against a `file://` directory.
-//!
-//! Without an `s3s-fs` binary the S3 tests print why and pass, unless `CI`
-//! is set: then a missing server is a failure (.ci/run installs it).
+//! Remotes against a real S3 server on loopback (s3s-fs, served inside
+//! the test process: tests/s3_server.rs) and against a `file://`
+//! directory. Nothing is skipped: the server needs nothing installed.
 
 use crate::common::{fixture, Reg, Run};
+use crate::s3_server::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ACCESS_KEY: &str = "reg-test-access";
-const SECRET_KEY: &str = "reg-test-secret-key";
-const BUCKET: &str = "regtest";
 /// The remotes below live under this prefix of the bucket.
-const PREFIX: &str = "team";
+pub const PREFIX: &str = "team";
 
-/// The s3s-fs binary, from PATH or cargo's bin directory.
-fn s3s_fs_binary() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter().map(|d| d.join("s3s-fs")).find(|p| p.is_file())
+/// Where the server keeps an object of the remote.
+pub fn remote_object(s3: &S3Server, key: &str) -> PathBuf {
+    s3.object(&format!("{PREFIX}/{key}"))
 }
 
-/// A running s3s-fs with one bucket; killed on drop.
-struct S3 {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// Blob ids present on the server.
+fn blobs(s3: &S3Server) -> BTreeSet<String> {
+    list_names(&remote_object(s3, "blobs"))
 }
 
-impl S3 {
-    /// Start a server, or `None` (after saying why) when the binary is
-    /// absent outside CI.
-    fn start() -> Option<S3> {
-        let Some(bin) = s3s_fs_binary() else {
-            if std::env::var_os("CI").is_some() {
-                panic!("s3s-fs is not installed but CI is set: cargo install s3s-fs@0.14.1 --locked --features binary");
-            }
-            eprintln!(
-                "SKIPPED: s3s-fs not found; install it with `cargo install s3s-fs@0.14.1 --locked --features binary` to run the S3 tests"
-            );
-            return None;
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join(BUCKET)).expect("bucket dir");
-        for _attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let mut child = Command::new(&bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start s3s-fs");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited: the port was taken after all; try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(S3 { child, port, dir });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("s3s-fs did not start");
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Where the server keeps an object of the remote.
-    fn object(&self, key: &str) -> PathBuf {
-        self.dir.path().join(BUCKET).join(PREFIX).join(key)
-    }
-
-    /// Blob ids present on the server.
-    fn blobs(&self) -> BTreeSet<String> {
-        list_names(&self.object("blobs"))
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn list_names(dir: &Path) -> BTreeSet<String> {
+pub fn list_names(dir: &Path) -> BTreeSet<String> {
     match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .flatten()
@@ -120,7 +39,7 @@ fn list_names(dir: &Path) -> BTreeSet<String> {
 }
 
 /// `reg` in a scratch registry with the test server's credentials.
-fn reg_cmd(reg: &Reg, args: &[&str]) -> Command {
+pub fn reg_cmd(reg: &Reg, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_reg"));
     c.args(args)
         .env("REG_HOME", reg.home())
@@ -135,7 +54,7 @@ fn reg_cmd(reg: &Reg, args: &[&str]) -> Command {
     c
 }
 
-fn run(reg: &Reg, args: &[&str]) -> Run {
+pub fn run(reg: &Reg, args: &[&str]) -> Run {
     let out = reg_cmd(reg, args).output().expect("run reg");
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -144,14 +63,14 @@ fn run(reg: &Reg, args: &[&str]) -> Run {
     }
 }
 
-fn ok(reg: &Reg, args: &[&str]) -> Run {
+pub fn ok(reg: &Reg, args: &[&str]) -> Run {
     let r = run(reg, args);
     assert_eq!(r.code, 0, "reg {args:?} failed: {}{}", r.stdout, r.stderr);
     r
 }
 
 /// `reg remote add NAME s3://bucket/team --endpoint ... --allow-http`.
-fn add_s3_remote(reg: &Reg, name: &str, endpoint: &str) {
+pub fn add_s3_remote(reg: &Reg, name: &str, endpoint: &str) {
     let url = format!("s3://{BUCKET}/{PREFIX}");
     ok(
         reg,
@@ -159,18 +78,18 @@ fn add_s3_remote(reg: &Reg, name: &str, endpoint: &str) {
     );
 }
 
-fn path_str(p: &Path) -> &str {
+pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
 
-fn push_files(reg: &Reg, dir: &str, files: &[&str], name: &str) {
+pub fn push_files(reg: &Reg, dir: &str, files: &[&str], name: &str) {
     let paths: Vec<PathBuf> = files.iter().map(|f| fixture(&format!("{dir}/{f}"))).collect();
     let mut args = vec!["push", "--name", name, "-q"];
     args.extend(paths.iter().map(|p| path_str(p)));
     ok(reg, &args);
 }
 
-const MLP: [&str; 5] = [
+pub const MLP: [&str; 5] = [
     "epoch=00.ckpt",
     "epoch=01.ckpt",
     "epoch=02.ckpt",
@@ -198,20 +117,27 @@ fn payload_blobs(reg: &Reg, name: &str) -> BTreeSet<String> {
 
 #[test]
 fn s3_push_series_pull_one_then_finetune_sends_only_new_blobs() {
-    let Some(s3) = S3::start() else { return };
+    let s3 = S3Server::start();
     let a = Reg::new();
     push_files(&a, "lightning/mlp", &MLP, "mlp");
     add_s3_remote(&a, "origin", &s3.endpoint());
     let listed = ok(&a, &["remote", "ls", "--json"]).json();
     assert_eq!(listed[0]["name"], "origin");
-    let toml = std::fs::read_to_string(a.work().join("registry.toml")).expect("registry.toml");
+    // Kept in the registry's own config, without the credentials.
+    assert!(!a.work().join("registry.toml").exists());
+    let toml = std::fs::read_to_string(a.home().join("config.toml")).expect("config.toml");
+    assert!(toml.contains("[remotes.origin]"), "{toml}");
     assert!(!toml.contains(SECRET_KEY) && !toml.contains(ACCESS_KEY), "{toml}");
+    assert!(
+        toml.contains("creates = \"exclusive\""),
+        "the probe's answer is recorded: {toml}"
+    );
 
     let first = ok(&a, &["sync", "push", "origin", "mlp", "--json"]).json();
     let sent = count(&first, "blobs_transferred");
     assert!(sent > 0);
     assert_eq!(count(&first, "blobs_skipped"), 0);
-    assert_eq!(s3.blobs().len() as u64, sent, "the server holds exactly what was sent");
+    assert_eq!(blobs(&s3).len() as u64, sent, "the server holds exactly what was sent");
     // last.ckpt is byte-identical to epoch=03: four versions.
     assert_eq!(first["versions"].as_array().map(Vec::len), Some(4));
     let remote_ls = ok(&a, &["ls", "--remote", "origin", "--json"]).json();
@@ -236,7 +162,7 @@ fn s3_push_series_pull_one_then_finetune_sends_only_new_blobs() {
 
     // The fine-tune shares the frozen encoder: only the blobs the mlp
     // upload did not send travel (new payloads plus one skeleton each).
-    let before = s3.blobs();
+    let before = blobs(&s3);
     let mlp_payloads = payload_blobs(&a, "mlp");
     let ft: Vec<PathBuf> = ["epoch=00.ckpt", "epoch=01.ckpt"]
         .iter()
@@ -262,7 +188,7 @@ fn s3_push_series_pull_one_then_finetune_sends_only_new_blobs() {
     assert!(new_payloads < ft_payloads.len() as u64, "the fixture shares an encoder");
     assert_eq!(count(remote, "blobs_transferred"), new_payloads + 2);
     assert!(count(remote, "blobs_skipped") > 0);
-    let after = s3.blobs();
+    let after = blobs(&s3);
     assert_eq!((after.len() - before.len()) as u64, count(remote, "blobs_transferred"));
     assert!(before.is_subset(&after));
 }
@@ -343,7 +269,7 @@ impl Drop for Stall {
 
 #[test]
 fn s3_push_killed_mid_way_resumes_sending_only_what_is_missing() {
-    let Some(s3) = S3::start() else { return };
+    let s3 = S3Server::start();
     let a = Reg::new();
     push_files(&a, "lightning/mlp", &MLP, "mlp");
     let stats = a.ok(&["stats", "--json"]).json();
@@ -372,14 +298,14 @@ fn s3_push_killed_mid_way_resumes_sending_only_what_is_missing() {
     assert!(relay.forwarded.load(Ordering::SeqCst) > 0);
     drop(relay);
 
-    let arrived = s3.blobs();
+    let arrived = blobs(&s3);
     assert!(!arrived.is_empty(), "some blobs should have arrived before the kill");
     // Blobs go first and version entries last: the partial push is invisible.
     let listed = ok(&a, &["ls", "--remote", "origin", "--json"]).json();
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 
     let rerun = ok(&a, &["sync", "push", "origin", "mlp", "--json"]).json();
-    let all = s3.blobs();
+    let all = blobs(&s3);
     assert!(arrived.len() < all.len(), "the kill came before the end");
     assert_eq!(count(&rerun, "blobs_skipped"), arrived.len() as u64);
     assert_eq!(count(&rerun, "blobs_transferred"), (all.len() - arrived.len()) as u64);
@@ -400,7 +326,7 @@ fn s3_push_killed_mid_way_resumes_sending_only_what_is_missing() {
 
 #[test]
 fn s3_concurrent_pushes_of_one_name_both_land() {
-    let Some(s3) = S3::start() else { return };
+    let s3 = S3Server::start();
     let a = Reg::new();
     let b = Reg::new();
     push_files(&a, "lightning/mlp", &MLP[..2], "mlp");
@@ -448,14 +374,14 @@ fn s3_concurrent_pushes_of_one_name_both_land() {
 
 #[test]
 fn s3_corrupted_blob_is_detected_and_not_stored() {
-    let Some(s3) = S3::start() else { return };
+    let s3 = S3Server::start();
     let a = Reg::new();
     push_files(&a, "lightning/mlp", &MLP[1..2], "mlp");
     add_s3_remote(&a, "origin", &s3.endpoint());
     ok(&a, &["sync", "push", "origin"]);
     let shown = a.ok(&["show", "mlp", "--json"]).json();
     let hex = shown["tensors"][2]["blob"].as_str().expect("blob").to_string();
-    let path = s3.object(&format!("blobs/{hex}"));
+    let path = remote_object(&s3, &format!("blobs/{hex}"));
     let mut bytes = std::fs::read(&path).expect("object file");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
@@ -500,7 +426,7 @@ fn big_safetensors(path: &Path, len: usize) {
 
 #[test]
 fn s3_large_blob_goes_in_parts() {
-    let Some(s3) = S3::start() else { return };
+    let s3 = S3Server::start();
     let a = Reg::new();
     let file = a.work().join("big.safetensors");
     big_safetensors(&file, 20 << 20);

@@ -354,7 +354,7 @@ fn downloads_are_byte_identical_with_ranges() {
     }
     for bad in [
         "/pull/mlp@v2?format=onnx",
-        "/pull/mlp@v2?format=safetensors&weights_only=1",
+        "/pull/mlp@v2?format=safetensors&weights_only=2",
         "/pull/mlp@v2?weights_only=maybe",
     ] {
         assert_eq!(get(s.addr, bad).status, 400, "{bad}");
@@ -638,4 +638,49 @@ fn other_bind_addresses_warn_before_anything_is_bound() {
         "loopback warned: {}",
         r.stderr
     );
+}
+
+#[test]
+fn directory_versions_download_as_tar_and_file_by_file() {
+    let reg = Reg::new();
+    let dir = crate::common::fixture("dirs/hf-trainer/tiny-bert/checkpoint-8");
+    reg.ok(&["push", dir.to_str().expect("utf8"), "--name", "tr"]);
+    let s = serve(&reg);
+    let page = get_ok(s.addr, "/m/tr/v1");
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.contains("optimizer.pt") && html.contains("hf-trainer"),
+        "files card missing"
+    );
+
+    let tar_bytes = get_ok(s.addr, "/pull/tr@v1").body;
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut files = std::collections::BTreeMap::new();
+    for e in archive.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path().expect("path").to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).expect("read");
+        files.insert(path, bytes);
+    }
+    assert_eq!(files.len(), 7);
+    for (path, bytes) in &files {
+        let want = std::fs::read(dir.join(path)).expect("fixture file");
+        assert!(*bytes == want, "{path} differs in the tar");
+        let one = get_ok(s.addr, &format!("/pull/tr@v1/{path}"));
+        assert!(one.body == want, "{path} differs on its own");
+    }
+    let r = request(s.addr, "GET", "/pull/tr@v1", &[("Range", "bytes=700-1699")]);
+    assert!(r.status == 206 && r.body == tar_bytes[700..1700], "tar range");
+    let r = request(s.addr, "GET", "/pull/tr@v1/optimizer.pt", &[("Range", "bytes=10-19")]);
+    let want = std::fs::read(dir.join("optimizer.pt")).expect("optimizer.pt");
+    assert!(r.status == 206 && r.body == want[10..20], "file range");
+    for bad in [
+        "/pull/tr@v1/nope.json",
+        "/pull/tr@v1/%2e%2e/%2e%2e/etc/passwd",
+        "/pull/tr@v1/config.json/x",
+    ] {
+        let st = get(s.addr, bad).status;
+        assert!(st == 404 || st == 400, "{bad}: {st}");
+    }
 }

@@ -16,6 +16,8 @@ mod dedupe;
 mod deltas;
 /// `reg diff`: hyperparameters, optimizer, tensors and --stats (issue 3).
 mod diff;
+/// Directory versions: round trip, show vs torch, dedupe across shardings, diff by name, --files, tar, hostile dirs (issue 13).
+mod dirs;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
 mod formats;
 /// Every --json output is what the goldens say (issue 18, point 1).
@@ -28,10 +30,16 @@ mod maintenance;
 mod registry;
 /// Remotes: S3 (s3s-fs on loopback) and file:// push, pull, resume, races, damage (issue 8).
 mod remote;
+/// Remotes belong to their registry: config, probes, servers whose creates are not exclusive (issue 17).
+mod remote_config;
+/// Hostile remotes, over file:// and S3: damage is one line and exit 2, nothing changes (issue 19).
+mod remote_hostile;
 /// Training-aware retention: --keep-optimizer-last (issue 5).
 mod retention;
 /// Every fixture pushes and pulls back byte-identical (issue 2, point 1).
 mod round_trip;
+/// The S3 server the remote tests run in-process (s3s-fs on a loopback port).
+mod s3_server;
 /// `reg serve`: every route, JSON twins, downloads and ranges, hostile URLs, pushes while serving (issue 15).
 mod serve;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).

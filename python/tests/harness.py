@@ -9,9 +9,8 @@ from typing import Callable, List, Optional, Tuple
 
 RESULTS: List[Tuple[str, Optional[str]]] = []
 
-#: Checks whose name starts with this wait for directory versions (issue 13):
-#: they run, and fail, until `reg push DIR` exists.
-NEEDS_DIRS = "[needs directory versions] "
+#: Checks of directory versions (issue 13: `reg push DIR`).
+NEEDS_DIRS = "[directories] "
 
 
 def check(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:

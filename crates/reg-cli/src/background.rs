@@ -1,103 +1,66 @@
-//! The re-encoding a push leaves behind: `reg deltas NAME@vN` started as a
-//! detached process, so the push returns as soon as its version is
-//! committed and the work overlaps whatever comes next (the next epoch of
-//! training). The child takes its own locks (reg_meta::lock): it holds
-//! nothing any reader or the next push waits for. It is started holding a
-//! shared `gc.lock` the push hands over, so gc never runs between the push
-//! and the start of its re-encoding. Where a process cannot
-//! be started the work runs here, before the command returns.
+//! The re-encoding a push leaves behind, run by a detached `reg deltas
+//! --background`, so the push returns as soon as its version is committed
+//! and the work overlaps whatever comes next (the next epoch of training).
+//!
+//! The push's commit recorded the request in the index's queue. When no
+//! re-encoding runs, the push takes `deltas.lock` and hands it to the
+//! child (`reg_meta::lock::DeltasHandOff`: the child inherits the locked
+//! descriptor), so `reg deltas` — which waits for that lock — waits for
+//! it; when one runs already, no child is started: the running one picks
+//! the request up before it ends. Nothing here is held that a reader or
+//! the next push waits for. Where a process cannot be started the work
+//! runs here, before the command returns.
 //!
 //! The child's worker threads, which do the re-encoding, run at the lowest
-//! CPU priority (nice 19) and, where the kernel's I/O scheduler honours it,
-//! idle I/O priority ([`lower_worker_priority`]): it is housekeeping, and
-//! whatever the user runs meanwhile (a `reg pull`, the next epoch of
-//! training) should have the cores. Measured on 2 cores: a pull of the
-//! newest 2 GB version started right after its push took 1.8-3.4x the
-//! settled pull with the re-encoding at normal priority, 1.03-1.18x at
-//! nice 19 (docs/performance.md). The main thread keeps its priority: it
-//! takes the index lock, and a holder of a lock every command waits for
-//! must not be starved by the machine's other work.
+//! CPU priority (nice 19, SCHED_IDLE) and, where the kernel's I/O scheduler
+//! honours it, idle I/O priority ([`lower_worker_priority`]): it is
+//! housekeeping, and whatever the user runs meanwhile (a `reg pull`, the
+//! next epoch of training) should have the cores. Measured on 2 cores: a
+//! pull of the newest 2 GB version started right after its push took
+//! 1.8-3.4x the settled pull with the re-encoding at normal priority,
+//! 1.13-2.0x with nice-19 workers, 0.79-1.24x with SCHED_IDLE workers
+//! (docs/performance.md). The main thread keeps its priority: it takes the
+//! index lock, and a holder of a lock every command waits for must not be
+//! starved by the machine's other work.
 
 use anyhow::Result;
+use reg_meta::lock::DELTAS_LOCK_FD_ENV;
 use reg_meta::Registry;
 
-/// Start `reg deltas` for `models` (NAME@vN each) in the background; run
-/// it here when that is not possible.
-pub fn spawn_deltas(reg: &Registry, models: &[String]) -> Result<()> {
-    let root = &reg.config().root;
-    let started = std::env::current_exe().and_then(|exe| {
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg("--registry")
-            .arg(root)
-            .arg("--quiet")
-            .arg("deltas")
-            .arg("--background")
-            .args(models)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group: a Ctrl-C meant for the training
-            // script does not kill it half way (it would be safe, but
-            // the work would be lost).
-            cmd.process_group(0);
-        }
-        let handed = hand_over_writer_lock(reg, &mut cmd);
-        let spawned = cmd.spawn();
-        // Closing this process's descriptor keeps the lock: the child's
-        // inherited one refers to the same open file.
-        drop(handed);
-        spawned
-    });
-    if started.is_ok() {
-        return Ok(());
-    }
-    for model in models {
-        let (name, from) = model.split_once("@v").unwrap_or((model.as_str(), "1"));
-        let from = from.parse::<u32>().unwrap_or(1);
-        reg.make_deltas(name, from, &reg_meta::Silent)?;
-    }
-    Ok(())
-}
-
-/// Let the child inherit a shared hold of `gc.lock` (a writer's), taken
-/// here, so that it is a writer from the moment it is started: a gc, or a
-/// `reg gc --dry-run` that waits for the registry to settle, started right
-/// after the push waits for it instead of racing its start. None when gc
-/// holds the lock now (the child then waits for gc like any writer).
-#[cfg(unix)]
-fn hand_over_writer_lock(reg: &Registry, cmd: &mut std::process::Command) -> Option<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let path = reg.layout().lock_file(reg_meta::layout::LockName::Gc);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ok()?;
-    file.try_lock_shared().ok()?;
-    let fd = file.as_raw_fd();
-    // SAFETY: runs in the child between fork and exec; fcntl is
-    // async-signal-safe and `fd` is open there (inherited, close-on-exec
-    // until this clears it).
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            }
-            Ok(())
+/// Start the background re-encoding of what the pushes left queued.
+pub fn spawn_deltas(reg: &Registry) -> Result<()> {
+    let Some(hand_off) = reg.hand_off_deltas()? else {
+        return Ok(()); // a running job takes the queue
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let fd = hand_off.inheritable_fd()?;
+        let started = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .arg("--registry")
+                .arg(&reg.config().root)
+                .arg("--quiet")
+                .arg("deltas")
+                .arg("--background")
+                .env(DELTAS_LOCK_FD_ENV, fd.to_string())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                // Its own process group: a Ctrl-C meant for the training
+                // script does not stop it half way (that would be safe,
+                // but the work would be left for the next job).
+                .process_group(0)
+                .spawn()
         });
+        if started.is_ok() {
+            hand_off.release_to_child();
+            return Ok(());
+        }
     }
-    Some(file)
-}
-
-#[cfg(not(unix))]
-fn hand_over_writer_lock(_reg: &Registry, _cmd: &mut std::process::Command) -> Option<std::fs::File> {
-    None
+    drop(hand_off);
+    reg.finish_pending_deltas(None, &reg_meta::Silent)?;
+    Ok(())
 }
 
 /// Make the global rayon pool's threads, which do this process's CPU

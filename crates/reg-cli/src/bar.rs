@@ -45,6 +45,10 @@ impl reg_meta::Progress for Bar {
         self.bar.inc(bytes);
     }
 
+    fn grow(&self, bytes: u64) {
+        self.bar.inc_length(bytes);
+    }
+
     fn finish(&self) {
         self.bar.finish_and_clear();
     }

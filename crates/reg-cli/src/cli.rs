@@ -45,7 +45,11 @@ pub struct BestFlags {
 impl BestFlags {
     /// Apply to a parsed ref.
     pub fn apply(&self, r: reg_meta::VersionRef) -> reg_meta::VersionRef {
-        r.with_best(self.by.as_deref(), self.mode.map(|m| m == Mode::Min))
+        let mode = self.mode.map(|m| match m {
+            Mode::Min => reg_meta::refs::ScoreMode::Min,
+            Mode::Max => reg_meta::refs::ScoreMode::Max,
+        });
+        r.with_best(self.by.as_deref(), mode)
     }
 }
 
@@ -164,12 +168,17 @@ pub struct PullArgs {
     /// Output path (default: the original file name in the working directory); `-` writes to stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Overwrite an existing output file (or folder).
     #[arg(long, short)]
     pub force: bool,
+    /// For a directory version: write only the files this glob matches
+    /// (repeatable; `*` does not cross `/`, `**` does).
+    #[arg(long = "files", value_name = "GLOB")]
+    pub files: Vec<String>,
     /// Write a new torch checkpoint with only what Lightning's
-    /// save_weights_only keeps (loads with torch.load(weights_only=True)).
-    #[arg(long, conflicts_with = "format")]
+    /// save_weights_only keeps (loads with torch.load(weights_only=True));
+    /// with --format safetensors: only model weights.
+    #[arg(long)]
     pub weights_only: bool,
     /// Write the state dict in another format instead of the original bytes.
     #[arg(long, value_enum)]

@@ -184,5 +184,16 @@ pub fn render(d: &Diff, all: bool, colour: bool) -> String {
         ));
         list(&mut out, &p, "=", &t.identical, all);
     }
+    if let Some(f) = &d.files {
+        if !f.added.is_empty() || !f.removed.is_empty() || !f.changed.is_empty() {
+            out.push_str(&format!(
+                "\n{}\n",
+                p.bold(&format!("files ({} identical)", f.identical))
+            ));
+            list(&mut out, &p, &p.add("+"), &f.added, all);
+            list(&mut out, &p, &p.del("-"), &f.removed, all);
+            list(&mut out, &p, "~", &f.changed, all);
+        }
+    }
     out
 }

@@ -35,8 +35,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let registry_error = err.downcast_ref::<reg_meta::RegistryError>();
-            let damage = registry_error.is_some_and(reg_meta::RegistryError::is_damage);
-            let internal = registry_error.is_some_and(reg_meta::RegistryError::is_internal);
+            let remote_error = err.downcast_ref::<reg_remote::RemoteError>();
+            let damage = registry_error.is_some_and(reg_meta::RegistryError::is_damage)
+                || remote_error.is_some_and(reg_remote::RemoteError::is_damage);
+            let internal = registry_error.is_some_and(reg_meta::RegistryError::is_internal)
+                || remote_error.is_some_and(reg_remote::RemoteError::is_internal);
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             let mut line = chain.first().cloned().unwrap_or_default();
             for cause in chain.iter().skip(1) {

@@ -1,65 +1,26 @@
 //! Remote commands: `reg remote add|ls|rm`, `reg sync push|pull`, and the
 //! `--remote` variants of push, pull, ls and log.
 //!
-//! Remotes live in registry.toml under `[remotes.NAME]` (url, endpoint,
-//! region, allow_http). Credentials are never written there: object_store
-//! reads them from the environment (`AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` ...).
+//! Remotes belong to the registry (`<registry>/config.toml`, see
+//! `reg_meta::remotes`, which also checks and edits them). Credentials are
+//! never written there: object_store reads them from the environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` ...).
+//! Remote errors reach main as `RemoteError`, which picks the exit code.
 
 use crate::bar::Bar;
 use crate::cli::{RemoteCommand, SyncCommand};
 use crate::human;
-use anyhow::{bail, Context, Result};
-use reg_meta::config::{RemoteSpec, CONFIG_FILE};
-use reg_meta::index::IndexError;
+use anyhow::{Context, Result};
+use reg_meta::remotes::{self, Creates, RemoteSpec, RemoteView};
 use reg_meta::report::{LogEntry, NameEntry};
-use reg_meta::{Config, ModelName, Registry, RegistryError, VersionRef};
-use reg_remote::{Remote, RemoteError, Selection, SyncReport};
+use reg_meta::{Config, ModelName, Registry, VersionRef};
+use reg_remote::{Remote, Selection, SyncReport};
 use serde::Serialize;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-/// Turn a remote error into one the binary maps to the right exit code
-/// (damage is exit 2, like local damage).
-fn lift(e: RemoteError) -> anyhow::Error {
-    match e {
-        RemoteError::Damaged { version, source } => RegistryError::Damaged { version, source }.into(),
-        RemoteError::BadObject { remote, key, reason } => RegistryError::Index(IndexError::Damaged {
-            what: format!("remote {remote} object {key}"),
-            reason,
-        })
-        .into(),
-        RemoteError::Registry(r) => r.into(),
-        other => other.into(),
-    }
-}
-
-/// The remote named `which` in the config, or a URL given directly.
-fn spec(config: &Config, which: &str) -> Result<RemoteSpec> {
-    if which.contains("://") {
-        return Ok(RemoteSpec {
-            name: which.to_string(),
-            url: which.to_string(),
-            ..RemoteSpec::default()
-        });
-    }
-    if let Some(s) = config.remotes.iter().find(|r| r.name == which) {
-        return Ok(s.clone());
-    }
-    let known: Vec<&str> = config.remotes.iter().map(|r| r.name.as_str()).collect();
-    bail!(
-        "no remote named {which:?}; {}",
-        if known.is_empty() {
-            "add one with: reg remote add NAME URL".to_string()
-        } else {
-            format!("known remotes: {}", known.join(", "))
-        }
-    )
-}
 
 /// Open a remote by name or URL.
 pub fn open_remote(config: &Config, which: &str) -> Result<Remote> {
-    Remote::open(&spec(config, which)?).map_err(lift)
+    Ok(Remote::open(&remotes::find_remote(config, which)?)?)
 }
 
 fn open_registry(config: Config) -> Result<Registry> {
@@ -80,12 +41,12 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
 
 /// `reg ls --remote R`.
 pub fn ls(config: &Config, which: &str) -> Result<Vec<NameEntry>> {
-    open_remote(config, which)?.list_names().map_err(lift)
+    Ok(open_remote(config, which)?.list_names()?)
 }
 
 /// `reg log MODEL --remote R`.
 pub fn log(config: &Config, which: &str, name: &str) -> Result<Vec<LogEntry>> {
-    open_remote(config, which)?.log(name).map_err(lift)
+    Ok(open_remote(config, which)?.log(name)?)
 }
 
 /// Print a sync summary (objects and bytes sent or received, skipped).
@@ -150,9 +111,7 @@ pub fn upload_pushed(
             name: name.to_string(),
             numbers,
         };
-        let r = remote
-            .push(reg, &what, &Bar::new(quiet || json, u64::MAX))
-            .map_err(lift)?;
+        let r = remote.push(reg, &what, &Bar::new(quiet || json, u64::MAX))?;
         merge(&mut total, r);
     }
     if !quiet && !json {
@@ -179,7 +138,7 @@ fn merge(total: &mut SyncReport, r: SyncReport) {
 /// Bring a remote version into the registry; returns the local ref of it.
 pub fn fetch(reg: &Registry, which: &str, wanted: &VersionRef, quiet: bool) -> Result<VersionRef> {
     let remote = open_remote(reg.config(), which)?;
-    let r = remote.pull(reg, wanted, &Bar::new(quiet, u64::MAX)).map_err(lift)?;
+    let r = remote.pull(reg, wanted, &Bar::new(quiet, u64::MAX))?;
     if !quiet {
         print_report(&r);
     }
@@ -205,9 +164,7 @@ pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
             };
             let remote = open_remote(&config, &remote)?;
             let reg = open_registry(config)?;
-            let r = remote
-                .push(&reg, &what, &Bar::new(quiet || json.json, u64::MAX))
-                .map_err(lift)?;
+            let r = remote.push(&reg, &what, &Bar::new(quiet || json.json, u64::MAX))?;
             if json.json {
                 print_json(&r)?;
             } else if !quiet {
@@ -223,9 +180,7 @@ pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
             let wanted = best.apply(VersionRef::parse(&reference)?);
             let remote = open_remote(&config, &remote)?;
             let reg = open_registry(config)?;
-            let r = remote
-                .pull(&reg, &wanted, &Bar::new(quiet || json.json, u64::MAX))
-                .map_err(lift)?;
+            let r = remote.pull(&reg, &wanted, &Bar::new(quiet || json.json, u64::MAX))?;
             if json.json {
                 print_json(&r)?;
             } else if !quiet {
@@ -237,7 +192,7 @@ pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
 }
 
 /// `reg remote add|ls|rm`.
-pub fn remote(config: &Config, cwd: &Path, cmd: RemoteCommand, quiet: bool) -> Result<()> {
+pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
     match cmd {
         RemoteCommand::Add {
             name,
@@ -246,70 +201,41 @@ pub fn remote(config: &Config, cwd: &Path, cmd: RemoteCommand, quiet: bool) -> R
             region,
             allow_http,
         } => {
-            check_name(&name)?;
-            reg_remote::check_url(&url).map_err(|e| anyhow::anyhow!(e))?;
-            if let Some(e) = &endpoint {
-                if e.starts_with("http://") && !allow_http {
-                    bail!("endpoint {e} is plain http: pass --allow-http to use it");
-                }
-                if !e.starts_with("http://") && !e.starts_with("https://") {
-                    bail!("endpoint {e}: give a URL (https://host:port)");
-                }
-            }
-            if config.remotes.iter().any(|r| r.name == name) {
-                bail!("remote {name} exists; remove it first with: reg remote rm {name}");
-            }
-            let (path, created) = config_file(config, cwd);
-            let mut doc = if created {
-                new_doc(&config.root)
-            } else {
-                read_doc(&path)?
+            let spec = RemoteSpec {
+                name,
+                url,
+                endpoint,
+                region,
+                allow_http,
+                ..RemoteSpec::default()
             };
-            let remotes = doc
-                .entry("remotes")
-                .or_insert_with(|| {
-                    let mut t = toml_edit::Table::new();
-                    t.set_implicit(true);
-                    toml_edit::Item::Table(t)
-                })
-                .as_table_mut()
-                .context("registry.toml: `remotes` is not a table")?;
-            let mut t = toml_edit::Table::new();
-            t.insert("url", toml_edit::value(url.as_str()));
-            if let Some(e) = &endpoint {
-                t.insert("endpoint", toml_edit::value(e.as_str()));
-            }
-            if let Some(r) = &region {
-                t.insert("region", toml_edit::value(r.as_str()));
-            }
-            if allow_http {
-                t.insert("allow_http", toml_edit::value(true));
-            }
-            remotes.insert(&name, toml_edit::Item::Table(t));
-            write_doc(&path, &doc)?;
+            let path = remotes::add_remote(config, &spec)?;
             if !quiet {
-                if created {
-                    println!(
-                        "created {} for the registry at {}",
-                        path.display(),
-                        config.root.display()
-                    );
+                println!("added remote {} ({}) to {}", spec.name, spec.url, path.display());
+            }
+            // Probe once whether the server's creates are exclusive, and
+            // record it; an unreachable server is probed by the first push.
+            match Remote::open(&spec).and_then(|r| r.probe()) {
+                Ok(creates) => {
+                    remotes::record_creates(&config.root, &spec, creates)?;
+                    if creates == Creates::NotExclusive {
+                        eprintln!("reg: note: {}", reg_remote::not_exclusive_note(&spec.name));
+                    }
                 }
-                println!("added remote {name} ({url}) to {}", path.display());
+                Err(e) => {
+                    if !quiet {
+                        eprintln!(
+                            "reg: note: could not probe remote {} now ({}); the first push will",
+                            spec.name,
+                            e.to_string().replace('\n', " ")
+                        );
+                    }
+                }
             }
         }
         RemoteCommand::Ls { json } => {
             if json.json {
-                let list: Vec<serde_json::Value> = config
-                    .remotes
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "name": r.name, "url": r.url, "endpoint": r.endpoint,
-                            "region": r.region, "allow_http": r.allow_http,
-                        })
-                    })
-                    .collect();
+                let list: Vec<RemoteView> = config.remotes.iter().map(RemoteView::from).collect();
                 print_json(&list)?;
             } else if config.remotes.is_empty() {
                 if !quiet {
@@ -334,82 +260,11 @@ pub fn remote(config: &Config, cwd: &Path, cmd: RemoteCommand, quiet: bool) -> R
             }
         }
         RemoteCommand::Rm { name } => {
-            let path = match &config.file {
-                Some(p) if config.remotes.iter().any(|r| r.name == name) => p.clone(),
-                _ => bail!("no remote named {name:?}"),
-            };
-            let mut doc = read_doc(&path)?;
-            let removed = doc
-                .get_mut("remotes")
-                .and_then(|r| r.as_table_like_mut())
-                .and_then(|t| t.remove(&name))
-                .is_some();
-            if !removed {
-                bail!("no remote named {name:?} in {}", path.display());
-            }
-            write_doc(&path, &doc)?;
+            let path = remotes::remove_remote(config, &name)?;
             if !quiet {
                 println!("removed remote {name} from {} (its data is untouched)", path.display());
             }
         }
     }
-    Ok(())
-}
-
-fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok {
-        bail!("invalid remote name {name:?}: use letters, digits, '-', '_' and '.'");
-    }
-    Ok(())
-}
-
-/// The registry.toml to edit: the one in use, else a new one in the
-/// working directory that points at the registry in use.
-fn config_file(config: &Config, cwd: &Path) -> (PathBuf, bool) {
-    match &config.file {
-        Some(p) => (p.clone(), false),
-        None => (cwd.join(CONFIG_FILE), true),
-    }
-}
-
-fn read_doc(path: &Path) -> Result<toml_edit::DocumentMut> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.parse::<toml_edit::DocumentMut>()
-        .with_context(|| format!("{} does not parse", path.display()))
-}
-
-/// A fresh registry.toml. Its `path` keeps naming the registry already in
-/// use, so creating the file never moves the registry.
-fn new_doc(root: &Path) -> toml_edit::DocumentMut {
-    let mut doc = toml_edit::DocumentMut::new();
-    let mut registry = toml_edit::Table::new();
-    registry.insert("path", toml_edit::value(root.to_string_lossy().as_ref()));
-    registry
-        .decor_mut()
-        .set_prefix("# reg looks for this file in the working directory and its parents.\n");
-    doc.insert("registry", toml_edit::Item::Table(registry));
-    doc
-}
-
-fn write_doc(path: &Path, doc: &toml_edit::DocumentMut) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".registry.toml.")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(doc.to_string().as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -3,7 +3,12 @@
 //! Order: an explicit directory (`--registry DIR`), then `REG_HOME`, then a
 //! `registry.toml` in the working directory or a parent (its `path`,
 //! relative to the file), else `<user data dir>/reg`.
+//!
+//! Remotes come from the registry's own config (`<registry>/config.toml`,
+//! see [`crate::remotes`]) and from a `registry.toml` that names this
+//! registry.
 
+pub use crate::remotes::RemoteSpec;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -36,13 +41,16 @@ pub struct Config {
     /// Longest chain of delta blobs (links) a pull may have to decode;
     /// 0 stores no deltas (`max_delta_chain`, see [`crate::deltas`]).
     pub max_delta_chain: usize,
-    /// Remotes named in `[remotes.NAME]`, sorted by name.
+    /// Remotes of this registry (its own config, and a `registry.toml`
+    /// that names it), sorted by name.
     pub remotes: Vec<RemoteSpec>,
 }
 
 /// When the previous version's changed tensors become deltas against a
-/// new version's (see [`crate::deltas`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// new version's (see [`crate::deltas`]); `deltas = "background" |
+/// "inline" | "off"` in registry.toml.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeltaTiming {
     /// After the push returns, in a separate `reg deltas` process that
     /// holds the registry lock (the default of the `reg` binary; library
@@ -53,27 +61,6 @@ pub enum DeltaTiming {
     Inline,
     /// Never (no delta blobs are made).
     Off,
-}
-
-/// A remote from `[remotes.NAME]` in registry.toml. Credentials are never
-/// kept here: they come from the environment (`AWS_ACCESS_KEY_ID` ...).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteSpec {
-    /// The remote's name (the table key; not written inside the table).
-    #[serde(skip)]
-    pub name: String,
-    /// `s3://bucket[/prefix]` or `file:///path`.
-    pub url: String,
-    /// S3 endpoint for S3-compatible servers (MinIO, Garage, R2 ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// S3 region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Allow plain-http endpoints.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_http: bool,
 }
 
 /// `registry.toml` as written by users.
@@ -92,12 +79,56 @@ struct RegistrySection {
     path: Option<PathBuf>,
     compression_level: Option<i32>,
     default_name: Option<String>,
-    pickle_policy: Option<String>,
+    pickle_policy: Option<PicklePolicy>,
     keep_optimizer_last: Option<usize>,
-    codecs: Option<String>,
+    codecs: Option<CodecsSetting>,
     max_delta_chain: Option<usize>,
-    durability: Option<String>,
-    deltas: Option<String>,
+    durability: Option<DurabilitySetting>,
+    deltas: Option<DeltaTiming>,
+}
+
+/// `pickle_policy = "default" | "strict"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PicklePolicy {
+    Default,
+    Strict,
+}
+
+/// `codecs = "auto" | "zstd" | "raw"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CodecsSetting {
+    Auto,
+    Zstd,
+    Raw,
+}
+
+impl From<CodecsSetting> for reg_store::CodecPolicy {
+    fn from(c: CodecsSetting) -> reg_store::CodecPolicy {
+        match c {
+            CodecsSetting::Auto => reg_store::CodecPolicy::Auto,
+            CodecsSetting::Zstd => reg_store::CodecPolicy::Zstd,
+            CodecsSetting::Raw => reg_store::CodecPolicy::Raw,
+        }
+    }
+}
+
+/// `durability = "full" | "fast"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DurabilitySetting {
+    Full,
+    Fast,
+}
+
+impl From<DurabilitySetting> for reg_store::Durability {
+    fn from(d: DurabilitySetting) -> reg_store::Durability {
+        match d {
+            DurabilitySetting::Full => reg_store::Durability::Full,
+            DurabilitySetting::Fast => reg_store::Durability::Fast,
+        }
+    }
 }
 
 /// Returned by [`Config::locate`].
@@ -114,6 +145,9 @@ pub enum ConfigError {
     /// No directory could be chosen.
     #[error("no registry location: pass --registry DIR or set REG_HOME")]
     NoLocation,
+    /// A remote declaration, or the registry's own config, is not usable.
+    #[error(transparent)]
+    Remotes(#[from] crate::remotes::RemoteConfigError),
 }
 
 /// Default zstd level.
@@ -148,11 +182,7 @@ impl Config {
             Some(path) => Some(read_file(path)?),
             None => None,
         };
-        let (section, remotes) = parsed.map(|p| (p.registry, p.remotes)).unwrap_or_default();
-        let remotes = remotes
-            .into_iter()
-            .map(|(name, spec)| RemoteSpec { name, ..spec })
-            .collect();
+        let (section, toml_remotes) = parsed.map(|p| (p.registry, p.remotes)).unwrap_or_default();
         let from_file = match (&found, &section.path) {
             (Some(file), Some(p)) => Some(file.parent().unwrap_or(Path::new(".")).join(p)),
             (Some(file), None) => Some(file.parent().unwrap_or(Path::new(".")).join(".reg")),
@@ -161,50 +191,20 @@ impl Config {
         let root = explicit
             .map(|p| cwd.join(p))
             .or_else(|| reg_home.filter(|p| !p.as_os_str().is_empty()).map(|p| cwd.join(p)))
-            .or(from_file)
+            .or_else(|| from_file.clone())
             .or_else(|| dirs::data_dir().map(|d| d.join("reg")))
             .ok_or(ConfigError::NoLocation)?;
-        let strict_pickles = match section.pickle_policy.as_deref() {
-            None | Some("default") => false,
-            Some("strict") => true,
-            Some(other) => {
-                return Err(ConfigError::Bad {
-                    path: found.clone().unwrap_or_default(),
-                    reason: format!("pickle_policy {other:?}: use \"default\" or \"strict\""),
-                })
-            }
-        };
+        // The remotes a registry.toml declares are those of the registry
+        // it names, not of another one used from the same folder.
+        let names_root = from_file.as_deref().is_some_and(|f| same_dir(f, &root));
+        let toml_remotes = if names_root { toml_remotes } else { Default::default() };
+        let remotes = crate::remotes::load(&root, toml_remotes, found.as_deref())?;
         Ok(Config {
-            strict_pickles,
+            strict_pickles: matches!(section.pickle_policy, Some(PicklePolicy::Strict)),
             keep_optimizer_last: section.keep_optimizer_last,
-            codecs: match section.codecs.as_deref() {
-                None => reg_store::CodecPolicy::Auto,
-                Some(c) => reg_store::CodecPolicy::parse(c).ok_or_else(|| ConfigError::Bad {
-                    path: found.clone().unwrap_or_default(),
-                    reason: format!("codecs {c:?}: use \"auto\", \"zstd\" or \"raw\""),
-                })?,
-            },
-            durability: match section.durability.as_deref() {
-                None | Some("full") => reg_store::Durability::Full,
-                Some("fast") => reg_store::Durability::Fast,
-                Some(other) => {
-                    return Err(ConfigError::Bad {
-                        path: found.clone().unwrap_or_default(),
-                        reason: format!("durability {other:?}: use \"full\" or \"fast\""),
-                    })
-                }
-            },
-            deltas: match section.deltas.as_deref() {
-                None | Some("background") => DeltaTiming::Background,
-                Some("inline") => DeltaTiming::Inline,
-                Some("off") => DeltaTiming::Off,
-                Some(other) => {
-                    return Err(ConfigError::Bad {
-                        path: found.clone().unwrap_or_default(),
-                        reason: format!("deltas {other:?}: use \"background\", \"inline\" or \"off\""),
-                    })
-                }
-            },
+            codecs: section.codecs.map(Into::into).unwrap_or_default(),
+            durability: section.durability.map(Into::into).unwrap_or_default(),
+            deltas: section.deltas.unwrap_or_default(),
             max_delta_chain: section
                 .max_delta_chain
                 .unwrap_or(crate::deltas::DEFAULT_MAX_DELTA_CHAIN)
@@ -218,6 +218,50 @@ impl Config {
     }
 }
 
+/// True when two paths name one directory (compared as canonical paths
+/// when both exist, else component by component).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => {
+            let norm = |p: &Path| -> Vec<std::ffi::OsString> {
+                let mut out: Vec<std::ffi::OsString> = Vec::new();
+                for c in p.components() {
+                    match c {
+                        std::path::Component::CurDir => {}
+                        std::path::Component::ParentDir => {
+                            out.pop();
+                        }
+                        other => out.push(other.as_os_str().to_os_string()),
+                    }
+                }
+                out
+            };
+            norm(a) == norm(b)
+        }
+    }
+}
+
+/// A TOML error as one line: the message, and where it is (the line
+/// number and the line itself), e.g. ``line 3 (durability = "fastest"):
+/// unknown variant `fastest`, expected `full` or `fast` ``.
+pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            if line.is_empty() {
+                format!("line {line_no}: {message}")
+            } else {
+                format!("line {line_no} ({line}): {message}")
+            }
+        }
+        None => message,
+    }
+}
+
 fn find_file(start: &Path) -> Option<PathBuf> {
     start.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.is_file())
 }
@@ -228,7 +272,7 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(toml_message(&text, &e)))?;
     Ok(parsed)
 }
 
@@ -255,6 +299,78 @@ mod tests {
         assert_eq!(c.root, sub.join("rel"));
         std::fs::write(dir.path().join(CONFIG_FILE), "[registry]\nbogus = 1\n")?;
         assert!(Config::locate(None, None, &sub).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn settings_parse_into_their_enums_and_name_the_bad_line() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join(CONFIG_FILE);
+        std::fs::write(
+            &file,
+            "[registry]\npickle_policy = \"strict\"\ncodecs = \"raw\"\ndurability = \"fast\"\ndeltas = \"off\"\n",
+        )?;
+        let c = Config::locate(None, None, dir.path())?;
+        assert!(c.strict_pickles);
+        assert_eq!(c.codecs, reg_store::CodecPolicy::Raw);
+        assert_eq!(c.durability, reg_store::Durability::Fast);
+        assert_eq!(c.deltas, DeltaTiming::Off);
+        for (line, words) in [
+            ("pickle_policy = \"lax\"", ["`lax`", "`default`", "`strict`"]),
+            ("codecs = \"lz4\"", ["`lz4`", "`auto`", "`raw`"]),
+            ("durability = \"fastest\"", ["`fastest`", "`full`", "`fast`"]),
+            ("deltas = \"later\"", ["`later`", "`background`", "`off`"]),
+        ] {
+            std::fs::write(&file, format!("[registry]\n{line}\n"))?;
+            let msg = match Config::locate(None, None, dir.path()) {
+                Ok(_) => return Err(format!("{line} accepted").into()),
+                Err(e) => e.to_string(),
+            };
+            assert!(!msg.contains('\n'), "{msg}");
+            assert!(msg.contains("line 2") && msg.contains(line), "{msg}");
+            for w in words {
+                assert!(msg.contains(w), "{msg} lacks {w}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_registry_toml_declares_remotes_only_for_the_registry_it_names() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[registry]\npath = \"store\"\n[remotes.team]\nurl = \"file:///srv/team\"\n",
+        )?;
+        let named = Config::locate(None, None, dir.path())?;
+        assert_eq!(named.remotes.len(), 1);
+        assert_eq!(
+            named.remotes[0].declared_in.as_deref(),
+            Some(dir.path().join(CONFIG_FILE).as_path())
+        );
+        let same = Config::locate(None, Some(&dir.path().join("store/.")), dir.path())?;
+        assert_eq!(same.remotes.len(), 1);
+        let other = Config::locate(None, Some(&dir.path().join("other")), dir.path())?;
+        assert!(other.remotes.is_empty());
+        // Its own config declares the other registry's remotes.
+        crate::remotes::add_remote(
+            &other,
+            &RemoteSpec {
+                name: "mine".into(),
+                url: "file:///srv/mine".into(),
+                ..RemoteSpec::default()
+            },
+        )?;
+        let other = Config::locate(None, Some(&dir.path().join("other")), dir.path())?;
+        assert_eq!(
+            other.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["mine"]
+        );
+        let named = Config::locate(None, None, dir.path())?;
+        assert_eq!(
+            named.remotes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["team"]
+        );
         Ok(())
     }
 }

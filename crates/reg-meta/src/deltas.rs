@@ -48,7 +48,7 @@ pub(crate) struct Pair {
 
 /// What a round of re-encoding did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RebaseReport {
+pub struct DeltaReport {
     /// The version whose blobs were re-encoded.
     pub version: Option<u32>,
     /// The version they are deltas against.
@@ -66,24 +66,62 @@ pub struct RebaseReport {
     pub pending: bool,
 }
 
+/// A stored tensor (or tensor chunk) of a version, by what identifies it
+/// across versions: a file's tensor path, or a directory's logical tensor
+/// name with the chunk's global offsets.
+struct Stored {
+    key: String,
+    dtype: reg_ckpt::DType,
+    blob: BlobId,
+}
+
+/// The tensors of a version whose storages can pair with another
+/// version's, in manifest order.
+fn stored_tensors(m: &Manifest) -> Vec<Stored> {
+    match &m.tree {
+        None => m
+            .tensors
+            .iter()
+            .map(|t| Stored {
+                key: t.path.clone(),
+                dtype: t.dtype,
+                blob: t.blob,
+            })
+            .collect(),
+        Some(tree) => tree
+            .tensors
+            .iter()
+            .flat_map(|t| {
+                t.chunks.iter().map(move |c| Stored {
+                    key: format!("{}@{:?}", t.name, c.offsets),
+                    dtype: t.dtype,
+                    blob: c.blob,
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Pairs of storages that hold the same float tensor in `from` and `to`
-/// (same path, dtype and length) but different bytes: `from`'s blob is
-/// the child, `to`'s the parent. Each storage is matched by its first
-/// tensor in manifest order, and each child blob appears once.
+/// (same path — for a directory, the same logical tensor and chunk —,
+/// dtype and length) but different bytes: `from`'s blob is the child,
+/// `to`'s the parent. Each storage is matched by its first tensor in
+/// manifest order, and each child blob appears once.
 pub(crate) fn changed_pairs(from: &Manifest, to: &Manifest) -> Vec<Pair> {
     let (from_lens, to_lens) = (from.payload_lens(), to.payload_lens());
-    let mut by_path = HashMap::new();
-    for t in &from.tensors {
-        by_path.entry(t.path.as_str()).or_insert(t);
+    let old_tensors = stored_tensors(from);
+    let mut by_key = HashMap::new();
+    for t in &old_tensors {
+        by_key.entry(t.key.as_str()).or_insert(t);
     }
     let mut seen_parent = HashSet::new();
     let mut seen_child = HashSet::new();
     let mut out = Vec::new();
-    for t in &to.tensors {
+    for t in stored_tensors(to) {
         if !t.dtype.is_float() || !seen_parent.insert(t.blob) {
             continue;
         }
-        let Some(old) = by_path.get(t.path.as_str()) else {
+        let Some(old) = by_key.get(t.key.as_str()) else {
             continue;
         };
         let (Some(new_len), Some(old_len)) = (to_lens.get(&t.blob), from_lens.get(&old.blob)) else {
@@ -120,12 +158,86 @@ impl Registry {
         name: &str,
         from: u32,
         progress: &dyn crate::Progress,
-    ) -> Result<Vec<RebaseReport>, crate::RegistryError> {
+    ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         if !self.deltas_enabled() {
             return Ok(Vec::new());
         }
         let _writer = self.writer()?;
         let _one_at_a_time = self.locks.deltas(&format!("reg deltas of {name}"))?;
+        self.make_deltas_locked(name, from, progress)
+    }
+
+    /// Take `deltas.lock` for a push's background re-encoding (see
+    /// [`crate::lock::DeltasHandOff`]); `None` when a re-encoding runs
+    /// already, which will see the push's request in the index before it
+    /// ends (see [`Registry::finish_pending_deltas`]).
+    pub fn hand_off_deltas(&self) -> Result<Option<crate::lock::DeltasHandOff>, crate::RegistryError> {
+        Ok(self
+            .locks
+            .try_deltas("reg deltas (background, starting)")?
+            .map(crate::lock::DeltasHandOff::new))
+    }
+
+    /// Do every re-encoding a push left in the index (its `pending`
+    /// tree), holding `deltas.lock` (`adopted_fd`: the descriptor a push
+    /// handed over, else the lock is taken, waiting for a running job).
+    /// Requests that arrive meanwhile are done too: the lock is let go
+    /// inside the index transaction that finds the queue empty, so a push
+    /// committing after it finds the lock free (and starts a job), and one
+    /// committing before it is seen: no request is left behind. Returns
+    /// what each round did.
+    pub fn finish_pending_deltas(
+        &self,
+        adopted_fd: Option<i32>,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
+        let _writer = self.writer()?;
+        let mut lock = Some(match adopted_fd {
+            #[cfg(unix)]
+            Some(fd) => self.locks.adopt_deltas(fd)?,
+            _ => self.locks.deltas("reg deltas")?,
+        });
+        let mut done = Vec::new();
+        loop {
+            let pending = self.with_index("reg deltas reading its queue", |idx| {
+                let pending = idx.pending()?;
+                if pending.is_empty() {
+                    lock.take();
+                }
+                Ok(pending)
+            })?;
+            if pending.is_empty() {
+                return Ok(done);
+            }
+            {
+                for (name, from) in pending {
+                    let rounds = if self.deltas_enabled() {
+                        match self.make_deltas_locked(&name, from, progress) {
+                            Ok(r) => r,
+                            // A name removed since: nothing left to do.
+                            Err(crate::RegistryError::NoSuchName { .. }) => Vec::new(),
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    self.with_index("reg deltas updating its queue", |idx| {
+                        Ok(idx.remove_pending(&name, from)?)
+                    })?;
+                    done.extend(rounds.into_iter().map(|r| (name.clone(), r)));
+                }
+            }
+        }
+    }
+
+    /// [`Registry::make_deltas`] for a caller holding `gc.lock` and
+    /// `deltas.lock`.
+    fn make_deltas_locked(
+        &self,
+        name: &str,
+        from: u32,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         let rounds = self.with_index(&format!("reg deltas of {name} to plan"), |idx| {
             let versions = crate::registry::versions_of(idx, name)?;
             let mut rounds = Vec::new();
@@ -140,19 +252,24 @@ impl Registry {
                 let pairs = changed_pairs(&old_m, &new_m);
                 let lens = new_m.payload_lens();
                 let total: u64 = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
-                let planned = plan_pairs(idx, &pairs)?;
-                rounds.push((older.number, newer.number, planned, total));
+                rounds.push((older.number, newer.number, pairs, total));
             }
             Ok(rounds)
         })?;
         let mut reports = Vec::new();
         for (older, newer, pairs, total) in rounds {
+            // The links below each child as the rounds before left them
+            // (planned up front, a run over a whole series would make
+            // chains longer than the bound).
+            let pairs = self.with_index(&format!("reg deltas of {name}@v{older} to plan"), |idx| {
+                plan_pairs(idx, &pairs)
+            })?;
             progress.phase("deltas", total);
             let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
                 let s = self.store.unchecked_source(id).ok()?;
                 Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
             };
-            let mut r = self.rebase_pairs(&pairs, &source, progress);
+            let mut r = self.encode_deltas(&pairs, &source, progress);
             r.version = Some(older);
             r.against = Some(newer);
             reports.push(r);
@@ -182,12 +299,12 @@ impl Registry {
     /// how to check them), where the chain bound allows it and it makes
     /// the file smaller; then record the new encodings in one short index
     /// transaction. Failures are warnings: the blob keeps its old encoding.
-    pub(crate) fn rebase_pairs<'a>(
+    pub(crate) fn encode_deltas<'a>(
         &self,
         pairs: &[Planned],
         parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
         progress: &dyn crate::Progress,
-    ) -> RebaseReport {
+    ) -> DeltaReport {
         type Done = (Pair, u64, BlobRecord);
         let outcomes: Vec<Result<Option<Done>, String>> = pairs
             .par_iter()
@@ -205,7 +322,7 @@ impl Registry {
                 let before = self.store.stored_len(pair.child).map_err(|e| fail(&e))?;
                 let Some(out) = self
                     .store
-                    .rebase(pair.child, pair.width, pair.parent, source.as_ref(), check)
+                    .encode_as_delta(pair.child, pair.width, pair.parent, source.as_ref(), check)
                     .map_err(|e| fail(&e))?
                 else {
                     return Ok(None);
@@ -217,7 +334,7 @@ impl Registry {
                 )))
             })
             .collect();
-        let mut report = RebaseReport::default();
+        let mut report = DeltaReport::default();
         let mut done: Vec<Done> = Vec::new();
         for o in outcomes {
             match o {
@@ -327,5 +444,117 @@ impl Bases {
             parent: *blob,
             width: dtype.size() as u8,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{FileHash, ModelName, SourceName};
+    use crate::manifest::{Piece, TensorEntry};
+    use reg_ckpt::DType;
+
+    /// A manifest whose tensors are `(path, dtype, blob, bytes)`, each
+    /// tensor a 1-d view of its whole storage.
+    fn manifest(tensors: &[(&str, DType, u8, u64)]) -> Manifest {
+        let mut pieces = Vec::new();
+        let entries = tensors
+            .iter()
+            .enumerate()
+            .map(|(key, (path, dtype, blob, len))| {
+                let blob = BlobId([*blob; 32]);
+                if !pieces.contains(&Piece::Payload { blob, len: *len }) {
+                    pieces.push(Piece::Payload { blob, len: *len });
+                }
+                TensorEntry {
+                    path: path.to_string(),
+                    dtype: *dtype,
+                    shape: vec![len / dtype.size() as u64],
+                    stride: vec![1],
+                    storage_offset: 0,
+                    storage_key: key.to_string(),
+                    blob,
+                    role: reg_ckpt::tensors::Role::Weight,
+                    requires_grad: false,
+                    parameter: false,
+                }
+            })
+            .collect();
+        Manifest {
+            schema: crate::manifest::MANIFEST_SCHEMA,
+            name: ModelName::sanitized("m"),
+            number: 1,
+            created: 0,
+            source: SourceName::of_path(std::path::Path::new("m.ckpt")),
+            message: None,
+            format: crate::manifest::VersionFormat::TorchZip,
+            size: pieces.iter().map(Piece::len).sum(),
+            blake3: FileHash([0; 32]),
+            skeleton: BlobId([0; 32]),
+            pieces,
+            tensors: entries,
+            meta: Default::default(),
+            globals: Vec::new(),
+            pickle: None,
+            optimizer_dropped: None,
+            executable: false,
+            tree: None,
+        }
+    }
+
+    fn pair(child: u8, parent: u8, width: u8) -> Pair {
+        Pair {
+            child: BlobId([child; 32]),
+            parent: BlobId([parent; 32]),
+            width,
+        }
+    }
+
+    #[test]
+    fn changed_floats_of_one_path_dtype_and_length_pair_older_with_newer() {
+        use DType::*;
+        let older = manifest(&[
+            ("w", Float32, 1, 400),
+            ("half", Bfloat16, 2, 200),
+            ("frozen", Float32, 3, 400),
+            ("ids", Int64, 4, 800),
+            ("retyped", Float32, 5, 800),
+            ("grew", Float32, 6, 400),
+            ("renamed", Float32, 7, 400),
+            ("empty", Float32, 8, 0),
+        ]);
+        let newer = manifest(&[
+            ("grew", Float32, 16, 404),
+            ("w", Float32, 11, 400),
+            ("half", Bfloat16, 12, 200),
+            ("frozen", Float32, 3, 400),
+            ("ids", Int64, 14, 800),
+            ("retyped", Float64, 15, 800),
+            ("renamed-now", Float32, 17, 400),
+            ("empty", Float32, 18, 0),
+        ]);
+        // Older against newer, element width of the dtype; the unchanged,
+        // integer, retyped, resized, renamed and empty tensors pair with
+        // nothing.
+        assert_eq!(changed_pairs(&older, &newer), vec![pair(1, 11, 4), pair(2, 12, 2)]);
+        // The other way round, newer against older.
+        assert_eq!(changed_pairs(&newer, &older), vec![pair(11, 1, 4), pair(12, 2, 2)]);
+        assert_eq!(changed_pairs(&older, &older), Vec::new());
+    }
+
+    #[test]
+    fn a_storage_pairs_once_by_its_first_tensor() {
+        use DType::Float32;
+        // Two names for one storage (tied weights) in both versions: one pair.
+        let older = manifest(&[("emb", Float32, 1, 400), ("tied", Float32, 1, 400)]);
+        let newer = manifest(&[("emb", Float32, 11, 400), ("tied", Float32, 11, 400)]);
+        assert_eq!(changed_pairs(&older, &newer), vec![pair(1, 11, 4)]);
+        // An older storage two new storages could be XORed against: the
+        // first one in manifest order; a blob is never the child of two pairs.
+        let untied = manifest(&[("emb", Float32, 11, 400), ("tied", Float32, 12, 400)]);
+        assert_eq!(changed_pairs(&older, &untied), vec![pair(1, 11, 4)]);
+        // A path listed twice in the older version: its first tensor.
+        let twice = manifest(&[("emb", Float32, 1, 400), ("emb", Float32, 2, 400)]);
+        assert_eq!(changed_pairs(&twice, &newer), vec![pair(1, 11, 4)]);
     }
 }

@@ -5,10 +5,12 @@
 //! tensors are recognised by blob id and view, so no tensor bytes are read.
 
 use crate::error::RegistryError;
+use crate::logical::{assemble, tensors_of, LogicalTensor, Part};
 use crate::manifest::{Manifest, TensorEntry};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use crate::tensor_stats::{self, TensorStats};
+use reg_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -92,6 +94,19 @@ pub struct ChangedTensor {
     pub stats: Option<TensorStats>,
 }
 
+/// File comparison of two directory versions (or a directory and a file).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FileDiff {
+    /// Only in B.
+    pub added: Vec<String>,
+    /// Only in A.
+    pub removed: Vec<String>,
+    /// In both, other bytes.
+    pub changed: Vec<String>,
+    /// In both, the same bytes.
+    pub identical: usize,
+}
+
 /// Tensor comparison.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TensorDiff {
@@ -133,8 +148,12 @@ pub struct Diff {
     pub scheduler: Vec<Changed>,
     /// ModelCheckpoint state (monitor, mode, scores).
     pub checkpoint: Vec<Changed>,
-    /// Tensors.
+    /// Tensors (by name: a directory's logical tensors wherever their
+    /// chunks are stored).
     pub tensors: TensorDiff,
+    /// Files, when either side is a directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileDiff>,
 }
 
 impl Diff {
@@ -259,7 +278,7 @@ fn meta_changes(a: &Manifest, b: &Manifest) -> Vec<Changed> {
             "lightning_version": m.meta.lightning_version,
             "format": m.format.name(),
             "size": m.size,
-            "tensor_count": m.tensors.len(),
+            "tensor_count": m.tree.as_ref().map(|t| t.tensors.len()).unwrap_or(m.tensors.len()),
         })
     };
     flat_changes(&fields(a), &fields(b), "")
@@ -309,10 +328,6 @@ fn checkpoint_json(m: &Manifest) -> Value {
     }
 }
 
-fn same_view(a: &TensorEntry, b: &TensorEntry) -> bool {
-    a.blob == b.blob && a.storage_offset == b.storage_offset && a.stride == b.stride
-}
-
 impl Registry {
     /// Compare version `a` with version `b`.
     pub fn diff(&self, a: &Resolved, b: &Resolved, opts: DiffOptions) -> Result<Diff, RegistryError> {
@@ -333,6 +348,7 @@ impl Registry {
             scheduler: Vec::new(),
             checkpoint: Vec::new(),
             tensors: TensorDiff::default(),
+            files: None,
         };
         if want(Only::Meta) {
             diff.meta = meta_changes(ma, mb);
@@ -350,51 +366,165 @@ impl Registry {
         if want(Only::Tensors) {
             diff.tensors = self.diff_tensors(a, b, opts.stats)?;
         }
+        if want(Only::Meta) || want(Only::Tensors) {
+            diff.files = Registry::diff_files(ma, mb);
+        }
         Ok(diff)
     }
 
     fn diff_tensors(&self, a: &Resolved, b: &Resolved, stats: bool) -> Result<TensorDiff, RegistryError> {
         let (ma, mb) = (&a.manifest, &b.manifest);
-        let in_b: HashMap<&str, &TensorEntry> = mb.tensors.iter().map(|t| (t.path.as_str(), t)).collect();
-        let in_a: BTreeMap<&str, &TensorEntry> = ma.tensors.iter().map(|t| (t.path.as_str(), t)).collect();
+        let (la, lb) = (tensors_of(ma), tensors_of(mb));
+        let in_b: HashMap<&str, &LogicalTensor> = lb.iter().map(|t| (t.name.as_str(), t)).collect();
+        let in_a: BTreeMap<&str, &LogicalTensor> = la.iter().map(|t| (t.name.as_str(), t)).collect();
         let mut out = TensorDiff::default();
-        for ta in &ma.tensors {
-            let Some(tb) = in_b.get(ta.path.as_str()) else {
-                out.removed.push(ta.path.clone());
+        for ta in &la {
+            let Some(tb) = in_b.get(ta.name.as_str()) else {
+                out.removed.push(ta.name.clone());
                 continue;
             };
             let change = if ta.dtype != tb.dtype {
                 "dtype"
             } else if ta.shape != tb.shape {
                 "shape"
-            } else if same_view(ta, tb) {
-                out.identical.push(ta.path.clone());
+            } else if ta.same_bytes(tb)
+                || self.same_elements(ta, tb).map_err(|source| RegistryError::Damaged {
+                    version: format!("{}@v{} or {}@v{}", ma.name, ma.number, mb.name, mb.number),
+                    source,
+                })?
+            {
+                out.identical.push(ta.name.clone());
                 continue;
             } else {
                 "content"
             };
             let numbers = if stats && change == "content" {
-                tensor_stats::compare(&self.store, ta, tb).map_err(|source| RegistryError::Damaged {
+                self.tensor_numbers(ta, tb).map_err(|source| RegistryError::Damaged {
                     version: format!("{}@v{} or {}@v{}", ma.name, ma.number, mb.name, mb.number),
                     source,
                 })?
             } else {
                 None
             };
+            // Same numbers, other chunking (re-sharded): the same tensor.
+            if !same_cut(ta, tb) && numbers.is_some_and(|n: TensorStats| n.changed_fraction == 0.0) {
+                out.identical.push(ta.name.clone());
+                continue;
+            }
             out.changed.push(ChangedTensor {
-                path: ta.path.clone(),
+                path: ta.name.clone(),
                 change,
                 dtype: (ta.dtype.name().into(), tb.dtype.name().into()),
                 shape: (ta.shape.clone(), tb.shape.clone()),
                 stats: numbers,
             });
         }
-        out.added = mb
-            .tensors
+        out.added = lb
             .iter()
-            .filter(|t| !in_a.contains_key(t.path.as_str()))
-            .map(|t| t.path.clone())
+            .filter(|t| !in_a.contains_key(t.name.as_str()))
+            .map(|t| t.name.clone())
             .collect();
         Ok(out)
+    }
+
+    /// For a tensor cut into other chunks on each side (re-sharded): are
+    /// its elements the same? Answered by assembling both when they are
+    /// small enough ([`RESHARDED_CHECK`]); `false` otherwise, and for
+    /// tensors cut the same way (their parts decide: [`LogicalTensor::same_bytes`]).
+    fn same_elements(&self, a: &LogicalTensor, b: &LogicalTensor) -> Result<bool, StoreError> {
+        let same_cut = a.parts.len() == b.parts.len()
+            && a.parts
+                .iter()
+                .zip(&b.parts)
+                .all(|(x, y)| x.offsets == y.offsets && x.sizes == y.sizes);
+        if same_cut || a.numel().saturating_mul(a.dtype.size() as u64) > RESHARDED_CHECK {
+            return Ok(false);
+        }
+        Ok(assemble(&self.store, a)? == assemble(&self.store, b)?)
+    }
+
+    /// `--stats` numbers of two versions of a tensor (same dtype and
+    /// shape): part by part when both are cut the same way (one part
+    /// each for file versions), else from both assembled whole.
+    fn tensor_numbers(&self, a: &LogicalTensor, b: &LogicalTensor) -> Result<Option<TensorStats>, StoreError> {
+        if !tensor_stats::supported(a.dtype) {
+            return Ok(None);
+        }
+        let same_cut = a.parts.len() == b.parts.len()
+            && a.parts
+                .iter()
+                .zip(&b.parts)
+                .all(|(x, y)| x.offsets == y.offsets && x.sizes == y.sizes);
+        if same_cut {
+            let mut sums = tensor_stats::Sums::default();
+            for (pa, pb) in a.parts.iter().zip(&b.parts) {
+                match tensor_stats::compare_sums(&self.store, &part_entry(a, pa), &part_entry(b, pb))? {
+                    Some(s) => sums.merge(s),
+                    None => return Ok(None),
+                }
+            }
+            return Ok(Some(sums.finish()));
+        }
+        if a.numel().saturating_mul(a.dtype.size() as u64) > crate::logical::MAX_ASSEMBLED {
+            return Ok(None);
+        }
+        let (xa, xb) = (assemble(&self.store, a)?, assemble(&self.store, b)?);
+        let mut sums = tensor_stats::Sums::default();
+        sums.add_bytes(a.dtype, &xa, &xb);
+        Ok(Some(sums.finish()))
+    }
+
+    /// Files only one directory has, and files of both whose bytes differ.
+    fn diff_files(a: &Manifest, b: &Manifest) -> Option<FileDiff> {
+        if a.tree.is_none() && b.tree.is_none() {
+            return None;
+        }
+        let files = |m: &Manifest| -> BTreeMap<String, crate::ids::FileHash> {
+            match &m.tree {
+                Some(t) => t.files.iter().map(|f| (f.path.to_string(), f.blake3)).collect(),
+                None => [(m.source.to_string(), m.blake3)].into_iter().collect(),
+            }
+        };
+        let (fa, fb) = (files(a), files(b));
+        let mut out = FileDiff::default();
+        for (path, hash) in &fa {
+            match fb.get(path) {
+                None => out.removed.push(path.clone()),
+                Some(h) if h != hash => out.changed.push(path.clone()),
+                Some(_) => out.identical += 1,
+            }
+        }
+        out.added = fb.keys().filter(|p| !fa.contains_key(*p)).cloned().collect();
+        Some(out)
+    }
+}
+
+/// True when both versions of a tensor are cut into the same chunks.
+fn same_cut(a: &LogicalTensor, b: &LogicalTensor) -> bool {
+    a.parts.len() == b.parts.len()
+        && a.parts
+            .iter()
+            .zip(&b.parts)
+            .all(|(x, y)| x.offsets == y.offsets && x.sizes == y.sizes)
+}
+
+/// Re-sharded tensors up to this many bytes are assembled to tell whether
+/// they changed (larger ones are reported as changed unless `--stats`).
+pub const RESHARDED_CHECK: u64 = 256 << 20;
+
+/// One part of a logical tensor as a tensor of its own (for the
+/// element-by-element comparison of a file's tensors).
+fn part_entry(t: &LogicalTensor, p: &Part) -> TensorEntry {
+    TensorEntry {
+        path: t.name.clone(),
+        dtype: t.dtype,
+        shape: p.sizes.clone(),
+        stride: p.stride.clone(),
+        storage_offset: p.storage_offset,
+        storage_key: String::new(),
+        blob: p.blob,
+        role: t.role,
+        requires_grad: false,
+        parameter: false,
     }
 }

@@ -38,6 +38,14 @@ pub enum RegistryError {
         /// Why.
         source: reg_ckpt::InspectError,
     },
+    /// The input directory is not a checkpoint directory reg can read.
+    #[error("{dir}: {source}; nothing was stored")]
+    InspectTree {
+        /// The input directory.
+        dir: PathBuf,
+        /// Why (boxed: it is large).
+        source: Box<reg_ckpt::tree::TreeError>,
+    },
     /// The pickle names globals that would run code when loaded.
     #[error("{file}: refused, its pickle would call {globals} when loaded (pass --allow-unsafe to store it anyway)")]
     Unsafe {

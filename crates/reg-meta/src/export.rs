@@ -4,19 +4,19 @@
 
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
+use crate::manifest::VersionFormat;
 use crate::output::OutputFile;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_ckpt::pickle::{self, PickleGraph};
 use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
-use reg_ckpt::Format;
 use reg_store::BlobId;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// What to make of a version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExportFormat {
     /// A torch zip keeping what Lightning's `save_weights_only=True` keeps
     /// (for a plain state dict: the state dict), loadable with
@@ -25,6 +25,10 @@ pub enum ExportFormat {
     /// The state dict (or flat tensor dict) as safetensors, with epoch,
     /// global step and hyperparameters in `__metadata__`.
     Safetensors,
+    /// [`ExportFormat::Safetensors`] with only model weights (for a
+    /// directory version: tensors whose role is a weight; a file's state
+    /// dict is that already).
+    SafetensorsWeights,
 }
 
 /// What an export wrote.
@@ -50,7 +54,7 @@ pub fn default_name(m: &Manifest, format: ExportFormat) -> String {
         .unwrap_or_else(|| m.name.to_string());
     match format {
         ExportFormat::WeightsOnly => format!("{stem}.weights.ckpt"),
-        ExportFormat::Safetensors => format!("{stem}.safetensors"),
+        ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => format!("{stem}.safetensors"),
     }
 }
 
@@ -98,6 +102,9 @@ impl Registry {
     pub fn export_to(&self, v: &Resolved, format: ExportFormat, w: &mut dyn Write) -> Result<usize, RegistryError> {
         let m = &v.manifest;
         let label = format!("{}@v{}", m.name, m.number);
+        if m.is_directory() {
+            return self.export_tree_to(m, &label, format, w);
+        }
         let blobs: HashMap<&str, BlobId> = m.tensors.iter().map(|t| (t.storage_key.as_str(), t.blob)).collect();
         let damaged = |source| RegistryError::Damaged {
             version: label.clone(),
@@ -115,7 +122,7 @@ impl Registry {
         let tensors = match format {
             ExportFormat::WeightsOnly => {
                 let tree = match m.format {
-                    Format::Safetensors => flat_tree(m),
+                    VersionFormat::Safetensors => flat_tree(m),
                     _ => write::weights_only(&self.object_graph(m, &label)?).map_err(|e| export_err(&label, e))?,
                 };
                 let mut fill = |key: &str, w: &mut dyn Write| -> std::io::Result<()> {
@@ -133,7 +140,7 @@ impl Registry {
                 written.map_err(|e| export_err(&label, e))?;
                 tree.storages.len()
             }
-            ExportFormat::Safetensors => {
+            ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => {
                 let tensors = state_dict_tensors(m);
                 let metadata = safetensors_metadata(m);
                 let mut read = |key: &str| -> std::io::Result<Vec<u8>> {

@@ -139,6 +139,9 @@ impl Registry {
         if !guard.is_exclusive() {
             return Err(RegistryError::Internal("gc needs gc.lock held exclusively".into()));
         }
+        if !dry_run {
+            self.locks.no_own_readers()?;
+        }
         let mut plan = self.gc_plan()?;
         let mut report = GcReport {
             dry_run,
@@ -235,5 +238,51 @@ impl Registry {
             report.temp_files = self.store.clean_tmp()?;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> BlobId {
+        BlobId([n; 32])
+    }
+
+    fn plan(live: &[u8], parents: &[(u8, u8)]) -> GcPlan {
+        GcPlan {
+            live: live.iter().map(|n| id(*n)).collect(),
+            parents: parents.iter().map(|(c, p)| (id(*c), id(*p))).collect(),
+        }
+    }
+
+    fn sorted(set: HashSet<BlobId>) -> Vec<BlobId> {
+        let mut v: Vec<BlobId> = set.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn keep_follows_every_chain_of_a_live_blob_to_its_end() {
+        // 1 -> 2 -> 3 -> 4 (1 live), 5 live and whole, 6 -> 7 both dead.
+        let p = plan(&[1, 5], &[(1, 2), (2, 3), (3, 4), (6, 7)]);
+        assert_eq!(sorted(p.keep()), vec![id(1), id(2), id(3), id(4), id(5)]);
+        // 1 decodes through 2, which no version names: it is the one to
+        // re-encode; 2 -> 3 is not (2 is not live).
+        assert_eq!(p.stranded(), vec![(id(1), id(2))]);
+    }
+
+    #[test]
+    fn a_chain_of_live_blobs_strands_nothing() {
+        let p = plan(&[1, 2, 3], &[(1, 2), (2, 3)]);
+        assert_eq!(sorted(p.keep()), vec![id(1), id(2), id(3)]);
+        assert!(p.stranded().is_empty());
+        // Two live blobs on one dead parent: both are stranded, the parent
+        // and its own parent are kept until they are re-encoded.
+        let p = plan(&[1, 2], &[(1, 9), (2, 9), (9, 8)]);
+        let mut stranded = p.stranded();
+        stranded.sort();
+        assert_eq!(stranded, vec![(id(1), id(9)), (id(2), id(9))]);
+        assert_eq!(sorted(p.keep()), vec![id(1), id(2), id(8), id(9)]);
     }
 }

@@ -337,6 +337,66 @@ impl fmt::Display for SourceName {
     }
 }
 
+/// The path of a file inside a directory version: relative, `/`
+/// separated, each component a plain name (not empty, not `.` or `..`, no
+/// `\\`, NUL or control characters, at most 255 bytes), at most 4096 bytes
+/// in all. Joining one to a folder can never leave the folder.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TreePath(String);
+
+/// A string that is not a valid [`TreePath`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid path {0:?} in a directory version: expected a relative path of plain names")]
+pub struct BadTreePath(pub String);
+
+impl TreePath {
+    /// Validate a relative path.
+    pub fn new(path: &str) -> Result<TreePath, BadTreePath> {
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.len() <= 255
+                && c != "."
+                && c != ".."
+                && !c.chars().any(|ch| ch == '\\' || ch.is_control())
+        };
+        if !path.is_empty() && path.len() <= 4096 && path.split('/').all(component_ok) {
+            Ok(TreePath(path.to_string()))
+        } else {
+            Err(BadTreePath(path.chars().take(120).collect()))
+        }
+    }
+
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path below `root` (always inside it).
+    pub fn under(&self, root: &std::path::Path) -> std::path::PathBuf {
+        self.0.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+    }
+}
+
+impl TryFrom<String> for TreePath {
+    type Error = BadTreePath;
+    fn try_from(s: String) -> Result<TreePath, BadTreePath> {
+        TreePath::new(&s)
+    }
+}
+
+impl From<TreePath> for String {
+    fn from(p: TreePath) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for TreePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +442,16 @@ mod tests {
         }
         let json = serde_json::to_string(&FileHash::from_hex(&good).ok()).unwrap_or_default();
         assert_eq!(json, format!("\"{good}\""));
+    }
+
+    #[test]
+    fn tree_paths_stay_inside() {
+        for bad in ["", "/abs", "a//b", "../x", "a/../b", "a/./b", "a\\b", "a\0b", "a/", "."] {
+            assert!(TreePath::new(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [".metadata", "__0_0.distcp", "unet/config.json", "a/b/c.pt"] {
+            assert!(TreePath::new(good).is_ok(), "{good:?} refused");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::RegistryError;
 use crate::ids::{FileHash, VersionId};
 use crate::index::VersionRecord;
 use crate::lock::WriteGuard;
-use crate::manifest::{Manifest, Piece, MANIFEST_SCHEMA};
+use crate::manifest::{Manifest, MANIFEST_SCHEMA};
 use crate::push::{Commit, Committed};
 use crate::refs::check_tag;
 use crate::registry::Registry;
@@ -142,6 +142,7 @@ impl Registry {
             replaces: None,
             blobs,
             delta_edges: deltas,
+            defer_deltas: false,
         })?;
         let (number, id, created) = match committed {
             Committed::New { record, .. } => (record.number, record.id, true),
@@ -183,34 +184,26 @@ impl Registry {
             version: origin.to_string(),
             source,
         };
-        let mut skeleton_needed = 0u64;
-        let mut total = 0u64;
-        let mut payload_lens: Vec<(BlobId, u64)> = Vec::new();
-        for p in &m.pieces {
-            total = total.saturating_add(p.len());
-            match p {
-                Piece::Skeleton { offset, len } => skeleton_needed = skeleton_needed.max(offset.saturating_add(*len)),
-                Piece::Payload { blob, len } => payload_lens.push((*blob, *len)),
-            }
-        }
-        if total != m.size {
-            return Err(damaged(StoreError::Corrupt {
-                id: m.skeleton,
-                reason: format!("manifest pieces add up to {total} bytes, the file has {}", m.size),
-            }));
-        }
+        m.check_shape().map_err(|reason| {
+            damaged(StoreError::Corrupt {
+                id: BlobId::of(&m.to_json().unwrap_or_default()),
+                reason: format!("manifest: {reason}"),
+            })
+        })?;
+        let payload_lens = m.payload_lens();
+        let skeleton_lens = m.skeleton_lens();
+        let listing = m.tree.as_ref().map(|t| t.listing().len() as u64);
         let mut blobs: Vec<(BlobId, u64, Option<reg_store::PutOutcome>)> = Vec::new();
         let mut deltas = Vec::new();
         for id in m.blobs() {
             let reg_store::BlobInfo { raw_len, .. } = self.store.describe(id).map_err(damaged)?;
-            let want = if id == m.skeleton {
-                None
-            } else {
-                payload_lens.iter().find(|(b, _)| *b == id).map(|(_, l)| *l)
-            };
-            let short = match want {
-                Some(len) => raw_len != len,
-                None => raw_len < skeleton_needed,
+            // A payload has exactly its length; a skeleton at least what
+            // its pieces read; a tree listing exactly its own.
+            let short = match (payload_lens.get(&id), skeleton_lens.get(&id), listing) {
+                (Some(len), _, _) => raw_len != *len,
+                (None, Some(needed), _) => raw_len < *needed,
+                (None, None, Some(len)) if id == m.skeleton => raw_len != len,
+                _ => false,
             };
             if short {
                 return Err(damaged(StoreError::Corrupt {

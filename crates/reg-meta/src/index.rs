@@ -9,6 +9,10 @@
 //!   child is stored as a delta against the parent. Blob headers are the
 //!   truth (gc and sync follow them); this tree answers "which blobs
 //!   depend on this one" without opening every blob file.
+//! - `pending`: key `name \0 number(u32 BE)` -> empty: re-encoding as
+//!   deltas still to do from that version of that name on (what a push
+//!   leaves for the background `reg deltas`; kept until it is done, so an
+//!   interrupted job is finished by the next one).
 //! - default tree: `format` -> index format version (u32 BE).
 //!
 //! A version becomes visible in one sled transaction that writes its
@@ -141,6 +145,7 @@ pub struct Index {
     tags: sled::Tree,
     blobs: sled::Tree,
     deltas: sled::Tree,
+    pending: sled::Tree,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -161,6 +166,24 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: impl Fn() -> String)
             what: what(),
             reason: e.to_string(),
         })
+}
+
+/// Delete `snap.*.generating` files: snapshots a sled instance was still
+/// writing when its process was killed. sled 0.34 picks the newest
+/// `snap.*` file at open, and a half-written `.generating` one sorts last,
+/// so it refuses to open ("Read corrupted data"); the finished snapshot
+/// beside it, or the log, holds the same state. Called with the index
+/// lock held, when no sled instance runs, so every such file is a
+/// leftover. (sled's own advice, spacejam/sled#1527.)
+fn remove_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn version_key(name: &str, number: u32) -> Vec<u8> {
@@ -200,12 +223,14 @@ fn name_prefix(name: &str) -> Vec<u8> {
 }
 
 impl Index {
-    /// Open (creating) the sled database at `path`.
+    /// Open (creating) the sled database at `path`. The caller holds
+    /// the registry's index lock, so no other sled instance has it open.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
         let err = |source| IndexError::Sled {
             path: path.to_path_buf(),
             source,
         };
+        remove_unfinished_snapshots(path);
         let db = sled::Config::new().path(path).open().map_err(err)?;
         let found = match db.get("format").map_err(err)? {
             Some(v) => v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX),
@@ -224,6 +249,7 @@ impl Index {
             tags: db.open_tree("tags").map_err(err)?,
             blobs: db.open_tree("blobs").map_err(err)?,
             deltas: db.open_tree("deltas").map_err(err)?,
+            pending: db.open_tree("pending").map_err(err)?,
             path: path.to_path_buf(),
             db,
         })
@@ -514,6 +540,28 @@ impl Index {
         }
         self.deltas.apply_batch(batch).map_err(self.err())?;
         self.flush()
+    }
+
+    /// Record that `name` needs re-encoding as deltas from version `from` on.
+    pub fn add_pending(&self, name: &str, from: u32) -> Result<(), IndexError> {
+        self.pending.insert(version_key(name, from), &[]).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The re-encodings still to do: `(name, from)`, by name then number.
+    pub fn pending(&self) -> Result<Vec<(ModelName, u32)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter() {
+            let (k, _) = item.map_err(self.err())?;
+            out.push(split_version_key(&k)?);
+        }
+        Ok(out)
+    }
+
+    /// Forget a re-encoding that is done.
+    pub fn remove_pending(&self, name: &str, from: u32) -> Result<(), IndexError> {
+        self.pending.remove(version_key(name, from)).map_err(self.err())?;
+        Ok(())
     }
 
     /// Flush everything to disk.

@@ -15,9 +15,9 @@
 //! | lock (file)          | mode      | held by                                        | for how long |
 //! |----------------------|-----------|------------------------------------------------|--------------|
 //! | index (`lock`)       | exclusive | every command                                  | one transaction: open sled, read or commit, flush, close, sled's own lock gone (milliseconds) |
-//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas` (a push's background job from the moment it is started: the push hands it an inherited hold) | the whole operation: blobs it relies on cannot be deleted under it |
+//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas`         | the whole operation: blobs it relies on cannot be deleted under it |
 //! | gc (`gc.lock`)       | exclusive | gc, rm, prune, retention, rebuild-index        | the whole operation: no writer runs meanwhile |
-//! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job), a push's inline deltas | its whole run: one re-encoding at a time, so chain bounds hold |
+//! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job: the push takes it and the child inherits it, [`DeltasHandOff`]), a push's inline deltas | its whole run, the queue pushes add meanwhile included: one re-encoding at a time, so chain bounds hold |
 //! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
 //! | readers, the old generation | exclusive, released at once | gc, rm | after their index commit and before deleting files: they move the generation on, then wait for the readers of the old one |
 //!
@@ -50,7 +50,6 @@ use crate::error::RegistryError;
 use crate::layout::{LockName, RegistryLayout};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a process waiting for a lock is told, once.
@@ -65,20 +64,15 @@ pub struct WaitNotice {
 
 impl std::fmt::Display for WaitNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.holder {
-            Some(h) => write!(f, "waiting for {h}"),
-            // Shared holders leave no note: say what they are.
-            None if self.lock == LockName::Gc.file_name() => {
-                write!(
-                    f,
-                    "waiting for running pushes and re-encodings to finish ({})",
-                    self.lock
-                )
+        match (&self.holder, self.lock.as_str()) {
+            (Some(h), _) => write!(f, "waiting for {h}"),
+            // Writers hold gc.lock shared and leave no note.
+            (None, "gc.lock") => write!(f, "waiting for running pushes and re-encodings to finish (gc.lock)"),
+            // Nor do readers (gc and rm wait for them).
+            (None, lock) if lock.starts_with("readers.") => {
+                write!(f, "waiting for running readers to finish ({lock})")
             }
-            None if self.lock.starts_with("readers.") => {
-                write!(f, "waiting for running readers to finish ({})", self.lock)
-            }
-            None => write!(f, "waiting for another reg process ({})", self.lock),
+            (None, lock) => write!(f, "waiting for another reg process ({lock})"),
         }
     }
 }
@@ -96,15 +90,64 @@ pub struct WaitPolicy {
 pub struct LockGuard {
     file: File,
     owner: Option<std::path::PathBuf>,
+    /// A child process holds the lock through this open file now: close
+    /// without unlocking.
+    handed_over: bool,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         if let Some(owner) = &self.owner {
             // Advisory only: a stale note is ignored once its pid is gone.
             let _ = std::fs::remove_file(owner);
         }
         let _ = self.file.unlock();
+    }
+}
+
+/// The environment variable that names the inherited `deltas.lock`
+/// descriptor of a background `reg deltas` (see [`DeltasHandOff`]).
+pub const DELTAS_LOCK_FD_ENV: &str = "REG_DELTAS_LOCK_FD";
+
+/// `deltas.lock`, taken by a push for the background `reg deltas` it
+/// starts: the child inherits the locked descriptor (its number goes in
+/// [`DELTAS_LOCK_FD_ENV`]), so it holds the lock from before the push
+/// exits and whoever waits for re-encodings (`reg deltas`) waits for it.
+pub struct DeltasHandOff {
+    guard: LockGuard,
+}
+
+impl DeltasHandOff {
+    /// Hand over `guard` (a held `deltas.lock`).
+    pub(crate) fn new(guard: LockGuard) -> DeltasHandOff {
+        DeltasHandOff { guard }
+    }
+
+    /// The descriptor to pass, made inheritable across `exec`.
+    #[cfg(unix)]
+    pub fn inheritable_fd(&self) -> std::io::Result<i32> {
+        use std::os::unix::io::AsRawFd;
+        let fd = self.guard.file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this value owns; clearing
+        // FD_CLOEXEC lets a child inherit it across exec.
+        let ok = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0
+        };
+        if ok {
+            Ok(fd)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// The child has it: close this process's copy without unlocking
+    /// (the lock belongs to the open file, which the child keeps).
+    pub fn release_to_child(mut self) {
+        self.guard.handed_over = true;
     }
 }
 
@@ -129,16 +172,31 @@ impl WriteGuard {
 #[derive(Debug)]
 pub struct ReadGuard {
     _lock: LockGuard,
+    /// Who took it, on which registry (see [`own_readers`]).
+    taken_by: (std::thread::ThreadId, std::path::PathBuf),
 }
 
-/// Reader guards this process holds: a process that holds one must not
-/// drain the readers (it would wait for itself: `flock` locks of two open
-/// files conflict even within one process).
-static READERS_HERE: AtomicUsize = AtomicUsize::new(0);
+/// Reader guards alive, by the thread that took them and the registry:
+/// gc must not wait for readers its own thread holds (it would wait
+/// forever); other threads' readers it waits for as for any process's.
+fn own_readers(
+) -> &'static std::sync::Mutex<std::collections::HashMap<(std::thread::ThreadId, std::path::PathBuf), usize>> {
+    static READERS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(std::thread::ThreadId, std::path::PathBuf), usize>>,
+    > = std::sync::OnceLock::new();
+    READERS.get_or_init(Default::default)
+}
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        READERS_HERE.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut map) = own_readers().lock() {
+            if let Some(n) = map.get_mut(&self.taken_by) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.taken_by);
+                }
+            }
+        }
     }
 }
 
@@ -192,19 +250,97 @@ impl Locks {
         self.take(LockName::Deltas, Mode::Exclusive, Some(doing))
     }
 
+    /// `deltas.lock` if it is free now, without waiting.
+    pub(crate) fn try_deltas(&self, doing: &str) -> Result<Option<LockGuard>, RegistryError> {
+        let instant = Locks {
+            layout: self.layout.clone(),
+            policy: WaitPolicy {
+                timeout: Some(Duration::ZERO),
+            },
+            notice: Box::new(|_| {}),
+        };
+        match instant.take(LockName::Deltas, Mode::Exclusive, Some(doing)) {
+            Ok(g) => Ok(Some(g)),
+            Err(RegistryError::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take over `deltas.lock` from the process that started this one:
+    /// `fd` is its open, locked lock file, inherited across `exec` (see
+    /// [`DeltasHandOff`]). Refused when `fd` is not this registry's
+    /// `deltas.lock` or does not hold its lock.
+    #[cfg(unix)]
+    pub(crate) fn adopt_deltas(&self, fd: i32) -> Result<LockGuard, RegistryError> {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::io::FromRawFd;
+        let path = self.layout.lock_file(LockName::Deltas);
+        let refused = |why: &str| RegistryError::Invalid(format!("cannot take over {}: {why}", path.display()));
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(refused("the descriptor handed over is not open"));
+        }
+        // SAFETY: an open descriptor this process was handed for this use
+        // and that nothing else in it owns; checked below to be the lock.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let (a, b) = (file.metadata(), std::fs::metadata(&path));
+        let same = matches!((&a, &b), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino());
+        if !same {
+            // Not ours to close: leak it rather than close a stranger's fd.
+            std::mem::forget(file);
+            return Err(refused("the descriptor handed over is another file"));
+        }
+        // Held through this open file already: taken again at once. One
+        // held by another process would fail.
+        file.try_lock()
+            .map_err(|_| refused("its lock is held by another process"))?;
+        let owner = self.layout.owner_file(LockName::Deltas);
+        let note = format!("reg deltas (background, pid {})\n", std::process::id());
+        let owner = std::fs::write(&owner, note).ok().map(|_| owner);
+        Ok(LockGuard {
+            file,
+            owner,
+            handed_over: false,
+        })
+    }
+
     /// A reader of blobs: the current generation's readers lock, shared.
     /// A gc that moves the generation on between reading it and locking
     /// its file sends the reader round again (it never waits for gc: an
     /// exclusive hold of a readers lock is let go at once).
     pub(crate) fn reader(&self) -> Result<ReadGuard, RegistryError> {
-        loop {
+        let lock = loop {
             let generation = self.reader_generation();
             let lock = self.take(LockName::readers(generation), Mode::Shared, None)?;
             if self.reader_generation() == generation {
-                READERS_HERE.fetch_add(1, Ordering::SeqCst);
-                return Ok(ReadGuard { _lock: lock });
+                break lock;
             }
+        };
+        let taken_by = (std::thread::current().id(), self.layout.root().to_path_buf());
+        if let Ok(mut map) = own_readers().lock() {
+            *map.entry(taken_by.clone()).or_default() += 1;
         }
+        Ok(ReadGuard { _lock: lock, taken_by })
+    }
+
+    /// True when this thread holds a reader guard of this registry.
+    pub(crate) fn own_readers_held(&self) -> bool {
+        let me = (std::thread::current().id(), self.layout.root().to_path_buf());
+        own_readers()
+            .lock()
+            .is_ok_and(|map| map.get(&me).is_some_and(|n| *n > 0))
+    }
+
+    /// Refuse (rather than wait forever) when this thread itself holds a
+    /// reader guard of this registry: gc waits for readers, and would wait
+    /// for its own.
+    pub(crate) fn no_own_readers(&self) -> Result<(), RegistryError> {
+        if self.own_readers_held() {
+            return Err(RegistryError::Internal(
+                "gc would wait for a version this thread still holds (drop every Resolved before gc or prune)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Wait until every reader that started before now has finished:
@@ -214,11 +350,7 @@ impl Locks {
     /// them joins the old generation. Called under `gc.lock` exclusive, so
     /// only one process moves the generation at a time.
     pub(crate) fn drain_readers(&self) -> Result<(), RegistryError> {
-        if READERS_HERE.load(Ordering::SeqCst) > 0 {
-            return Err(RegistryError::Internal(
-                "waiting for readers while this process is one would wait forever".into(),
-            ));
-        }
+        self.no_own_readers()?;
         let old = self.reader_generation();
         self.set_reader_generation(old.wrapping_add(1))?;
         drop(self.take(LockName::readers(old), Mode::Exclusive, None)?);
@@ -292,7 +424,11 @@ impl Locks {
             }
             _ => None,
         };
-        Ok(LockGuard { file, owner })
+        Ok(LockGuard {
+            file,
+            owner,
+            handed_over: false,
+        })
     }
 }
 

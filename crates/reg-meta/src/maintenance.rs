@@ -87,21 +87,31 @@ impl Write for HashSink {
 
 /// Rebuild a version's file in memory-free fashion and compare its hash.
 fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
-    let skeleton = store.read(m.skeleton)?;
-    let mut sink = HashSink(blake3::Hasher::new(), 0);
-    for p in &m.pieces {
-        match p {
-            Piece::Skeleton { offset, len } => {
-                let bytes = skeleton.get(*offset as usize..(offset + len) as usize).unwrap_or(&[]);
-                sink.0.update(bytes);
-                sink.1 += bytes.len() as u64;
-            }
-            Piece::Payload { blob, .. } => {
-                store.copy_to(*blob, &mut sink)?;
+    if m.check_shape().is_err() {
+        return Ok(false);
+    }
+    for f in m.files() {
+        let skeleton = store.read(f.skeleton)?;
+        let mut sink = HashSink(blake3::Hasher::new(), 0);
+        for p in f.pieces {
+            match p {
+                Piece::Skeleton { offset, len } => {
+                    let bytes = skeleton
+                        .get(*offset as usize..offset.saturating_add(*len) as usize)
+                        .unwrap_or(&[]);
+                    sink.0.update(bytes);
+                    sink.1 += bytes.len() as u64;
+                }
+                Piece::Payload { blob, .. } => {
+                    store.copy_to(*blob, &mut sink)?;
+                }
             }
         }
+        if crate::ids::FileHash::from(BlobId::from(sink.0.finalize())) != f.blake3 || sink.1 != f.size {
+            return Ok(false);
+        }
     }
-    Ok(crate::ids::FileHash::from(BlobId::from(sink.0.finalize())) == m.blake3 && sink.1 == m.size)
+    Ok(true)
 }
 
 impl Registry {
@@ -181,10 +191,10 @@ impl Registry {
     /// blobs stay until [`Registry::gc`]. Holds `gc.lock` exclusively
     /// (no push or gc runs meanwhile), and waits for readers that may
     /// still open the manifest blob (verify checks it, sync uploads it)
-    /// before deleting it (past `--wait-timeout`, gc deletes it later).
+    /// before deleting it (past `--wait-timeout`, or while this thread
+    /// holds other resolved versions, gc deletes it later).
     ///
-    /// It takes the version by value: its reader pin is let go first (this
-    /// process would otherwise wait for itself).
+    /// It takes the version by value: its reader pin is let go first.
     pub fn remove(&self, v: Resolved) -> Result<(), RegistryError> {
         let (name, number, id) = (v.manifest.name.clone(), v.manifest.number, v.record.id);
         drop(v);
@@ -205,8 +215,12 @@ impl Registry {
             Ok(idx.remove_blob_records(&[id.blob()])?)
         })?;
         // Readers that resolved it before the transaction may still open
-        // its manifest blob; later ones cannot see it. Past --wait-timeout
-        // the file is left to gc (it is no version's any more).
+        // its manifest blob; later ones cannot see it. When this thread is
+        // one of them (it would wait for itself), or past --wait-timeout,
+        // the file is left to gc: it is no version's any more.
+        if self.locks.own_readers_held() {
+            return Ok(());
+        }
         match self.locks.drain_readers() {
             Ok(()) => self.store.remove(id.blob())?,
             Err(RegistryError::Locked { .. }) => {}
@@ -278,9 +292,22 @@ impl Registry {
                 if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
                     continue;
                 }
+                let version = Resolved::unpinned(v.clone(), m.clone());
+                if m.is_directory() {
+                    // Only the files holding training state go; a layout
+                    // without such files keeps its state.
+                    let droppable = crate::retention_tree::has_training_files(m);
+                    if droppable {
+                        report.optimizer_dropped.push(v.number);
+                        if !rules.dry_run {
+                            self.drop_optimizer_files(&guard, &version)?;
+                        }
+                    }
+                    continue;
+                }
                 report.optimizer_dropped.push(v.number);
                 if !rules.dry_run {
-                    self.drop_optimizer(&guard, &Resolved::unpinned(v.clone(), m.clone()))?;
+                    self.drop_optimizer(&guard, &version)?;
                 }
             }
         }

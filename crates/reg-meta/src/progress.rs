@@ -7,6 +7,11 @@ pub trait Progress: Sync {
     fn phase(&self, name: &'static str, total: u64);
     /// `bytes` more of the current phase are done.
     fn advance(&self, bytes: u64);
+    /// The current phase needs `bytes` more than its total said (a
+    /// download that finds a delta parent it must fetch too).
+    fn grow(&self, bytes: u64) {
+        let _ = bytes;
+    }
     /// The operation is over (success or not).
     fn finish(&self);
 }

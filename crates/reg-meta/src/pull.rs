@@ -16,7 +16,7 @@
 //! the one that is damaged.
 
 use crate::error::RegistryError;
-use crate::manifest::Piece;
+use crate::manifest::{FileLayout, Piece};
 use crate::output::OutputFile;
 use crate::progress::{Progress, Silent};
 use crate::registry::Registry;
@@ -29,10 +29,28 @@ use std::path::{Path, PathBuf};
 /// What [`Registry::pull`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PullReport {
-    /// The output file.
+    /// The output file (or directory).
     pub path: PathBuf,
     /// Bytes written.
     pub bytes: u64,
+    /// Files written, for a directory version.
+    pub files: Option<usize>,
+}
+
+/// `name@vN`, for errors.
+pub(crate) fn label_of(v: &Resolved) -> String {
+    format!("{}@v{}", v.manifest.name, v.manifest.number)
+}
+
+/// Map a store error to damage of `label` (I/O errors stay I/O errors).
+pub(crate) fn damage_of(label: &str) -> impl Fn(StoreError) -> RegistryError + Sync + '_ {
+    move |source| match source {
+        StoreError::Io { .. } => RegistryError::Store(source),
+        source => RegistryError::Damaged {
+            version: label.to_string(),
+            source,
+        },
+    }
 }
 
 /// Bytes per write: small enough to still be in the CPU cache when the
@@ -109,24 +127,39 @@ impl Registry {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PullReport, RegistryError> {
+        if version.manifest.is_directory() {
+            return self.pull_tree(version, out, force, &[], progress);
+        }
         let mut output = OutputFile::create(out, force, version.manifest.executable)?;
-        let label = format!("{}@v{}", version.record_name(), version.record.number);
-        let damaged = |source: StoreError| match source {
-            StoreError::Io { .. } => RegistryError::Store(source),
-            source => RegistryError::Damaged {
-                version: label.clone(),
-                source,
-            },
-        };
-        let m = &version.manifest;
-        let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
-        let jobs = plan(m, &skeleton).map_err(damaged)?;
-        let write_err = |e| RegistryError::io("writing", out)(e);
-        let file = output.file();
-        file.set_len(m.size).map_err(write_err)?;
-        let file: &File = file;
+        let label = label_of(version);
+        let layout = version.manifest.files().remove(0);
+        self.write_file(&label, &layout, output.file(), out, progress)?;
+        output.commit()?;
+        Ok(PullReport {
+            path: out.to_path_buf(),
+            bytes: layout.size,
+            files: None,
+        })
+    }
 
-        progress.phase("writing", m.size);
+    /// Rebuild one file of a version into `file` (an empty file of the
+    /// caller's), every core writing blobs at their offsets, then check
+    /// its whole-file hash. `out` names it in errors.
+    pub(crate) fn write_file(
+        &self,
+        label: &str,
+        layout: &FileLayout<'_>,
+        file: &File,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let damaged = damage_of(label);
+        let skeleton = self.store.read(layout.skeleton).map_err(&damaged)?;
+        let jobs = plan(layout, &skeleton).map_err(&damaged)?;
+        let write_err = |e| RegistryError::io("writing", out)(e);
+        file.set_len(layout.size).map_err(write_err)?;
+
+        progress.phase("writing", layout.size);
         // Largest first, so that no core is left with one big blob at the end.
         let mut order: Vec<&Job<'_>> = jobs.iter().collect();
         order.sort_by_key(|j| std::cmp::Reverse(job_len(j)));
@@ -135,26 +168,26 @@ impl Registry {
             .with_max_len(1)
             .try_for_each(|job| self.write_job(job, file, progress, &damaged, &write_err))?;
 
-        progress.phase("verifying", m.size);
-        let hash = hash_file(file, m.size, progress).map_err(write_err)?;
-        if crate::ids::FileHash::from(hash) != m.blake3 {
+        progress.phase("verifying", layout.size);
+        let hash = hash_file(file, layout.size, progress).map_err(write_err)?;
+        if crate::ids::FileHash::from(hash) != layout.blake3 {
             // Name the damaged blob when one is.
-            for id in m.blobs() {
-                self.store.verify(id).map_err(damaged)?;
+            self.store.verify(layout.skeleton).map_err(&damaged)?;
+            for p in layout.pieces {
+                if let Piece::Payload { blob, .. } = p {
+                    self.store.verify(*blob).map_err(&damaged)?;
+                }
             }
+            let what = layout.path.map(|p| format!("{p}: ")).unwrap_or_default();
             return Err(RegistryError::Damaged {
-                version: label,
+                version: label.to_string(),
                 source: StoreError::Corrupt {
-                    id: m.skeleton,
-                    reason: "reassembled file does not match its recorded hash".into(),
+                    id: layout.skeleton,
+                    reason: format!("{what}reassembled file does not match its recorded hash"),
                 },
             });
         }
-        output.commit()?;
-        Ok(PullReport {
-            path: out.to_path_buf(),
-            bytes: m.size,
-        })
+        Ok(())
     }
 
     /// Stream the version's original bytes into `w` in file order (for a
@@ -163,27 +196,37 @@ impl Registry {
     /// not match the recorded whole-file hash the error (damage, naming
     /// the version) comes after them, and the caller must discard them.
     pub fn pull_to(&self, version: &Resolved, w: &mut dyn std::io::Write) -> Result<u64, RegistryError> {
-        let label = format!("{}@v{}", version.record_name(), version.record.number);
-        let damaged = |source: StoreError| match source {
-            StoreError::Io { .. } => RegistryError::Store(source),
-            source => RegistryError::Damaged {
-                version: label.clone(),
-                source,
-            },
-        };
+        let label = label_of(version);
+        if version.manifest.is_directory() {
+            return Err(RegistryError::Invalid(format!(
+                "{label} is a directory: pull it with -o DIR (or as a tar stream from reg serve)"
+            )));
+        }
+        let layout = version.manifest.files().remove(0);
+        self.stream_file(&label, &layout, w)
+    }
+
+    /// Stream one file of a version into `w` in order, checking its hash
+    /// at the end (the error comes after the bytes; see [`Registry::pull_to`]).
+    pub(crate) fn stream_file(
+        &self,
+        label: &str,
+        m: &FileLayout<'_>,
+        w: &mut dyn std::io::Write,
+    ) -> Result<u64, RegistryError> {
+        let damaged = damage_of(label);
         let write_err = |e| RegistryError::io("writing", "the output")(e);
-        let m = &version.manifest;
-        let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
+        let skeleton = self.store.read(m.skeleton).map_err(&damaged)?;
         let mut hasher = blake3::Hasher::new();
         let mut scratch = vec![0u8; WRITE_CHUNK];
-        for job in plan(m, &skeleton).map_err(damaged)? {
+        for job in plan(m, &skeleton).map_err(&damaged)? {
             match job {
                 Job::Skeleton { bytes, .. } => {
                     hasher.update(bytes);
                     w.write_all(bytes).map_err(write_err)?;
                 }
                 Job::Payload { blob, len, .. } => {
-                    let mut reader = self.store.unchecked_reader(blob).map_err(damaged)?;
+                    let mut reader = self.store.unchecked_reader(blob).map_err(&damaged)?;
                     let mut done = 0u64;
                     while done < len {
                         let chunk = reader.next_chunk(&mut scratch).map_err(|e| {
@@ -208,7 +251,7 @@ impl Registry {
         w.flush().map_err(write_err)?;
         if crate::ids::FileHash::from(BlobId::from(hasher.finalize())) != m.blake3 {
             return Err(RegistryError::Damaged {
-                version: label,
+                version: label.to_string(),
                 source: StoreError::Corrupt {
                     id: m.skeleton,
                     reason: "reassembled file does not match its recorded hash".into(),
@@ -276,12 +319,12 @@ fn job_len(job: &Job<'_>) -> u64 {
     }
 }
 
-/// The pieces of the manifest with their file offsets; the pieces must
-/// add up to the file size.
-fn plan<'s>(m: &crate::Manifest, skeleton: &'s [u8]) -> Result<Vec<Job<'s>>, StoreError> {
+/// The pieces of a file with their offsets; the pieces must add up to
+/// the file size.
+fn plan<'s>(m: &FileLayout<'_>, skeleton: &'s [u8]) -> Result<Vec<Job<'s>>, StoreError> {
     let mut at = 0u64;
     let mut jobs = Vec::with_capacity(m.pieces.len());
-    for piece in &m.pieces {
+    for piece in m.pieces {
         match piece {
             Piece::Skeleton { offset, len } => {
                 let bytes = usize::try_from(*offset)

@@ -5,6 +5,22 @@
 
 use std::fmt;
 
+/// Whether lower or higher monitored scores are better (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreMode {
+    /// Lower is better (a loss).
+    Min,
+    /// Higher is better (an accuracy).
+    Max,
+}
+
+impl ScoreMode {
+    /// True for [`ScoreMode::Min`].
+    pub fn lower_is_better(self) -> bool {
+        self == ScoreMode::Min
+    }
+}
+
 /// What comes after `@`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefSpec {
@@ -21,12 +37,11 @@ pub enum RefSpec {
     Best {
         /// Metric name; `None` means the monitor the checkpoints name.
         metric: Option<String>,
-        /// `Some(true)` lower is better, `Some(false)` higher is better,
-        /// `None` the callback's own mode.
-        lower_is_better: Option<bool>,
+        /// Which scores are better; `None`: the callback's own mode.
+        mode: Option<ScoreMode>,
     },
     /// A tag, or failing that a version id prefix.
-    Word(String),
+    TagOrId(String),
 }
 
 /// A parsed `NAME@REF`.
@@ -73,8 +88,8 @@ impl VersionRef {
 impl VersionRef {
     /// Apply `--by METRIC` / `--mode min|max`: they turn any ref into a
     /// `best` ref (or refine one).
-    pub fn with_best(mut self, by: Option<&str>, lower_is_better: Option<bool>) -> VersionRef {
-        if by.is_none() && lower_is_better.is_none() {
+    pub fn with_best(mut self, by: Option<&str>, mode: Option<ScoreMode>) -> VersionRef {
+        if by.is_none() && mode.is_none() {
             return self;
         }
         let metric = match &self.spec {
@@ -83,7 +98,7 @@ impl VersionRef {
         };
         self.spec = RefSpec::Best {
             metric: by.map(String::from).or(metric),
-            lower_is_better,
+            mode,
         };
         self
     }
@@ -113,7 +128,7 @@ impl RefSpec {
         if spec == "best" {
             return Ok(RefSpec::Best {
                 metric: None,
-                lower_is_better: None,
+                mode: None,
             });
         }
         if let Some(m) = spec.strip_prefix("best:") {
@@ -122,13 +137,13 @@ impl RefSpec {
             }
             return Ok(RefSpec::Best {
                 metric: Some(m.to_string()),
-                lower_is_better: None,
+                mode: None,
             });
         }
         if spec.chars().any(|c| c.is_whitespace() || c == '@' || c == '/') {
             return Err("a tag may not contain spaces, '@' or '/'");
         }
-        Ok(RefSpec::Word(spec.to_string()))
+        Ok(RefSpec::TagOrId(spec.to_string()))
     }
 }
 
@@ -141,7 +156,7 @@ impl fmt::Display for RefSpec {
             RefSpec::Step(s) => write!(f, "step={s}"),
             RefSpec::Best { metric: None, .. } => f.write_str("best"),
             RefSpec::Best { metric: Some(m), .. } => write!(f, "best:{m}"),
-            RefSpec::Word(w) => f.write_str(w),
+            RefSpec::TagOrId(w) => f.write_str(w),
         }
     }
 }
@@ -153,7 +168,7 @@ pub fn check_tag(tag: &str) -> Result<(), BadRef> {
         reason,
     };
     match RefSpec::parse(tag) {
-        Ok(RefSpec::Word(_)) if tag.len() <= 128 => Ok(()),
+        Ok(RefSpec::TagOrId(_)) if tag.len() <= 128 => Ok(()),
         // `best` may be a tag too (the Lightning plugin sets it); `@best`
         // falls back to it when no version records a score.
         Ok(RefSpec::Best { metric: None, .. }) => Ok(()),
@@ -179,17 +194,17 @@ mod tests {
             p("m@best"),
             Some(RefSpec::Best {
                 metric: None,
-                lower_is_better: None
+                mode: None
             })
         );
         assert_eq!(
             p("m@best:val_loss"),
             Some(RefSpec::Best {
                 metric: Some("val_loss".into()),
-                lower_is_better: None
+                mode: None
             })
         );
-        assert_eq!(p("m@prod"), Some(RefSpec::Word("prod".into())));
+        assert_eq!(p("m@prod"), Some(RefSpec::TagOrId("prod".into())));
         assert!(VersionRef::parse("@v1").is_err());
         assert!(VersionRef::parse("m@").is_err());
         assert!(VersionRef::parse("m@epoch=x").is_err());
@@ -197,5 +212,57 @@ mod tests {
         assert!(check_tag("best").is_ok());
         assert!(check_tag("best:loss").is_err());
         assert!(check_tag("release-1").is_ok());
+    }
+
+    #[test]
+    fn near_misses_of_a_form_are_words_or_errors() {
+        let p = RefSpec::parse;
+        let word = |w: &str| Ok(RefSpec::TagOrId(w.into()));
+        // Only `v` and digits is a number; anything else is a tag or id prefix.
+        assert_eq!(p("v"), word("v"));
+        assert_eq!(p("v1x"), word("v1x"));
+        assert_eq!(p("V3"), word("V3"));
+        assert_eq!(p("latest2"), word("latest2"));
+        assert_eq!(p("bestest"), word("bestest"));
+        assert_eq!(p("v0"), Ok(RefSpec::Number(0)));
+        assert_eq!(p("v4294967295"), Ok(RefSpec::Number(u32::MAX)));
+        assert_eq!(p("v4294967296"), Err("version number too large"));
+        assert_eq!(p("epoch=-1"), Ok(RefSpec::Epoch(-1)));
+        assert_eq!(p("step="), Err("step=N needs an integer"));
+        assert_eq!(p("best:"), Err("best:METRIC needs a metric name"));
+        for bad in ["a b", "a@b", "a/b", "tab\t"] {
+            assert!(p(bad).is_err(), "{bad:?} parsed");
+        }
+        // Every form prints as it parses.
+        for form in ["latest", "v7", "epoch=3", "step=900", "best", "best:val_loss", "prod"] {
+            assert_eq!(p(form).map(|s| s.to_string()).as_deref(), Ok(form));
+        }
+    }
+
+    #[test]
+    fn by_and_mode_turn_any_ref_into_best() {
+        let parsed = |s: &str| VersionRef::parse(s).expect("ref");
+        let best = |metric: Option<&str>, mode: Option<ScoreMode>| RefSpec::Best {
+            metric: metric.map(String::from),
+            mode,
+        };
+        assert_eq!(parsed("m@v3").with_best(None, None).spec, RefSpec::Number(3));
+        assert_eq!(
+            parsed("m@v3").with_best(Some("acc"), None).spec,
+            best(Some("acc"), None)
+        );
+        assert_eq!(
+            parsed("m").with_best(None, Some(ScoreMode::Max)).spec,
+            best(None, Some(ScoreMode::Max))
+        );
+        // `--mode` keeps the metric of `best:METRIC`; `--by` replaces it.
+        assert_eq!(
+            parsed("m@best:loss").with_best(None, Some(ScoreMode::Min)).spec,
+            best(Some("loss"), Some(ScoreMode::Min))
+        );
+        assert_eq!(
+            parsed("m@best:loss").with_best(Some("acc"), None).spec,
+            best(Some("acc"), None)
+        );
     }
 }

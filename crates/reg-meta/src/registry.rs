@@ -209,12 +209,16 @@ fn check_format(layout: &RegistryLayout) -> Result<(), RegistryError> {
             root.display()
         ))),
         Err(_) => {
-            // Another reg creating the same registry at this moment may
-            // have left its lock files or its temp marker already: those
-            // do not make the folder someone else's.
-            let foreign = fs::read_dir(root)
-                .map(|d| d.flatten().any(|e| !is_own_file(&e.file_name().to_string_lossy())))
-                .unwrap_or(false);
+            // A registry's own config (written by `reg remote add` before
+            // anything else), and what another reg creating the same
+            // registry at this moment may have left already (its lock
+            // files, its marker), do not make the folder someone else's.
+            let foreign = fs::read_dir(root).is_ok_and(|d| {
+                d.flatten().any(|e| {
+                    let name = e.file_name();
+                    !crate::remotes::is_own_config_file(&name) && !is_own_file(&name.to_string_lossy())
+                })
+            });
             if foreign && !layout.index_dir().exists() && !layout.blobs_dir().exists() {
                 return Err(RegistryError::Invalid(format!(
                     "{} exists, is not empty and is not a reg registry",

@@ -12,30 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashSet;
 
-/// A tensor in `reg show --json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TensorView {
-    /// Place in the object tree.
-    pub path: String,
-    /// torch dtype name.
-    pub dtype: String,
-    /// Sizes.
-    pub shape: Vec<u64>,
-    /// Strides in elements.
-    pub stride: Vec<u64>,
-    /// Offset in elements.
-    pub storage_offset: u64,
-    /// Storage key.
-    pub storage_key: String,
-    /// Blob id of the storage bytes.
-    pub blob: String,
-    /// weight / optimizer / other.
-    pub role: reg_ckpt::tensors::Role,
-    /// requires_grad as saved.
-    pub requires_grad: bool,
-    /// Saved as nn.Parameter.
-    pub parameter: bool,
-}
+/// A tensor in `reg show --json`: the manifest's own entry (one
+/// definition: what is stored is what is shown).
+pub type TensorView = crate::manifest::TensorEntry;
 
 /// `reg show --json`.
 #[derive(Clone, Debug, Serialize)]
@@ -60,8 +39,9 @@ pub struct ShowView {
     pub size: u64,
     /// Whole-file blake3.
     pub blake3: FileHash,
-    /// `epoch`.
-    pub epoch: Option<i64>,
+    /// `epoch` (an integer; a directory version whose layout records a
+    /// fractional epoch, as the Trainer does, shows it exactly).
+    pub epoch: Option<serde_json::Number>,
     /// `global_step`.
     pub global_step: Option<i64>,
     /// Lightning version.
@@ -91,8 +71,91 @@ pub struct ShowView {
     pub storages: usize,
     /// How the version's blobs are stored.
     pub stored: StoredView,
-    /// Every tensor.
-    pub tensors: Vec<TensorView>,
+    /// Every tensor (for a directory version: every logical tensor).
+    pub tensors: TensorsView,
+    /// `"directory"` for a directory version (absent for a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// What kind of checkpoint directory it is (`dcp`, `hf-trainer` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<reg_ckpt::tree::Layout>,
+    /// A directory version's files, sorted by path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileView>>,
+    /// The model configuration (`config.json`) of a Hugging Face directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_config: Option<Value>,
+}
+
+/// The tensors of [`ShowView`]: a file's tensors, or a directory's
+/// logical tensors.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum TensorsView {
+    /// Tensors of a file version.
+    File(Vec<TensorView>),
+    /// Logical tensors of a directory version.
+    Directory(Vec<LogicalTensorView>),
+}
+
+impl TensorsView {
+    /// How many tensors.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorsView::File(t) => t.len(),
+            TensorsView::Directory(t) => t.len(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A file of a directory version in `reg show --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileView {
+    /// Path in the directory.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// How it is read (`torch-zip`, `safetensors`, `dcp-data`, `other` ...).
+    pub format: &'static str,
+    /// Its blake3.
+    pub blake3: FileHash,
+    /// The owner executable bit.
+    pub executable: bool,
+    /// Tensors in it.
+    pub tensors: usize,
+}
+
+/// A logical tensor of a directory version in `reg show --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogicalTensorView {
+    /// Its name: the state-dict key, or `FILE:PATH`.
+    pub path: String,
+    /// torch dtype name.
+    pub dtype: String,
+    /// Global shape.
+    pub shape: Vec<u64>,
+    /// weight / optimizer / other.
+    pub role: reg_ckpt::tensors::Role,
+    /// The saved pieces.
+    pub chunks: Vec<ChunkView>,
+}
+
+/// A chunk of a [`LogicalTensorView`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkView {
+    /// The file holding it.
+    pub file: String,
+    /// Global offsets of its first element.
+    pub offsets: Vec<u64>,
+    /// Its sizes.
+    pub sizes: Vec<u64>,
+    /// Blob id of the storage holding it.
+    pub blob: String,
 }
 
 /// How a version's blobs are stored (part of [`ShowView`]).
@@ -200,7 +263,20 @@ impl Registry {
     /// The `show` view of a version.
     pub fn show_view(&self, v: &Resolved) -> Result<ShowView, RegistryError> {
         let m = &v.manifest;
-        let storages: HashSet<&str> = m.tensors.iter().map(|t| t.storage_key.as_str()).collect();
+        let storages = match &m.tree {
+            None => m
+                .tensors
+                .iter()
+                .map(|t| t.storage_key.as_str())
+                .collect::<HashSet<&str>>()
+                .len(),
+            Some(t) => t
+                .tensors
+                .iter()
+                .flat_map(|t| t.chunks.iter().map(|c| c.blob))
+                .collect::<HashSet<_>>()
+                .len(),
+        };
         let stored = self.stored_view(m);
         Ok(ShowView {
             name: m.name.clone(),
@@ -213,7 +289,7 @@ impl Registry {
             format: m.format.name(),
             size: m.size,
             blake3: m.blake3,
-            epoch: m.meta.epoch,
+            epoch: epoch_number(m),
             global_step: m.meta.global_step,
             lightning_version: m.meta.lightning_version.clone(),
             hparams_name: m.meta.hparams_name.clone(),
@@ -226,24 +302,25 @@ impl Registry {
             top_keys: m.meta.top_keys.clone(),
             globals: m.globals.clone(),
             optimizer_dropped: m.optimizer_dropped.clone(),
-            storages: storages.len(),
+            storages,
             stored,
-            tensors: m
-                .tensors
-                .iter()
-                .map(|t| TensorView {
-                    path: t.path.clone(),
-                    dtype: t.dtype.name().to_string(),
-                    shape: t.shape.clone(),
-                    stride: t.stride.clone(),
-                    storage_offset: t.storage_offset,
-                    storage_key: t.storage_key.clone(),
-                    blob: t.blob.to_hex(),
-                    role: t.role,
-                    requires_grad: t.requires_grad,
-                    parameter: t.parameter,
-                })
-                .collect(),
+            tensors: tensors_view(m),
+            kind: m.tree.as_ref().map(|_| "directory"),
+            layout: m.tree.as_ref().map(|t| t.layout),
+            files: m.tree.as_ref().map(|t| {
+                t.files
+                    .iter()
+                    .map(|f| FileView {
+                        path: f.path.to_string(),
+                        size: f.size,
+                        format: f.format.name(),
+                        blake3: f.blake3,
+                        executable: f.executable,
+                        tensors: f.tensors.len(),
+                    })
+                    .collect()
+            }),
+            model_config: m.tree.as_ref().and_then(|t| t.model_config.clone()),
         })
     }
 
@@ -351,6 +428,10 @@ pub struct PushView {
     pub rebased: RebasedView,
     /// Globals of unknown safety (stored with a warning).
     pub unknown_globals: Vec<String>,
+    /// A directory's files: path, size, format and new payload bytes each
+    /// (absent for a file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::push::PushedFile>,
 }
 
 /// The `rebased` part of [`PushView`].
@@ -373,7 +454,7 @@ pub struct RebasedView {
 impl PushView {
     /// The view of what pushing `file` did.
     pub fn new(report: &crate::PushReport, file: &std::path::Path) -> PushView {
-        let r = &report.rebase;
+        let r = &report.previous_deltas;
         PushView {
             name: report.name.clone(),
             version: report.number,
@@ -396,6 +477,7 @@ impl PushView {
                 in_background: r.pending,
             },
             unknown_globals: report.unknown_globals.clone(),
+            files: report.files.clone(),
         }
     }
 }
@@ -411,6 +493,9 @@ pub struct PullView {
     pub path: std::path::PathBuf,
     /// Bytes written.
     pub bytes: u64,
+    /// Files written, for a directory version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
 }
 
 /// One element of `reg deltas --json`.
@@ -419,7 +504,7 @@ pub struct DeltasView {
     /// Model name.
     pub name: String,
     /// What one round of re-encoding did.
-    pub report: crate::deltas::RebaseReport,
+    pub report: crate::deltas::DeltaReport,
 }
 
 /// The text every `--json` prints for a view (and `reg serve`'s JSON
@@ -428,4 +513,45 @@ pub fn to_json_text<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
     Ok(text)
+}
+
+/// The epoch `reg show` prints: the integer the checkpoint records, or a
+/// directory's exact fractional one.
+fn epoch_number(m: &crate::Manifest) -> Option<serde_json::Number> {
+    match m.tree.as_ref().and_then(|t| t.epoch) {
+        Some(exact) => serde_json::Number::from_f64(exact),
+        None => m.meta.epoch.map(serde_json::Number::from),
+    }
+}
+
+/// The tensors of a version for `reg show`.
+fn tensors_view(m: &crate::Manifest) -> TensorsView {
+    match &m.tree {
+        None => TensorsView::File(m.tensors.clone()),
+        Some(tree) => TensorsView::Directory(
+            tree.tensors
+                .iter()
+                .map(|t| LogicalTensorView {
+                    path: t.name.clone(),
+                    dtype: t.dtype.name().to_string(),
+                    shape: t.shape.clone(),
+                    role: t.role,
+                    chunks: t
+                        .chunks
+                        .iter()
+                        .map(|c| ChunkView {
+                            file: tree
+                                .files
+                                .get(c.file as usize)
+                                .map(|f| f.path.to_string())
+                                .unwrap_or_default(),
+                            offsets: c.offsets.clone(),
+                            sizes: c.sizes.clone(),
+                            blob: c.blob.to_hex(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        ),
+    }
 }

@@ -4,7 +4,7 @@ use crate::error::RegistryError;
 use crate::index::{Index, VersionRecord};
 use crate::lock::ReadGuard;
 use crate::manifest::Manifest;
-use crate::refs::{RefSpec, VersionRef};
+use crate::refs::{RefSpec, ScoreMode, VersionRef};
 use crate::registry::{versions_of, Registry};
 use std::sync::Arc;
 
@@ -134,10 +134,13 @@ pub(crate) fn resolve_in(
                     ))
                 })?
             }
-            RefSpec::Best {
-                metric,
-                lower_is_better,
-            } => match best(idx, &r.name, &versions, metric.as_deref(), *lower_is_better) {
+            RefSpec::Best { metric, mode } => match best(
+                idx,
+                &r.name,
+                &versions,
+                metric.as_deref(),
+                mode.map(ScoreMode::lower_is_better),
+            ) {
                 Ok(found) => found,
                 Err(e) => {
                     // No scores: a tag named `best` (set by the Lightning plugin) decides.
@@ -148,7 +151,7 @@ pub(crate) fn resolve_in(
                     }
                 }
             },
-            RefSpec::Word(w) => {
+            RefSpec::TagOrId(w) => {
                 let tags = idx.tags(&r.name)?;
                 if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {
                     match versions.iter().find(|v| v.number == *n) {

@@ -26,7 +26,7 @@
 //! error.
 
 use crate::error::RegistryError;
-use crate::manifest::Piece;
+use crate::manifest::{FileLayout, Piece};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_store::{BlobStore, ChainReader, StoreError};
@@ -180,8 +180,31 @@ impl Registry {
     /// (`start` may equal the size: an empty reader). The reader does not
     /// borrow the registry, which may be closed while it is read.
     pub fn version_reader(&self, v: &Resolved, start: u64) -> Result<VersionReader, RegistryError> {
-        let m = &v.manifest;
-        let label = format!("{}@v{}", m.name, m.number);
+        if v.manifest.is_directory() {
+            return Err(RegistryError::Invalid(format!(
+                "{}@v{} is a directory: read its files one by one (file_reader) or as a tar stream",
+                v.manifest.name, v.manifest.number
+            )));
+        }
+        let layout = v.manifest.files().remove(0);
+        self.layout_reader(v, &layout, start)
+    }
+
+    /// A reader over one file of a directory version (`path` as the
+    /// version lists it), from byte `start` on.
+    pub fn file_reader(&self, v: &Resolved, path: &str, start: u64) -> Result<VersionReader, RegistryError> {
+        let files = v.manifest.files();
+        let Some(layout) = files.iter().find(|f| f.path.is_some_and(|p| p.as_str() == path)) else {
+            return Err(RegistryError::Invalid(format!(
+                "{}@v{} has no file {path:?}",
+                v.manifest.name, v.manifest.number
+            )));
+        };
+        self.layout_reader(v, layout, start)
+    }
+
+    fn layout_reader(&self, v: &Resolved, m: &FileLayout<'_>, start: u64) -> Result<VersionReader, RegistryError> {
+        let label = format!("{}@v{}", v.manifest.name, v.manifest.number);
         if start > m.size {
             return Err(RegistryError::Invalid(format!(
                 "{label} has {} bytes; cannot start reading at byte {start}",
@@ -224,7 +247,7 @@ impl Registry {
             _pin: v._pin.clone(),
             store,
             skeleton,
-            pieces: m.pieces.clone(),
+            pieces: m.pieces.to_vec(),
             next: m.pieces.len(),
             current: Current::None,
             label: label.clone(),

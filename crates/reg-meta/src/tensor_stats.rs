@@ -145,9 +145,81 @@ fn is_contiguous(t: &TensorEntry) -> bool {
     reg_ckpt::tensors::is_contiguous(&t.shape, &t.stride)
 }
 
+/// Running totals of an element-by-element comparison, so that a tensor
+/// compared in parts (a sharded tensor chunk by chunk) gives the same
+/// numbers as one compared whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sums {
+    max_abs: f64,
+    diff_sq: f64,
+    a_sq: f64,
+    changed: u64,
+    total: u64,
+}
+
+impl Sums {
+    /// Compare two runs of elements' bytes of `dtype` (same length).
+    pub fn add_bytes(&mut self, dtype: DType, a: &[u8], b: &[u8]) {
+        let size = dtype.size();
+        for (xa, xb) in a.chunks_exact(size).zip(b.chunks_exact(size)) {
+            self.total += 1;
+            if xa == xb {
+                if let Some(v) = reg_ckpt::decode_scalar(dtype, xa).filter(|v| v.is_finite()) {
+                    self.a_sq += v * v;
+                }
+                continue;
+            }
+            self.changed += 1;
+            let (Some(va), Some(vb)) = (reg_ckpt::decode_scalar(dtype, xa), reg_ckpt::decode_scalar(dtype, xb)) else {
+                continue;
+            };
+            if va.is_finite() && vb.is_finite() {
+                let d = vb - va;
+                self.max_abs = self.max_abs.max(d.abs());
+                self.diff_sq += d * d;
+                self.a_sq += va * va;
+            }
+        }
+    }
+
+    /// Add another part's totals.
+    pub fn merge(&mut self, other: Sums) {
+        self.max_abs = self.max_abs.max(other.max_abs);
+        self.diff_sq += other.diff_sq;
+        self.a_sq += other.a_sq;
+        self.changed += other.changed;
+        self.total += other.total;
+    }
+
+    /// The numbers.
+    pub fn finish(&self) -> TensorStats {
+        let rel_l2 = if self.a_sq > 0.0 {
+            Some(self.diff_sq.sqrt() / self.a_sq.sqrt())
+        } else if self.diff_sq == 0.0 {
+            Some(0.0)
+        } else {
+            None
+        };
+        TensorStats {
+            max_abs_diff: self.max_abs,
+            rel_l2,
+            changed_fraction: if self.total == 0 {
+                0.0
+            } else {
+                self.changed as f64 / self.total as f64
+            },
+        }
+    }
+}
+
 /// Compare two tensors of the same dtype and shape element by element.
 /// Returns `None` for dtypes [`supported`] does not cover.
 pub fn compare(store: &BlobStore, a: &TensorEntry, b: &TensorEntry) -> Result<Option<TensorStats>, StoreError> {
+    Ok(compare_sums(store, a, b)?.map(|s| s.finish()))
+}
+
+/// [`compare`], as running totals.
+pub fn compare_sums(store: &BlobStore, a: &TensorEntry, b: &TensorEntry) -> Result<Option<Sums>, StoreError> {
     if a.dtype != b.dtype || a.shape != b.shape || !supported(a.dtype) {
         return Ok(None);
     }
@@ -155,47 +227,14 @@ pub fn compare(store: &BlobStore, a: &TensorEntry, b: &TensorEntry) -> Result<Op
     let mut ea = Elements::open(store, a)?;
     let mut eb = Elements::open(store, b)?;
     let (mut ca, mut cb) = (Vec::new(), Vec::new());
-    let (mut max_abs, mut diff_sq, mut a_sq) = (0f64, 0f64, 0f64);
-    let (mut changed, mut total) = (0u64, 0u64);
+    let mut sums = Sums::default();
     loop {
         let more_a = ea.next_chunk(size, &mut ca).map_err(|e| io_corrupt(a, e))?;
         let more_b = eb.next_chunk(size, &mut cb).map_err(|e| io_corrupt(b, e))?;
         if !more_a || !more_b {
             break;
         }
-        for (xa, xb) in ca.chunks_exact(size).zip(cb.chunks_exact(size)) {
-            total += 1;
-            if xa == xb {
-                if let Some(v) = reg_ckpt::decode_scalar(a.dtype, xa).filter(|v| v.is_finite()) {
-                    a_sq += v * v;
-                }
-                continue;
-            }
-            changed += 1;
-            let (Some(va), Some(vb)) = (
-                reg_ckpt::decode_scalar(a.dtype, xa),
-                reg_ckpt::decode_scalar(a.dtype, xb),
-            ) else {
-                continue;
-            };
-            if va.is_finite() && vb.is_finite() {
-                let d = vb - va;
-                max_abs = max_abs.max(d.abs());
-                diff_sq += d * d;
-                a_sq += va * va;
-            }
-        }
+        sums.add_bytes(a.dtype, &ca, &cb);
     }
-    let rel_l2 = if a_sq > 0.0 {
-        Some(diff_sq.sqrt() / a_sq.sqrt())
-    } else if diff_sq == 0.0 {
-        Some(0.0)
-    } else {
-        None
-    };
-    Ok(Some(TensorStats {
-        max_abs_diff: max_abs,
-        rel_l2,
-        changed_fraction: if total == 0 { 0.0 } else { changed as f64 / total as f64 },
-    }))
+    Ok(Some(sums))
 }

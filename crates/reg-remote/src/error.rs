@@ -79,6 +79,20 @@ pub enum RemoteError {
         /// Attempts made.
         attempts: u32,
     },
+    /// The number-claim lease of a name stayed taken (stores whose creates
+    /// are not exclusive).
+    #[error("remote {remote}: the lease for numbering {name} stayed taken for {waited_secs} s; another push holds it")]
+    LeaseBusy {
+        /// Remote name.
+        remote: String,
+        /// Model name.
+        name: String,
+        /// Seconds waited.
+        waited_secs: u64,
+    },
+    /// The registry's own config, where probe answers are recorded, failed.
+    #[error(transparent)]
+    Config(#[from] reg_meta::remotes::RemoteConfigError),
     /// The local registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -88,11 +102,23 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// True when the error means stored data is damaged (the CLI exits 2).
+    /// True when the error means stored data is damaged, on the remote or
+    /// in the local registry (the CLI exits 2).
     pub fn is_damage(&self) -> bool {
         match self {
             RemoteError::Damaged { .. } | RemoteError::BadObject { .. } => true,
             RemoteError::Registry(e) => e.is_damage(),
+            RemoteError::Local(e) => !matches!(e, StoreError::Io { .. }),
+            _ => false,
+        }
+    }
+
+    /// True when reg itself failed rather than the input, the remote or
+    /// the registry (the CLI exits 3).
+    pub fn is_internal(&self) -> bool {
+        match self {
+            RemoteError::Runtime { .. } => true,
+            RemoteError::Registry(e) => e.is_internal(),
             _ => false,
         }
     }

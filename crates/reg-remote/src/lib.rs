@@ -32,15 +32,17 @@
 
 mod error;
 pub mod layout;
+mod numbering;
 mod pull;
 mod push;
 mod remote;
 mod report;
 
 pub use error::RemoteError;
+pub use numbering::not_exclusive_note;
 pub use push::Selection;
-pub use remote::{check_url, Remote, Tuning};
-pub use report::{SyncReport, SyncedVersion};
+pub use remote::{Remote, Tuning};
+pub use report::{PushedAndSynced, SyncReport, SyncedVersion};
 
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,10 @@
 //! local store lacks is downloaded into `tmp/` and hash-checked (decoded,
 //! blake3 of the raw bytes against the id) before it is renamed into the
 //! store (a delta blob's parent is downloaded and stored before it, so
-//! that it can be checked), and only then is the version committed to the local index, with
-//! the next free local number (see `reg_meta::import`). A damaged or
+//! that it can be checked; a chain that loops or is longer than
+//! `reg_store::MAX_CHAIN` is damage), and only then is the version
+//! committed to the local index, with the next free local number (see
+//! `reg_meta::import`, which checks the manifest again as it imports it). A damaged or
 //! missing remote object stops the pull with an error naming the version;
 //! nothing damaged is stored and no version appears. Blobs that arrived
 //! intact before the error stay (a retry does not fetch them again; `reg gc`
@@ -17,9 +19,10 @@ use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use reg_meta::{Piece, Progress, Registry, VersionRef};
+use reg_meta::{Progress, Registry, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::io::Write;
+use std::sync::Mutex;
 
 impl Remote {
     /// Download the version `r` names (its number is the remote's) into
@@ -38,7 +41,9 @@ impl Remote {
         progress: &dyn Progress,
     ) -> Result<SyncReport, RemoteError> {
         self.check_marker(false).await?;
-        let entry = self.resolve_async(r).await?;
+        let (entry, versions) = self.resolve_among(r).await?;
+        let all_tags = self.tags_async(&entry.name).await?;
+        self.check_tags(&versions, &all_tags)?;
         let label = self.label(&entry.name, entry.number);
         let mut report = SyncReport::new(&self.name, "pull");
         if let Some(local) = reg.find_identical(&entry.name, entry.blake3, entry.size)? {
@@ -65,39 +70,60 @@ impl Remote {
                 report.blob_bytes_skipped += reg.store().stored_len(id).unwrap_or(0);
             }
         }
-        // Raw lengths as the progress total (stored lengths are not known
-        // before the download; compressed blobs finish early).
-        let raw_len = |id: BlobId| -> u64 {
-            manifest
-                .pieces
-                .iter()
-                .find_map(|p| match p {
-                    Piece::Payload { blob, len } if *blob == id => Some(*len),
-                    _ => None,
-                })
-                .unwrap_or(0)
-        };
-        progress.phase("downloading", missing.iter().map(|id| raw_len(*id)).sum());
-        let store = reg.store();
-        let received: Vec<u64> = futures::stream::iter(missing)
-            .map(|id| self.download_blob(store, id, &label, progress))
-            .buffer_unordered(self.tuning.concurrency.max(1))
+        // The progress total is the stored bytes to fetch (a HEAD per
+        // missing blob; delta parents found on the way add theirs).
+        let sizes: Vec<u64> = futures::stream::iter(missing.iter().copied())
+            .map(|id| async move {
+                match self.store.head(&layout::blob_key(id)).await {
+                    Ok(meta) => Ok(meta.size),
+                    Err(object_store::Error::NotFound { .. }) => Ok(0), // the download says so
+                    Err(e) => Err(self.err()(e)),
+                }
+            })
+            .buffered(self.tuning.concurrency.max(1) * 2)
             .try_collect()
             .await?;
+        progress.phase("downloading", sizes.iter().sum());
+        let store = reg.store();
+        // Blobs this pull adds, removed again when the remote turns out
+        // damaged: a damaged pull leaves the registry as it was. (After
+        // other failures, such as a server going away, they stay, so a
+        // retry resumes; `reg gc` removes them if nothing ever needs them.)
+        let added: Mutex<Vec<BlobId>> = Mutex::new(Vec::new());
+        let tags: Vec<String> = all_tags
+            .into_iter()
+            .filter(|t| t.number == entry.number)
+            .map(|t| t.tag)
+            .collect();
+        let fetched = async {
+            let received: Vec<u64> = futures::stream::iter(missing)
+                .map(|id| self.download_blob(store, id, &label, progress, Vec::new(), &added))
+                .buffer_unordered(self.tuning.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let imported = reg.import_version(&guard, &json, &tags, &label)?;
+            Ok::<_, RemoteError>((received, imported))
+        }
+        .await;
+        let (received, imported) = match fetched {
+            Ok(done) => done,
+            Err(e) => {
+                if e.is_damage() {
+                    let added = added.lock().map(|a| a.clone()).unwrap_or_default();
+                    for id in added {
+                        // Only blobs this pull wrote, which no version
+                        // names (the import did not happen).
+                        let _ = store.remove(id);
+                    }
+                }
+                return Err(e);
+            }
+        };
         for len in received {
             report.blobs_transferred += 1;
             report.blob_bytes_transferred += len;
             report.object(len);
         }
-
-        let tags: Vec<String> = self
-            .tags_async(&entry.name)
-            .await?
-            .into_iter()
-            .filter(|t| t.number == entry.number)
-            .map(|t| t.tag)
-            .collect();
-        let imported = reg.import_version(&guard, &json, &tags, &label)?;
         for t in &imported.tags_set {
             report.tags.push(format!("{}@{t} -> v{}", entry.name, imported.number));
         }
@@ -118,14 +144,18 @@ impl Remote {
     }
 
     /// Stream one blob into the local store (after the delta parents it
-    /// needs); it is verified before it is stored. Returns the stored
-    /// length of it and of the parents fetched for it.
+    /// needs); it is verified before it is stored. `children` are the
+    /// deltas waiting for it (a chain may not loop or exceed
+    /// `reg_store::MAX_CHAIN`). Returns the stored length of it and of the
+    /// parents fetched for it.
     async fn download_blob(
         &self,
         store: &BlobStore,
         id: BlobId,
         label: &str,
         progress: &dyn Progress,
+        children: Vec<BlobId>,
+        added: &Mutex<Vec<BlobId>>,
     ) -> Result<u64, RemoteError> {
         let damaged = |source| RemoteError::Damaged {
             version: label.to_string(),
@@ -152,15 +182,38 @@ impl Remote {
         // A delta is checked against its parent: fetch that first.
         let mut parents_len = 0;
         if let Some(parent) = writer.parent()? {
+            if parent == id || children.contains(&parent) || children.len() >= reg_store::MAX_CHAIN {
+                return Err(damaged(StoreError::Corrupt {
+                    id,
+                    reason: format!(
+                        "its delta chain is cyclic or longer than {} links (parent {parent})",
+                        reg_store::MAX_CHAIN
+                    ),
+                }));
+            }
             if !store.contains(parent) {
-                parents_len = Box::pin(self.download_blob(store, parent, label, progress)).await?;
+                match self.store.head(&layout::blob_key(parent)).await {
+                    Ok(meta) => progress.grow(meta.size),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        return Err(damaged(StoreError::MissingParent { id, parent }));
+                    }
+                    Err(e) => return Err(self.err()(e)),
+                }
+                let mut chain = children;
+                chain.push(id);
+                parents_len = Box::pin(self.download_blob(store, parent, label, progress, chain, added)).await?;
             }
         }
         let len = writer.len() + parents_len;
-        writer.commit().map_err(|e| match e {
+        let outcome = writer.commit().map_err(|e| match e {
             StoreError::Io { .. } => RemoteError::Local(e),
             other => damaged(other),
         })?;
+        if outcome.written {
+            if let Ok(mut a) = added.lock() {
+                a.push(id);
+            }
+        }
         Ok(len)
     }
 }

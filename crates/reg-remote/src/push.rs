@@ -14,8 +14,9 @@ use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use reg_meta::ids::{ModelName, VersionId};
+use reg_meta::ids::ModelName;
 use reg_meta::index::VersionRecord;
+use reg_meta::remotes::Creates;
 use reg_meta::{Manifest, Progress, Registry, RegistryError, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -49,9 +50,6 @@ pub(crate) struct Outgoing {
     pub(crate) id: BlobId,
     pub(crate) manifest: Manifest,
 }
-
-/// Attempts at finding a free version number before giving up.
-const MAX_NUMBER_ATTEMPTS: u32 = 10_000;
 
 impl Remote {
     /// Send local versions (see [`Selection`]) with everything they need
@@ -101,6 +99,8 @@ impl Remote {
             return Ok(report);
         }
         self.check_marker(true).await?;
+        let (creates, note) = self.creates_for(reg).await?;
+        report.notes.extend(note);
 
         // What the remote has of these names.
         let mut remote: BTreeMap<ModelName, Vec<VersionEntry>> = BTreeMap::new();
@@ -213,19 +213,24 @@ impl Remote {
         for n in manifest_sizes {
             report.object(n);
         }
-        let mut next: HashMap<ModelName, u32> = remote
-            .iter()
-            .map(|(n, vs)| (n.clone(), vs.last().map(|e| e.number + 1).unwrap_or(1)))
-            .collect();
+        // Entries, name by name, in local order: each takes the next free
+        // number of its name (see numbering.rs).
         let mut created: Vec<(usize, VersionEntry)> = Vec::new();
-        for (i, o) in outgoing.iter().enumerate() {
-            let start = next.get(&o.name).copied().unwrap_or(1);
-            let (entry, bytes) = self.create_entry(o, start).await?;
-            next.insert(o.name.clone(), entry.number + 1);
-            report.object(bytes);
-            created.push((i, entry));
+        for (name, vs) in &remote {
+            let batch: Vec<(usize, &Outgoing)> = outgoing.iter().enumerate().filter(|(_, o)| &o.name == name).collect();
+            if batch.is_empty() {
+                continue;
+            }
+            let start = vs.last().map(|e| e.number.saturating_add(1)).unwrap_or(1);
+            let versions: Vec<&Outgoing> = batch.iter().map(|(_, o)| *o).collect();
+            let claimed = self.claim(creates, &versions, start).await?;
+            for ((i, _), (entry, bytes)) in batch.iter().zip(claimed) {
+                report.object(bytes);
+                created.push((*i, entry));
+            }
         }
-        self.confirm_entries(&outgoing, &mut created, &mut report).await?;
+        self.confirm_entries(creates, &outgoing, &mut created, &mut report)
+            .await?;
         for (i, entry) in &created {
             let o = &outgoing[*i];
             report.versions.push(SyncedVersion {
@@ -307,43 +312,12 @@ impl Remote {
         }
     }
 
-    /// Create the version entry of `o` at the first free number from
-    /// `start` (conditional create: a number someone else took is skipped).
-    pub(crate) async fn create_entry(&self, o: &Outgoing, start: u32) -> Result<(VersionEntry, u64), RemoteError> {
-        let mut number = start.max(1);
-        for _ in 0..MAX_NUMBER_ATTEMPTS {
-            let entry = VersionEntry {
-                name: o.name.clone(),
-                number,
-                id: VersionId(o.id.0),
-                blake3: o.record.blake3,
-                size: o.record.size,
-                created: o.record.created,
-                epoch: o.record.epoch,
-                step: o.record.global_step,
-                source: o.record.source.clone(),
-                message: o.record.message.clone(),
-                tensors: o.record.tensor_count,
-            };
-            let body = serde_json::to_vec(&entry).unwrap_or_default();
-            let len = body.len() as u64;
-            if self.create_small(&layout::version_key(&o.name, number), body).await? {
-                return Ok((entry, len));
-            }
-            number = number.saturating_add(1);
-        }
-        Err(RemoteError::Numbering {
-            remote: self.name.clone(),
-            name: o.name.to_string(),
-            attempts: MAX_NUMBER_ATTEMPTS,
-        })
-    }
-
     /// Read back the entries this push created. A server whose conditional
     /// create is not atomic can let a concurrent writer replace an entry;
     /// such a version is created again at the next free number.
     async fn confirm_entries(
         &self,
+        creates: Creates,
         outgoing: &[Outgoing],
         created: &mut [(usize, VersionEntry)],
         report: &mut SyncReport,
@@ -356,8 +330,8 @@ impl Remote {
             let mut lost = Vec::new();
             for (k, (_, entry)) in created.iter().enumerate() {
                 let key = layout::version_key(&entry.name, entry.number);
-                let ours = match self.get_opt(&key).await? {
-                    Some(bytes) => serde_json::from_slice::<VersionEntry>(&bytes).is_ok_and(|e| e.id == entry.id),
+                let ours = match self.get_small(&key).await? {
+                    Some(bytes) => layout::parse_version_entry(&key, &bytes).is_ok_and(|e| e.id == entry.id),
                     None => false,
                 };
                 if !ours {
@@ -376,7 +350,14 @@ impl Remote {
                     .last()
                     .map(|e| e.number + 1)
                     .unwrap_or(1);
-                let (entry, bytes) = self.create_entry(o, start).await?;
+                let mut claimed = self.claim(creates, &[o], start).await?;
+                let Some((entry, bytes)) = claimed.pop() else {
+                    return Err(RemoteError::Numbering {
+                        remote: self.name.clone(),
+                        name: o.name.to_string(),
+                        attempts: 1,
+                    });
+                };
                 report.object(bytes);
                 report.notes.push(format!(
                     "{}@v{}: a concurrent push replaced its entry v{}; created again as v{}",

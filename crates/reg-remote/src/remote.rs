@@ -9,16 +9,18 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use reg_meta::config::RemoteSpec;
 use reg_meta::ids::ModelName;
+use reg_meta::refs::ScoreMode;
+use reg_meta::remotes::{split_bucket, Creates, RemoteSpec};
 use reg_meta::report::{LogEntry, NameEntry};
 use reg_meta::{Manifest, RefSpec, VersionRef};
 use reg_store::{BlobId, StoreError};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Transfer settings.
+/// Transfer settings. [`Remote::open`] takes `concurrency` from the
+/// remote's declaration (`concurrency = N`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
     /// Blobs of at least this many stored bytes are uploaded in parts.
@@ -37,7 +39,7 @@ impl Default for Tuning {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             part_concurrency: 4,
-            concurrency: 8,
+            concurrency: reg_meta::remotes::DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -46,45 +48,21 @@ impl Default for Tuning {
 /// small tokio runtime and blocks on it.
 pub struct Remote {
     pub(crate) name: String,
-    url: String,
+    pub(crate) spec: RemoteSpec,
     pub(crate) store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     pub(crate) tuning: Tuning,
+    /// Whether the store's creates are exclusive: from the declaration's
+    /// recorded probe, or probed at the first push.
+    pub(crate) creates: OnceLock<Creates>,
 }
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
             .field("name", &self.name)
-            .field("url", &self.url)
+            .field("url", &self.spec.url)
             .finish()
-    }
-}
-
-/// Split `s3://bucket/some/prefix` into bucket and prefix.
-fn split_bucket(rest: &str) -> (&str, &str) {
-    match rest.split_once('/') {
-        Some((b, p)) => (b, p.trim_matches('/')),
-        None => (rest, ""),
-    }
-}
-
-/// Check a remote URL without opening it: `s3://BUCKET[/PREFIX]` or
-/// `file:///ABSOLUTE/PATH`.
-pub fn check_url(url: &str) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, _) = split_bucket(rest);
-        if bucket.is_empty() {
-            return Err(format!("{url}: missing bucket name (s3://BUCKET[/PREFIX])"));
-        }
-        Ok(())
-    } else if let Some(path) = url.strip_prefix("file://") {
-        if !std::path::Path::new(path).is_absolute() {
-            return Err(format!("{url}: a file:// remote needs an absolute path (file:///dir)"));
-        }
-        Ok(())
-    } else {
-        Err(format!("{url}: use s3://BUCKET[/PREFIX] or file:///PATH"))
     }
 }
 
@@ -99,7 +77,7 @@ impl Remote {
             remote: spec.name.clone(),
             reason,
         };
-        check_url(&spec.url).map_err(bad)?;
+        spec.check_location().map_err(|e| bad(e.to_string()))?;
         let store_err = |source| RemoteError::Store {
             remote: spec.name.clone(),
             source,
@@ -136,12 +114,20 @@ impl Remote {
                 remote: spec.name.clone(),
                 source,
             })?;
+        let creates = OnceLock::new();
+        if let Some(c) = spec.creates {
+            let _ = creates.set(c);
+        }
         Ok(Remote {
             name: spec.name.clone(),
-            url: spec.url.clone(),
+            spec: spec.clone(),
             store,
             rt,
-            tuning: Tuning::default(),
+            tuning: Tuning {
+                concurrency: spec.concurrency(),
+                ..Tuning::default()
+            },
+            creates,
         })
     }
 
@@ -158,7 +144,12 @@ impl Remote {
 
     /// The remote's URL.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.spec.url
+    }
+
+    /// The remote's declaration.
+    pub fn spec(&self) -> &RemoteSpec {
+        &self.spec
     }
 
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
@@ -176,11 +167,51 @@ impl Remote {
         format!("{}:{name}@v{number}", self.name)
     }
 
-    /// An object's bytes, or `None` when it does not exist.
-    pub(crate) async fn get_opt(&self, key: &Path) -> Result<Option<Vec<u8>>, RemoteError> {
-        match self.store.get(key).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(self.err())?.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+    pub(crate) fn bad_object(&self, key: &Path, reason: impl Into<String>) -> RemoteError {
+        RemoteError::BadObject {
+            remote: self.name.clone(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An object's bytes, or `None` when it does not exist. At most
+    /// `limit` bytes are read: a larger object is damage (a hostile
+    /// remote must not make reg read gigabytes where it expects an entry).
+    pub(crate) async fn get_bounded(&self, key: &Path, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+        let got = match self.store.get(key).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err()(e)),
+        };
+        let too_big =
+            |size: String| self.bad_object(key, format!("is {size} bytes, more than the {limit} reg reads of it"));
+        if got.meta.size > limit {
+            return Err(too_big(got.meta.size.to_string()));
+        }
+        let mut out = Vec::with_capacity(got.meta.size as usize);
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(self.err())?;
+            if (out.len() + chunk.len()) as u64 > limit {
+                return Err(too_big(format!("{} or more", out.len() + chunk.len())));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
+    }
+
+    /// A small object (entry, tag, marker): at most
+    /// [`layout::MAX_SMALL_OBJECT`] bytes.
+    pub(crate) async fn get_small(&self, key: &Path) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.get_bounded(key, layout::MAX_SMALL_OBJECT).await
+    }
+
+    /// True when the object exists.
+    pub(crate) async fn exists(&self, key: &Path) -> Result<bool, RemoteError> {
+        match self.store.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.err()(e)),
         }
     }
@@ -210,21 +241,13 @@ impl Remote {
         }
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self, key: &Path, bytes: &[u8]) -> Result<T, RemoteError> {
-        serde_json::from_slice(bytes).map_err(|e| RemoteError::BadObject {
-            remote: self.name.clone(),
-            key: key.to_string(),
-            reason: e.to_string(),
-        })
-    }
-
     /// Check the format marker; write it when the remote is new and
     /// `create` is set.
     pub(crate) async fn check_marker(&self, create: bool) -> Result<(), RemoteError> {
         let key = layout::marker_key();
-        match self.get_opt(&key).await? {
+        match self.get_small(&key).await? {
             Some(bytes) => {
-                let m: Marker = self.parse(&key, &bytes)?;
+                let m: Marker = layout::parse_marker(&bytes).map_err(|e| self.bad_object(&key, e))?;
                 if m.format > REMOTE_FORMAT {
                     return Err(RemoteError::TooNew {
                         remote: self.name.clone(),
@@ -233,7 +256,7 @@ impl Remote {
                 }
             }
             None if create => {
-                let body = serde_json::to_vec(&Marker { format: REMOTE_FORMAT }).unwrap_or_default();
+                let body = format!("{{\"format\": {REMOTE_FORMAT}}}").into_bytes();
                 self.create_small(&key, body).await?;
             }
             None => {}
@@ -241,31 +264,34 @@ impl Remote {
         Ok(())
     }
 
-    /// Version entries of a name, oldest first (empty when the name is
-    /// unknown).
-    pub(crate) async fn versions_async(&self, name: &str) -> Result<Vec<VersionEntry>, RemoteError> {
+    /// The version keys of a name with their numbers, in number order
+    /// (one LIST; every key must parse).
+    pub(crate) async fn version_keys(&self, name: &str) -> Result<Vec<(u32, Path)>, RemoteError> {
         let listed = self.list_all(&layout::versions_prefix(name)).await?;
-        let keys: Vec<(u32, Path)> = listed
-            .into_iter()
-            .filter_map(|o| {
-                let n = o.location.filename()?.parse::<u32>().ok()?;
-                Some((n, o.location))
-            })
-            .collect();
+        let mut keys = Vec::with_capacity(listed.len());
+        for o in listed {
+            let (n, number) = layout::parse_version_key(&o.location).map_err(|e| self.bad_object(&o.location, e))?;
+            if n != name {
+                return Err(self.bad_object(&o.location, format!("is listed under {name}")));
+            }
+            keys.push((number, o.location));
+        }
+        keys.sort_by_key(|(n, _)| *n);
+        Ok(keys)
+    }
+
+    /// Version entries of a name, oldest first (empty when the name is
+    /// unknown). Every key and entry must parse and agree.
+    pub(crate) async fn versions_async(&self, name: &str) -> Result<Vec<VersionEntry>, RemoteError> {
+        let keys = self.version_keys(name).await?;
         let mut out: Vec<VersionEntry> = futures::stream::iter(keys)
-            .map(|(n, key)| async move {
-                let Some(bytes) = self.get_opt(&key).await? else {
+            .map(|(_, key)| async move {
+                let Some(bytes) = self.get_small(&key).await? else {
                     return Ok(None); // removed since the listing
                 };
-                let e: VersionEntry = self.parse(&key, &bytes)?;
-                if e.number != n || e.name != name {
-                    return Err(RemoteError::BadObject {
-                        remote: self.name.clone(),
-                        key: key.to_string(),
-                        reason: format!("names {}@v{} instead", e.name, e.number),
-                    });
-                }
-                Ok(Some(e))
+                layout::parse_version_entry(&key, &bytes)
+                    .map(Some)
+                    .map_err(|e| self.bad_object(&key, e))
             })
             .buffer_unordered(self.tuning.concurrency.max(1) * 2)
             .try_filter_map(|e| async move { Ok(e) })
@@ -275,15 +301,19 @@ impl Remote {
         Ok(out)
     }
 
-    /// Tags of a name.
+    /// Tags of a name; every key and entry must parse and agree.
     pub(crate) async fn tags_async(&self, name: &str) -> Result<Vec<TagEntry>, RemoteError> {
         let listed = self.list_all(&layout::tags_prefix(name)).await?;
         let mut out: Vec<TagEntry> = futures::stream::iter(listed)
             .map(|o| async move {
-                let Some(bytes) = self.get_opt(&o.location).await? else {
+                let Some(bytes) = self.get_small(&o.location).await? else {
                     return Ok(None);
                 };
-                self.parse::<TagEntry>(&o.location, &bytes).map(Some)
+                let t = layout::parse_tag_entry(&o.location, &bytes).map_err(|e| self.bad_object(&o.location, e))?;
+                if t.name != name {
+                    return Err(self.bad_object(&o.location, format!("is listed under {name}")));
+                }
+                Ok(Some(t))
             })
             .buffer_unordered(self.tuning.concurrency.max(1) * 2)
             .try_filter_map(|e| async move { Ok(e) })
@@ -291,6 +321,34 @@ impl Remote {
             .await?;
         out.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(out)
+    }
+
+    /// Check that every tag names a version there is, by number and id: a
+    /// tag that points elsewhere is damage.
+    pub(crate) fn check_tags(&self, versions: &[VersionEntry], tags: &[TagEntry]) -> Result<(), RemoteError> {
+        for t in tags {
+            match versions.iter().find(|v| v.number == t.number) {
+                Some(v) if v.id == t.id => {}
+                Some(v) => {
+                    return Err(self.bad_object(
+                        &layout::tag_key(&t.name, &t.tag),
+                        format!(
+                            "points at v{} as {}, which is {} there",
+                            t.number,
+                            t.id.short(),
+                            v.id.short()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(self.bad_object(
+                        &layout::tag_key(&t.name, &t.tag),
+                        format!("points at v{}, which the remote does not have", t.number),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Model names on the remote with their version counts and newest
@@ -301,19 +359,10 @@ impl Remote {
             let listed = self.list_all(&layout::versions_root()).await?;
             let mut names: BTreeMap<ModelName, (u32, u32)> = BTreeMap::new();
             for o in listed {
-                let parts: Vec<String> = o.location.parts().map(|p| p.as_ref().to_string()).collect();
-                if let [_, name, number] = parts.as_slice() {
-                    let name = ModelName::new(name).map_err(|e| RemoteError::BadObject {
-                        remote: self.name.clone(),
-                        key: o.location.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                    if let Ok(n) = number.parse::<u32>() {
-                        let e = names.entry(name).or_default();
-                        e.0 += 1;
-                        e.1 = e.1.max(n);
-                    }
-                }
+                let (name, n) = layout::parse_version_key(&o.location).map_err(|e| self.bad_object(&o.location, e))?;
+                let e = names.entry(name).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(n);
             }
             Ok(names
                 .into_iter()
@@ -334,11 +383,13 @@ impl Remote {
     }
 
     async fn no_such_name(&self, name: &str) -> RemoteError {
+        // Only for the message: keys that do not parse are left out.
         let names = match self.list_all(&layout::versions_root()).await {
             Ok(listed) => {
                 let mut n: Vec<String> = listed
                     .iter()
-                    .filter_map(|o| o.location.parts().nth(1).map(|p| p.as_ref().to_string()))
+                    .filter_map(|o| layout::parse_version_key(&o.location).ok())
+                    .map(|(name, _)| name.to_string())
                     .collect();
                 n.dedup();
                 n
@@ -359,6 +410,7 @@ impl Remote {
     pub fn log(&self, name: &str) -> Result<Vec<LogEntry>, RemoteError> {
         let versions = self.versions(name)?;
         let tags = self.block_on(self.tags_async(name))?;
+        self.check_tags(&versions, &tags)?;
         Ok(versions
             .into_iter()
             .map(|v| LogEntry {
@@ -387,6 +439,11 @@ impl Remote {
     }
 
     pub(crate) async fn resolve_async(&self, r: &VersionRef) -> Result<VersionEntry, RemoteError> {
+        Ok(self.resolve_among(r).await?.0)
+    }
+
+    /// The version a ref names, with every version of its name.
+    pub(crate) async fn resolve_among(&self, r: &VersionRef) -> Result<(VersionEntry, Vec<VersionEntry>), RemoteError> {
         let versions = self.versions_async(&r.name).await?;
         if versions.is_empty() {
             return Err(self.no_such_name(&r.name).await);
@@ -406,8 +463,9 @@ impl Remote {
             RefSpec::Number(n) => versions.iter().find(|v| v.number == *n).cloned(),
             RefSpec::Epoch(e) => versions.iter().rev().find(|v| v.epoch == Some(*e)).cloned(),
             RefSpec::Step(s) => versions.iter().rev().find(|v| v.step == Some(*s)).cloned(),
-            RefSpec::Word(w) => {
+            RefSpec::TagOrId(w) => {
                 let tags = self.tags_async(&r.name).await?;
+                self.check_tags(&versions, &tags)?;
                 match tags.iter().find(|t| &t.tag == w) {
                     Some(t) => versions.iter().find(|v| v.number == t.number).cloned(),
                     None => {
@@ -429,12 +487,15 @@ impl Remote {
                     }
                 }
             }
-            RefSpec::Best {
-                metric,
-                lower_is_better,
-            } => self.best(&versions, metric.as_deref(), *lower_is_better).await?,
+            RefSpec::Best { metric, mode } => {
+                self.best(&versions, metric.as_deref(), mode.map(ScoreMode::lower_is_better))
+                    .await?
+            }
         };
-        found.ok_or_else(|| not_found(format!("remote versions: {}", list(&versions))))
+        match found {
+            Some(v) => Ok((v, versions)),
+            None => Err(not_found(format!("remote versions: {}", list(&versions)))),
+        }
     }
 
     /// The version with the best monitored score (reads every manifest).
@@ -493,7 +554,7 @@ impl Remote {
         };
         let id = entry.manifest_id();
         let bytes = self
-            .get_opt(&layout::manifest_key(id))
+            .get_bounded(&layout::manifest_key(id), layout::MAX_MANIFEST)
             .await?
             .ok_or_else(|| damaged(StoreError::Missing(id)))?;
         if BlobId::of(&bytes) != id {

@@ -67,3 +67,13 @@ impl SyncReport {
         self.bytes_transferred += bytes;
     }
 }
+
+/// `reg push FILE... --remote R --json`: what was pushed locally, then
+/// what the upload of those versions sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushedAndSynced<'a> {
+    /// One view per file pushed.
+    pub pushed: &'a [reg_meta::report::PushView],
+    /// The upload.
+    pub remote: &'a SyncReport,
+}

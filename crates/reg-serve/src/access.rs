@@ -47,7 +47,7 @@ impl RegistryAccess {
     pub async fn read<T, F>(&self, work: F) -> Result<T, Failure>
     where
         T: Send + 'static,
-        F: FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+        F: FnOnce(&Arc<Registry>) -> Result<T, RegistryError> + Send + 'static,
     {
         let permit = self
             .turn

@@ -55,12 +55,10 @@ impl PullQuery {
             Some(other) => return Err(Failure::bad_request(format!("weights_only={other:?}: use 1 or 0"))),
         };
         match (weights_only, self.format.as_deref()) {
-            (true, Some(_)) => Err(Failure::bad_request(
-                "weights_only and format exclude each other (as --weights-only and --format)",
-            )),
+            (true, Some("safetensors")) => Ok(Some(ExportFormat::SafetensorsWeights)),
             (true, None) => Ok(Some(ExportFormat::WeightsOnly)),
             (false, Some("safetensors")) => Ok(Some(ExportFormat::Safetensors)),
-            (false, Some(other)) => Err(Failure::bad_request(format!(
+            (_, Some(other)) => Err(Failure::bad_request(format!(
                 "unknown format {other:?}; the formats are: safetensors"
             ))),
             (false, None) => Ok(None),
@@ -80,6 +78,8 @@ struct Conditions {
 enum Source {
     Version(Box<VersionReader>),
     File(std::fs::File),
+    /// A stream another thread writes (a directory version's tar).
+    Pipe(std::io::PipeReader),
 }
 
 /// A download ready to answer.
@@ -104,27 +104,8 @@ pub async fn version(
     let Query(query) = query.map_err(|e| Failure::bad_request(e.body_text()))?;
     let export = query.export()?;
     let wanted = urls::parse_ref(&reference)?;
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
-    let conditions = Conditions {
-        range: text(header::RANGE),
-        if_range: text(header::IF_RANGE),
-        if_none_match: text(header::IF_NONE_MATCH),
-        body: method != Method::HEAD,
-    };
-    // Take a download slot before any work; a server that stays full says so.
-    let permit = if conditions.body {
-        let slot = tokio::time::timeout(SLOT_WAIT, state.downloads.clone().acquire_owned()).await;
-        match slot {
-            Ok(Ok(permit)) => Some(permit),
-            _ => {
-                return Err(Failure::unavailable(
-                    "too many downloads at once; try again in a few seconds",
-                ))
-            }
-        }
-    } else {
-        None
-    };
+    let conditions = conditions_of(&headers, &method);
+    let permit = download_slot(&state, &conditions).await?;
     let prepared = state
         .access
         .read(move |reg| prepare(reg, &wanted, export, &conditions))
@@ -132,39 +113,178 @@ pub async fn version(
     respond(prepared, permit, state.stall_timeout)
 }
 
-/// `/pull/NAME@REF/PATH`: one file of a directory version.
-///
-/// Directory versions (a whole checkpoint folder as one version) are not
-/// in the registry yet. When they land, this answers with the file PATH
-/// names in the version's file list, matched exactly against the list,
-/// never joined to a file-system path, and `/pull/NAME@REF` of such a
-/// version streams a tar of the files (see `version`'s `prepare`).
+/// `/pull/NAME@REF/PATH`: one file of a directory version. PATH is
+/// matched exactly against the version's file list (never joined to a
+/// file-system path); ranges, HEAD and the ETag (version id and path)
+/// work as for a whole version.
 pub async fn directory_file(
     State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
     params: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, Failure> {
     let Path((reference, path)) = params.map_err(bad_path)?;
     let wanted = urls::parse_ref(&reference)?;
-    let label = state
+    let conditions = conditions_of(&headers, &method);
+    let permit = download_slot(&state, &conditions).await?;
+    let prepared = state
         .access
         .read(move |reg| {
             let v = reg.resolve(&wanted)?;
-            Ok(urls::spec(&v.manifest.name, v.manifest.number))
+            let label = urls::spec(&v.manifest.name, v.manifest.number);
+            let files = v.manifest.files();
+            let Some(file) = files.iter().find(|f| f.path.is_some_and(|p| p.as_str() == path)) else {
+                let why = if v.manifest.is_directory() {
+                    format!("{label} has no file {path:?}")
+                } else {
+                    format!("{label} is a single file, not a directory: it has no file {path:?}; download it at /pull/{label}")
+                };
+                return Err(RegistryError::NoSuchVersion {
+                    name: v.manifest.name.to_string(),
+                    spec: format!("v{}/{path}", v.manifest.number),
+                    available: why,
+                });
+            };
+            let etag = format!("\"{}/{}\"", v.record.id.to_hex(), file.blake3.short());
+            let mut prepared = Prepared::new(&conditions, etag, path.clone(), file.size);
+            if let Some(start) = prepared.start(&conditions) {
+                prepared.source = Some(Source::Version(Box::new(reg.file_reader(&v, &path, start)?)));
+            }
+            Ok(prepared)
         })
         .await?;
-    Err(Failure::not_found(format!(
-        "{label} is a single file, not a directory: it has no file {path:?}; download it at /pull/{label}"
-    )))
+    respond(prepared, permit, state.stall_timeout)
+}
+
+/// The request's conditional and range headers.
+fn conditions_of(headers: &HeaderMap, method: &Method) -> Conditions {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    Conditions {
+        range: text(header::RANGE),
+        if_range: text(header::IF_RANGE),
+        if_none_match: text(header::IF_NONE_MATCH),
+        body: *method != Method::HEAD,
+    }
+}
+
+/// Take a download slot before any work; a server that stays full says so.
+async fn download_slot(state: &AppState, conditions: &Conditions) -> Result<Option<OwnedSemaphorePermit>, Failure> {
+    if !conditions.body {
+        return Ok(None);
+    }
+    let slot = tokio::time::timeout(SLOT_WAIT, state.downloads.clone().acquire_owned()).await;
+    match slot {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        _ => Err(Failure::unavailable(
+            "too many downloads at once; try again in a few seconds",
+        )),
+    }
+}
+
+impl Prepared {
+    /// The answer to `conditions` for `size` bytes under `etag`, with no
+    /// source opened yet.
+    fn new(conditions: &Conditions, etag: String, filename: String, size: u64) -> Prepared {
+        let not_modified = conditions
+            .if_none_match
+            .as_deref()
+            .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        let range_header = match &conditions.if_range {
+            // A range of another version's bytes would corrupt the download.
+            Some(tag) if tag.trim() != etag => None,
+            _ => conditions.range.as_deref(),
+        };
+        Prepared {
+            answer: range::answer(range_header, size),
+            etag,
+            filename,
+            size,
+            not_modified,
+            source: None,
+        }
+    }
+
+    /// Where the bytes to send start, when a body is to be sent.
+    fn start(&self, conditions: &Conditions) -> Option<u64> {
+        if conditions.body && !self.not_modified {
+            first_byte(self.answer)
+        } else {
+            None
+        }
+    }
+}
+
+/// Writes through only the bytes `skip..skip + take` of what it is given
+/// (a range of a stream made from its start).
+struct Window<W> {
+    inner: W,
+    skip: u64,
+    take: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Window<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        let skipped = rest.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+        rest = &rest[skipped..];
+        self.skip -= skipped as u64;
+        let n = rest.len().min(usize::try_from(self.take).unwrap_or(usize::MAX));
+        if n > 0 {
+            self.inner.write_all(&rest[..n])?;
+            self.take -= n as u64;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A directory version as a tar stream (bytes `start..start + len`),
+/// written by a thread of its own into a pipe; the answer reads the pipe.
+fn tar_source(reg: &std::sync::Arc<Registry>, v: Resolved, start: u64, len: u64) -> Result<Source, RegistryError> {
+    let (reader, writer) = std::io::pipe().map_err(|source| RegistryError::Io {
+        action: "making a pipe for",
+        path: reg.config().root.clone(),
+        source,
+    })?;
+    let reg = reg.clone();
+    std::thread::spawn(move || {
+        let mut w = Window {
+            inner: writer,
+            skip: start,
+            take: len,
+        };
+        // A damaged file ends the stream early: the client sees fewer
+        // bytes than Content-Length said, never wrong ones.
+        if let Err(e) = reg.pull_tar_to(&v, &[], &mut w) {
+            eprintln!("reg serve: {e}");
+        }
+    });
+    Ok(Source::Pipe(reader))
 }
 
 /// Resolve the version and open what the answer sends (with the registry open).
 fn prepare(
-    reg: &Registry,
+    reg: &std::sync::Arc<Registry>,
     wanted: &VersionRef,
     export: Option<ExportFormat>,
     conditions: &Conditions,
 ) -> Result<Prepared, RegistryError> {
     let v = reg.resolve(wanted)?;
+    if v.manifest.is_directory() && export.is_none() {
+        let etag = format!("\"{}.tar\"", v.record.id.to_hex());
+        let size = reg.tar_len(&v, &[])?;
+        let mut prepared = Prepared::new(conditions, etag, format!("{}.tar", v.manifest.source), size);
+        if let Some(start) = prepared.start(conditions) {
+            let len = match prepared.answer {
+                Answer::Partial { start, end } => end - start + 1,
+                _ => size - start,
+            };
+            prepared.source = Some(tar_source(reg, v, start, len)?);
+        }
+        return Ok(prepared);
+    }
     let id = v.record.id.to_hex();
     let (etag, filename) = match export {
         None => (format!("\"{id}\""), v.manifest.source.to_string()),
@@ -233,6 +353,7 @@ fn export_tag(fmt: ExportFormat) -> &'static str {
     match fmt {
         ExportFormat::WeightsOnly => "weights-only",
         ExportFormat::Safetensors => "safetensors",
+        ExportFormat::SafetensorsWeights => "safetensors-weights",
     }
 }
 
@@ -299,6 +420,7 @@ fn respond(p: Prepared, permit: Option<OwnedSemaphorePermit>, stall: Duration) -
     let body = match (p.source, permit) {
         (Some(Source::Version(r)), Some(permit)) => pump(r, len, permit, stall),
         (Some(Source::File(f)), Some(permit)) => pump(f, len, permit, stall),
+        (Some(Source::Pipe(p)), Some(permit)) => pump(p, len, permit, stall),
         _ => Body::empty(),
     };
     Ok((status, headers, body).into_response())

@@ -72,6 +72,13 @@ pub fn pull(spec: &str, options: Option<&str>) -> String {
     }
 }
 
+/// `/pull/NAME@REF/PATH`: one file of a directory version (each path
+/// component percent-encoded).
+pub fn pull_file(spec: &str, path: &str) -> String {
+    let parts: Vec<String> = path.split('/').map(seg).collect();
+    format!("/pull/{}/{}", seg(spec), parts.join("/"))
+}
+
 /// `NAME@vN`.
 pub fn spec(name: &str, number: u32) -> String {
     format!("{name}@v{number}")

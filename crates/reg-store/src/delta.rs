@@ -1,5 +1,5 @@
 //! Delta blobs: storing a blob as the XOR with a parent blob, re-encoding
-//! a stored blob against a parent (rebase) or without one, and following
+//! a stored blob against a parent (`encode_as_delta`) or without one, and following
 //! chains of parents through blob headers.
 //!
 //! The store keeps one rule: a blob is only ever encoded against a parent
@@ -18,7 +18,7 @@ use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 impl BlobStore {
     /// The stored blob `id` as a [`RawSource`] that decodes it without
     /// checking its hash, for callers that check the bytes themselves
-    /// (such as [`BlobStore::rebase`] with [`ParentCheck::Id`]).
+    /// (such as [`BlobStore::encode_as_delta`] with [`ParentCheck::Id`]).
     pub fn unchecked_source(&self, id: BlobId) -> Result<BlobSource<'_>, StoreError> {
         Ok(BlobSource::new(self, id, self.describe(id)?.raw_len, false))
     }
@@ -65,7 +65,7 @@ impl BlobStore {
     /// against wrong bytes would make `id` undecodable); `id`'s own bytes
     /// are read without a hash check, so damage in them stays damage that
     /// its hash reveals, as before.
-    pub fn rebase(
+    pub fn encode_as_delta(
         &self,
         id: BlobId,
         width: u8,

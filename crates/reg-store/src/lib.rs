@@ -20,7 +20,7 @@
 //! - [`BlobId`]: the 32-byte blake3 id, shown as 64 hex digits.
 //! - [`BlobStore`]: the blob directory of one registry (`put`, `read`,
 //!   `copy_to`, `contains`, `remove`, `sync`; deltas: `put_delta`,
-//!   `rebase`, `make_self_contained`, `chain`).
+//!   `encode_as_delta`, `make_self_contained`, `chain`).
 //! - [`PendingBlob`]: a blob encoded into a temp file, committed under its
 //!   id once the caller has checked what it read.
 //! - [`BlobSource`]: a stored blob's raw bytes as a [`RawSource`], to

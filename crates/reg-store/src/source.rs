@@ -134,7 +134,7 @@ impl RawSource for BlobSource<'_> {
     }
 }
 
-/// How [`crate::BlobStore::rebase`] checks the bytes it is given as the
+/// How [`crate::BlobStore::encode_as_delta`] checks the bytes it is given as the
 /// parent's before it keeps a delta against them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParentCheck {

@@ -69,7 +69,7 @@ pub enum Durability {
     /// New blob files are left to the kernel to write back, as `cp`
     /// leaves a copy: a power loss in the next seconds can lose the newest
     /// versions (reads then report them damaged, never wrong bytes), but
-    /// nothing older. Re-encodings of blobs that exist (rebase, gc) are
+    /// nothing older. Re-encodings of blobs that exist (as deltas, by gc) are
     /// fsynced in both modes, since they replace data older versions need.
     Fast,
 }

@@ -9,44 +9,57 @@ use reg_meta::report::DeltasView;
 use reg_meta::ModelName;
 use std::process::ExitCode;
 
-/// Re-encode the named models (all models when none is named).
+/// Re-encode the named models (with none: what pushes left queued, then
+/// every model), waiting for a background re-encoding that runs.
 pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     let mut wanted: Vec<(ModelName, u32)> = Vec::new();
     for model in &args.models {
         wanted.push(parse_model(model)?);
     }
-    if args.background {
-        crate::background::lower_worker_priority();
-    }
-    let reg = if args.background {
-        ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?)
-    } else {
-        ctx.open()?
-    };
-    if wanted.is_empty() {
-        wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
-    }
     let print_text = !ctx.quiet && !args.json.json;
     let mut views = Vec::new();
+    let mut say = |name: &str, r: reg_meta::deltas::DeltaReport| {
+        if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
+            println!(
+                "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
+                r.version.unwrap_or(0),
+                r.blobs,
+                r.against.unwrap_or(0),
+                human::bytes(r.bytes_before),
+                human::bytes(r.bytes_after)
+            );
+        }
+        for w in &r.warnings {
+            eprintln!("reg: warning: {w}");
+        }
+        views.push(DeltasView {
+            name: name.to_string(),
+            report: r,
+        });
+    };
+    if args.background {
+        // Started by a push: the lock it handed over, the queue it left;
+        // the CPU work at the lowest priority.
+        crate::background::lower_worker_priority();
+        let reg = ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?);
+        let fd = std::env::var(reg_meta::lock::DELTAS_LOCK_FD_ENV)
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok());
+        for (name, r) in reg.finish_pending_deltas(fd, &reg_meta::Silent)? {
+            say(&name, r);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reg = ctx.open()?;
+    if wanted.is_empty() {
+        for (name, r) in reg.finish_pending_deltas(None, &reg_meta::Silent)? {
+            say(&name, r);
+        }
+        wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
+    }
     for (name, from) in &wanted {
         for r in reg.make_deltas(name, *from, &reg_meta::Silent)? {
-            if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
-                println!(
-                    "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
-                    r.version.unwrap_or(0),
-                    r.blobs,
-                    r.against.unwrap_or(0),
-                    human::bytes(r.bytes_before),
-                    human::bytes(r.bytes_after)
-                );
-            }
-            for w in &r.warnings {
-                eprintln!("reg: warning: {w}");
-            }
-            views.push(DeltasView {
-                name: name.to_string(),
-                report: r,
-            });
+            say(name, r);
         }
     }
     if args.json.json {

@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(args) => gc::prune(&ctx, args),
         Command::Bench { what } => crate::bench::command(&ctx.cwd, what, ctx.quiet),
         Command::Tag(args) => tag::run(&ctx, args),
-        Command::Remote { command } => ok(crate::remote_cmd::remote(&ctx.config, &ctx.cwd, command, ctx.quiet)),
+        Command::Remote { command } => ok(crate::remote_cmd::remote(&ctx.config, command, ctx.quiet)),
         Command::Serve(args) => ok(crate::serve_cmd::run(
             ctx.config.clone(),
             args.bind,

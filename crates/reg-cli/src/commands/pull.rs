@@ -15,7 +15,8 @@ use std::process::ExitCode;
 /// Write a version (fetched from `--remote` first) to a file or stdout.
 pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
     let export = match (args.weights_only, args.format) {
-        (true, _) => Some(ExportFormat::WeightsOnly),
+        (true, Some(OutFormat::Safetensors)) => Some(ExportFormat::SafetensorsWeights),
+        (true, None) => Some(ExportFormat::WeightsOnly),
         (false, Some(OutFormat::Safetensors)) => Some(ExportFormat::Safetensors),
         (false, None) => None,
     };
@@ -36,6 +37,11 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         // `-o -`: the bytes go to stdout, nothing else does.
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         match export {
+            // A directory goes out as a tar stream.
+            None if v.manifest.is_directory() => {
+                reg.pull_tar_to(&v, &args.files, &mut w)?;
+                w.flush()?;
+            }
             None => {
                 reg.pull_to(&v, &mut w)?;
             }
@@ -47,11 +53,18 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
-    let (path, bytes, what) = match export {
+    let (path, bytes, what, files) = match export {
+        None if v.manifest.is_directory() || !args.files.is_empty() => {
+            let out = args.output.unwrap_or_else(|| ctx.cwd.join(&v.manifest.source));
+            let r = reg.pull_tree(&v, &out, args.force, &args.files, &Bar::new(quiet, v.manifest.size))?;
+            let n = r.files.unwrap_or(0);
+            let what = format!("{n} file{}, each verified", if n == 1 { "" } else { "s" });
+            (r.path, r.bytes, what, r.files)
+        }
         None => {
             let out = args.output.unwrap_or_else(|| ctx.cwd.join(&v.manifest.source));
             let r = reg.pull_with(&v, &out, args.force, &Bar::new(quiet, v.manifest.size))?;
-            (r.path, r.bytes, "verified".to_string())
+            (r.path, r.bytes, "verified".to_string(), None)
         }
         Some(fmt) => {
             let out = args
@@ -61,8 +74,9 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             let kind = match fmt {
                 ExportFormat::WeightsOnly => "weights only",
                 ExportFormat::Safetensors => "safetensors",
+                ExportFormat::SafetensorsWeights => "safetensors, weights only",
             };
-            (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors))
+            (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors), None)
         }
     };
     let flagged: Vec<&str> = v
@@ -85,6 +99,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             version: v.manifest.number,
             path,
             bytes,
+            files,
         })?;
     } else if !ctx.quiet {
         println!(

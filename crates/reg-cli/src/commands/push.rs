@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
             print_push(file, &r, args.tag.as_deref(), started.elapsed());
         }
         pushed.push((r.name.clone(), r.number));
-        if let (true, Some(from)) = (r.rebase.pending, r.rebase.version) {
+        if let (true, Some(from)) = (r.previous_deltas.pending, r.previous_deltas.version) {
             let e = deferred.entry(r.name.clone()).or_insert(from);
             *e = (*e).min(from);
         }
@@ -55,14 +55,16 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     };
     if args.json.json {
         match (&synced, views.len()) {
-            (Some(s), _) => print::json(&serde_json::json!({"pushed": views, "remote": s}))?,
+            (Some(s), _) => print::json(&reg_remote::PushedAndSynced {
+                pushed: &views,
+                remote: s,
+            })?,
             (None, 1) => print::json(&views[0])?,
             (None, _) => print::json(&views)?,
         }
     }
     if !deferred.is_empty() {
-        let models: Vec<String> = deferred.iter().map(|(n, v)| format!("{n}@v{v}")).collect();
-        crate::background::spawn_deltas(&reg, &models)?;
+        crate::background::spawn_deltas(&reg)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -107,22 +109,22 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
                 r.deltas
             );
         }
-        if let (Some(v), true) = (r.rebase.version, r.rebase.pending) {
+        if let (Some(v), true) = (r.previous_deltas.version, r.previous_deltas.pending) {
             println!(
                 "  v{v}: its changed tensors become deltas against v{} in the background",
                 r.number
             );
         }
-        if let (Some(v), true) = (r.rebase.version, r.rebase.blobs > 0) {
+        if let (Some(v), true) = (r.previous_deltas.version, r.previous_deltas.blobs > 0) {
             println!(
                 "  v{v}: {} changed tensors re-encoded as deltas against v{}: {} -> {}",
-                r.rebase.blobs,
+                r.previous_deltas.blobs,
                 r.number,
-                human::bytes(r.rebase.bytes_before),
-                human::bytes(r.rebase.bytes_after)
+                human::bytes(r.previous_deltas.bytes_before),
+                human::bytes(r.previous_deltas.bytes_after)
             );
         }
-        for w in &r.rebase.warnings {
+        for w in &r.previous_deltas.warnings {
             eprintln!("reg: warning: {w}");
         }
         println!("  {}", human::rate(r.logical_bytes, took));

@@ -4,7 +4,7 @@ use super::{print, Ctx};
 use crate::cli::ShowArgs;
 use crate::human;
 use anyhow::Result;
-use reg_meta::report::ShowView;
+use reg_meta::report::{ShowView, TensorsView};
 use reg_meta::VersionRef;
 use std::process::ExitCode;
 
@@ -57,8 +57,13 @@ fn print_show(v: &ShowView) -> Result<()> {
         human::bytes(v.stored.stored_bytes)
     ));
     if let Some(d) = &v.optimizer_dropped {
+        let what = if v.kind.is_some() {
+            "its optimizer, scheduler and RNG files are gone"
+        } else {
+            "pulls as a weights-only file"
+        };
         s.push_str(&format!(
-            "  retention  optimizer state dropped {}: pulls as a weights-only file (was {}, blake3 {})\n",
+            "  retention  optimizer state dropped {}: {what} (was {}, blake3 {})\n",
             human::time(d.when),
             human::bytes(d.size),
             d.blake3.short()
@@ -67,7 +72,7 @@ fn print_show(v: &ShowView) -> Result<()> {
     if v.epoch.is_some() || v.global_step.is_some() {
         s.push_str(&format!(
             "  epoch      {}   step {}\n",
-            print::opt(v.epoch),
+            v.epoch.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
             print::opt(v.global_step)
         ));
     }
@@ -123,20 +128,54 @@ fn print_show(v: &ShowView) -> Result<()> {
     if !flagged.is_empty() {
         s.push_str(&format!("  globals    {}\n", flagged.join(", ")));
     }
+    if let (Some(layout), Some(files)) = (&v.layout, &v.files) {
+        s.push_str(&format!("  layout     {layout} directory, {} files\n", files.len()));
+        let mut rows = Vec::new();
+        for f in files {
+            rows.push(vec![
+                format!("    {}{}", f.path, if f.executable { " (x)" } else { "" }),
+                human::bytes(f.size),
+                f.format.to_string(),
+                format!("{} tensors", f.tensors),
+            ]);
+        }
+        s.push_str(&human::table(&rows));
+    }
     s.push_str(&format!(
         "  tensors    {} in {} storages\n",
         v.tensors.len(),
         v.storages
     ));
     let mut rows = Vec::new();
-    for t in &v.tensors {
-        rows.push(vec![
-            format!("    {}", human::short_path(&t.path)),
-            t.dtype.clone(),
-            human::shape(&t.shape),
-            format!("{:?}", t.role).to_lowercase(),
-            format!("storage {}", t.storage_key),
-        ]);
+    match &v.tensors {
+        TensorsView::File(tensors) => {
+            for t in tensors {
+                rows.push(vec![
+                    format!("    {}", human::short_path(&t.path)),
+                    t.dtype.name().to_string(),
+                    human::shape(&t.shape),
+                    format!("{:?}", t.role).to_lowercase(),
+                    format!("storage {}", t.storage_key),
+                ]);
+            }
+        }
+        TensorsView::Directory(tensors) => {
+            for t in tensors {
+                let files: std::collections::BTreeSet<&str> = t.chunks.iter().map(|c| c.file.as_str()).collect();
+                rows.push(vec![
+                    format!("    {}", human::short_path(&t.path)),
+                    t.dtype.clone(),
+                    human::shape(&t.shape),
+                    format!("{:?}", t.role).to_lowercase(),
+                    format!(
+                        "{} chunk{} in {}",
+                        t.chunks.len(),
+                        if t.chunks.len() == 1 { "" } else { "s" },
+                        files.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ]);
+            }
+        }
     }
     s.push_str(&human::table(&rows));
     print::out(&s)

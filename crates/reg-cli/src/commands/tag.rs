@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
     let r = VersionRef::parse(&args.reference)?;
     if args.delete {
         // Validate before any I/O.
-        let RefSpec::Word(t) = &r.spec else {
+        let RefSpec::TagOrId(t) = &r.spec else {
             anyhow::bail!("tag -d takes NAME@TAG");
         };
         ctx.open()?.remove_tag(&r.name, t)?;

@@ -31,6 +31,9 @@ pub(crate) struct Commit<'a> {
     pub(crate) blobs: Vec<(BlobId, u64, Option<PutOutcome>)>,
     /// `(parent, child)`: blobs stored as deltas by this operation.
     pub(crate) delta_edges: Vec<(BlobId, BlobId)>,
+    /// Leave the previous version's re-encoding to the background job:
+    /// recorded in the index's queue with the version.
+    pub(crate) defer_deltas: bool,
 }
 
 /// What [`Registry::commit`] did.
@@ -116,6 +119,9 @@ impl Registry {
         idx.commit_version(&record, &json, name, c.tag, &records)?;
         for (parent, child) in &c.delta_edges {
             idx.add_delta(*parent, *child)?;
+        }
+        if let (true, Some(prev)) = (c.defer_deltas, &previous) {
+            idx.add_pending(name, prev.record.number)?;
         }
         if let Some(old) = c.replaces.filter(|o| o.record.id != record.id) {
             // The old manifest blob is no version's any more; gc (which

@@ -13,7 +13,7 @@
 //! previous version's changed tensors become deltas against this one's
 //! (`crate::deltas`).
 
-use crate::deltas::RebaseReport;
+use crate::deltas::DeltaReport;
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::lock::WriteGuard;
@@ -36,8 +36,11 @@ use std::ops::Range;
 mod commit;
 mod payloads;
 mod read;
+mod tree;
+mod walk;
 pub(crate) use commit::{Commit, Committed};
 use std::path::Path;
+pub use tree::PushedFile;
 
 /// Options of [`Registry::push`].
 #[derive(Clone, Debug, Default)]
@@ -81,16 +84,18 @@ pub struct PushReport {
     /// New blobs stored as deltas against the `--parent` version's.
     pub deltas: usize,
     /// The previous version's blobs re-encoded as deltas against this one's.
-    pub rebase: RebaseReport,
+    pub previous_deltas: DeltaReport,
     /// Globals with an unknown verdict (stored with a warning).
     pub unknown_globals: Vec<String>,
+    /// For a directory: what was done with each file (empty for a file).
+    pub files: Vec<PushedFile>,
 }
 
 fn slice<'f>(file: &'f [u8], r: &Range<u64>) -> &'f [u8] {
     file.get(r.start as usize..r.end as usize).unwrap_or(&[])
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -111,9 +116,13 @@ impl Registry {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
-        let result = self
-            .writer()
-            .and_then(|guard| self.push_inner(&guard, path, opts, progress, None));
+        let result = self.writer().and_then(|guard| {
+            if path.is_dir() {
+                self.push_tree(&guard, path, opts, progress)
+            } else {
+                self.push_inner(&guard, path, opts, progress, None)
+            }
+        });
         progress.finish();
         // The writer guard is let go before retention, whose gc needs
         // gc.lock to itself.
@@ -230,8 +239,9 @@ impl Registry {
                 new_raw_bytes: 0,
                 written_bytes: 0,
                 deltas: 0,
-                rebase: RebaseReport::default(),
+                previous_deltas: DeltaReport::default(),
                 unknown_globals,
+                files: Vec::new(),
             });
         }
         let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
@@ -252,8 +262,18 @@ impl Registry {
     /// Refuse dangerous globals (and unknown ones under the strict policy);
     /// return the non-safe ones for a warning.
     fn judge_globals(&self, path: &Path, ckpt: &Checkpoint, opts: &PushOptions) -> Result<Vec<String>, RegistryError> {
+        self.judge(path, &ckpt.globals, opts)
+    }
+
+    /// [`Registry::judge_globals`] for the globals of a file or a tree.
+    pub(crate) fn judge(
+        &self,
+        path: &Path,
+        globals: &[reg_ckpt::safety::GlobalVerdict],
+        opts: &PushOptions,
+    ) -> Result<Vec<String>, RegistryError> {
         let with = |v: Verdict| -> Vec<&str> {
-            ckpt.globals
+            globals
                 .iter()
                 .filter(|g| g.verdict == v)
                 .map(|g| g.global.as_str())
@@ -273,8 +293,7 @@ impl Registry {
                 globals: format!("{} (unknown; pickle_policy is strict)", unknown.join(", ")),
             });
         }
-        Ok(ckpt
-            .globals
+        Ok(globals
             .iter()
             .filter(|g| g.verdict != Verdict::Safe)
             .map(|g| g.global.clone())
@@ -329,6 +348,9 @@ impl Registry {
             replaces: v.replaces,
             blobs,
             delta_edges: deltas.clone(),
+            defer_deltas: v.replaces.is_none()
+                && self.deltas_enabled()
+                && self.config.deltas == crate::DeltaTiming::Background,
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
             Committed::New {
@@ -352,8 +374,9 @@ impl Registry {
                     new_raw_bytes: 0,
                     written_bytes: 0,
                     deltas: 0,
-                    rebase: RebaseReport::default(),
+                    previous_deltas: DeltaReport::default(),
                     unknown_globals,
+                    files: Vec::new(),
                 });
             }
         };
@@ -361,7 +384,7 @@ impl Registry {
 
         // The version is durable: now the previous one's changed tensors
         // become deltas against this one's (see crate::deltas).
-        let rebase = match &previous {
+        let previous_deltas = match &previous {
             Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
                 let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
                 let total = pairs
@@ -388,18 +411,18 @@ impl Registry {
                 let _one_at_a_time = self.locks.deltas(&format!("reg push of {} (inline deltas)", v.name))?;
                 let planned =
                     self.with_index("reg push to plan deltas", |idx| crate::deltas::plan_pairs(idx, &pairs))?;
-                let mut r = pool.install(|| self.rebase_pairs(&planned, &source, progress));
+                let mut r = pool.install(|| self.encode_deltas(&planned, &source, progress));
                 r.version = Some(prev.record.number);
                 r.against = Some(number);
                 r
             }
-            Some(prev) if self.deltas_enabled() => RebaseReport {
+            Some(prev) if self.deltas_enabled() => DeltaReport {
                 version: Some(prev.record.number),
                 against: Some(number),
                 pending: true,
-                ..RebaseReport::default()
+                ..DeltaReport::default()
             },
-            _ => RebaseReport::default(),
+            _ => DeltaReport::default(),
         };
 
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
@@ -421,8 +444,9 @@ impl Registry {
                 + written(&skeleton_put)
                 + written(&manifest_put),
             deltas: deltas.len(),
-            rebase,
+            previous_deltas,
             unknown_globals,
+            files: Vec::new(),
         })
     }
 
@@ -430,57 +454,11 @@ impl Registry {
     /// (every non-payload byte, concatenated); nothing is written.
     fn build_manifest(&self, v: &NewVersion<'_>, opts: &PushOptions) -> Result<(Manifest, Vec<u8>), RegistryError> {
         let ckpt = v.ckpt;
-        let mut skeleton = Vec::new();
-        let mut pieces = Vec::with_capacity(ckpt.segments.len());
-        let mut key_blobs: HashMap<&str, BlobId> = HashMap::new();
-        for (seg, id) in ckpt.segments.iter().zip(v.ids) {
-            match (&seg.kind, id) {
-                (SegmentKind::Payload { storage_key }, Some(id)) => {
-                    key_blobs.insert(storage_key.as_str(), *id);
-                    pieces.push(Piece::Payload {
-                        blob: *id,
-                        len: seg.len(),
-                    });
-                }
-                _ => {
-                    let offset = skeleton.len() as u64;
-                    skeleton.extend_from_slice(slice(v.bytes, &seg.range));
-                    match pieces.last_mut() {
-                        Some(Piece::Skeleton { len, .. }) => *len += seg.len(),
-                        _ => pieces.push(Piece::Skeleton { offset, len: seg.len() }),
-                    }
-                }
-            }
-        }
+        let cut = cut_file(&ckpt.segments, v.ids, v.bytes);
+        let skeleton = cut.skeleton;
+        let pieces = cut.pieces;
         let skeleton_id = BlobId::of(&skeleton);
-        let tensors = ckpt
-            .tensors
-            .iter()
-            .map(|t| {
-                // inspect checks that every tensor's storage is a payload
-                // of the file; one without is a reader bug, never stored.
-                let blob = key_blobs.get(t.storage_key.as_str()).copied().ok_or_else(|| {
-                    RegistryError::Internal(format!(
-                        "{}: tensor {} names storage {}, which is not a payload of the file",
-                        v.path.display(),
-                        t.path,
-                        t.storage_key
-                    ))
-                })?;
-                Ok(TensorEntry {
-                    path: t.path.clone(),
-                    dtype: t.dtype,
-                    shape: t.shape.clone(),
-                    stride: t.stride.clone(),
-                    storage_offset: t.storage_offset,
-                    storage_key: t.storage_key.clone(),
-                    blob,
-                    role: t.role,
-                    requires_grad: t.requires_grad,
-                    parameter: t.parameter,
-                })
-            })
-            .collect::<Result<_, RegistryError>>()?;
+        let tensors = tensor_entries(&ckpt.tensors, &cut.key_blobs, v.path)?;
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
             name: v.name.clone(),
@@ -491,7 +469,7 @@ impl Registry {
                 .map(|o| o.manifest.source.clone())
                 .unwrap_or_else(|| SourceName::of_path(v.path)),
             message: opts.message.clone(),
-            format: ckpt.format,
+            format: ckpt.format.into(),
             size: v.bytes.len() as u64,
             blake3: v.file_hash,
             skeleton: skeleton_id,
@@ -501,6 +479,7 @@ impl Registry {
             globals: ckpt.globals.clone(),
             pickle: ckpt.pickle.as_ref().map(|r| (r.start, r.end)),
             executable: v.executable,
+            tree: None,
             optimizer_dropped: v.replaces.map(|o| {
                 o.manifest.optimizer_dropped.clone().unwrap_or(DroppedFrom {
                     size: o.manifest.size,
@@ -511,6 +490,83 @@ impl Registry {
         };
         Ok((manifest, skeleton))
     }
+}
+
+/// One file cut into a skeleton blob's bytes and pieces.
+pub(crate) struct Cut<'k> {
+    /// Every non-payload byte, concatenated.
+    pub(crate) skeleton: Vec<u8>,
+    /// The file as pieces, in order.
+    pub(crate) pieces: Vec<Piece>,
+    /// The blob of each payload's storage key.
+    pub(crate) key_blobs: HashMap<&'k str, BlobId>,
+}
+
+/// Cut a file of `bytes` into skeleton bytes and pieces, given the blob
+/// id of each payload segment (`ids`, `None` for skeleton segments).
+pub(crate) fn cut_file<'k>(segments: &'k [reg_ckpt::Segment], ids: &[Option<BlobId>], bytes: &[u8]) -> Cut<'k> {
+    let mut skeleton = Vec::new();
+    let mut pieces = Vec::with_capacity(segments.len());
+    let mut key_blobs: HashMap<&str, BlobId> = HashMap::new();
+    for (seg, id) in segments.iter().zip(ids) {
+        match (&seg.kind, id) {
+            (SegmentKind::Payload { storage_key }, Some(id)) => {
+                key_blobs.insert(storage_key.as_str(), *id);
+                pieces.push(Piece::Payload {
+                    blob: *id,
+                    len: seg.len(),
+                });
+            }
+            _ => {
+                let offset = skeleton.len() as u64;
+                skeleton.extend_from_slice(slice(bytes, &seg.range));
+                match pieces.last_mut() {
+                    Some(Piece::Skeleton { len, .. }) => *len += seg.len(),
+                    _ => pieces.push(Piece::Skeleton { offset, len: seg.len() }),
+                }
+            }
+        }
+    }
+    Cut {
+        skeleton,
+        pieces,
+        key_blobs,
+    }
+}
+
+/// The manifest entries of a file's tensors, each naming its storage's blob.
+pub(crate) fn tensor_entries(
+    tensors: &[reg_ckpt::tensors::TensorInfo],
+    key_blobs: &HashMap<&str, BlobId>,
+    path: &Path,
+) -> Result<Vec<TensorEntry>, RegistryError> {
+    tensors
+        .iter()
+        .map(|t| {
+            // inspect checks that every tensor's storage is a payload of
+            // the file; one without is a reader bug, never stored.
+            let blob = key_blobs.get(t.storage_key.as_str()).copied().ok_or_else(|| {
+                RegistryError::Internal(format!(
+                    "{}: tensor {} names storage {}, which is not a payload of the file",
+                    path.display(),
+                    t.path,
+                    t.storage_key
+                ))
+            })?;
+            Ok(TensorEntry {
+                path: t.path.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                stride: t.stride.clone(),
+                storage_offset: t.storage_offset,
+                storage_key: t.storage_key.clone(),
+                blob,
+                role: t.role,
+                requires_grad: t.requires_grad,
+                parameter: t.parameter,
+            })
+        })
+        .collect()
 }
 
 /// Writer threads for blob files: twice as many as cores, so that fsync

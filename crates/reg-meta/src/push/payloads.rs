@@ -220,16 +220,25 @@ impl Registry {
 /// The payload segments of a checkpoint, with the element width of the
 /// float storages and the CRCs to check.
 pub(crate) fn payloads_of(ckpt: &reg_ckpt::Checkpoint) -> Vec<Payload<'_>> {
-    let crcs: HashMap<u64, u32> = ckpt.deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
-    let float_keys: HashMap<&str, u8> = ckpt
-        .tensors
+    payloads_in(&ckpt.segments, &ckpt.tensors, &ckpt.deferred_crcs)
+}
+
+/// The payload segments among `segments` (of one file), with the element
+/// width of its float storages (from `tensors`) and the CRCs to check.
+pub(crate) fn payloads_in<'c>(
+    segments: &'c [Segment],
+    tensors: &[reg_ckpt::tensors::TensorInfo],
+    deferred_crcs: &[(std::ops::Range<u64>, u32)],
+) -> Vec<Payload<'c>> {
+    let crcs: HashMap<u64, u32> = deferred_crcs.iter().map(|(r, c)| (r.start, *c)).collect();
+    let float_keys: HashMap<&str, u8> = tensors
         .iter()
         .filter(|t| t.dtype.is_float())
         .map(|t| (t.storage_key.as_str(), t.dtype.size() as u8))
         .collect();
     // Segments are keyed by index: an empty payload can share its start
     // with the next one.
-    ckpt.segments
+    segments
         .iter()
         .enumerate()
         .filter_map(|(index, seg)| match &seg.kind {

@@ -11,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use maud::{html, Markup};
-use reg_meta::report::ShowView;
+use reg_meta::report::{ShowView, TensorsView};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -42,11 +42,17 @@ pub async fn handler(
             let v = reg.resolve(&wanted)?;
             let view = reg.show_view(&v)?;
             let mut blobs = HashMap::new();
-            for t in &v.manifest.tensors {
-                if blobs.contains_key(&t.blob.to_hex()) {
+            let tensor_blobs = v.manifest.tensors.iter().map(|t| t.blob).chain(
+                v.manifest
+                    .tree
+                    .iter()
+                    .flat_map(|t| t.tensors.iter().flat_map(|t| t.chunks.iter().map(|c| c.blob))),
+            );
+            for blob in tensor_blobs {
+                if blobs.contains_key(&blob.to_hex()) {
                     continue;
                 }
-                let facts = match (reg.store().describe(t.blob), reg.store().stored_len(t.blob)) {
+                let facts = match (reg.store().describe(blob), reg.store().stored_len(blob)) {
                     (Ok(info), Ok(stored)) => BlobFacts {
                         codec: info.codec.name(),
                         stored,
@@ -58,7 +64,7 @@ pub async fn handler(
                         delta: false,
                     },
                 };
-                blobs.insert(t.blob.to_hex(), facts);
+                blobs.insert(blob.to_hex(), facts);
             }
             let numbers = reg.versions(&v.manifest.name)?.iter().map(|r| r.number).collect();
             Ok(Gathered {
@@ -114,7 +120,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
             (stat("stored", bytes(v.stored.stored_bytes)))
             (stat("blobs", html! { (v.stored.blobs) }))
             (stat("deltas", html! { (v.stored.deltas) @if v.stored.deltas > 0 { span.muted { " (chain ≤ " (v.stored.longest_chain) ")" } } }))
-            (stat("epoch", html! { (layout::opt(v.epoch)) }))
+            (stat("epoch", html! { (v.epoch.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "-".into())) }))
             (stat("step", html! { (layout::opt(v.global_step)) }))
             (stat("tensors", html! { (v.tensors.len()) }))
         }
@@ -149,6 +155,25 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
         @if let Some(md) = &v.safetensors_metadata {
             section.card { h2 { "safetensors metadata" } (kv_table(&flatten(md))) }
         }
+        @if let (Some(layout), Some(files)) = (&v.layout, &v.files) {
+            section.card #files {
+                h2 { "Files" span.sub.muted { " " (files.len()) " files, " (layout.name()) " layout" } }
+                table.sortable {
+                    thead { tr { th { "path" } th.num { "size" } th { "format" } th.num { "tensors" } } }
+                    tbody {
+                        @for f in files {
+                            tr {
+                                td.path { a href=(urls::pull_file(&spec, &f.path)) download { (f.path) } }
+                                td.num data-v=(f.size) { (bytes(f.size)) }
+                                td.mono { (f.format) }
+                                td.num { (f.tensors) }
+                            }
+                        }
+                    }
+                }
+                p.muted { "The download button above gives the whole directory as one tar file." }
+            }
+        }
         section.card #tensors {
             h2 { "Tensors" span.sub.muted { " " (v.tensors.len()) " in " (v.storages) " storages" } }
             input type="search" placeholder="filter tensors" data-filter="tensor-table" hidden;
@@ -157,11 +182,28 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                     th { "path" } th { "dtype" } th { "shape" } th { "role" } th.num { "stored" } th { "codec" } th { "storage" }
                 } }
                 tbody {
-                    @for t in &v.tensors {
-                        @let b = g.blobs.get(&t.blob);
+                    @if let TensorsView::Directory(logical) = &v.tensors {
+                        @for t in logical {
+                            @let stored: u64 = t.chunks.iter().filter_map(|c| g.blobs.get(&c.blob)).map(|b| b.stored).sum();
+                            @let deltas = t.chunks.iter().filter_map(|c| g.blobs.get(&c.blob)).filter(|b| b.delta).count();
+                            tr {
+                                td.path title=(t.path) { (t.path) }
+                                td.mono { (t.dtype) }
+                                td.mono data-v=(t.shape.iter().product::<u64>()) { (shape(&t.shape)) }
+                                td { (role(t.role)) }
+                                td.num data-v=(stored) { (bytes(stored)) }
+                                td {
+                                    @if deltas > 0 { span.pill.delta { (deltas) " delta" } } @else { span.pill.whole { "whole" } }
+                                }
+                                td.mono.muted { (t.chunks.len()) " chunk" @if t.chunks.len() != 1 { "s" } }
+                            }
+                        }
+                    }
+                    @for t in file_tensors(&v.tensors) {
+                        @let b = g.blobs.get(&t.blob.to_hex());
                         tr {
                             td.path title=(t.path) { (t.path) }
-                            td.mono { (t.dtype) }
+                            td.mono { (t.dtype.name()) }
                             td.mono data-v=(t.shape.iter().product::<u64>()) { (shape(&t.shape)) }
                             td { (role(t.role)) }
                             td.num data-v=[b.map(|b| b.stored)] { @if let Some(b) = b { (bytes(b.stored)) } }
@@ -170,7 +212,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                                     @if b.delta { span.pill.delta { "delta" } } @else { span.pill.whole { (b.codec) } }
                                 }
                             }
-                            td.mono.muted title=(t.blob) { (t.storage_key) }
+                            td.mono.muted title=(t.blob.to_hex()) { (t.storage_key) }
                         }
                     }
                 }
@@ -296,5 +338,13 @@ fn param_groups(groups: &[Value]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The tensors of a file version (none for a directory version).
+fn file_tensors(t: &TensorsView) -> &[reg_meta::report::TensorView] {
+    match t {
+        TensorsView::File(t) => t,
+        TensorsView::Directory(_) => &[],
     }
 }

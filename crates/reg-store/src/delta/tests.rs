@@ -42,12 +42,12 @@ fn rebased_blobs_decode_through_their_chain() -> Result {
     let full = store.stored_len(ids[0])?;
     // Older versions become deltas against newer ones: 0 -> 1 -> 2.
     let out = store
-        .rebase(ids[1], 4, ids[2], &data[2].as_slice(), ParentCheck::Id)?
-        .ok_or("rebase 1 did not pay")?;
+        .encode_as_delta(ids[1], 4, ids[2], &data[2].as_slice(), ParentCheck::Id)?
+        .ok_or("delta 1 did not pay")?;
     assert_eq!((out.codec, out.parent), (Codec::Delta, Some(ids[2])));
     let out = store
-        .rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
-        .ok_or("rebase 0 did not pay")?;
+        .encode_as_delta(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+        .ok_or("delta 0 did not pay")?;
     assert!(out.stored_len * 100 < full * 97, "{} vs {full}", out.stored_len);
     assert_eq!(store.chain(ids[0])?, vec![ids[1], ids[2]]);
     assert_eq!(store.describe(ids[0])?.parent, Some(ids[1]));
@@ -60,10 +60,10 @@ fn rebased_blobs_decode_through_their_chain() -> Result {
     }
     // Never a loop: 2 cannot become a delta against 0, which depends on it.
     assert!(store
-        .rebase(ids[2], 4, ids[0], &data[0].as_slice(), ParentCheck::Id)?
+        .encode_as_delta(ids[2], 4, ids[0], &data[0].as_slice(), ParentCheck::Id)?
         .is_none());
     assert!(store
-        .rebase(ids[1], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+        .encode_as_delta(ids[1], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
         .is_none());
     // Self-contained again, same bytes.
     let out = store.make_self_contained(ids[1])?;
@@ -80,7 +80,7 @@ fn a_missing_or_damaged_parent_is_an_error_never_wrong_bytes() -> Result {
     let data = epochs();
     let ids = put_all(&store, &data)?;
     store
-        .rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+        .encode_as_delta(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
         .ok_or("no delta")?;
     // Damage in the parent's body.
     let path = store.path_of(ids[1]);
@@ -103,14 +103,14 @@ fn a_missing_or_damaged_parent_is_an_error_never_wrong_bytes() -> Result {
 }
 
 #[test]
-fn rebase_refuses_parent_bytes_that_are_not_the_parent() -> Result {
+fn a_delta_refuses_parent_bytes_that_are_not_the_parent() -> Result {
     let (_dir, store) = store()?;
     let data = epochs();
     let ids = put_all(&store, &data)?;
     let before = fs::read(store.path_of(ids[0]))?;
     // data[2] claimed to be the bytes of ids[1].
     assert!(store
-        .rebase(ids[0], 4, ids[1], &data[2].as_slice(), ParentCheck::Id)
+        .encode_as_delta(ids[0], 4, ids[1], &data[2].as_slice(), ParentCheck::Id)
         .is_err());
     assert_eq!(fs::read(store.path_of(ids[0]))?, before);
     Ok(())
@@ -142,7 +142,7 @@ fn stored_deltas_travel_after_their_parents() -> Result {
     let (_dir2, dst) = store()?;
     let data = epochs();
     let ids = put_all(&src, &data[..2])?;
-    src.rebase(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
+    src.encode_as_delta(ids[0], 4, ids[1], &data[1].as_slice(), ParentCheck::Id)?
         .ok_or("no delta")?;
     let delta = src.read_stored(ids[0])?;
     match dst.put_stored(ids[0], &delta) {
@@ -194,7 +194,7 @@ fn every_blob_codec_round_trips_float_specials_of_every_width() -> Result {
             assert_eq!(store.read(id)?, raw, "width {width}, {} bytes, put_delta", raw.len());
             store.make_self_contained(id)?;
             assert_eq!(store.read(id)?, raw, "width {width}, self-contained");
-            let _ = store.rebase(id, width, pid, &parent.as_slice(), ParentCheck::Id)?;
+            let _ = store.encode_as_delta(id, width, pid, &parent.as_slice(), ParentCheck::Id)?;
             assert_eq!(store.read(id)?, raw, "width {width}, rebased");
             store.verify(id)?;
             let zstd_only = BlobId::of(&[raw.as_slice(), b"z"].concat());
