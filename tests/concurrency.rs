@@ -617,10 +617,25 @@ fn readers_and_pushes_never_wait_for_a_frozen_push_or_reencoding() {
     let r = reg.run(&["--wait-timeout", "30", "push", &arg(2), "-n", "run"]);
     assert_eq!(r.code, 0, "a push waited for a re-encoding: {}", r.stderr);
     readers_answer_at_once(&reg, "run", &files);
-    // gc does wait for it, says so, and gives up at --wait-timeout.
+    // gc does wait for it, says so, and gives up at --wait-timeout; so
+    // does another re-encoding, naming the one it waits for.
     let gc = reg.run(&["--wait-timeout", "1", "gc"]);
     assert_eq!(gc.code, 1, "{}{}", gc.stdout, gc.stderr);
-    assert!(gc.stderr.contains("waiting for"), "{}", gc.stderr);
+    assert!(
+        gc.stderr.contains("waiting for running pushes and re-encodings"),
+        "{}",
+        gc.stderr
+    );
+    let again = reg.run(&["--wait-timeout", "1", "deltas", "run"]);
+    assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
+    // Said once, naming the holder; then the one-line error.
+    let said: Vec<&str> = again.stderr.lines().filter(|l| l.starts_with("reg: waiting")).collect();
+    assert_eq!(
+        said,
+        vec![format!("reg: waiting for reg deltas of run (pid {})", deltas.id())],
+        "{}",
+        again.stderr
+    );
     thaw(&deltas);
     assert!(deltas.wait().expect("wait").success());
     // The push's own background re-encoding finishes too (reg deltas

@@ -295,7 +295,8 @@ impl Locks {
         file.try_lock()
             .map_err(|_| refused("its lock is held by another process"))?;
         let owner = self.layout.owner_file(LockName::Deltas);
-        let note = format!("reg deltas (background, pid {})\n", std::process::id());
+        // "WHAT (pid N)": the form `holder` reads back for the message.
+        let note = format!("reg deltas in the background (pid {})\n", std::process::id());
         let owner = std::fs::write(&owner, note).ok().map(|_| owner);
         Ok(LockGuard {
             file,
