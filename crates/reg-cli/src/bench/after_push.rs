@@ -101,3 +101,61 @@ pub(super) fn measure(
         pull_settled,
     })
 }
+
+/// The same pull right after a push and settled, in a registry that makes
+/// no deltas: what a pull right after a push costs on this machine with
+/// no background work at all (on a VM, the first writes into memory the
+/// host took back are slow), to tell that apart from the re-encoding's
+/// share in [`AfterPush::pull_ratio`].
+pub(super) struct Control {
+    /// The pull right after the push.
+    pub right_after: Duration,
+    /// The same pull settled (the faster of two).
+    pub settled: Duration,
+}
+
+impl Control {
+    /// Right after against settled.
+    pub fn ratio(&self) -> f64 {
+        self.right_after.as_secs_f64() / self.settled.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Push `f0` then `f1` into a registry of its own under `root` with
+/// `deltas = "off"`, pull `f1`'s version at once, then twice settled; the
+/// registry is removed after.
+pub(super) fn control(rows: &mut Rows, root: &Path, f0: &str, f1: &str) -> Result<Control> {
+    let dir = root.join("control");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("registry.toml"), "[registry]\ndeltas = \"off\"\n")?;
+    let home = root.join("registry-control");
+    let reg = |args: &[&str]| super::measure::reg_cmd(&home, &dir, args);
+    let out = root.join("pulled-control.ckpt");
+    let out_arg = out.to_string_lossy().into_owned();
+    rows.measure(
+        "push epoch 0, deltas off (control)".into(),
+        reg(&["push", f0, "-n", "bench"])?,
+    )?;
+    rows.measure(
+        "push epoch 1, deltas off (control)".into(),
+        reg(&["push", f1, "-n", "bench"])?,
+    )?;
+    let right_after = rows.measure(
+        "  right after: pull bench@v2, deltas off (no background work)".into(),
+        reg(&["pull", "bench@v2", "-o", &out_arg, "--force"])?,
+    )?;
+    std::fs::remove_file(&out)?;
+    let mut settled = Vec::new();
+    for again in ["", ", again"] {
+        settled.push(rows.measure(
+            format!("pull bench@v2, deltas off, settled{again}"),
+            reg(&["pull", "bench@v2", "-o", &out_arg, "--force"])?,
+        )?);
+        std::fs::remove_file(&out)?;
+    }
+    std::fs::remove_dir_all(&home)?;
+    Ok(Control {
+        right_after,
+        settled: settled.into_iter().min().unwrap_or_default(),
+    })
+}

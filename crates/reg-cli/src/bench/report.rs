@@ -89,6 +89,13 @@ fn print_concurrency(t: &Timings) {
     }
     let worst_reader = t.after.iter().map(AfterPush::worst_reader_ratio).fold(0.0, f64::max);
     let worst_pull = t.after.iter().map(AfterPush::pull_ratio).fold(0.0, f64::max);
+    let c = &t.control;
+    println!(
+        "control, deltas off (no background work at all): pull right after the push {:.3} s vs {:.3} s settled = {:.2}x",
+        c.right_after.as_secs_f64(),
+        c.settled.as_secs_f64(),
+        c.ratio()
+    );
     let d = &t.during;
     println!(
         "targets (issue 14): log, show --json, diff --only hparams right after a push <= 0.05x it: {worst_reader:.3}x (worst of {} pushes); pull of the newest right after its push <= 1.3x settled: {worst_pull:.2}x (worst); reg log during a {} push returns before it ends: {} (started +{:.3} s, returned +{:.3} s, push ended +{:.3} s; listed {})",

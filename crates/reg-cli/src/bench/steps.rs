@@ -47,6 +47,16 @@ impl Registries {
         })
     }
 
+    /// Remove the registries other than the default one.
+    pub(super) fn remove_others(&self) -> Result<()> {
+        for home in [&self.fast_home, &self.raw_home] {
+            if home.exists() {
+                std::fs::remove_dir_all(home)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn full(&self, args: &[&str]) -> Result<Command> {
         reg_cmd(&self.home, &self.full_dir, args)
     }
@@ -79,6 +89,8 @@ pub(super) struct Timings {
     pub after: Vec<AfterPush>,
     /// A `reg log` during a push (issue 14).
     pub during: DuringPush,
+    /// The pull right after a push with no re-encoding at all.
+    pub control: after_push::Control,
 }
 
 /// Size of the checkpoint a `reg log` runs during the push of (issue 14),
@@ -165,6 +177,9 @@ pub(super) fn run(rows: &mut Rows, regs: &Registries, root: &Path, files: &[Path
         after.push(after_push::measure(rows, &full, "bench", i as u32 + 1, push, &scratch)?);
     }
     let during = during_push::measure(rows, root, size.min(DURING_PUSH_SIZE))?;
+    // The other registries are done with: their disk goes to the control.
+    regs.remove_others()?;
+    let control = after_push::control(rows, root, &f0, &f1)?;
     Ok(Timings {
         cp_fsync,
         push0,
@@ -181,6 +196,7 @@ pub(super) fn run(rows: &mut Rows, regs: &Registries, root: &Path, files: &[Path
         diff,
         after,
         during,
+        control,
     })
 }
 
