@@ -82,6 +82,9 @@ fn keep_optimizer_last_in_registry_toml_applies_on_push() {
         let out = reg.run_with_toml(&["push", fixture(rel).to_str().expect("utf8"), "-n", "m"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    // Retention runs in the push's background job: wait for it.
+    let out = reg.run_with_toml(&["deltas", "--queued"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = reg.run_with_toml(&["log", "m", "--json"]);
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let dropped: Vec<bool> = log
@@ -91,4 +94,52 @@ fn keep_optimizer_last_in_registry_toml_applies_on_push() {
         .map(|e| e["optimizer_dropped"] == true)
         .collect();
     assert_eq!(dropped, vec![true, false]);
+}
+
+#[test]
+fn push_keep_optimizer_last_runs_in_the_background_job() {
+    let reg = Reg::new();
+    let files = fixture_files(&["lightning/mlp"]);
+    let epochs: Vec<&String> = files.iter().filter(|f| f.contains("epoch=")).collect();
+    assert!(epochs.len() >= 3, "{files:?}");
+    for rel in &epochs {
+        let path = fixture(rel);
+        reg.ok(&[
+            "push",
+            path.to_str().expect("utf8"),
+            "-n",
+            "m",
+            "--keep-optimizer-last",
+            "1",
+        ]);
+    }
+    // `deltas --queued` returns once the pushes' background work, the
+    // retention included, is done.
+    reg.ok(&["deltas", "--queued"]);
+    let log = reg.ok(&["log", "m", "--json"]).json();
+    let dropped: Vec<bool> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| e["optimizer_dropped"] == true)
+        .collect();
+    let mut want = vec![true; epochs.len() - 1];
+    want.push(false);
+    assert_eq!(dropped, want);
+    // Every version still pulls whole: the dropped ones as weights-only
+    // files, the newest byte-identical.
+    for (i, rel) in epochs.iter().enumerate() {
+        let v = i + 1;
+        reg.ok(&["pull", &format!("m@v{v}"), "-o", &format!("p{v}")]);
+        if v == epochs.len() {
+            assert_eq!(
+                std::fs::read(reg.work().join(format!("p{v}"))).ok(),
+                std::fs::read(fixture(rel)).ok()
+            );
+        }
+    }
+    reg.ok(&["verify"]);
+    // Names with --queued are refused before anything runs.
+    let r = reg.run(&["deltas", "--queued", "m"]);
+    assert_ne!(r.code, 0);
 }

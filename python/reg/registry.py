@@ -123,11 +123,16 @@ class Registry:
         name: Optional[str] = None,
         tag: Optional[str] = None,
         message: Optional[str] = None,
+        *,
+        keep_optimizer_last: Optional[int] = None,
     ) -> Dict[str, Any]:
         """``reg push PATH``: store a checkpoint file (or a checkpoint
         directory, where the binary supports them) as a new version.
 
         ``name`` defaults as in reg (``default_name``, else the file stem).
+        ``keep_optimizer_last=N`` then drops optimizer state from all but
+        the newest N versions of the name, in reg's background job (the
+        push does not wait for it; ``reg deltas`` waits).
         Returns the push report: ``{name, version, id, created, tensors,
         payloads, new_payloads, logical_bytes, new_raw_bytes, ...}``.
         """
@@ -138,6 +143,8 @@ class Registry:
             args += ["--tag", tag]
         if message is not None:
             args += ["-m", message]
+        if keep_optimizer_last is not None:
+            args += ["--keep-optimizer-last", str(keep_optimizer_last)]
         return self.json(*args)
 
     def pull(
@@ -189,6 +196,12 @@ class Registry:
         if force:
             args.append("--force")
         self.run(*args)
+
+    def wait_background(self) -> None:
+        """``reg deltas --queued``: wait until the background work pushes
+        left (older versions re-encoded as deltas, ``keep_optimizer_last``
+        retention) is done."""
+        self.run("deltas", "--queued")
 
     def prune(
         self,

@@ -30,8 +30,9 @@ class RegTrainerCallback(TrainerCallback):
     - ``registry``: a registry directory or a :class:`reg.Registry`
       (default: what reg finds).
     - ``keep_optimizer_last``: after each push, drop optimizer and scheduler
-      state from all but the newest N versions (``reg prune NAME
-      --keep-optimizer-last N``); their weights stay.
+      state from all but the newest N versions (``reg push
+      --keep-optimizer-last N``: reg's background job does it, so training
+      does not wait); their weights stay.
     - ``push_every_save=False``: push only the last checkpoint, when
       training ends.
 
@@ -87,12 +88,12 @@ class RegTrainerCallback(TrainerCallback):
             message += f", epoch {_number(state.epoch)}"
         if state.best_metric is not None:
             message += f", best metric {_number(state.best_metric)}"
-        report = self.registry.push(path, name=self.name, message=message)
+        report = self.registry.push(
+            path, name=self.name, message=message, keep_optimizer_last=self.keep_optimizer_last
+        )
         ref = f"{report['name']}@v{report['version']}"
         self.pushed.append(ref)
         best = state.best_model_checkpoint
         if self.tag_best and best and os.path.isdir(best) and os.path.samefile(best, path):
             self.registry.tag(ref, "best")
-        if self.keep_optimizer_last is not None:
-            self.registry.prune(self.name, keep_optimizer_last=self.keep_optimizer_last)
         return ref

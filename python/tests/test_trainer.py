@@ -136,6 +136,7 @@ def main() -> None:
     def _():
         cb = reg.RegTrainerCallback("bert-lean", registry=r, keep_optimizer_last=1)
         train(os.path.join(WORK, "run3"), cb)
+        r.wait_background()
         assert r.show("bert-lean@v1").get("optimizer_dropped"), r.show("bert-lean@v1").get("optimizer_dropped")
         assert not r.show("bert-lean@v2").get("optimizer_dropped")
 

@@ -154,6 +154,11 @@ pub struct PushArgs {
     /// (NAME@REF; a fine-tune against its base model).
     #[arg(long, value_name = "REF")]
     pub parent: Option<String>,
+    /// Then drop optimizer state from all but the newest N versions of the
+    /// name (as `keep_optimizer_last`; done by the background job, so the
+    /// push does not wait for it).
+    #[arg(long, value_name = "N")]
+    pub keep_optimizer_last: Option<usize>,
     #[command(flatten)]
     pub json: JsonFlag,
     #[command(flatten)]
@@ -280,6 +285,11 @@ pub struct DeltasArgs {
     /// removed since).
     #[arg(long, hide = true)]
     pub background: bool,
+    /// Only what pushes left for the background job (re-encoding and
+    /// retention), waiting for a job that runs: when it returns, every
+    /// push's background work is done.
+    #[arg(long, conflicts_with = "models")]
+    pub queued: bool,
     #[command(flatten)]
     pub json: JsonFlag,
 }

@@ -186,7 +186,47 @@ impl Registry {
     /// committing after it finds the lock free (and starts a job), and one
     /// committing before it is seen: no request is left behind. Returns
     /// what each round did.
+    ///
+    /// Retention a push queued with its request (`keep_optimizer_last`)
+    /// runs afterwards, once the job has let its locks go.
     pub fn finish_pending_deltas(
+        &self,
+        adopted_fd: Option<i32>,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
+        let done = self.finish_queue(adopted_fd, progress)?;
+        self.run_queued_retention()?;
+        Ok(done)
+    }
+
+    /// Run the retention pushes asked for (moved to the index's
+    /// `retention` tree as their re-encoding ended), each with `gc.lock`
+    /// to itself, as `reg prune` does. Runs after the queue's locks are
+    /// let go: a foreground `reg deltas` that follows a job's re-encoding
+    /// runs (or waits for) the same retention, so when it returns, the
+    /// background work is done.
+    fn run_queued_retention(&self) -> Result<(), crate::RegistryError> {
+        let queued = self.with_index("reg deltas reading its retention queue", |idx| {
+            Ok(idx.retention_queue()?)
+        })?;
+        for (name, n, token) in queued {
+            let rules = crate::maintenance::PruneRules {
+                keep_optimizer_last: Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                ..Default::default()
+            };
+            match self.prune(&name, rules) {
+                Ok(_) | Err(crate::RegistryError::NoSuchName { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            self.with_index("reg deltas updating its retention queue", |idx| {
+                Ok(idx.remove_retention(&name, &token)?)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The queue part of [`Registry::finish_pending_deltas`].
+    fn finish_queue(
         &self,
         adopted_fd: Option<i32>,
         progress: &dyn crate::Progress,
@@ -210,7 +250,7 @@ impl Registry {
                 return Ok(done);
             }
             {
-                for (name, from) in pending {
+                for (name, from, retain) in pending {
                     let rounds = if self.deltas_enabled() {
                         match self.make_deltas_locked(&name, from, progress) {
                             Ok(r) => r,
@@ -222,7 +262,7 @@ impl Registry {
                         Vec::new()
                     };
                     self.with_index("reg deltas updating its queue", |idx| {
-                        Ok(idx.remove_pending(&name, from)?)
+                        Ok(idx.remove_pending(&name, from, retain)?)
                     })?;
                     done.extend(rounds.into_iter().map(|r| (name.clone(), r)));
                 }

@@ -143,6 +143,7 @@ impl Registry {
             blobs,
             delta_edges: deltas,
             defer_deltas: false,
+            retain: None,
         })?;
         let (number, id, created) = match committed {
             Committed::New { record, .. } => (record.number, record.id, true),

@@ -9,10 +9,16 @@
 //!   child is stored as a delta against the parent. Blob headers are the
 //!   truth (gc and sync follow them); this tree answers "which blobs
 //!   depend on this one" without opening every blob file.
-//! - `pending`: key `name \0 number(u32 BE)` -> empty: re-encoding as
-//!   deltas still to do from that version of that name on (what a push
-//!   leaves for the background `reg deltas`; kept until it is done, so an
-//!   interrupted job is finished by the next one).
+//! - `pending`: key `name \0 number(u32 BE)` -> empty, or a u32 BE N:
+//!   re-encoding as deltas still to do from that version of that name on
+//!   (what a push leaves for the background `reg deltas`; kept until it
+//!   is done, so an interrupted job is finished by the next one), and N
+//!   when the push asked for retention (`keep_optimizer_last = N`) after
+//!   it.
+//! - `retention`: key name -> N (u32 BE) ‖ from (u32 BE): retention the
+//!   job still has to run for that name, moved here from `pending` in the
+//!   transaction that ends the re-encoding, removed (compare-and-swap on
+//!   the value) once it ran.
 //! - default tree: `format` -> index format version (u32 BE).
 //!
 //! A version becomes visible in one sled transaction that writes its
@@ -146,6 +152,7 @@ pub struct Index {
     blobs: sled::Tree,
     deltas: sled::Tree,
     pending: sled::Tree,
+    retention: sled::Tree,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -250,6 +257,7 @@ impl Index {
             blobs: db.open_tree("blobs").map_err(err)?,
             deltas: db.open_tree("deltas").map_err(err)?,
             pending: db.open_tree("pending").map_err(err)?,
+            retention: db.open_tree("retention").map_err(err)?,
             path: path.to_path_buf(),
             db,
         })
@@ -542,25 +550,95 @@ impl Index {
         self.flush()
     }
 
-    /// Record that `name` needs re-encoding as deltas from version `from` on.
-    pub fn add_pending(&self, name: &str, from: u32) -> Result<(), IndexError> {
-        self.pending.insert(version_key(name, from), &[]).map_err(self.err())?;
+    /// Record that `name` needs re-encoding as deltas from version `from`
+    /// on, and then retention keeping optimizer state in the newest
+    /// `retain` versions, when given.
+    pub fn add_pending(&self, name: &str, from: u32, retain: Option<u32>) -> Result<(), IndexError> {
+        let value = retain.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default();
+        self.pending
+            .insert(version_key(name, from), value)
+            .map_err(self.err())?;
         Ok(())
     }
 
-    /// The re-encodings still to do: `(name, from)`, by name then number.
-    pub fn pending(&self) -> Result<Vec<(ModelName, u32)>, IndexError> {
+    /// The background work still to do: `(name, from, retain)`, by name
+    /// then number.
+    pub fn pending(&self) -> Result<Vec<(ModelName, u32, Option<u32>)>, IndexError> {
         let mut out = Vec::new();
         for item in self.pending.iter() {
-            let (k, _) = item.map_err(self.err())?;
-            out.push(split_version_key(&k)?);
+            let (k, v) = item.map_err(self.err())?;
+            let (name, from) = split_version_key(&k)?;
+            let retain = match v.len() {
+                0 => None,
+                4 => Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]])),
+                n => {
+                    return Err(IndexError::Damaged {
+                        what: format!("pending work of {name}@v{from}"),
+                        reason: format!("value is {n} bytes, not 0 or 4"),
+                    })
+                }
+            };
+            out.push((name, from, retain));
         }
         Ok(out)
     }
 
-    /// Forget a re-encoding that is done.
-    pub fn remove_pending(&self, name: &str, from: u32) -> Result<(), IndexError> {
-        self.pending.remove(version_key(name, from)).map_err(self.err())?;
+    /// Forget a re-encoding that is done; its retention request (`retain`
+    /// as [`Index::pending`] read it), if any, moves to the `retention`
+    /// tree in the same transaction, so a job killed in between leaves
+    /// one or the other, never neither.
+    pub fn remove_pending(&self, name: &str, from: u32, retain: Option<u32>) -> Result<(), IndexError> {
+        let key = version_key(name, from);
+        let result: Result<(), TransactionError<()>> =
+            (&self.pending, &self.retention).transaction(|(pending, retention)| {
+                pending.remove(key.as_slice())?;
+                if let Some(n) = retain {
+                    let mut value = n.to_be_bytes().to_vec();
+                    value.extend_from_slice(&from.to_be_bytes());
+                    retention.insert(name.as_bytes(), value)?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(self.err()(e)),
+            Err(TransactionError::Abort(())) => Err(IndexError::Damaged {
+                what: "transaction".into(),
+                reason: "aborted".into(),
+            }),
+        }
+    }
+
+    /// Retention still to run: `(name, keep_optimizer_last, token)`, the
+    /// token to pass to [`Index::remove_retention`].
+    pub fn retention_queue(&self) -> Result<Vec<(ModelName, u32, Vec<u8>)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.retention.iter() {
+            let (k, v) = item.map_err(self.err())?;
+            let damaged = |reason: String| IndexError::Damaged {
+                what: format!("retention request {}", String::from_utf8_lossy(&k)),
+                reason,
+            };
+            let name = std::str::from_utf8(&k).map_err(|_| damaged("name is not UTF-8".into()))?;
+            let name = ModelName::new(name).map_err(|e| damaged(e.to_string()))?;
+            let n: [u8; 4] = v
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .filter(|_| v.len() == 8)
+                .ok_or_else(|| damaged(format!("value is {} bytes, not 8", v.len())))?;
+            out.push((name, u32::from_be_bytes(n), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Forget a retention request that ran, unless a newer one replaced
+    /// it meanwhile (`token` is the value [`Index::retention_queue`] read).
+    pub fn remove_retention(&self, name: &str, token: &[u8]) -> Result<(), IndexError> {
+        // A failed swap means a newer request: it stays for its own run.
+        let _swapped = self
+            .retention
+            .compare_and_swap(name.as_bytes(), Some(token), None::<&[u8]>)
+            .map_err(self.err())?;
         Ok(())
     }
 

@@ -113,6 +113,7 @@ impl Registry {
             blobs,
             delta_edges: Vec::new(),
             defer_deltas: false,
+            retain: None,
         })? {
             Committed::New { .. } => Ok(true),
             Committed::Same(_) => Ok(false),

@@ -269,6 +269,20 @@ fn keep_optimizer_last_leaves_weights_only_files() {
 fn keep_optimizer_last_in_the_config_runs_after_each_push() {
     let s = Scratch::with(|c| c.keep_optimizer_last = Some(2));
     s.push_all(&SERIES, "mlp");
+    // With background deltas each push queued its retention with its
+    // re-encoding: nothing ran yet.
+    let before: Vec<bool> = s
+        .reg
+        .versions("mlp")
+        .expect("versions")
+        .iter()
+        .map(|v| v.optimizer_dropped)
+        .collect();
+    assert_eq!(before, vec![false; 4]);
+    // What the CLI's background job does.
+    s.reg
+        .finish_pending_deltas(None, &reg_meta::Silent)
+        .expect("background work");
     let dropped: Vec<bool> = s
         .reg
         .versions("mlp")

@@ -55,7 +55,9 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         for (name, r) in reg.finish_pending_deltas(None, &reg_meta::Silent)? {
             say(&name, r);
         }
-        wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
+        if !args.queued {
+            wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
+        }
     }
     for (name, from) in &wanted {
         for r in reg.make_deltas(name, *from, &reg_meta::Silent)? {

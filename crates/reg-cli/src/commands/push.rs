@@ -23,6 +23,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         message: args.message,
         allow_unsafe: args.allow_unsafe,
         parent,
+        keep_optimizer_last: args.keep_optimizer_last,
     };
     let quiet = ctx.quiet || args.json.json;
     let mut views = Vec::new();

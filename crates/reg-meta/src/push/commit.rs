@@ -34,6 +34,9 @@ pub(crate) struct Commit<'a> {
     /// Leave the previous version's re-encoding to the background job:
     /// recorded in the index's queue with the version.
     pub(crate) defer_deltas: bool,
+    /// With `defer_deltas`: the retention (`keep_optimizer_last`) the job
+    /// runs after the re-encoding, so the push never waits for it.
+    pub(crate) retain: Option<usize>,
 }
 
 /// What [`Registry::commit`] did.
@@ -121,7 +124,8 @@ impl Registry {
             idx.add_delta(*parent, *child)?;
         }
         if let (true, Some(prev)) = (c.defer_deltas, &previous) {
-            idx.add_pending(name, prev.record.number)?;
+            let retain = c.retain.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            idx.add_pending(name, prev.record.number, retain)?;
         }
         if let Some(old) = c.replaces.filter(|o| o.record.id != record.id) {
             // The old manifest blob is no version's any more; gc (which

@@ -56,6 +56,12 @@ pub struct PushOptions {
     /// Store the new float tensors as deltas against this version's
     /// (a fine-tune against its base model).
     pub parent: Option<crate::refs::VersionRef>,
+    /// After the push, drop optimizer state from all but the newest N
+    /// versions of the name (overrides the config's `keep_optimizer_last`).
+    /// With background deltas this is queued with the re-encoding request
+    /// and runs in [`Registry::finish_pending_deltas`] (the job the CLI
+    /// starts); otherwise before the push returns.
+    pub keep_optimizer_last: Option<usize>,
 }
 
 /// What [`Registry::push`] did.
@@ -127,7 +133,10 @@ impl Registry {
         // The writer guard is let go before retention, whose gc needs
         // gc.lock to itself.
         let report = result?;
-        if let (Some(n), true) = (self.config.keep_optimizer_last, report.created) {
+        // With a background re-encoding queued, retention was queued with
+        // it (the job runs it after): the push does not wait for either.
+        let queued = report.previous_deltas.pending;
+        if let (Some(n), true, false) = (self.retention(opts), report.created, queued) {
             let rules = crate::maintenance::PruneRules {
                 keep_optimizer_last: Some(n),
                 ..Default::default()
@@ -135,6 +144,11 @@ impl Registry {
             self.prune(&report.name, rules)?;
         }
         Ok(report)
+    }
+
+    /// The retention a push asks for: its option, else the config's.
+    pub(crate) fn retention(&self, opts: &PushOptions) -> Option<usize> {
+        opts.keep_optimizer_last.or(self.config.keep_optimizer_last)
     }
 
     /// Store `path` (a weights-only file made from `old`) in place of
@@ -351,6 +365,7 @@ impl Registry {
             defer_deltas: v.replaces.is_none()
                 && self.deltas_enabled()
                 && self.config.deltas == crate::DeltaTiming::Background,
+            retain: self.retention(opts),
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
             Committed::New {

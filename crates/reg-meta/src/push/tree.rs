@@ -235,6 +235,7 @@ impl Registry {
             blobs,
             delta_edges: Vec::new(),
             defer_deltas: self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Background,
+            retain: self.retention(opts),
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
             Committed::New {
