@@ -66,6 +66,19 @@ pub struct DeltaReport {
     pub pending: bool,
 }
 
+impl DeltaReport {
+    /// A re-encoding of `version` against `against` left to the
+    /// background job.
+    pub(crate) fn queued(version: u32, against: u32) -> DeltaReport {
+        DeltaReport {
+            version: Some(version),
+            against: Some(against),
+            pending: true,
+            ..DeltaReport::default()
+        }
+    }
+}
+
 /// A stored tensor (or tensor chunk) of a version, by what identifies it
 /// across versions: a file's tensor path, or a directory's logical tensor
 /// name with the chunk's global offsets.
@@ -320,6 +333,12 @@ impl Registry {
     /// True when this registry makes delta blobs at all.
     pub(crate) fn deltas_enabled(&self) -> bool {
         self.config.max_delta_chain > 0 && self.config.deltas != crate::DeltaTiming::Off
+    }
+
+    /// True when a push leaves the previous version's re-encoding to the
+    /// background job (queued in the index with its commit).
+    pub(crate) fn deltas_in_background(&self) -> bool {
+        self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Background
     }
 
     /// True when making `pair.child` (with `below` links of deltas hanging

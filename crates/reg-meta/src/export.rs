@@ -217,8 +217,9 @@ fn state_dict_tensors(m: &Manifest) -> Vec<ExportTensor> {
 
 /// `__metadata__` of a safetensors export: the source's own metadata (for
 /// a safetensors source), `format: pt`, and epoch, global step and
-/// hyperparameters (JSON) when the checkpoint has them.
-fn safetensors_metadata(m: &Manifest) -> BTreeMap<String, String> {
+/// hyperparameters (JSON) when the checkpoint has them; for a directory
+/// version, its layout as `reg_layout`.
+pub(crate) fn safetensors_metadata(m: &Manifest) -> BTreeMap<String, String> {
     let mut md = BTreeMap::new();
     if let Some(serde_json::Value::Object(src)) = &m.meta.safetensors_metadata {
         for (k, v) in src {
@@ -226,6 +227,9 @@ fn safetensors_metadata(m: &Manifest) -> BTreeMap<String, String> {
         }
     }
     md.entry("format".into()).or_insert_with(|| "pt".into());
+    if let Some(t) = &m.tree {
+        md.insert("reg_layout".into(), t.layout.name().to_string());
+    }
     if let Some(e) = m.meta.epoch {
         md.insert("epoch".into(), e.to_string());
     }

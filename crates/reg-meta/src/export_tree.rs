@@ -26,7 +26,7 @@ use crate::registry::Registry;
 use reg_ckpt::tensors::{contiguous_stride, Role};
 use reg_ckpt::tree::Layout;
 use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 
 /// The tensors of a directory version's export, with the names they get.
@@ -93,7 +93,7 @@ impl Registry {
                         storage_key: name.clone(),
                     })
                     .collect();
-                write::write_safetensors(w, &list, &metadata(m), &mut read)
+                write::write_safetensors(w, &list, &crate::export::safetensors_metadata(m), &mut read)
                     .map(|_| ())
                     .map_err(|e| export_err(&e))
             }
@@ -138,24 +138,4 @@ impl Registry {
         written?;
         Ok(tensors.len())
     }
-}
-
-/// `__metadata__` of a directory export: `format: pt`, epoch, global
-/// step and hyperparameters when the layout records them, the layout.
-fn metadata(m: &Manifest) -> BTreeMap<String, String> {
-    let mut md = BTreeMap::new();
-    md.insert("format".into(), "pt".into());
-    if let Some(t) = &m.tree {
-        md.insert("reg_layout".into(), t.layout.name().to_string());
-    }
-    if let Some(e) = m.meta.epoch {
-        md.insert("epoch".into(), e.to_string());
-    }
-    if let Some(s) = m.meta.global_step {
-        md.insert("global_step".into(), s.to_string());
-    }
-    if let Some(h) = &m.meta.hyper_parameters {
-        md.insert("hyper_parameters".into(), h.to_string());
-    }
-    md
 }

@@ -127,6 +127,37 @@ pub struct BadHash {
     pub shown: String,
 }
 
+/// `from_hex`, `to_hex`, `short` and `Display` (hex) of a 32-byte hash
+/// newtype; `$what` names it in parse errors.
+macro_rules! hex32_newtype {
+    ($ty:ident, $what:literal) => {
+        impl $ty {
+            /// Parse 64 lowercase hex digits.
+            pub fn from_hex(text: &str) -> Result<$ty, BadHash> {
+                parse_hex32(text, $what).map($ty)
+            }
+
+            /// As 64 hex digits.
+            pub fn to_hex(&self) -> String {
+                reg_store::BlobId(self.0).to_hex()
+            }
+
+            /// The first 12 hex digits, for display.
+            pub fn short(&self) -> String {
+                let mut hex = self.to_hex();
+                hex.truncate(12);
+                hex
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    };
+}
+
 fn parse_hex32(text: &str, what: &'static str) -> Result<[u8; 32], BadHash> {
     let bad = || BadHash {
         what,
@@ -144,33 +175,12 @@ fn parse_hex32(text: &str, what: &'static str) -> Result<[u8; 32], BadHash> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct VersionId(pub [u8; 32]);
 
+hex32_newtype!(VersionId, "version id");
+
 impl VersionId {
-    /// Parse 64 lowercase hex digits.
-    pub fn from_hex(text: &str) -> Result<VersionId, BadHash> {
-        parse_hex32(text, "version id").map(VersionId)
-    }
-
-    /// The id as 64 hex digits.
-    pub fn to_hex(&self) -> String {
-        reg_store::BlobId(self.0).to_hex()
-    }
-
-    /// The first 12 hex digits, for display.
-    pub fn short(&self) -> String {
-        let mut hex = self.to_hex();
-        hex.truncate(12);
-        hex
-    }
-
     /// The manifest blob this id names.
     pub fn blob(&self) -> reg_store::BlobId {
         reg_store::BlobId(self.0)
-    }
-}
-
-impl fmt::Display for VersionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
     }
 }
 
@@ -199,34 +209,11 @@ pub mod hex_version_id {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileHash(pub [u8; 32]);
 
-impl FileHash {
-    /// Parse 64 lowercase hex digits.
-    pub fn from_hex(text: &str) -> Result<FileHash, BadHash> {
-        parse_hex32(text, "file hash").map(FileHash)
-    }
-
-    /// The hash as 64 hex digits.
-    pub fn to_hex(&self) -> String {
-        reg_store::BlobId(self.0).to_hex()
-    }
-
-    /// The first 12 hex digits, for display.
-    pub fn short(&self) -> String {
-        let mut hex = self.to_hex();
-        hex.truncate(12);
-        hex
-    }
-}
+hex32_newtype!(FileHash, "file hash");
 
 impl From<reg_store::BlobId> for FileHash {
     fn from(id: reg_store::BlobId) -> FileHash {
         FileHash(id.0)
-    }
-}
-
-impl fmt::Display for FileHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
     }
 }
 

@@ -263,6 +263,18 @@ impl Index {
         })
     }
 
+    /// The result of a sled transaction that never aborts on purpose.
+    fn transacted(&self, result: Result<(), TransactionError<()>>) -> Result<(), IndexError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(self.err()(e)),
+            Err(TransactionError::Abort(())) => Err(IndexError::Damaged {
+                what: "transaction".into(),
+                reason: "aborted".into(),
+            }),
+        }
+    }
+
     fn err(&self) -> impl Fn(sled::Error) -> IndexError + '_ {
         move |source| IndexError::Sled {
             path: self.path.clone(),
@@ -394,16 +406,7 @@ impl Index {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(self.err()(e)),
-            Err(TransactionError::Abort(())) => {
-                return Err(IndexError::Damaged {
-                    what: "transaction".into(),
-                    reason: "aborted".into(),
-                })
-            }
-        }
+        self.transacted(result)?;
         self.flush()
     }
 
@@ -430,14 +433,8 @@ impl Index {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => self.flush(),
-            Err(TransactionError::Storage(e)) => Err(self.err()(e)),
-            Err(TransactionError::Abort(())) => Err(IndexError::Damaged {
-                what: "transaction".into(),
-                reason: "aborted".into(),
-            }),
-        }
+        self.transacted(result)?;
+        self.flush()
     }
 
     /// Add blob records.
@@ -599,14 +596,7 @@ impl Index {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(self.err()(e)),
-            Err(TransactionError::Abort(())) => Err(IndexError::Damaged {
-                what: "transaction".into(),
-                reason: "aborted".into(),
-            }),
-        }
+        self.transacted(result)
     }
 
     /// Retention still to run: `(name, keep_optimizer_last, token)`, the

@@ -59,6 +59,7 @@ mod retention_tree;
 pub mod stream;
 mod tags;
 pub mod tensor_stats;
+pub mod units;
 
 pub use config::{Config, DeltaTiming};
 pub use diff::{Diff, DiffOptions, Only};

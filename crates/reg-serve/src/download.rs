@@ -293,44 +293,26 @@ fn prepare(
             reg_meta::export_file_name(&v.manifest, fmt),
         ),
     };
-    let not_modified = conditions
-        .if_none_match
-        .as_deref()
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let range_header = match &conditions.if_range {
-        // A range of another version's bytes would corrupt the download.
-        Some(tag) if tag.trim() != etag => None,
-        _ => conditions.range.as_deref(),
-    };
-    let mut prepared = Prepared {
-        etag,
-        filename,
-        size: v.manifest.size,
-        answer: Answer::Full,
-        not_modified,
-        source: None,
-    };
     match export {
         None => {
-            prepared.answer = range::answer(range_header, prepared.size);
-            if conditions.body && !not_modified {
-                if let Some(start) = first_byte(prepared.answer) {
-                    prepared.source = Some(Source::Version(Box::new(reg.version_reader(&v, start)?)));
-                }
+            let mut prepared = Prepared::new(conditions, etag, filename, v.manifest.size);
+            if let Some(start) = prepared.start(conditions) {
+                prepared.source = Some(Source::Version(Box::new(reg.version_reader(&v, start)?)));
             }
+            Ok(prepared)
         }
         Some(fmt) => {
-            let file = export_to_temp(reg, &v, fmt)?;
-            prepared.size = file.metadata().map_err(io_err(reg))?.len();
-            prepared.answer = range::answer(range_header, prepared.size);
-            if let (true, false, Some(start)) = (conditions.body, not_modified, first_byte(prepared.answer)) {
-                let mut file = file;
+            // The export's size is known once it is written.
+            let mut file = export_to_temp(reg, &v, fmt)?;
+            let size = file.metadata().map_err(io_err(reg))?.len();
+            let mut prepared = Prepared::new(conditions, etag, filename, size);
+            if let Some(start) = prepared.start(conditions) {
                 file.seek(SeekFrom::Start(start)).map_err(io_err(reg))?;
                 prepared.source = Some(Source::File(file));
             }
+            Ok(prepared)
         }
     }
-    Ok(prepared)
 }
 
 fn io_err(reg: &Registry) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {

@@ -1,21 +1,8 @@
 //! Numbers for people: sizes in binary units, times in UTC (the pages'
 //! script shows them in the viewer's time zone), scores, ratios.
 
-/// Bytes as B / KiB / MiB / GiB / TiB with one decimal.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use reg_meta::units::bytes;
+use reg_meta::units::Civil;
 
 /// `logical / stored` as `3.2×`, or `-` when nothing is stored.
 pub fn ratio(logical: u64, stored: u64) -> String {
@@ -26,33 +13,22 @@ pub fn ratio(logical: u64, stored: u64) -> String {
     }
 }
 
-/// Civil date and time of a Unix time, UTC: (year, month, day, h, m, s).
-fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days since 1970-01-01 to a date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// `2024-05-01T12:00:00Z`, for `<time datetime>`.
 pub fn iso_time(secs: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let c = Civil::from_unix(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 /// `2024-05-01 12:00 UTC`, shown without the script.
 pub fn utc_time(secs: u64) -> String {
-    let (y, mo, d, h, mi, _) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
+    let c = Civil::from_unix(secs);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        c.year, c.month, c.day, c.hour, c.minute
+    )
 }
 
 /// A score or statistic, compactly: 4 significant digits, exponent form

@@ -362,9 +362,7 @@ impl Registry {
             replaces: v.replaces,
             blobs,
             delta_edges: deltas.clone(),
-            defer_deltas: v.replaces.is_none()
-                && self.deltas_enabled()
-                && self.config.deltas == crate::DeltaTiming::Background,
+            defer_deltas: v.replaces.is_none() && self.deltas_in_background(),
             retain: self.retention(opts),
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
@@ -431,12 +429,7 @@ impl Registry {
                 r.against = Some(number);
                 r
             }
-            Some(prev) if self.deltas_enabled() => DeltaReport {
-                version: Some(prev.record.number),
-                against: Some(number),
-                pending: true,
-                ..DeltaReport::default()
-            },
+            Some(prev) if self.deltas_enabled() => DeltaReport::queued(prev.record.number, number),
             _ => DeltaReport::default(),
         };
 

@@ -234,7 +234,7 @@ impl Registry {
             replaces: None,
             blobs,
             delta_edges: Vec::new(),
-            defer_deltas: self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Background,
+            defer_deltas: self.deltas_in_background(),
             retain: self.retention(opts),
         })?;
         let (record, manifest, manifest_put, previous) = match committed {
@@ -252,12 +252,7 @@ impl Registry {
                 let mut reports = self.make_deltas(&name, prev.record.number, progress)?;
                 reports.pop().unwrap_or_default()
             }
-            Some(prev) if self.deltas_enabled() => DeltaReport {
-                version: Some(prev.record.number),
-                against: Some(number),
-                pending: true,
-                ..DeltaReport::default()
-            },
+            Some(prev) if self.deltas_enabled() => DeltaReport::queued(prev.record.number, number),
             _ => DeltaReport::default(),
         };
         let written = |o: &PutOutcome| if o.written { o.stored_len } else { 0 };
