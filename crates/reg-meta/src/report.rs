@@ -6,7 +6,7 @@ use crate::ids::{FileHash, ModelName, SourceName, VersionId};
 use crate::index::VersionRecord;
 use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
-use reg_ckpt::meta::{ModelCheckpointState, OptimizerSummary, SchedulerSummary};
+use reg_ckpt::meta::CheckpointMeta;
 use reg_ckpt::safety::GlobalVerdict;
 use serde::Serialize;
 use serde_json::Value;
@@ -42,26 +42,12 @@ pub struct ShowView {
     /// `epoch` (an integer; a directory version whose layout records a
     /// fractional epoch, as the Trainer does, shows it exactly).
     pub epoch: Option<serde_json::Number>,
-    /// `global_step`.
-    pub global_step: Option<i64>,
-    /// Lightning version.
-    pub lightning_version: Option<String>,
-    /// `hparams_name`.
-    pub hparams_name: Option<String>,
-    /// `hyper_parameters` as JSON.
-    pub hyper_parameters: Option<Value>,
-    /// Datamodule hyperparameters.
-    pub datamodule_hyper_parameters: Option<Value>,
-    /// Optimizers.
-    pub optimizers: Vec<OptimizerSummary>,
-    /// LR schedulers.
-    pub schedulers: Vec<SchedulerSummary>,
-    /// ModelCheckpoint state.
-    pub model_checkpoint: Option<ModelCheckpointState>,
-    /// safetensors `__metadata__`.
-    pub safetensors_metadata: Option<Value>,
-    /// Top-level keys.
-    pub top_keys: Vec<String>,
+    /// What the checkpoint says (step, hyperparameters, optimizers,
+    /// schedulers, ModelCheckpoint state, scores, top-level keys), as the
+    /// manifest records it; written without its `epoch`, which
+    /// [`ShowView::epoch`] writes.
+    #[serde(flatten, serialize_with = "meta_without_epoch")]
+    pub meta: CheckpointMeta,
     /// Globals named by the pickle, with verdicts.
     pub globals: Vec<GlobalVerdict>,
     /// Set when retention dropped optimizer state: the version pulls as a
@@ -290,16 +276,7 @@ impl Registry {
             size: m.size,
             blake3: m.blake3,
             epoch: epoch_number(m),
-            global_step: m.meta.global_step,
-            lightning_version: m.meta.lightning_version.clone(),
-            hparams_name: m.meta.hparams_name.clone(),
-            hyper_parameters: m.meta.hyper_parameters.clone(),
-            datamodule_hyper_parameters: m.meta.datamodule_hyper_parameters.clone(),
-            optimizers: m.meta.optimizers.clone(),
-            schedulers: m.meta.schedulers.clone(),
-            model_checkpoint: m.meta.model_checkpoint.clone(),
-            safetensors_metadata: m.meta.safetensors_metadata.clone(),
-            top_keys: m.meta.top_keys.clone(),
+            meta: m.meta.clone(),
             globals: m.globals.clone(),
             optimizer_dropped: m.optimizer_dropped.clone(),
             storages,
@@ -517,6 +494,15 @@ pub fn to_json_text<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
 
 /// The epoch `reg show` prints: the integer the checkpoint records, or a
 /// directory's exact fractional one.
+/// [`ShowView::meta`]'s fields but `epoch` (the view writes its own).
+fn meta_without_epoch<S: serde::Serializer>(meta: &CheckpointMeta, s: S) -> Result<S::Ok, S::Error> {
+    let mut fields = serde_json::to_value(meta).map_err(serde::ser::Error::custom)?;
+    if let Value::Object(map) = &mut fields {
+        map.shift_remove("epoch");
+    }
+    fields.serialize(s)
+}
+
 fn epoch_number(m: &crate::Manifest) -> Option<serde_json::Number> {
     match m.tree.as_ref().and_then(|t| t.epoch) {
         Some(exact) => serde_json::Number::from_f64(exact),

@@ -69,20 +69,20 @@ fn print_show(v: &ShowView) -> Result<()> {
             d.blake3.short()
         ));
     }
-    if v.epoch.is_some() || v.global_step.is_some() {
+    if v.epoch.is_some() || v.meta.global_step.is_some() {
         s.push_str(&format!(
             "  epoch      {}   step {}\n",
             v.epoch.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-            print::opt(v.global_step)
+            print::opt(v.meta.global_step)
         ));
     }
-    if let Some(l) = &v.lightning_version {
+    if let Some(l) = &v.meta.lightning_version {
         s.push_str(&format!("  lightning  {l}\n"));
     }
-    if let Some(h) = &v.hyper_parameters {
+    if let Some(h) = &v.meta.hyper_parameters {
         s.push_str(&format!("  hparams    {}\n", print::compact(h)));
     }
-    for (i, o) in v.optimizers.iter().enumerate() {
+    for (i, o) in v.meta.optimizers.iter().enumerate() {
         for (g, group) in o.param_groups.iter().enumerate() {
             let mut settings = group.clone();
             if let Some(obj) = settings.as_object_mut() {
@@ -101,14 +101,14 @@ fn print_show(v: &ShowView) -> Result<()> {
             ));
         }
     }
-    for sch in &v.schedulers {
+    for sch in &v.meta.schedulers {
         let mut state = sch.state.clone();
         if let Some(obj) = state.as_object_mut() {
             obj.retain(|k, _| !k.starts_with('_') && k != "verbose");
         }
         s.push_str(&format!("  scheduler  {} {}\n", sch.kind, print::compact(&state)));
     }
-    if let Some(mc) = &v.model_checkpoint {
+    if let Some(mc) = &v.meta.model_checkpoint {
         s.push_str(&format!(
             "  checkpoint monitor {} mode {} best {}\n",
             mc.monitor.as_deref().unwrap_or("-"),
@@ -116,7 +116,7 @@ fn print_show(v: &ShowView) -> Result<()> {
             mc.best_model_score.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
         ));
     }
-    if let Some(m) = &v.safetensors_metadata {
+    if let Some(m) = &v.meta.safetensors_metadata {
         s.push_str(&format!("  metadata   {}\n", print::compact(m)));
     }
     let flagged: Vec<String> = v

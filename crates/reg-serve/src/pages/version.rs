@@ -121,38 +121,38 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
             (stat("blobs", html! { (v.stored.blobs) }))
             (stat("deltas", html! { (v.stored.deltas) @if v.stored.deltas > 0 { span.muted { " (chain ≤ " (v.stored.longest_chain) ")" } } }))
             (stat("epoch", html! { (v.epoch.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "-".into())) }))
-            (stat("step", html! { (layout::opt(v.global_step)) }))
+            (stat("step", html! { (layout::opt(v.meta.global_step)) }))
             (stat("tensors", html! { (v.tensors.len()) }))
         }
         div.grid {
             section.card { h2 { "Checkpoint" } (checkpoint(v)) }
             section.card #hparams {
                 h2 { "Hyperparameters" }
-                @match &v.hyper_parameters {
+                @match &v.meta.hyper_parameters {
                     Some(h) => (kv_table(&flatten(h))),
                     None => p.muted { "None saved." },
                 }
-                @if let Some(d) = &v.datamodule_hyper_parameters {
+                @if let Some(d) = &v.meta.datamodule_hyper_parameters {
                     h3 { "datamodule" }
                     (kv_table(&flatten(d)))
                 }
             }
         }
-        @if !v.optimizers.is_empty() || !v.schedulers.is_empty() {
+        @if !v.meta.optimizers.is_empty() || !v.meta.schedulers.is_empty() {
             section.card #optimizer {
                 h2 { "Optimizer and schedulers" }
-                @for (i, o) in v.optimizers.iter().enumerate() {
+                @for (i, o) in v.meta.optimizers.iter().enumerate() {
                     h3 { "optimizer " (i) ": " (o.kind) }
                     (param_groups(&o.param_groups))
                     p.muted { (o.params_with_state) " parameters with state: " (o.state_keys.join(", ")) }
                 }
-                @for (i, s) in v.schedulers.iter().enumerate() {
+                @for (i, s) in v.meta.schedulers.iter().enumerate() {
                     h3 { "scheduler " (i) ": " (s.kind) }
                     (kv_table(&flatten(&s.state)))
                 }
             }
         }
-        @if let Some(md) = &v.safetensors_metadata {
+        @if let Some(md) = &v.meta.safetensors_metadata {
             section.card { h2 { "safetensors metadata" } (kv_table(&flatten(md))) }
         }
         @if let (Some(layout), Some(files)) = (&v.layout, &v.files) {
@@ -244,10 +244,10 @@ fn checkpoint(v: &ShowView) -> Markup {
             tr { th { "pushed" } td { (time(v.created)) } }
             @if let Some(m) = &v.message { tr { th { "message" } td { (m) } } }
             tr { th { "blake3" } td { (v.blake3) } }
-            @if let Some(l) = &v.lightning_version { tr { th { "Lightning" } td { (l) } } }
-            @if let Some(h) = &v.hparams_name { tr { th { "hparams_name" } td { (h) } } }
-            tr { th { "top-level keys" } td { (v.top_keys.join(", ")) } }
-            @if let Some(mc) = &v.model_checkpoint {
+            @if let Some(l) = &v.meta.lightning_version { tr { th { "Lightning" } td { (l) } } }
+            @if let Some(h) = &v.meta.hparams_name { tr { th { "hparams_name" } td { (h) } } }
+            tr { th { "top-level keys" } td { (v.meta.top_keys.join(", ")) } }
+            @if let Some(mc) = &v.meta.model_checkpoint {
                 tr { th { "monitor" } td { (mc.monitor.as_deref().unwrap_or("–")) " (" (mc.mode.as_deref().unwrap_or("–")) ")" } }
                 tr { th { "current score" } td { (mc.current_score.map(crate::units::number).unwrap_or_else(|| "–".into())) } }
                 tr { th { "best score" } td { (mc.best_model_score.map(crate::units::number).unwrap_or_else(|| "–".into())) } }
