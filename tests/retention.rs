@@ -143,3 +143,78 @@ fn push_keep_optimizer_last_runs_in_the_background_job() {
     let r = reg.run(&["deltas", "--queued", "m"]);
     assert_ne!(r.code, 0);
 }
+
+/// The blob file of a blob id (hex) in a registry.
+fn blob_file(home: &std::path::Path, hex: &str) -> std::path::PathBuf {
+    home.join("blobs").join(&hex[..2]).join(&hex[2..])
+}
+
+/// The blob ids of a version's tensors with the given role.
+fn blobs_of(show: &serde_json::Value, role: &str) -> std::collections::BTreeSet<String> {
+    show["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .filter(|t| t["role"] == role)
+        .filter_map(|t| t["blob"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_failed_background_job_is_reported_by_the_next_push() {
+    let (e0, e1, e2) = (
+        fixture("lightning/mlp/epoch=00.ckpt"),
+        fixture("lightning/mlp/epoch=01.ckpt"),
+        fixture("lightning/mlp/epoch=02.ckpt"),
+    );
+    let s = |p: &std::path::PathBuf| p.to_str().expect("utf8").to_string();
+    // Which of epoch 0's weights epoch 1 does not share (learnt in a
+    // registry of its own).
+    let other = Reg::new();
+    other.ok(&["push", &s(&e1), "-n", "m"]);
+    let next = blobs_of(&other.ok(&["show", "m", "--json"]).json(), "weight");
+    let reg = Reg::new();
+    reg.ok(&["push", &s(&e0), "-n", "m"]);
+    let own: Vec<String> = blobs_of(&reg.ok(&["show", "m@v1", "--json"]).json(), "weight")
+        .difference(&next)
+        .cloned()
+        .collect();
+    assert!(!own.is_empty());
+    // Damage them: the retention the next push queues has to read them to
+    // write v1 weights-only, and fails in the background job.
+    for hex in &own {
+        let path = blob_file(&reg.home(), hex);
+        let mut bytes = std::fs::read(&path).expect("blob");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).expect("damage");
+    }
+    reg.ok(&["push", &s(&e1), "-n", "m", "--keep-optimizer-last", "1"]);
+    let waited = reg.run(&["deltas", "--queued"]);
+    assert_ne!(waited.code, 0, "{}", waited.stdout);
+    assert_eq!(waited.stderr.trim().lines().count(), 1, "{}", waited.stderr);
+    // The job wrote down why; the next push says so, and still lands.
+    let note = reg.home().join("deltas.failed");
+    for _ in 0..100 {
+        if note.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(note.exists(), "the background job left no note");
+    let pushed = reg.run(&["push", &s(&e2), "-n", "m"]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(
+        pushed
+            .stderr
+            .contains("background re-encoding after an earlier push failed"),
+        "{}",
+        pushed.stderr
+    );
+    // Nothing was lost: v2 and v3 pull byte-identical, v1 is reported as
+    // damaged, not dropped.
+    reg.ok(&["pull", "m@v2", "-o", "v2"]);
+    assert_eq!(std::fs::read(reg.work().join("v2")).ok(), std::fs::read(&e1).ok());
+    assert_ne!(reg.run(&["pull", "m@v1", "-o", "v1"]).code, 0);
+    assert_eq!(reg.ok(&["log", "m", "--json"]).json().as_array().map(Vec::len), Some(3));
+}

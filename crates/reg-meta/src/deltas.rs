@@ -212,6 +212,32 @@ impl Registry {
         Ok(done)
     }
 
+    /// Record why a background job failed (it has no terminal), so that
+    /// the next push can say so. Best effort: a registry that cannot
+    /// take the note has worse problems, which the next command reports.
+    pub fn record_background_failure(&self, error: &crate::RegistryError) {
+        let when = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let line = format!("{when} {}\n", error.to_string().replace('\n', " "));
+        let _ = std::fs::write(self.layout().background_failure_file(), line);
+    }
+
+    /// Forget a recorded background failure (a later run did the work).
+    pub fn clear_background_failure(&self) {
+        let _ = std::fs::remove_file(self.layout().background_failure_file());
+    }
+
+    /// The last background failure: when (Unix seconds) and the error's
+    /// one-line message; `None` when the last run succeeded.
+    pub fn background_failure(&self) -> Option<(u64, String)> {
+        let text = std::fs::read_to_string(self.layout().background_failure_file()).ok()?;
+        let line = text.lines().next()?;
+        let (when, message) = line.split_once(' ')?;
+        Some((when.parse().ok()?, message.chars().take(500).collect()))
+    }
+
     /// Run the retention pushes asked for (moved to the index's
     /// `retention` tree as their re-encoding ended), each with `gc.lock`
     /// to itself, as `reg prune` does. Runs after the queue's locks are
@@ -222,20 +248,27 @@ impl Registry {
         let queued = self.with_index("reg deltas reading its retention queue", |idx| {
             Ok(idx.retention_queue()?)
         })?;
+        // One name's failure (a damaged version) neither stops the others
+        // nor loses its request: it stays queued, and the first error is
+        // returned once every name had its turn.
+        let mut first_error = None;
         for (name, n, token) in queued {
             let rules = crate::maintenance::PruneRules {
                 keep_optimizer_last: Some(usize::try_from(n).unwrap_or(usize::MAX)),
                 ..Default::default()
             };
             match self.prune(&name, rules) {
-                Ok(_) | Err(crate::RegistryError::NoSuchName { .. }) => {}
-                Err(e) => return Err(e),
+                Ok(_) | Err(crate::RegistryError::NoSuchName { .. }) => {
+                    self.with_index("reg deltas updating its retention queue", |idx| {
+                        Ok(idx.remove_retention(&name, &token)?)
+                    })?;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            self.with_index("reg deltas updating its retention queue", |idx| {
-                Ok(idx.remove_retention(&name, &token)?)
-            })?;
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The queue part of [`Registry::finish_pending_deltas`].

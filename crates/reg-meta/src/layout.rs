@@ -15,6 +15,7 @@
 //!   readers.0.lock  shared by the readers of generation 0 while they read blobs
 //!   readers.1.lock  the same for generation 1; gc drains the old one before deleting
 //!   readers.gen     the current readers' generation (a number; gc moves it on)
+//!   deltas.failed   why the last background `reg deltas` failed (absent after a success)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,12 @@ impl RegistryLayout {
     /// [`crate::lock`]: gc moves it on, then drains the old generation).
     pub fn readers_generation_file(&self) -> PathBuf {
         self.root.join("readers.gen")
+    }
+
+    /// Why the last background job (`reg deltas --background`, which has
+    /// no terminal) failed; removed when a later run succeeds.
+    pub fn background_failure_file(&self) -> PathBuf {
+        self.root.join("deltas.failed")
     }
 
     /// Where the holder of `lock` says who it is.

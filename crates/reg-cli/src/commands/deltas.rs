@@ -45,8 +45,18 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         let fd = std::env::var(reg_meta::lock::DELTAS_LOCK_FD_ENV)
             .ok()
             .and_then(|v| v.parse::<i32>().ok());
-        for (name, r) in reg.finish_pending_deltas(fd, &reg_meta::Silent)? {
-            say(&name, r);
+        match reg.finish_pending_deltas(fd, &reg_meta::Silent) {
+            Ok(done) => {
+                reg.clear_background_failure();
+                for (name, r) in done {
+                    say(&name, r);
+                }
+            }
+            Err(e) => {
+                // No terminal to say it on: the next push does.
+                reg.record_background_failure(&e);
+                return Err(e.into());
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -55,6 +65,8 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         for (name, r) in reg.finish_pending_deltas(None, &reg_meta::Silent)? {
             say(&name, r);
         }
+        // What a failed background job left is done now.
+        reg.clear_background_failure();
         if !args.queued {
             wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
         }

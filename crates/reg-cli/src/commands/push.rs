@@ -17,6 +17,13 @@ use std::time::Duration;
 pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     let parent = args.parent.as_deref().map(VersionRef::parse).transpose()?;
     let reg = ctx.open()?;
+    if let Some((when, error)) = reg.background_failure() {
+        eprintln!(
+            "reg: warning: the background re-encoding after an earlier push failed ({}): {error}; \
+             its work stays queued (`reg deltas --queued` retries it here)",
+            human::time(when)
+        );
+    }
     let opts = PushOptions {
         name: args.name,
         tag: args.tag.clone(),
