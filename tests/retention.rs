@@ -218,3 +218,73 @@ fn a_failed_background_job_is_reported_by_the_next_push() {
     assert_ne!(reg.run(&["pull", "m@v1", "-o", "v1"]).code, 0);
     assert_eq!(reg.ok(&["log", "m", "--json"]).json().as_array().map(Vec::len), Some(3));
 }
+
+/// Hold `gc.lock` shared, as a running push does, for the life of the
+/// returned file.
+fn hold_writer_lock(home: &std::path::Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(home.join("gc.lock"))
+        .expect("gc.lock");
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) };
+    assert_eq!(rc, 0, "flock");
+    f
+}
+
+#[test]
+fn background_retention_runs_beside_a_writer_and_frees_space_later() {
+    let reg = Reg::new();
+    let files = fixture_files(&["lightning/mlp"]);
+    let epochs: Vec<&String> = files.iter().filter(|f| f.contains("epoch=")).collect();
+    let push = |rel: &str| {
+        let path = fixture(rel);
+        reg.ok(&[
+            "push",
+            path.to_str().expect("utf8"),
+            "-n",
+            "m",
+            "--keep-optimizer-last",
+            "1",
+        ]);
+    };
+    push(epochs[0]);
+    reg.settle();
+    // Another writer holds gc.lock shared from here on (a push that runs
+    // for a long time): the job's retention must not wait for it, and its
+    // gc must not run under it.
+    let writer = hold_writer_lock(&reg.home());
+    let stored_before = reg.ok(&["stats", "--json"]).json()["stored_bytes"].as_u64();
+    push(epochs[1]);
+    let mut dropped = false;
+    for _ in 0..300 {
+        let log = reg.ok(&["log", "m", "--json"]).json();
+        if log[0]["optimizer_dropped"] == true {
+            dropped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(dropped, "v1 kept its optimizer state while another writer ran");
+    let stored_during = reg.ok(&["stats", "--json"]).json()["stored_bytes"].as_u64();
+    assert!(stored_during > stored_before, "{stored_during:?} vs {stored_before:?}");
+    drop(writer);
+    // The queued request is finished (its gc) by `reg deltas --queued`:
+    // what v1's optimizer state took is freed only now, so no gc ran
+    // beside the writer.
+    reg.ok(&["deltas", "--queued"]);
+    let stored_after = reg.ok(&["stats", "--json"]).json()["stored_bytes"].as_u64();
+    assert!(stored_after < stored_during, "{stored_after:?} vs {stored_during:?}");
+    let after = reg.ok(&["gc", "--dry-run", "--json"]).json();
+    assert_eq!(after["freed_bytes"].as_u64(), Some(0), "space left to free: {after}");
+    reg.ok(&["verify"]);
+    reg.ok(&["pull", "m@v2", "-o", "v2"]);
+    assert_eq!(
+        std::fs::read(reg.work().join("v2")).ok(),
+        std::fs::read(fixture(epochs[1])).ok()
+    );
+}

@@ -29,7 +29,7 @@ use crate::manifest::Manifest;
 use crate::registry::Registry;
 use rayon::prelude::*;
 use reg_store::{BlobId, ParentCheck, RawSource};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Longest delta chain (links) a registry makes unless configured.
 pub const DEFAULT_MAX_DELTA_CHAIN: usize = 8;
@@ -64,6 +64,18 @@ pub struct DeltaReport {
     /// Nothing was done yet: the registry's `deltas` setting is
     /// `background`, and [`Registry::make_deltas`] is still to run.
     pub pending: bool,
+}
+
+/// What [`Registry::finish_pending_deltas`]'s queue run did.
+#[derive(Default)]
+struct Finished {
+    /// Each re-encoding round, by name.
+    reports: Vec<(crate::ModelName, DeltaReport)>,
+    /// Retention requests done (name, the value read), to forget once
+    /// what they replaced is freed.
+    retained: Vec<(crate::ModelName, Vec<u8>)>,
+    /// The first retention that failed (its request stays queued).
+    first_error: Option<crate::RegistryError>,
 }
 
 impl DeltaReport {
@@ -201,15 +213,109 @@ impl Registry {
     /// what each round did.
     ///
     /// Retention a push queued with its request (`keep_optimizer_last`)
-    /// runs afterwards, once the job has let its locks go.
+    /// runs in the same job once the re-encodings are done, still under
+    /// its writer's hold of `gc.lock` and `deltas.lock`: no push waits for
+    /// it. Freeing what it replaced needs `gc.lock` to itself: the
+    /// background job (`adopted_fd` given) runs that gc only if no writer
+    /// holds `gc.lock` now, else leaves the request queued for the next
+    /// job; otherwise (`reg deltas` run by hand) it waits, so when it
+    /// returns everything pushes left is done.
     pub fn finish_pending_deltas(
         &self,
         adopted_fd: Option<i32>,
         progress: &dyn crate::Progress,
     ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
-        let done = self.finish_queue(adopted_fd, progress)?;
-        self.run_queued_retention()?;
-        Ok(done)
+        let background = adopted_fd.is_some();
+        let finished = self.finish_queue(adopted_fd, progress)?;
+        if !finished.retained.is_empty() {
+            let doing = "reg deltas freeing what retention replaced";
+            let guard = if background {
+                self.locks.try_maintenance(doing)?
+            } else {
+                Some(self.maintenance(doing)?)
+            };
+            if let Some(guard) = guard {
+                self.gc_locked(&guard, false)?;
+                drop(guard);
+                self.with_index("reg deltas updating its retention queue", |idx| {
+                    for (name, token) in &finished.retained {
+                        idx.remove_retention(name, token)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        match finished.first_error {
+            Some(e) => Err(e),
+            None => Ok(finished.reports),
+        }
+    }
+
+    /// The queue part of [`Registry::finish_pending_deltas`]: re-encodings,
+    /// then retention, until both queues are empty.
+    fn finish_queue(
+        &self,
+        adopted_fd: Option<i32>,
+        progress: &dyn crate::Progress,
+    ) -> Result<Finished, crate::RegistryError> {
+        let writer = self.writer()?;
+        let mut lock = Some(match adopted_fd {
+            #[cfg(unix)]
+            Some(fd) => self.locks.adopt_deltas(fd)?,
+            _ => self.locks.deltas("reg deltas")?,
+        });
+        let mut finished = Finished::default();
+        // Retention requests this run has tried, by value: a request a
+        // push renews meanwhile has a new value and is tried again.
+        let mut tried: BTreeSet<(crate::ModelName, Vec<u8>)> = BTreeSet::new();
+        loop {
+            let (pending, retention) = self.with_index("reg deltas reading its queue", |idx| {
+                let pending = idx.pending()?;
+                let retention: Vec<_> = idx
+                    .retention_queue()?
+                    .into_iter()
+                    .filter(|(name, _, token)| !tried.contains(&(name.clone(), token.clone())))
+                    .collect();
+                if pending.is_empty() && retention.is_empty() {
+                    lock.take();
+                }
+                Ok((pending, retention))
+            })?;
+            if pending.is_empty() && retention.is_empty() {
+                return Ok(finished);
+            }
+            for (name, from, retain) in pending {
+                let rounds = if self.deltas_enabled() {
+                    match self.make_deltas_locked(&name, from, progress) {
+                        Ok(r) => r,
+                        // A name removed since: nothing left to do.
+                        Err(crate::RegistryError::NoSuchName { .. }) => Vec::new(),
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    Vec::new()
+                };
+                self.with_index("reg deltas updating its queue", |idx| {
+                    Ok(idx.remove_pending(&name, from, retain)?)
+                })?;
+                finished.reports.extend(rounds.into_iter().map(|r| (name.clone(), r)));
+            }
+            // One name's failure (a damaged version) neither stops the
+            // others nor loses its request: it stays queued, and the first
+            // error is returned once every name had its turn.
+            for (name, n, token) in retention {
+                let keep = usize::try_from(n).unwrap_or(usize::MAX);
+                match self.retain_optimizer_state(&writer, &name, keep) {
+                    Ok(_) | Err(crate::RegistryError::NoSuchName { .. }) => {
+                        finished.retained.push((name.clone(), token.clone()));
+                    }
+                    Err(e) => {
+                        finished.first_error.get_or_insert(e);
+                    }
+                }
+                tried.insert((name, token));
+            }
+        }
     }
 
     /// Record why a background job failed (it has no terminal), so that
@@ -236,84 +342,6 @@ impl Registry {
         let line = text.lines().next()?;
         let (when, message) = line.split_once(' ')?;
         Some((when.parse().ok()?, message.chars().take(500).collect()))
-    }
-
-    /// Run the retention pushes asked for (moved to the index's
-    /// `retention` tree as their re-encoding ended), each with `gc.lock`
-    /// to itself, as `reg prune` does. Runs after the queue's locks are
-    /// let go: a foreground `reg deltas` that follows a job's re-encoding
-    /// runs (or waits for) the same retention, so when it returns, the
-    /// background work is done.
-    fn run_queued_retention(&self) -> Result<(), crate::RegistryError> {
-        let queued = self.with_index("reg deltas reading its retention queue", |idx| {
-            Ok(idx.retention_queue()?)
-        })?;
-        // One name's failure (a damaged version) neither stops the others
-        // nor loses its request: it stays queued, and the first error is
-        // returned once every name had its turn.
-        let mut first_error = None;
-        for (name, n, token) in queued {
-            let rules = crate::maintenance::PruneRules {
-                keep_optimizer_last: Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                ..Default::default()
-            };
-            match self.prune(&name, rules) {
-                Ok(_) | Err(crate::RegistryError::NoSuchName { .. }) => {
-                    self.with_index("reg deltas updating its retention queue", |idx| {
-                        Ok(idx.remove_retention(&name, &token)?)
-                    })?;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// The queue part of [`Registry::finish_pending_deltas`].
-    fn finish_queue(
-        &self,
-        adopted_fd: Option<i32>,
-        progress: &dyn crate::Progress,
-    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
-        let _writer = self.writer()?;
-        let mut lock = Some(match adopted_fd {
-            #[cfg(unix)]
-            Some(fd) => self.locks.adopt_deltas(fd)?,
-            _ => self.locks.deltas("reg deltas")?,
-        });
-        let mut done = Vec::new();
-        loop {
-            let pending = self.with_index("reg deltas reading its queue", |idx| {
-                let pending = idx.pending()?;
-                if pending.is_empty() {
-                    lock.take();
-                }
-                Ok(pending)
-            })?;
-            if pending.is_empty() {
-                return Ok(done);
-            }
-            {
-                for (name, from, retain) in pending {
-                    let rounds = if self.deltas_enabled() {
-                        match self.make_deltas_locked(&name, from, progress) {
-                            Ok(r) => r,
-                            // A name removed since: nothing left to do.
-                            Err(crate::RegistryError::NoSuchName { .. }) => Vec::new(),
-                            Err(e) => return Err(e),
-                        }
-                    } else {
-                        Vec::new()
-                    };
-                    self.with_index("reg deltas updating its queue", |idx| {
-                        Ok(idx.remove_pending(&name, from, retain)?)
-                    })?;
-                    done.extend(rounds.into_iter().map(|r| (name.clone(), r)));
-                }
-            }
-        }
     }
 
     /// [`Registry::make_deltas`] for a caller holding `gc.lock` and

@@ -18,7 +18,7 @@
 //! - `retention`: key name -> N (u32 BE) ‖ from (u32 BE): retention the
 //!   job still has to run for that name, moved here from `pending` in the
 //!   transaction that ends the re-encoding, removed (compare-and-swap on
-//!   the value) once it ran.
+//!   the value) once it ran and a gc freed what it replaced.
 //! - default tree: `format` -> index format version (u32 BE).
 //!
 //! A version becomes visible in one sled transaction that writes its

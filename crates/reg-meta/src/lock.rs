@@ -15,8 +15,8 @@
 //! | lock (file)          | mode      | held by                                        | for how long |
 //! |----------------------|-----------|------------------------------------------------|--------------|
 //! | index (`lock`)       | exclusive | every command                                  | one transaction: open sled, read or commit, flush, close, sled's own lock gone (milliseconds) |
-//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas`         | the whole operation: blobs it relies on cannot be deleted under it |
-//! | gc (`gc.lock`)       | exclusive | gc, rm, prune, retention, rebuild-index        | the whole operation: no writer runs meanwhile |
+//! | gc (`gc.lock`)       | shared    | push, import (sync pull), `reg deltas` (its queued retention included) | the whole operation: blobs it relies on cannot be deleted under it |
+//! | gc (`gc.lock`)       | exclusive | gc, rm, prune, rebuild-index; the background job's gc after a retention, only when free at once | the whole operation: no writer runs meanwhile |
 //! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job: the push takes it and the child inherits it, [`DeltasHandOff`]), a push's inline deltas | its whole run, the queue pushes add meanwhile included: one re-encoding at a time, so chain bounds hold |
 //! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
 //! | readers, the old generation | exclusive, released at once | gc, rm | after their index commit and before deleting files: they move the generation on, then wait for the readers of the old one |
@@ -245,6 +245,31 @@ impl Locks {
         })
     }
 
+    /// `gc.lock` exclusive if no writer or deleter holds it now, without
+    /// waiting (the background job's gc after a retention).
+    pub(crate) fn try_maintenance(&self, doing: &str) -> Result<Option<WriteGuard>, RegistryError> {
+        match self.instant().take(LockName::Gc, Mode::Exclusive, Some(doing)) {
+            Ok(lock) => Ok(Some(WriteGuard {
+                _lock: lock,
+                exclusive: true,
+            })),
+            Err(RegistryError::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// These locks with a zero wait and no notices: a `take` that would
+    /// wait fails with [`RegistryError::Locked`].
+    fn instant(&self) -> Locks {
+        Locks {
+            layout: self.layout.clone(),
+            policy: WaitPolicy {
+                timeout: Some(Duration::ZERO),
+            },
+            notice: Box::new(|_| {}),
+        }
+    }
+
     /// `deltas.lock`: the one re-encoding that runs.
     pub(crate) fn deltas(&self, doing: &str) -> Result<LockGuard, RegistryError> {
         self.take(LockName::Deltas, Mode::Exclusive, Some(doing))
@@ -252,14 +277,7 @@ impl Locks {
 
     /// `deltas.lock` if it is free now, without waiting.
     pub(crate) fn try_deltas(&self, doing: &str) -> Result<Option<LockGuard>, RegistryError> {
-        let instant = Locks {
-            layout: self.layout.clone(),
-            policy: WaitPolicy {
-                timeout: Some(Duration::ZERO),
-            },
-            notice: Box::new(|_| {}),
-        };
-        match instant.take(LockName::Deltas, Mode::Exclusive, Some(doing)) {
+        match self.instant().take(LockName::Deltas, Mode::Exclusive, Some(doing)) {
             Ok(g) => Ok(Some(g)),
             Err(RegistryError::Locked { .. }) => Ok(None),
             Err(e) => Err(e),

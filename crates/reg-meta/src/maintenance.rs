@@ -234,21 +234,7 @@ impl Registry {
     pub fn prune(&self, name: &str, rules: PruneRules) -> Result<PruneReport, RegistryError> {
         let model = ModelName::new(name)?;
         let guard = self.maintenance(&format!("reg prune of {name}"))?;
-        let (versions, tags, manifests) = self.with_index(&format!("reg prune of {name} to plan"), |idx| {
-            let versions = versions_of(idx, name)?;
-            let mut manifests = BTreeMap::new();
-            for v in &versions {
-                // A version whose manifest cannot be read cannot be
-                // ranked or judged: stop rather than remove what may be
-                // the one to keep.
-                let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: format!("{name}@v{}", v.number),
-                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
-                })?;
-                manifests.insert(v.number, m);
-            }
-            Ok((versions, idx.tags(name)?, manifests))
-        })?;
+        let (versions, tags, manifests) = self.versions_to_judge(name, "reg prune")?;
         let mut keep: BTreeSet<u32> = BTreeSet::new();
         keep.extend(versions.iter().rev().take(rules.keep_last).map(|v| v.number));
         if rules.keep_tagged {
@@ -283,33 +269,8 @@ impl Registry {
             }
         }
         if let Some(n) = rules.keep_optimizer_last {
-            let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number).collect();
-            for v in &versions {
-                if recent.contains(&v.number) || v.optimizer_dropped || report.removed.contains(&v.number) {
-                    continue;
-                }
-                let Some(m) = manifests.get(&v.number) else { continue };
-                if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
-                    continue;
-                }
-                let version = Resolved::unpinned(v.clone(), m.clone());
-                if m.is_directory() {
-                    // Only the files holding training state go; a layout
-                    // without such files keeps its state.
-                    let droppable = crate::retention_tree::has_training_files(m);
-                    if droppable {
-                        report.optimizer_dropped.push(v.number);
-                        if !rules.dry_run {
-                            self.drop_optimizer_files(&guard, &version)?;
-                        }
-                    }
-                    continue;
-                }
-                report.optimizer_dropped.push(v.number);
-                if !rules.dry_run {
-                    self.drop_optimizer(&guard, &version)?;
-                }
-            }
+            report.optimizer_dropped =
+                self.drop_optimizer_state(&guard, &versions, &manifests, n, &report.removed, rules.dry_run)?;
         }
         if rules.dry_run {
             return Ok(report);
@@ -322,7 +283,87 @@ impl Registry {
     }
 }
 
+/// The versions of a name with their manifests and tags, read to judge
+/// them (prune, retention).
+type Judged = (Vec<VersionRecord>, Vec<(String, u32)>, BTreeMap<u32, Manifest>);
+
 impl Registry {
+    /// The versions of `name`, their tags and manifests, in one index
+    /// transaction. A version whose manifest cannot be read cannot be
+    /// ranked or judged: that stops the caller rather than have it remove
+    /// what may be the one to keep.
+    fn versions_to_judge(&self, name: &str, doing: &str) -> Result<Judged, RegistryError> {
+        self.with_index(&format!("{doing} of {name} to plan"), |idx| {
+            let versions = versions_of(idx, name)?;
+            let mut manifests = BTreeMap::new();
+            for v in &versions {
+                let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
+                    version: format!("{name}@v{}", v.number),
+                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
+                })?;
+                manifests.insert(v.number, m);
+            }
+            Ok((versions, idx.tags(name)?, manifests))
+        })
+    }
+
+    /// Drop optimizer (and scheduler, callback) state from every version
+    /// but the newest `n` and those in `skip`, keeping weights; returns the
+    /// numbers dropped (to be dropped, with `dry_run`). Needs only a
+    /// writer's hold of `gc.lock`: the replaced blobs are left to gc.
+    fn drop_optimizer_state(
+        &self,
+        guard: &WriteGuard,
+        versions: &[VersionRecord],
+        manifests: &BTreeMap<u32, Manifest>,
+        n: usize,
+        skip: &[u32],
+        dry_run: bool,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number).collect();
+        let mut dropped = Vec::new();
+        for v in versions {
+            if recent.contains(&v.number) || v.optimizer_dropped || skip.contains(&v.number) {
+                continue;
+            }
+            let Some(m) = manifests.get(&v.number) else { continue };
+            if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
+                continue;
+            }
+            // A directory drops only the files holding training state; a
+            // layout without such files keeps its state.
+            if m.is_directory() && !crate::retention_tree::has_training_files(m) {
+                continue;
+            }
+            dropped.push(v.number);
+            if dry_run {
+                continue;
+            }
+            let version = Resolved::unpinned(v.clone(), m.clone());
+            if m.is_directory() {
+                self.drop_optimizer_files(guard, &version)?;
+            } else {
+                self.drop_optimizer(guard, &version)?;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Retention queued by a push (`keep_optimizer_last = n` for `name`),
+    /// run by the background job under its writer's hold of `gc.lock` and
+    /// `deltas.lock` (so no push waits for it, and one runs at a time);
+    /// what it replaced is freed by a later gc. Returns the numbers
+    /// dropped.
+    pub(crate) fn retain_optimizer_state(
+        &self,
+        guard: &WriteGuard,
+        name: &str,
+        n: usize,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let (versions, _, manifests) = self.versions_to_judge(name, "reg deltas retention")?;
+        self.drop_optimizer_state(guard, &versions, &manifests, n, &[], false)
+    }
+
     /// Replace a version by its weights-only form (optimizer, scheduler
     /// and callback state dropped, weights and metadata kept), under a
     /// held `gc.lock`.
