@@ -214,6 +214,47 @@ impl ChainReader {
         self.at = self.filled;
         Ok(chunk)
     }
+
+    /// The reader's frame buffer, for the next reader's
+    /// [`ChainReader::next_owned`] (so a pull allocates no new one per blob).
+    pub fn into_spare(self) -> Vec<u8> {
+        self.cur
+    }
+
+    /// The next decoded bytes (at most one frame, 8 MiB), moved out of
+    /// the reader rather than borrowed: `spare` (a buffer given back from
+    /// an earlier call, or empty) takes the place of the frame buffer, so
+    /// the bytes can go to another thread (pull's writer) without a copy.
+    /// Empty at the end.
+    pub fn next_owned(&mut self, mut spare: Vec<u8>) -> io::Result<Vec<u8>> {
+        if self.direct().is_some() {
+            let n = FRAME_RAW.min(usize::try_from(self.left).unwrap_or(FRAME_RAW));
+            spare.resize(n, 0);
+            let mut done = 0;
+            while done < n {
+                done += self.read(&mut spare[done..])?;
+            }
+            return Ok(spare);
+        }
+        if self.at == self.filled {
+            if self.left == 0 {
+                spare.clear();
+                return Ok(spare);
+            }
+            self.next_frame()?;
+        }
+        if self.at > 0 {
+            // Part of this frame went out through `read`: copy the rest.
+            spare.clear();
+            spare.extend_from_slice(&self.cur[self.at..self.filled]);
+        } else {
+            // `next_frame` sizes the new frame buffer itself.
+            std::mem::swap(&mut self.cur, &mut spare);
+            spare.truncate(self.filled);
+        }
+        self.at = self.filled;
+        Ok(spare)
+    }
 }
 
 impl Read for ChainReader {
