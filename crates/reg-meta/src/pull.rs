@@ -315,26 +315,14 @@ impl Registry {
                     .send((*at, bytes.to_vec()))
                     .map_err(|_| RegistryError::Internal("the pull's writer stopped".into())),
                 Job::Payload { at, blob, len } => {
-                    let mut reader = self.store.unchecked_reader(*blob).map_err(damaged)?;
-                    if reader.len() != *len {
-                        return Err(damaged(StoreError::Corrupt {
-                            id: *blob,
-                            reason: format!("holds {} bytes, manifest says {len}", reader.len()),
-                        }));
-                    }
+                    let mut reader = self.payload_reader(*blob, *len, damaged)?;
                     let mut done = 0u64;
                     while done < *len {
-                        let frame = reader.next_owned(take_spare()).map_err(|e| {
-                            damaged(StoreError::Corrupt {
-                                id: *blob,
-                                reason: format!("cannot decode: {e}"),
-                            })
-                        })?;
+                        let frame = reader
+                            .next_owned(take_spare())
+                            .map_err(|e| undecodable(*blob, e, damaged))?;
                         if frame.is_empty() {
-                            return Err(damaged(StoreError::Corrupt {
-                                id: *blob,
-                                reason: "truncated".into(),
-                            }));
+                            return Err(damaged(truncated(*blob)));
                         }
                         let n = frame.len() as u64;
                         frames
@@ -357,6 +345,24 @@ impl Registry {
         })
     }
 
+    /// A reader of the payload blob `blob`, which the manifest says holds
+    /// `len` bytes (a blob of another length is damage).
+    fn payload_reader(
+        &self,
+        blob: BlobId,
+        len: u64,
+        damaged: &(dyn Fn(StoreError) -> RegistryError + Sync),
+    ) -> Result<reg_store::ChainReader, RegistryError> {
+        let reader = self.store.unchecked_reader(blob).map_err(damaged)?;
+        if reader.len() != len {
+            return Err(damaged(StoreError::Corrupt {
+                id: blob,
+                reason: format!("holds {} bytes, manifest says {len}", reader.len()),
+            }));
+        }
+        Ok(reader)
+    }
+
     /// Decode one piece into its place in `file`.
     fn write_job(
         &self,
@@ -372,27 +378,15 @@ impl Registry {
                 progress.advance(bytes.len() as u64);
             }
             Job::Payload { at, blob, len } => {
-                let mut reader = self.store.unchecked_reader(*blob).map_err(damaged)?;
-                if reader.len() != *len {
-                    return Err(damaged(StoreError::Corrupt {
-                        id: *blob,
-                        reason: format!("holds {} bytes, manifest says {len}", reader.len()),
-                    }));
-                }
+                let mut reader = self.payload_reader(*blob, *len, damaged)?;
                 let mut scratch = vec![0u8; WRITE_CHUNK.min(usize::try_from(*len).unwrap_or(WRITE_CHUNK)).max(1)];
                 let mut done = 0u64;
                 while done < *len {
-                    let chunk = reader.next_chunk(&mut scratch).map_err(|e| {
-                        damaged(StoreError::Corrupt {
-                            id: *blob,
-                            reason: format!("cannot decode: {e}"),
-                        })
-                    })?;
+                    let chunk = reader
+                        .next_chunk(&mut scratch)
+                        .map_err(|e| undecodable(*blob, e, damaged))?;
                     if chunk.is_empty() {
-                        return Err(damaged(StoreError::Corrupt {
-                            id: *blob,
-                            reason: "truncated".into(),
-                        }));
+                        return Err(damaged(truncated(*blob)));
                     }
                     // Small writes: the bytes are still in cache when the
                     // kernel copies them into the page cache.
@@ -405,6 +399,26 @@ impl Registry {
             }
         }
         Ok(())
+    }
+}
+
+/// A payload blob that fails to decode, as damage of the version.
+fn undecodable(
+    blob: BlobId,
+    e: std::io::Error,
+    damaged: &(dyn Fn(StoreError) -> RegistryError + Sync),
+) -> RegistryError {
+    damaged(StoreError::Corrupt {
+        id: blob,
+        reason: format!("cannot decode: {e}"),
+    })
+}
+
+/// A payload blob that ends before the manifest's length.
+fn truncated(blob: BlobId) -> StoreError {
+    StoreError::Corrupt {
+        id: blob,
+        reason: "truncated".into(),
     }
 }
 
