@@ -713,12 +713,18 @@ fn gc_while_readers_and_reencodings_run_loses_nothing() {
         ok(&home, &work, &["push", &arg(i), "-n", "run"]);
         // A re-encoding of its own beside the push's background one.
         let deltas = reg_cmd(&home, &work, &["deltas", "run"]).spawn().expect("deltas");
-        let gc = reg_waiting(&home, &work, "30", &["gc"]).output().expect("gc");
-        assert!(
-            gc.status.success(),
-            "gc while readers run: {}",
-            String::from_utf8_lossy(&gc.stderr)
-        );
+        // It waits for the re-encodings (they hold gc.lock shared), never
+        // for the readers; the bound only catches a gc that never ends.
+        let gc = reg_waiting(&home, &work, "180", &["gc"]).output().expect("gc");
+        if !gc.status.success() {
+            // Stop the readers first: the registry goes when the test
+            // unwinds, and their errors would hide this one.
+            stop.store(true, Ordering::SeqCst);
+            for r in readers {
+                let _ = r.join();
+            }
+            panic!("gc while readers run: {}", String::from_utf8_lossy(&gc.stderr));
+        }
         assert!(deltas.wait_with_output().expect("deltas").status.success());
         keep.lock().expect("keep").push((i as u64 + 1, format!("g{i}.ckpt")));
         // And a gc killed at a random moment: nothing it did half way shows.
@@ -736,6 +742,17 @@ fn gc_while_readers_and_reencodings_run_loses_nothing() {
     let numbers: Vec<u64> = log_of(&home, &work, "run").iter().map(|v| v.0).collect();
     assert_eq!(numbers, vec![1, 4, 5, 6]);
     assert_eq!(all_pull_whole(&reg, "run", &files), 4);
+}
+
+/// True while `child` has a file of the registry's blob folder open.
+fn has_a_blob_open(home: &Path, child: &Child) -> bool {
+    let blobs = home.join("blobs");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", child.id())) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| target.starts_with(&blobs) && target.is_file())
 }
 
 /// True while some process holds the current readers' lock (shared).
@@ -776,7 +793,9 @@ fn rm_does_not_delete_what_a_running_verify_still_checks() {
         .spawn()
         .expect("verify");
     let start = Instant::now();
-    while !readers_lock_held(&home) {
+    // It takes the readers lock before it reads the index: wait until it
+    // reads blobs, by then it has its list of versions.
+    while !readers_lock_held(&home) || !has_a_blob_open(&home, &verify) {
         assert!(
             verify.try_wait().expect("try_wait").is_none(),
             "verify ended before it was seen"
