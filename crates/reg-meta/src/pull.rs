@@ -279,8 +279,9 @@ impl Registry {
     /// samples, more when fresh page-cache memory is slow to fault in)
     /// instead of decoding. Here decoders hand whole frames to a writer
     /// thread, buffers going back and forth, so the copy runs beside the
-    /// decoding. In-flight memory is bounded by the channel: cores + 2
-    /// frames of 8 MiB (and the one the writer holds).
+    /// decoding. In-flight memory is bounded by the channel: per core the
+    /// reader's frames and the one it is sending, [`WRITER_QUEUE`] queued,
+    /// one being written, and at most cores + 2 spares (8 MiB each).
     fn write_through_one_writer(
         &self,
         order: &[&Job<'_>],
@@ -301,6 +302,12 @@ impl Registry {
             }
         };
         let (frames, received) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(WRITER_QUEUE);
+        // Owns the sender: dropping it ends the writer's loop.
+        let send = move |at: u64, bytes: Vec<u8>| {
+            frames
+                .send((at, bytes))
+                .map_err(|_| RegistryError::Internal("the pull's writer stopped".into()))
+        };
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| -> std::io::Result<()> {
                 for (at, bytes) in received {
@@ -311,9 +318,7 @@ impl Registry {
                 Ok(())
             });
             let decoded = order.par_iter().with_max_len(1).try_for_each(|job| match job {
-                Job::Skeleton { at, bytes } => frames
-                    .send((*at, bytes.to_vec()))
-                    .map_err(|_| RegistryError::Internal("the pull's writer stopped".into())),
+                Job::Skeleton { at, bytes } => send(*at, bytes.to_vec()),
                 Job::Payload { at, blob, len } => {
                     let mut reader = self.payload_reader(*blob, *len, damaged)?;
                     let mut done = 0u64;
@@ -325,9 +330,7 @@ impl Registry {
                             return Err(damaged(truncated(*blob)));
                         }
                         let n = frame.len() as u64;
-                        frames
-                            .send((at + done, frame))
-                            .map_err(|_| RegistryError::Internal("the pull's writer stopped".into()))?;
+                        send(at + done, frame)?;
                         done += n;
                     }
                     give_back(reader.into_spare());
@@ -335,7 +338,7 @@ impl Registry {
                 }
             });
             // The writer ends once every sender is gone.
-            drop(frames);
+            drop(send);
             let written = writer
                 .join()
                 .map_err(|_| RegistryError::Internal("the pull's writer panicked".into()))?;

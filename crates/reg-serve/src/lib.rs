@@ -23,7 +23,8 @@
 //! use reg_serve::{ServeOptions, Server};
 //! # fn main() -> Result<(), reg_serve::ServeError> {
 //! let config = reg_meta::Config::at("/tmp/reg-example");
-//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), config, ServeOptions::default())?;
+//! let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+//! let server = Server::bind(loopback, config, ServeOptions::default())?;
 //! println!("http://{}/", server.local_addr());
 //! server.run()?;
 //! # Ok(()) }
