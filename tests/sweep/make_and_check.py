@@ -6,7 +6,9 @@ usage: ~/.cache/reg-interop/venv/bin/python tests/sweep/make_and_check.py [--kee
 For every generated file: reg push, reg pull (byte-identical), reg show --json
 (vs make_fixtures.truth), reg pull --weights-only (torch.load(weights_only=True)
 must equal the source), reg pull --format safetensors (must equal the state dict
-tensors), and reg diff between related files. Prints a table of failures.
+tensors), and reg diff between related files. Prints a table of failures and
+exits 1 when there is any, or when this torch could not make a case (a check
+that did not run).
 """
 import argparse, enum, io, json, math, os, pathlib, pickle, shutil, struct, subprocess, sys, tempfile
 import traceback, warnings, zipfile
@@ -34,6 +36,16 @@ def _tensor_bytes(t):
     if t.layout != torch.strided:
         return _tensor_bytes(t.to_dense())
     return t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
+
+
+# Cases this torch could not make. Each one is a check that did not run,
+# so the sweep fails when there is any (it never passes by skipping).
+NOT_MADE = []
+
+
+def not_made(case, e):
+    NOT_MADE.append((case, f"{type(e).__name__}: {str(e)[:160]}"))
+    print(f"  NOT MADE {case}: {str(e)[:120]}")
 
 
 MF._tensor_bytes = _tensor_bytes
@@ -335,7 +347,7 @@ def gen_torch(d):
             p = save(f"dtype_{dn}", obj)
             torch.load(p, weights_only=False)
         except Exception as e:
-            print(f"  (skip dtype {dn}: torch cannot save/load it: {str(e)[:80]})")
+            not_made(f"dtype_{dn}", e)
             continue
         cases.append(Case(f"dtype_{dn}", p))
 
@@ -370,14 +382,14 @@ def gen_torch(d):
     try:
         cases.append(Case("views_p5", save("views_p5", views, pickle_protocol=5), diff_with="views"))
     except Exception as e:
-        print("  (skip protocol 5:", e, ")")
+        not_made("views_p5", e)
 
     # tensor subclass
     try:
         s = torch.randn(3, generator=g).as_subclass(Sub)
         cases.append(Case("subclass", save("subclass", {"s": s, "plain": torch.ones(2)})))
     except Exception as e:
-        print("  (skip subclass", e, ")")
+        not_made("subclass", e)
     # meta, sparse, nested
     cases.append(Case("meta", save("meta", {"m": torch.empty(3, 4, device="meta"), "cpu": torch.ones(2)})))
     i = torch.tensor([[0, 1, 1], [2, 0, 2]])
@@ -391,7 +403,7 @@ def gen_torch(d):
         nt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
         cases.append(Case("nested", save("nested", {"nt": nt, "dense": torch.ones(2)})))
     except Exception as e:
-        print("  (skip nested", e, ")")
+        not_made("nested", e)
 
     # legacy format with several dtypes and shared storages
     emb = torch.randn(10, 4, generator=g)
@@ -410,7 +422,7 @@ def gen_torch(d):
             torch.load(p, weights_only=False)
             cases.append(Case(f"legacy_{dn}", p, kind="torch-legacy"))
         except Exception as e:
-            print(f"  (skip legacy {dn}: {str(e)[:80]})")
+            not_made(f"legacy_{dn}", e)
     for proto in (2, 4):
         cases.append(Case(f"legacy_p{proto}", save(f"legacy_p{proto}", legacy, _use_new_zipfile_serialization=False,
                                                    pickle_protocol=proto), kind="torch-legacy"))
@@ -431,7 +443,7 @@ def gen_torch(d):
                 cfg.storage_alignment = a
                 cases.append(Case(f"align{a}", save(f"align{a}", legacy)))
             except Exception as e:
-                print("  (skip alignment", a, e, ")")
+                not_made(f"align{a}", e)
             finally:
                 cfg.storage_alignment = olda
     cases.append(Case("no_byteorder", save("no_byteorder", legacy, _disable_byteorder_record=True)))
@@ -579,13 +591,13 @@ def gen_lightning(d):
     try:
         cases += fit("lbfgs", model_kw=dict(opt="lbfgs"))
     except Exception as e:
-        print("  (skip lbfgs:", str(e)[:100], ")")
+        not_made("lbfgs", e)
     cases += fit("manual2opt", model_kw=dict(manual=True), monitor=None)
     cases += fit("groups", model_kw=dict(opt="adam_groups"))
     try:
         cases += fit("bf16", model_kw=dict(opt="adamw"), precision="bf16-mixed")
     except Exception as e:
-        print("  (skip bf16:", str(e)[:100], ")")
+        not_made("bf16", e)
     cases += fit("weights_only", model_kw=dict(opt="sgd", sched="cos"), weights_only=True)
     cases += fit("datamodule", model_kw=dict(opt="sgd"), dm=DM(batch_size=16, root=pathlib.Path("/tmp/x/y")))
     import numpy as np
@@ -627,7 +639,7 @@ def gen_lightning(d):
         tr.fit(MO(cfg), loader(0), loader(1))
         cases.append(Case("L:omegacfg", os.path.join(out, "x.ckpt"), lightning=True))
     except Exception as e:
-        print("  (skip omegacfg:", str(e)[:200], ")")
+        not_made("L:omegacfg", e)
     return cases
 
 
@@ -704,7 +716,7 @@ def gen_hostile(d, good):
         save_file(sd, p)
         cases.append(Case("st_dtypes", p, kind="safetensors"))
     except Exception as e:
-        print("  (skip st_dtypes", e, ")")
+        not_made("st_dtypes", e)
     p = os.path.join(d, "st_padded_header.safetensors")
     hdr = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode() + b"      "
     open(p, "wb").write(struct.pack("<Q", len(hdr)) + hdr + struct.pack("<2f", 1.0, 2.0))
@@ -1054,8 +1066,14 @@ def main():
         print("\nnotes:")
         for n in NOTES:
             print("  ", " | ".join(n))
-    json.dump({"fails": FAILS, "notes": NOTES}, open(os.path.join(tmp, "result.json"), "w"), indent=1)
+    if NOT_MADE:
+        print(f"\n{len(NOT_MADE)} cases this torch could not make (their checks did not run):")
+        for case, why in NOT_MADE:
+            print(f"  {case}: {why}")
+    json.dump({"fails": FAILS, "not_made": NOT_MADE, "notes": NOTES},
+              open(os.path.join(tmp, "result.json"), "w"), indent=1)
     print("\nresults in", os.path.join(tmp, "result.json"))
+    sys.exit(1 if FAILS or NOT_MADE else 0)
 
 
 if __name__ == "__main__":
