@@ -8,7 +8,8 @@ pub fn f16_to_f64(bits: u16) -> f64 {
     match exp {
         0 => sign * frac * 2f64.powi(-24),
         31 if frac == 0.0 => sign * f64::INFINITY,
-        31 => f64::NAN,
+        // A NaN keeps its sign and payload, as widening to f32 would.
+        31 => f64::from_bits((u64::from(bits & 0x8000) << 48) | (0x7ff << 52) | (u64::from(bits & 0x3ff) << 42)),
         _ => sign * (1.0 + frac / 1024.0) * 2f64.powi(exp - 15),
     }
 }
@@ -27,5 +28,7 @@ mod tests {
         assert_eq!(super::f16_to_f64(0x0001), 2f64.powi(-24));
         assert!(super::f16_to_f64(0x7c00).is_infinite());
         assert_eq!(super::bf16_to_f64(0x3f80), 1.0);
+        assert_eq!(super::f16_to_f64(0x7e00).to_bits(), 0x7ff8_0000_0000_0000);
+        assert_eq!(super::f16_to_f64(0xfe00).to_bits(), 0xfff8_0000_0000_0000);
     }
 }

@@ -257,11 +257,7 @@ pub(crate) fn describe_tensor(
     let t = tensors::tensor_at(graph, id, "").ok().flatten()?;
     if t.numel() == 1 {
         if let Some(v) = read_scalar(&t, records, file) {
-            return Some(
-                serde_json::Number::from_f64(v)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null),
-            );
+            return Some(crate::exact_json::float(v));
         }
     }
     let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();

@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod dtype;
+pub mod exact_json;
 pub mod float;
 mod inspect;
 pub mod legacy;

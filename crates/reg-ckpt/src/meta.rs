@@ -50,7 +50,8 @@ pub const MAX_LISTED: usize = 64;
 /// A monitored metric's value in one checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Score {
-    /// The value.
+    /// The value (NaN and infinities kept: see [`crate::exact_json`]).
+    #[serde(with = "crate::exact_json::f64_exact")]
     pub value: f64,
     /// `min` or `max`: which direction is better.
     pub mode: String,
@@ -89,10 +90,12 @@ pub struct ModelCheckpointState {
     /// `min` or `max`.
     pub mode: Option<String>,
     /// Best score seen so far.
+    #[serde(default, with = "crate::exact_json::opt_f64_exact")]
     pub best_model_score: Option<f64>,
     /// Path of the best checkpoint.
     pub best_model_path: Option<String>,
     /// The score of the checkpoint being saved, when recorded.
+    #[serde(default, with = "crate::exact_json::opt_f64_exact")]
     pub current_score: Option<f64>,
     /// The rest of the state as JSON.
     pub state: Value,

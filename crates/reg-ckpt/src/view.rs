@@ -274,10 +274,10 @@ pub fn to_json(graph: &PickleGraph, id: NodeId, describe_tensor: &dyn Fn(NodeId)
     convert(graph, id, describe_tensor, 0)
 }
 
+/// A float as stored JSON (non-finite ones as float tags, see
+/// [`crate::exact_json`]).
 fn float_json(f: f64) -> Value {
-    serde_json::Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or_else(|| Value::String(py_float_repr(f)))
+    crate::exact_json::float(f)
 }
 
 fn items_json(graph: &PickleGraph, items: &[NodeId], t: &dyn Fn(NodeId) -> Option<Value>, depth: usize) -> Value {
@@ -316,7 +316,7 @@ fn map_json(
         }
         out.insert(key, convert(graph, *v, t, depth + 1));
     }
-    Value::Object(out)
+    crate::exact_json::object(out)
 }
 
 fn convert(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Value>, depth: usize) -> Value {
@@ -427,7 +427,7 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
     // An enum member or other single-value call: its value is what matters.
     if state.is_none() && args_list.len() == 1 {
         let inner = convert(graph, args_list[0], t, depth + 1);
-        if !inner.is_object() && !inner.is_array() {
+        if crate::exact_json::is_float_tag(&inner) || (!inner.is_object() && !inner.is_array()) {
             return inner;
         }
     }
@@ -437,14 +437,15 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
         out.insert("args".into(), items_json(graph, args_list, t, depth));
     }
     if let Some(s) = state {
-        match convert(graph, *s, t, depth + 1) {
-            Value::Object(fields) => out.extend(fields),
-            other => {
-                out.insert("state".into(), other);
+        let v = convert(graph, *s, t, depth + 1);
+        match crate::exact_json::as_object(&v) {
+            Some(fields) => out.extend(fields.clone()),
+            None => {
+                out.insert("state".into(), v);
             }
         }
     }
-    Value::Object(out)
+    crate::exact_json::object(out)
 }
 
 /// OmegaConf `DictConfig` / `ListConfig` / value nodes keep their data in

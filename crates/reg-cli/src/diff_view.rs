@@ -41,7 +41,7 @@ impl Paint {
 fn val(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        other => reg_ckpt::exact_json::to_text(other),
     }
 }
 

@@ -183,7 +183,11 @@ pub struct Tree {
     pub tensors: Vec<LogicalTensorEntry>,
     /// The exact epoch where the layout records a fractional one (the
     /// Trainer's); `meta.epoch` holds it rounded down.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "reg_ckpt::exact_json::opt_f64_exact"
+    )]
     pub epoch: Option<f64>,
     /// `config.json` of the checkpoint's folder (a model configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +292,24 @@ pub struct FileLayout<'m> {
     pub blake3: FileHash,
     /// The owner executable bit.
     pub executable: bool,
+}
+
+/// A manifest whose JSON would not read back as itself. Returned by
+/// [`Manifest::encode`] and [`Manifest::check_decodes`].
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// It cannot be written as JSON.
+    #[error("cannot be written as JSON: {0}")]
+    Encode(String),
+    /// Its JSON does not decode.
+    #[error("its JSON does not read back: {0}")]
+    Decode(String),
+    /// Its JSON decodes to something else.
+    #[error("its JSON reads back as another manifest (from byte {at})")]
+    Differs {
+        /// The first byte that differs.
+        at: usize,
+    },
 }
 
 /// The original file of a version whose optimizer state was dropped.
@@ -442,6 +464,28 @@ impl Manifest {
     /// Serialize to the JSON stored in the index and blob store.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+
+    /// The JSON to store, checked to read back: decoded again, it must
+    /// give the same manifest (re-encoded, the same bytes; byte equality,
+    /// as `==` on floats would call two NaNs different). What a push or
+    /// import stores, so no version is ever committed unreadable.
+    pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
+        let json = self.to_json().map_err(|e| ManifestError::Encode(e.to_string()))?;
+        Manifest::check_decodes(&json)?;
+        Ok(json)
+    }
+
+    /// Check that stored manifest bytes decode, to a manifest that
+    /// encodes to the same bytes.
+    pub fn check_decodes(json: &[u8]) -> Result<Manifest, ManifestError> {
+        let back = Manifest::from_json(json).map_err(|e| ManifestError::Decode(e.to_string()))?;
+        let again = back.to_json().map_err(|e| ManifestError::Encode(e.to_string()))?;
+        if again != json {
+            let at = again.iter().zip(json).take_while(|(a, b)| a == b).count();
+            return Err(ManifestError::Differs { at });
+        }
+        Ok(back)
     }
 
     /// Parse stored JSON.

@@ -487,7 +487,9 @@ pub struct DeltasView {
 /// The text every `--json` prints for a view (and `reg serve`'s JSON
 /// twins return): pretty JSON and one newline.
 pub fn to_json_text<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
-    let mut text = serde_json::to_string_pretty(v)?;
+    // What the manifest stores exactly (float tags) is shown as docs/cli.md
+    // says: NaN and infinities as the strings `nan`, `inf`, `-inf`.
+    let mut text = serde_json::to_string_pretty(&reg_ckpt::exact_json::present_value(v)?)?;
     text.push('\n');
     Ok(text)
 }

@@ -29,10 +29,9 @@ impl DiffQuery {
     }
 }
 
-/// `serde_json::to_string_pretty` plus a newline, as `reg ... --json` prints.
+/// Exactly what `reg ... --json` prints ([`reg_meta::report::to_json_text`]).
 pub fn json<T: Serialize>(value: &T) -> Result<Response, Failure> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| Failure::internal(e.to_string()))?;
-    text.push('\n');
+    let text = reg_meta::report::to_json_text(value).map_err(|e| Failure::internal(e.to_string()))?;
     Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         text,

@@ -228,7 +228,7 @@ impl Dcp {
                 .scalars
                 .get(fqn)
                 .copied()
-                .or_else(|| self.data.values.get(fqn).and_then(Value::as_f64))?;
+                .or_else(|| self.data.values.get(fqn).and_then(crate::exact_json::as_f64))?;
             (v.is_finite() && v.fract() == 0.0).then_some(v as i64)
         })
     }

@@ -151,7 +151,7 @@ fn weight_map(path: &str, bytes: &[u8]) -> Result<BTreeMap<String, Vec<String>>,
         path: path.to_owned(),
         reason,
     };
-    let json: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let json: Value = crate::exact_json::parse(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(Value::as_object)
@@ -168,5 +168,5 @@ fn weight_map(path: &str, bytes: &[u8]) -> Result<BTreeMap<String, Vec<String>>,
 
 /// `config.json` of a folder, when it is a JSON object.
 pub(super) fn config(bytes: &[u8]) -> Option<Value> {
-    serde_json::from_slice::<Value>(bytes).ok().filter(Value::is_object)
+    crate::exact_json::parse(bytes).ok().filter(Value::is_object)
 }

@@ -122,7 +122,7 @@ impl<'a> Reading<'a> {
                 self.reads.push(Some(files::whole(path, bytes)));
             } else {
                 if paths::file_name(path) == "trainer_state.json" {
-                    if let Err(e) = serde_json::from_slice::<Value>(bytes) {
+                    if let Err(e) = crate::exact_json::parse(bytes) {
                         return Err(TreeError::Json {
                             path: (*path).to_owned(),
                             reason: e.to_string(),

@@ -16,18 +16,21 @@ use serde_json::{Map, Value};
 
 use super::files::TorchObject;
 use super::TreeError;
+use crate::exact_json::{as_f64, opt_f64_exact};
 use crate::meta::{self, CheckpointMeta, ModelCheckpointState, SchedulerSummary, Score};
 
 /// What `trainer_state.json` (and `training_args.bin`) record.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
     /// Epochs done, fractional (`0.5` halfway through the first).
+    #[serde(default, with = "opt_f64_exact")]
     pub epoch: Option<f64>,
     /// Optimizer steps done.
     pub global_step: Option<i64>,
     /// The run's planned steps.
     pub max_steps: Option<i64>,
     /// The best value of the monitored metric so far.
+    #[serde(default, with = "opt_f64_exact")]
     pub best_metric: Option<f64>,
     /// The checkpoint folder that scored it.
     pub best_model_checkpoint: Option<String>,
@@ -54,7 +57,7 @@ pub(super) fn read(
     state_json: &[u8],
     files: &TrainerFiles,
 ) -> Result<(TrainerState, CheckpointMeta), TreeError> {
-    let json: Value = serde_json::from_slice(state_json).map_err(|e| TreeError::Json {
+    let json: Value = crate::exact_json::parse(state_json).map_err(|e| TreeError::Json {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
@@ -66,10 +69,10 @@ pub(super) fn read(
     };
     let int = |k: &str| fields.get(k).and_then(Value::as_i64);
     let state = TrainerState {
-        epoch: fields.get("epoch").and_then(Value::as_f64),
+        epoch: fields.get("epoch").and_then(as_f64),
         global_step: int("global_step"),
         max_steps: int("max_steps"),
-        best_metric: fields.get("best_metric").and_then(Value::as_f64),
+        best_metric: fields.get("best_metric").and_then(as_f64),
         best_model_checkpoint: fields
             .get("best_model_checkpoint")
             .and_then(Value::as_str)
@@ -105,7 +108,7 @@ pub(super) fn read(
         .log_history
         .iter()
         .filter(|r| r.get("step").and_then(Value::as_i64) == state.global_step)
-        .find_map(|r| r.get(&monitor).and_then(Value::as_f64));
+        .find_map(|r| r.get(&monitor).and_then(as_f64));
     if let Some(value) = current_score {
         meta.scores.insert(
             monitor.clone(),

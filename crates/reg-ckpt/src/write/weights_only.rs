@@ -404,11 +404,15 @@ impl Converter<'_> {
                     .map(|i| self.json_to_emit(i, depth + 1))
                     .collect::<Result<_, _>>()?,
             ),
-            Value::Object(map) => Emit::Dict(
-                map.iter()
-                    .map(|(k, v)| Ok((Emit::Str(k.clone()), self.json_to_emit(v, depth + 1)?)))
-                    .collect::<Result<_, WriteError>>()?,
-            ),
+            // A float tag is a float; an escaped object is its inner one.
+            Value::Object(_) => match crate::exact_json::as_object(v) {
+                None => Emit::Float(crate::exact_json::as_f64(v).unwrap_or(f64::NAN)),
+                Some(map) => Emit::Dict(
+                    map.iter()
+                        .map(|(k, v)| Ok((Emit::Str(k.clone()), self.json_to_emit(v, depth + 1)?)))
+                        .collect::<Result<_, WriteError>>()?,
+                ),
+            },
         })
     }
 

@@ -105,10 +105,11 @@ pub fn opt(v: Option<i64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "–".into())
 }
 
-/// Compact JSON of a value (hyperparameters, settings).
+/// Compact JSON of a value (hyperparameters, settings); a float NaN or
+/// infinity as the bare `nan`, `inf`, `-inf` ([`reg_ckpt::exact_json::to_text`]).
 pub fn compact(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        other => reg_ckpt::exact_json::to_text(other),
     }
 }

@@ -280,13 +280,14 @@ fn shape(s: &[u64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// Nested objects as `a.b.c = value` rows (lists and scalars as values).
+/// Nested objects as `a.b.c = value` rows (lists, scalars and floats,
+/// NaN and infinities included, as values).
 pub fn flatten(v: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), v)];
     while let Some((path, v)) = stack.pop() {
-        match v {
-            Value::Object(map) if !map.is_empty() => {
+        match reg_ckpt::exact_json::as_object(v) {
+            Some(map) if !map.is_empty() => {
                 for (k, child) in map.iter().rev() {
                     let p = if path.is_empty() {
                         k.clone()
@@ -296,7 +297,7 @@ pub fn flatten(v: &Value) -> Vec<(String, String)> {
                     stack.push((p, child));
                 }
             }
-            other => out.push((if path.is_empty() { "(value)".into() } else { path }, compact(other))),
+            _ => out.push((if path.is_empty() { "(value)".into() } else { path }, compact(v))),
         }
     }
     out
