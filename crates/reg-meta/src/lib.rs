@@ -50,6 +50,7 @@ pub mod progress;
 mod pull;
 mod pull_tree;
 mod push;
+pub mod ranking;
 pub mod refs;
 mod registry;
 pub mod remotes;

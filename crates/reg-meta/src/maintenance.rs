@@ -6,6 +6,7 @@ use crate::ids::ModelName;
 use crate::index::{BlobRecord, Index, VersionRecord};
 use crate::lock::WriteGuard;
 use crate::manifest::{Manifest, Piece};
+use crate::ranking::{rank, ScoredVersion};
 use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
 use reg_store::{BlobId, BlobStore, StoreError};
@@ -241,23 +242,15 @@ impl Registry {
             keep.extend(tags.into_iter().map(|(_, n)| n));
         }
         if rules.keep_best > 0 {
-            let mut scored: Vec<(f64, bool, u32)> = Vec::new();
-            for v in &versions {
-                let Some(m) = manifests.get(&v.number) else { continue };
-                let monitor = m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone());
-                if let Some(score) = monitor.and_then(|mon| m.meta.scores.get(&mon).cloned()) {
-                    scored.push((score.value, score.mode != "max", v.number));
-                }
+            // The rule `@best` follows (crate::ranking): NaN never kept by
+            // it, ties to the newer version.
+            let scored: Vec<ScoredVersion> = versions
+                .iter()
+                .filter_map(|v| Some(ScoredVersion::of(v.number, &manifests.get(&v.number)?.meta)))
+                .collect();
+            if let Some(ranking) = rank(&scored, None, None) {
+                keep.extend(ranking.numbers().into_iter().take(rules.keep_best));
             }
-            scored.sort_by(|a, b| {
-                let ord = a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal);
-                if a.1 {
-                    ord
-                } else {
-                    ord.reverse()
-                }
-            });
-            keep.extend(scored.iter().take(rules.keep_best).map(|s| s.2));
         }
         let mut report = PruneReport::default();
         let removes_versions = rules.keep_last > 0 || rules.keep_best > 0 || rules.keep_tagged;

@@ -19,6 +19,14 @@ impl ScoreMode {
     pub fn lower_is_better(self) -> bool {
         self == ScoreMode::Min
     }
+
+    /// `min` or `max`, as ModelCheckpoint spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreMode::Min => "min",
+            ScoreMode::Max => "max",
+        }
+    }
 }
 
 /// What comes after `@`.

@@ -4,6 +4,7 @@ use crate::error::RegistryError;
 use crate::index::{Index, VersionRecord};
 use crate::lock::ReadGuard;
 use crate::manifest::Manifest;
+use crate::ranking::{rank, scored_metrics, ScoredVersion};
 use crate::refs::{RefSpec, ScoreMode, VersionRef};
 use crate::registry::{versions_of, Registry};
 use std::sync::Arc;
@@ -134,13 +135,7 @@ pub(crate) fn resolve_in(
                     ))
                 })?
             }
-            RefSpec::Best { metric, mode } => match best(
-                idx,
-                &r.name,
-                &versions,
-                metric.as_deref(),
-                mode.map(ScoreMode::lower_is_better),
-            ) {
+            RefSpec::Best { metric, mode } => match best(idx, &r.name, &versions, metric.as_deref(), *mode) {
                 Ok(found) => found,
                 Err(e) => {
                     // No scores: a tag named `best` (set by the Lightning plugin) decides.
@@ -193,70 +188,48 @@ pub(crate) fn resolve_in(
     }
 }
 
-/// The version with the best monitored score.
+/// The version with the best monitored score ([`crate::ranking`]).
 fn best(
     idx: &Index,
     name: &str,
     versions: &[VersionRecord],
     metric: Option<&str>,
-    lower_is_better: Option<bool>,
+    mode: Option<ScoreMode>,
 ) -> Result<(VersionRecord, Option<String>), RegistryError> {
-    {
-        let mut scored: Vec<(f64, &VersionRecord)> = Vec::new();
-        let mut metrics: Vec<String> = Vec::new();
-        let mut lower = lower_is_better;
-        let mut chosen_metric = metric.map(String::from);
-        for v in versions {
-            let Some(m) = idx.manifest(v.id)? else { continue };
-            for k in m.meta.scores.keys() {
-                if !metrics.contains(k) {
-                    metrics.push(k.clone());
-                }
-            }
-            // Without a metric, follow the monitor of the version's own callback.
-            let want = match &chosen_metric {
-                Some(w) => w.clone(),
-                None => match m.meta.model_checkpoint.as_ref().and_then(|mc| mc.monitor.clone()) {
-                    Some(mon) => {
-                        chosen_metric = Some(mon.clone());
-                        mon
-                    }
-                    None => continue,
-                },
-            };
-            if let Some(score) = m.meta.scores.get(&want).filter(|s| !s.value.is_nan()) {
-                lower.get_or_insert(score.mode != "max");
-                scored.push((score.value, v));
-            }
+    let mut manifests = Vec::with_capacity(versions.len());
+    for v in versions {
+        if let Some(m) = idx.manifest(v.id)? {
+            manifests.push((v, m));
         }
-        let lower = lower.unwrap_or(true);
-        let best = scored
-            .iter()
-            .copied()
-            .reduce(|a, b| {
-                let better = if lower { b.0 <= a.0 } else { b.0 >= a.0 };
-                if better {
-                    b
-                } else {
-                    a
-                }
-            })
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                name: name.to_string(),
-                spec: metric.map(|m| format!("best:{m}")).unwrap_or_else(|| "best".into()),
-                available: if metrics.is_empty() {
-                    "no version records a monitored score (its ModelCheckpoint had no monitor)".into()
-                } else {
-                    format!("scored metrics: {}", metrics.join(", "))
-                },
-            })?;
-        let note = format!(
-            "best {} ({}) = {} at v{}",
-            chosen_metric.unwrap_or_default(),
-            if lower { "min" } else { "max" },
-            best.0,
-            best.1.number
-        );
-        Ok((best.1.clone(), Some(note)))
     }
+    let scored: Vec<ScoredVersion> = manifests
+        .iter()
+        .map(|(v, m)| ScoredVersion::of(v.number, &m.meta))
+        .collect();
+    let ranking = rank(&scored, metric, mode);
+    let Some((ranking, (number, value))) = ranking.as_ref().and_then(|r| Some((r, r.best()?))) else {
+        let metrics = scored_metrics(&scored);
+        return Err(RegistryError::NoSuchVersion {
+            name: name.to_string(),
+            spec: metric.map(|m| format!("best:{m}")).unwrap_or_else(|| "best".into()),
+            available: if metrics.is_empty() {
+                "no version records a monitored score (its ModelCheckpoint had no monitor)".into()
+            } else {
+                format!("scored metrics: {}", metrics.join(", "))
+            },
+        });
+    };
+    let record = versions
+        .iter()
+        .find(|v| v.number == number)
+        .cloned()
+        .ok_or_else(|| RegistryError::Internal(format!("ranked version v{number} of {name} is not listed")))?;
+    let note = format!(
+        "best {} ({}) = {} at v{}",
+        ranking.metric,
+        ranking.mode.name(),
+        value,
+        number
+    );
+    Ok((record, Some(note)))
 }

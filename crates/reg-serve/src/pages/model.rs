@@ -33,7 +33,7 @@ pub async fn handler(
 
 fn render(name: &str, versions: &[VersionFacts], root: &str) -> Html<String> {
     let metric = summary::monitored_metric(versions);
-    let best = metric.as_deref().and_then(|m| summary::best(versions, m));
+    let best = summary::best(versions);
     let latest = versions.last();
     let logical: u64 = versions.iter().map(|v| v.size).sum();
     let stored: u64 = versions.iter().map(|v| v.added_bytes).sum();
@@ -118,7 +118,7 @@ fn row(
     previous: Option<u32>,
 ) -> Markup {
     let spec = urls::spec(name, v.number);
-    let score = metric.and_then(|m| v.score(m));
+    let score = metric.and_then(|m| v.raw_score(m));
     html! {
         tr {
             td { input type="radio" name="a" value=(spec) checked[v.number == default_a] aria-label={ "A = v" (v.number) }; }

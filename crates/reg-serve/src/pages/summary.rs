@@ -3,6 +3,7 @@
 //! model totals and the best score.
 
 use reg_ckpt::meta::Score;
+use reg_meta::ranking::{self, ScoredVersion};
 use reg_meta::report::StoredView;
 use reg_meta::{Manifest, Registry, RegistryError};
 use reg_store::{BlobId, StoreError};
@@ -40,9 +41,22 @@ pub struct VersionFacts {
 }
 
 impl VersionFacts {
-    /// Its score of `metric`.
+    /// Its score of `metric`, NaN included (shown as `nan`).
+    pub fn raw_score(&self, metric: &str) -> Option<f64> {
+        self.scores.get(metric).map(|s| s.value)
+    }
+
+    /// Its score of `metric` when it is a number to plot (not NaN).
     pub fn score(&self, metric: &str) -> Option<f64> {
-        self.scores.get(metric).map(|s| s.value).filter(|v| !v.is_nan())
+        self.raw_score(metric).filter(|v| !v.is_nan())
+    }
+
+    fn ranked(&self) -> ScoredVersion<'_> {
+        ScoredVersion {
+            number: self.number,
+            monitor: self.monitor.as_deref(),
+            scores: &self.scores,
+        }
     }
 }
 
@@ -54,47 +68,24 @@ pub struct Best {
     pub mode: String,
     /// The best value.
     pub value: f64,
-    /// The version that has it (the newest of equals).
+    /// The version that has it (`@best`: the newest of equals).
     pub number: u32,
 }
 
-/// The metric a model's checkpoints monitor (the newest version's
-/// callback decides), else the first one any version scores.
+/// The metric a model's versions are ranked by ([`reg_meta::ranking`]).
 pub fn monitored_metric(versions: &[VersionFacts]) -> Option<String> {
-    versions
-        .iter()
-        .rev()
-        .find_map(|v| v.monitor.clone().filter(|m| v.scores.contains_key(m)))
-        .or_else(|| versions.iter().find_map(|v| v.scores.keys().next().cloned()))
+    let scored: Vec<ScoredVersion> = versions.iter().map(VersionFacts::ranked).collect();
+    ranking::monitored_metric(&scored)
 }
 
-/// The best score of `metric` among `versions`, in the metric's mode.
-pub fn best(versions: &[VersionFacts], metric: &str) -> Option<Best> {
-    let mode = versions
-        .iter()
-        .rev()
-        .find_map(|v| v.scores.get(metric).map(|s| s.mode.clone()))?;
-    let lower = mode != "max";
-    let mut best: Option<(f64, u32)> = None;
-    for v in versions {
-        let Some(x) = v.score(metric) else { continue };
-        let better = match best {
-            None => true,
-            Some((b, _)) => {
-                if lower {
-                    x <= b
-                } else {
-                    x >= b
-                }
-            }
-        };
-        if better {
-            best = Some((x, v.number));
-        }
-    }
-    best.map(|(value, number)| Best {
-        metric: metric.to_string(),
-        mode,
+/// The version `NAME@best` names, with its score ([`reg_meta::ranking`]).
+pub fn best(versions: &[VersionFacts]) -> Option<Best> {
+    let scored: Vec<ScoredVersion> = versions.iter().map(VersionFacts::ranked).collect();
+    let ranking = ranking::rank(&scored, None, None)?;
+    let (number, value) = ranking.best()?;
+    Some(Best {
+        metric: ranking.metric,
+        mode: ranking.mode.name().to_string(),
         value,
         number,
     })
@@ -219,7 +210,7 @@ pub fn models(reg: &Registry) -> Result<Vec<ModelRow>, RegistryError> {
                 weights_only: record.optimizer_dropped,
             });
         }
-        let best = monitored_metric(&facts).and_then(|metric| best(&facts, &metric));
+        let best = best(&facts);
         let last = records.last();
         out.push(ModelRow {
             name: entry.name.to_string(),
