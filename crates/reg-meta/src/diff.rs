@@ -10,6 +10,7 @@ use crate::manifest::{Manifest, TensorEntry};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use crate::tensor_stats::{self, TensorStats};
+use reg_ckpt::exact_json;
 use reg_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -205,50 +206,83 @@ fn counts(items: &[(usize, &str)]) -> String {
         .join(", ")
 }
 
-/// Compare two JSON values: objects key by key (paths joined by `.`),
-/// everything else (lists, scalars) as whole values.
+/// Compare two JSON trees leaf by leaf, as DVC's `params diff` does:
+/// objects (groups) are walked into on both sides, paths joined by `.`;
+/// lists, scalars, floats (tags included) and empty objects are leaves,
+/// compared exactly (`0.0` and `-0.0` differ, a NaN equals a NaN of the
+/// same bits). A group one side lacks appears as its leaves, added or
+/// removed; a group on one side and a leaf of the same name on the other
+/// is the leaf removed and the group's leaves added (or the reverse). A
+/// `null` root has no leaves (no hyperparameters at all).
 pub fn diff_values(a: &Value, b: &Value, prefix: &str) -> ValueDiff {
+    let (la, lb) = (leaves(a, prefix), leaves(b, prefix));
+    let in_a: HashMap<&[String], &Value> = la.iter().map(|(p, v)| (p.as_slice(), *v)).collect();
+    let in_b: HashMap<&[String], &Value> = lb.iter().map(|(p, v)| (p.as_slice(), *v)).collect();
     let mut out = ValueDiff::default();
-    let mut stack = vec![(prefix.to_string(), a, b)];
-    while let Some((path, a, b)) = stack.pop() {
-        match (a, b) {
-            (Value::Object(ma), Value::Object(mb)) => {
-                let join = |k: &str| {
-                    if path.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{path}.{k}")
-                    }
-                };
-                for (k, va) in ma.iter().rev() {
-                    match mb.get(k) {
-                        Some(vb) => stack.push((join(k), va, vb)),
-                        None => out.removed.push(Present {
-                            path: join(k),
-                            value: va.clone(),
-                        }),
-                    }
-                }
-                for (k, vb) in mb {
-                    if !ma.contains_key(k) {
-                        out.added.push(Present {
-                            path: join(k),
-                            value: vb.clone(),
-                        });
-                    }
-                }
-            }
-            _ if a != b => out.changed.push(Changed {
-                path,
-                old: a.clone(),
-                new: b.clone(),
+    for (path, va) in &la {
+        match in_b.get(path.as_slice()) {
+            Some(vb) if same_leaf(va, vb) => {}
+            Some(vb) => out.changed.push(Changed {
+                path: path.join("."),
+                old: (*va).clone(),
+                new: (*vb).clone(),
             }),
-            _ => {}
+            None => out.removed.push(Present {
+                path: path.join("."),
+                value: (*va).clone(),
+            }),
+        }
+    }
+    for (path, vb) in &lb {
+        if !in_a.contains_key(path.as_slice()) {
+            out.added.push(Present {
+                path: path.join("."),
+                value: (*vb).clone(),
+            });
         }
     }
     out.removed.sort_by(|x, y| x.path.cmp(&y.path));
     out.added.sort_by(|x, y| x.path.cmp(&y.path));
     out
+}
+
+/// Every leaf of a JSON tree with its key path, in document order. The
+/// root is a group even when empty; below it an empty object is a leaf.
+fn leaves<'v>(root: &'v Value, prefix: &str) -> Vec<(Vec<String>, &'v Value)> {
+    let mut out = Vec::new();
+    if root.is_null() {
+        return out;
+    }
+    let start: Vec<String> = if prefix.is_empty() {
+        Vec::new()
+    } else {
+        vec![prefix.to_string()]
+    };
+    let mut stack = Vec::new();
+    let push_members =
+        |stack: &mut Vec<(Vec<String>, &'v Value)>, path: &[String], m: &'v serde_json::Map<String, Value>| {
+            for (k, x) in m.iter().rev() {
+                let mut p = path.to_vec();
+                p.push(k.clone());
+                stack.push((p, x));
+            }
+        };
+    match exact_json::as_object(root) {
+        Some(m) => push_members(&mut stack, &start, m),
+        None => stack.push((start, root)),
+    }
+    while let Some((path, v)) = stack.pop() {
+        match exact_json::as_object(v) {
+            Some(m) if !m.is_empty() => push_members(&mut stack, &path, m),
+            _ => out.push((path, v)),
+        }
+    }
+    out
+}
+
+/// Two leaves are the same value ([`exact_json::same`]).
+fn same_leaf(a: &Value, b: &Value) -> bool {
+    exact_json::same(a, b)
 }
 
 /// All differences between two JSON values as a flat list (added and
@@ -317,12 +351,13 @@ fn scheduler_json(m: &Manifest) -> Value {
 }
 
 fn checkpoint_json(m: &Manifest) -> Value {
+    let score = |s: Option<f64>| s.map(exact_json::float).unwrap_or(Value::Null);
     match &m.meta.model_checkpoint {
         Some(mc) => serde_json::json!({
             "monitor": mc.monitor,
             "mode": mc.mode,
-            "best_model_score": mc.best_model_score,
-            "current_score": mc.current_score,
+            "best_model_score": score(mc.best_model_score),
+            "current_score": score(mc.current_score),
         }),
         None => Value::Object(Default::default()),
     }

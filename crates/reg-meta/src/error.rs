@@ -118,6 +118,15 @@ pub enum RegistryError {
         /// Why.
         source: StoreError,
     },
+    /// The manifest a push or import made would not read back (a bug of
+    /// reg's, never stored): exit code 3.
+    #[error("the manifest made for {name} {source}; nothing was stored")]
+    Unreadable {
+        /// The model name.
+        name: String,
+        /// What is wrong with it.
+        source: crate::manifest::ManifestError,
+    },
     /// reg itself failed (a bug or a resource problem, not bad input):
     /// exit code 3.
     #[error("internal error: {0}")]
@@ -141,7 +150,7 @@ impl RegistryError {
     /// True when reg itself failed rather than the input or the registry
     /// (exit code 3).
     pub fn is_internal(&self) -> bool {
-        matches!(self, RegistryError::Internal(_))
+        matches!(self, RegistryError::Internal(_) | RegistryError::Unreadable { .. })
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RegistryError {

@@ -90,14 +90,29 @@ impl Registry {
                 .map(|m| Box::new(Resolved::unpinned(rec.clone(), m))),
             _ => None,
         };
-        let json = manifest
-            .to_json()
-            .map_err(|e| RegistryError::Internal(format!("cannot encode manifest: {e}")))?;
+        let json = manifest.encode().map_err(|source| RegistryError::Unreadable {
+            name: name.to_string(),
+            source,
+        })?;
         let manifest_id = BlobId::of(&json);
         // The manifest blob is durable before the transaction that makes
-        // the version visible (so the index can be rebuilt from blobs).
+        // the version visible (so the index can be rebuilt from blobs),
+        // and is read back from its file first: a version is never
+        // committed with a manifest that does not decode.
         let manifest_put = self.store.put(manifest_id, &json)?;
         self.store.sync()?;
+        let label = || format!("{name}@v{}", manifest.number);
+        let stored = self.store.read(manifest_id).map_err(|source| RegistryError::Damaged {
+            version: label(),
+            source,
+        })?;
+        Manifest::check_decodes(&stored).map_err(|e| RegistryError::Damaged {
+            version: label(),
+            source: reg_store::StoreError::Corrupt {
+                id: manifest_id,
+                reason: format!("the manifest blob just written {e}"),
+            },
+        })?;
 
         // Records for every blob the version needs that the index does not
         // list yet: the new ones, and stored ones an interrupted push left

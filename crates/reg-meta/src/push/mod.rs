@@ -325,6 +325,12 @@ impl Registry {
     ) -> Result<PushReport, RegistryError> {
         let ckpt = v.ckpt;
         let (manifest, skeleton) = self.build_manifest(v, opts)?;
+        // Before any blob takes its name: a manifest that would not read
+        // back leaves the registry exactly as it was.
+        manifest.encode().map_err(|source| RegistryError::Unreadable {
+            name: v.name.to_string(),
+            source,
+        })?;
 
         // The new payload blobs (encoded and checked while the file was
         // read) take their names; each fsync overlaps the others.

@@ -195,6 +195,12 @@ impl Registry {
             skeleton: BlobId::of(&listing),
             ..manifest
         };
+        // Before any blob takes its name: a manifest that would not read
+        // back leaves the registry exactly as it was.
+        manifest.encode().map_err(|source| RegistryError::Unreadable {
+            name: name.to_string(),
+            source,
+        })?;
 
         // Store: the new payload blobs take their names, then each file's
         // skeleton blob and the listing.
