@@ -127,3 +127,27 @@ impl Reg {
         self.ok(&["push", path.to_str().expect("utf8 path"), "--name", name, "--json"])
     }
 }
+
+/// Pull `version` into the work folder and require the bytes of fixture `rel`.
+pub fn pulls_identical(reg: &Reg, version: &str, rel: &str) {
+    let out = format!("pulled-{}", version.replace(['@', '/'], "-"));
+    reg.ok(&["pull", version, "-o", &out, "--force"]);
+    assert!(
+        std::fs::read(reg.work().join(&out)).ok() == std::fs::read(fixture(rel)).ok(),
+        "{version} is not byte-identical to {rel}"
+    );
+}
+
+/// Copy a folder tree (a registry fixture into a scratch registry).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}

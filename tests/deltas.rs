@@ -1,4 +1,4 @@
-use crate::common::{fixture, fixture_files, Reg};
+use crate::common::{copy_dir, fixture, fixture_files, pulls_identical, Reg};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -49,15 +49,6 @@ fn push_run(reg: &Reg) -> Vec<String> {
     // The re-encodings run in the background: let them finish.
     reg.settle();
     files
-}
-
-fn pulls_identical(reg: &Reg, version: &str, rel: &str) {
-    let out = format!("pulled-{}", version.replace('@', "-"));
-    reg.ok(&["pull", version, "-o", &out, "--force"]);
-    assert!(
-        std::fs::read(reg.work().join(&out)).ok() == std::fs::read(fixture(rel)).ok(),
-        "{version} is not byte-identical to {rel}"
-    );
 }
 
 fn stored(reg: &Reg) -> Value {
@@ -290,19 +281,6 @@ fn a_rebuilt_index_keeps_the_chains() {
         pulls_identical(&reg, &format!("mlp@v{}", v + 1), rel);
     }
     reg.ok(&["verify", "--full"]);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
 }
 
 #[test]

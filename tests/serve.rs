@@ -684,3 +684,29 @@ fn directory_versions_download_as_tar_and_file_by_file() {
         assert!(st == 404 || st == 400, "{bad}: {st}");
     }
 }
+
+#[test]
+fn the_pages_rank_a_diverged_run_as_at_best_does() {
+    // val_loss 0.5, nan, 0.3, 0.3, 0.4 (issue 24): @best is v4 (the newer
+    // of the tie), never the NaN; the pages name the same version.
+    let reg = Reg::new();
+    for e in 0..5 {
+        reg.push(&format!("lightning/diverged/epoch=0{e}.ckpt"), "run");
+    }
+    let at_best = reg.ok(&["show", "run@best", "--json"]).json()["version"].clone();
+    assert_eq!(at_best, 4);
+    let s = serve(&reg);
+    let model = get_ok(s.addr, "/m/run").text();
+    let stat = model
+        .split("best val_loss (min)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no best stat: {model}"));
+    assert!(stat.contains("href=\"/m/run/v4\""), "{stat}");
+    assert!(model.contains(">nan<"), "the NaN score is shown as nan: {model}");
+    let index = get_ok(s.addr, "/").text();
+    let row = index
+        .split("val_loss (min) at")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no best score on /: {index}"));
+    assert!(row.trim_start().starts_with("</span><a href=\"/m/run/v4\""), "{row}");
+}

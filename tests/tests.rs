@@ -18,6 +18,8 @@ mod deltas;
 mod diff;
 /// Directory versions: round trip, show vs torch, dedupe across shardings, diff by name, --files, tar, hostile dirs (issue 13).
 mod dirs;
+/// A diverged run: NaN scores and non-finite hparams stay readable and exact, NaN is never best; an old registry with one reads (issue 24).
+mod diverged;
 /// Best-score refs, cross-format dedupe, unknown formats, pickled objects (issues 3, 4, 6).
 mod formats;
 /// Every --json output is what the goldens say (issue 18, point 1).

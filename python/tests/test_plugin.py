@@ -134,6 +134,36 @@ def main():
         assert len(cb.pushed) == 2, cb.pushed
         assert [e["epoch"] for e in json.loads(reg("log", "cb", "--json"))] == [0, 1]
 
+    @check("a run whose val_loss goes NaN trains on; every version reads; @best is never the NaN epoch")
+    def _():
+        class Diverging(Net):
+            def validation_step(self, batch, i):
+                x, y = batch
+                loss = nn.functional.cross_entropy(self.net(x), y)
+                if self.current_epoch == 1:
+                    loss = loss * float("nan")
+                self.log("val_loss", loss)
+
+        root = os.path.join(work, "run-nan")
+        trainer(root, 3, plugins=[RegCheckpointIO("nan-run")]).fit(Diverging(), data(0), data(1))
+        log = json.loads(reg("log", "nan-run", "--json"))
+        assert [e["epoch"] for e in log] == [0, 1, 2], log
+        shown = json.loads(reg("show", "nan-run@epoch=1", "--json"))
+        # Lightning records a NaN monitor as the worst score (inf for min);
+        # a checkpoint written by hand may carry the NaN itself
+        # (tests/diverged.rs): either way it reads back and is never best.
+        assert shown["scores"]["val_loss"]["value"] in ("nan", "inf"), shown["scores"]
+        assert shown["model_checkpoint"]["current_score"] in ("nan", "inf"), shown["model_checkpoint"]
+        best = json.loads(reg("show", "nan-run@best", "--json"))
+        assert best["epoch"] != 1, best["epoch"]
+        for e in log:
+            out = os.path.join(work, f"nan-run-v{e['version']}.ckpt")
+            reg("pull", f"nan-run@v{e['version']}", "-o", out)
+            ckpt = torch.load(out, weights_only=False)
+            assert ckpt["epoch"] == e["epoch"], (ckpt["epoch"], e)
+        reg("deltas", "--queued")
+        reg("verify", "--full")
+
     @check("a failing push fails the training run loudly")
     def _():
         ro = os.path.join(work, "readonly")
