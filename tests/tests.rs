@@ -26,6 +26,8 @@ mod formats;
 mod json_golden;
 /// Checkpoints over 4 GiB (ignored by default: `cargo test --release --test tests large -- --ignored`).
 mod large;
+/// A missing, empty or older index is damage: exit 2 everywhere, gc deletes nothing, rebuilds name what they cannot read (issue 29).
+mod lost_index;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;
 /// Registry location, names, tags, log/ls/stats output.

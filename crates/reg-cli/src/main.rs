@@ -48,13 +48,32 @@ fn main() -> ExitCode {
                     line.push_str(cause);
                 }
             }
-            eprintln!("reg: error: {}", line.replace('\n', " "));
+            if let Some(hint) = registry_error.and_then(hint_for) {
+                line.push_str("; ");
+                line.push_str(hint);
+            }
+            eprintln!("reg: error: {}", human::printable(&line.replace('\n', " ")));
             ExitCode::from(match (damage, internal) {
                 (true, _) => 2,
                 (_, true) => 3,
                 _ => 1,
             })
         }
+    }
+}
+
+/// What to run about an error, where the library's message (which names
+/// no CLI command) leaves it to the user to know.
+fn hint_for(e: &reg_meta::RegistryError) -> Option<&'static str> {
+    use reg_meta::RegistryError as E;
+    match e {
+        E::IndexLost { .. } | E::IndexIncomplete { .. } => {
+            Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
+        }
+        E::Index(reg_meta::index::IndexError::Damaged { .. }) => {
+            Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
+        }
+        _ => None,
     }
 }
 

@@ -118,6 +118,24 @@ pub enum RegistryError {
         /// Why.
         source: StoreError,
     },
+    /// The index is missing or empty while the blob store holds versions:
+    /// the registry lost its index (nothing may treat it as empty).
+    #[error("the registry's index is missing or empty, but its blob store holds {blobs} blobs ({evidence}): the registry is damaged, not empty")]
+    IndexLost {
+        /// Blob files in the store.
+        blobs: usize,
+        /// What shows versions exist (a manifest blob).
+        evidence: String,
+    },
+    /// gc found a version's manifest blob that the index neither lists nor
+    /// noted as removed: the index may be incomplete, so it deleted nothing.
+    #[error("gc stopped before deleting anything: blob {blob} is the manifest of {version}, which the index does not list; the index may be incomplete")]
+    IndexIncomplete {
+        /// The manifest blob.
+        blob: reg_store::BlobId,
+        /// `name@vN` as the manifest says.
+        version: String,
+    },
     /// The manifest a push or import made would not read back (a bug of
     /// reg's, never stored): exit code 3.
     #[error("the manifest made for {name} {source}; nothing was stored")]
@@ -143,6 +161,8 @@ impl RegistryError {
             self,
             RegistryError::Damaged { .. }
                 | RegistryError::GcStopped { .. }
+                | RegistryError::IndexLost { .. }
+                | RegistryError::IndexIncomplete { .. }
                 | RegistryError::Index(IndexError::Damaged { .. })
         )
     }

@@ -13,10 +13,22 @@
 //! that cannot be read: EIO, EMFILE, a permission error, a missing file)
 //! stops it with [`RegistryError::GcStopped`] (exit code 2) and nothing
 //! deleted. An error never counts as "not needed".
+//!
+//! **Never on an incomplete index.** Before deleting a blob no version
+//! needs, gc makes sure it is not the manifest of a version the index
+//! lost (crate::manifest_blobs): a dead `raw` or `zstd` blob is read and
+//! checked; one that is a manifest the index neither lists nor noted as
+//! removed stops gc with [`RegistryError::IndexIncomplete`], and one that
+//! cannot be read (it could be such a manifest) with
+//! [`RegistryError::GcStopped`]. A missing or empty index never gets this
+//! far ([`RegistryError::IndexLost`]). The manifest blobs of listed
+//! versions that a crash left unwritten are written back from the index.
 
 use crate::error::RegistryError;
+use crate::ids::VersionId;
 use crate::index::{BlobRecord, Index};
 use crate::lock::WriteGuard;
+use crate::manifest_blobs::{kind_of, BlobKind};
 use crate::registry::Registry;
 use reg_store::{BlobId, StoreError};
 use serde::Serialize;
@@ -54,6 +66,8 @@ pub const KEPT_PARENT: &str = "delta parent of a kept blob";
 pub(crate) struct GcPlan {
     /// Blobs some version's manifest names.
     pub(crate) live: HashSet<BlobId>,
+    /// Versions the index noted as removed: their manifest blobs may go.
+    pub(crate) removed: HashSet<BlobId>,
     /// `child -> parent` for every delta among the blobs to keep, from
     /// their headers (each read once).
     pub(crate) parents: BTreeMap<BlobId, BlobId>,
@@ -108,11 +122,34 @@ impl Registry {
     /// What to keep: the live blobs (one short index session) and, from
     /// their headers, the delta chains they decode through. Any header
     /// that cannot be read stops here (nothing is deleted on an error).
-    pub(crate) fn gc_plan(&self) -> Result<GcPlan, RegistryError> {
-        let live = self.with_index("reg gc to plan", live_blobs)?;
+    pub(crate) fn gc_plan(&self, write_back: bool) -> Result<GcPlan, RegistryError> {
+        let (live, removed, unwritten) = self.with_index("reg gc to plan", |idx| {
+            let live = live_blobs(idx)?;
+            let removed: HashSet<BlobId> = idx.removed()?.into_iter().map(|(id, _, _)| id.blob()).collect();
+            // Manifest blobs a crash left unwritten (after the commit,
+            // before the rename): the index holds their JSON.
+            let mut unwritten = Vec::new();
+            for (_, rec) in idx.all_versions()? {
+                if !self.store.contains(rec.id.blob()) {
+                    if let Some(json) = idx.manifest_json(rec.id)? {
+                        unwritten.push((rec.id, json));
+                    }
+                }
+            }
+            Ok((live, removed, unwritten))
+        })?;
+        if write_back {
+            self.write_back_manifests(&unwritten)?;
+        }
+        // Unwritten manifests (a dry run leaves them so) have no parent.
+        let unread: HashSet<BlobId> = if write_back {
+            HashSet::new()
+        } else {
+            unwritten.iter().map(|(id, _)| id.blob()).collect()
+        };
         let mut parents = BTreeMap::new();
         let mut seen: HashSet<BlobId> = live.clone();
-        let mut queue: Vec<BlobId> = live.iter().copied().collect();
+        let mut queue: Vec<BlobId> = live.iter().filter(|id| !unread.contains(*id)).copied().collect();
         while let Some(id) = queue.pop() {
             let info = self.store.describe(id).map_err(stopped(id))?;
             if let Some(p) = info.parent {
@@ -122,7 +159,42 @@ impl Registry {
                 }
             }
         }
-        Ok(GcPlan { live, parents })
+        Ok(GcPlan { live, removed, parents })
+    }
+
+    /// Write manifest blobs back from the index's copies (each checked to
+    /// hash to its version id); returns how many were written.
+    pub(crate) fn write_back_manifests(&self, copies: &[(VersionId, Vec<u8>)]) -> Result<usize, RegistryError> {
+        let mut written = 0;
+        for (id, json) in copies {
+            if BlobId::of(json) == id.blob() && self.store.put(id.blob(), json)?.written {
+                written += 1;
+            }
+        }
+        if written > 0 {
+            self.store.sync()?;
+        }
+        Ok(written)
+    }
+
+    /// Refuse to delete a dead blob that is (or, unreadable, could be) the
+    /// manifest of a version the index lost (see the module docs).
+    fn check_dead(&self, plan: &GcPlan, id: BlobId) -> Result<(), RegistryError> {
+        if plan.removed.contains(&id) {
+            return Ok(());
+        }
+        match kind_of(&self.store, id) {
+            Ok(BlobKind::Other) => Ok(()),
+            Ok(BlobKind::Manifest(m)) => Err(RegistryError::IndexIncomplete {
+                blob: id,
+                version: format!("{}@v{}", m.name, m.number),
+            }),
+            Ok(BlobKind::ManifestLike) => Err(RegistryError::IndexIncomplete {
+                blob: id,
+                version: "a version this reg cannot read".into(),
+            }),
+            Err(source) => Err(RegistryError::GcStopped { blob: id, source }),
+        }
     }
 
     /// Delete blobs no version needs (see the module docs). Holds
@@ -142,7 +214,13 @@ impl Registry {
         if !dry_run {
             self.locks.no_own_readers()?;
         }
-        let mut plan = self.gc_plan()?;
+        let mut plan = self.gc_plan(!dry_run)?;
+        // Before anything is re-encoded or deleted: no blob outside the
+        // live set may be a manifest the index lost.
+        let on_disk: BTreeSet<BlobId> = self.store.list()?.into_iter().collect();
+        for id in on_disk.iter().filter(|id| !plan.live.contains(*id)) {
+            self.check_dead(&plan, *id)?;
+        }
         let mut report = GcReport {
             dry_run,
             ..GcReport::default()
@@ -179,6 +257,7 @@ impl Registry {
             // A stranded delta would be re-encoded: its parent would go.
             let mut without = GcPlan {
                 live: plan.live.clone(),
+                removed: plan.removed.clone(),
                 parents: plan.parents.clone(),
             };
             for (child, _) in &stranded {
@@ -235,6 +314,19 @@ impl Registry {
                 self.store.remove(*id)?;
             }
             self.store.sync()?;
+            // Removed versions whose manifest blobs are gone need no note.
+            let gone: Vec<VersionId> = plan
+                .removed
+                .iter()
+                .filter(|id| !self.store.contains(**id))
+                .map(|id| VersionId(id.0))
+                .collect();
+            if !gone.is_empty() {
+                self.with_index(
+                    "reg gc to forget removed versions",
+                    |idx| Ok(idx.forget_removed(&gone)?),
+                )?;
+            }
             report.temp_files = self.store.clean_tmp()?;
         }
         Ok(report)
@@ -252,6 +344,7 @@ mod tests {
     fn plan(live: &[u8], parents: &[(u8, u8)]) -> GcPlan {
         GcPlan {
             live: live.iter().map(|n| id(*n)).collect(),
+            removed: HashSet::new(),
             parents: parents.iter().map(|(c, p)| (id(*c), id(*p))).collect(),
         }
     }

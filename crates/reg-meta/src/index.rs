@@ -19,6 +19,11 @@
 //!   job still has to run for that name, moved here from `pending` in the
 //!   transaction that ends the re-encoding, removed (compare-and-swap on
 //!   the value) once it ran and a gc freed what it replaced.
+//! - `removed`: key version id (32 bytes) -> `name \0 number(u32 BE)`:
+//!   versions taken out of the index (`rm`, or replaced by retention)
+//!   whose manifest blob may still be on disk. gc deletes such a blob and
+//!   its entry; any other manifest blob no version names means the index
+//!   lost something, and stops gc.
 //! - default tree: `format` -> index format version (u32 BE).
 //!
 //! A version becomes visible in one sled transaction that writes its
@@ -33,10 +38,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use std::path::{Path, PathBuf};
 
 /// The index format this code writes and reads: 2 added the `deltas`
-/// tree. Format 1 indexes are upgraded when opened (they have no deltas);
-/// a reg that knows only format 1 refuses a format 2 index, so it can never
-/// collect a blob that a delta still needs.
-pub const INDEX_FORMAT: u32 = 2;
+/// tree; 3 the `removed` tree, manifests kept zstd-compressed when long,
+/// and manifests whose non-finite floats are tags (which a format 2 reg
+/// would misread). Older indexes are upgraded when opened (nothing in
+/// them needs rewriting); a reg that knows only an older format refuses a
+/// newer index, so it can never collect a blob that a delta still needs
+/// or delete a manifest blob this reg relies on.
+pub const INDEX_FORMAT: u32 = 3;
 
 /// Returned by [`Index`] operations.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +161,7 @@ pub struct Index {
     deltas: sled::Tree,
     pending: sled::Tree,
     retention: sled::Tree,
+    removed: sled::Tree,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -191,6 +200,53 @@ fn remove_unfinished_snapshots(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// A sled error as an [`IndexError`]: corrupted data is damage of the
+/// index (said in words, not sled's debug text), anything else a failure.
+fn sled_error(path: &Path, source: sled::Error) -> IndexError {
+    match source {
+        sled::Error::Corruption { at, .. } => IndexError::Damaged {
+            what: format!("database {}", path.display()),
+            reason: match at {
+                Some(at) => format!("sled found corrupted data at {at:?}"),
+                None => "sled found corrupted data".into(),
+            },
+        },
+        source => IndexError::Sled {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Manifests longer than this are kept zstd-compressed in the index (a
+/// folder of many files has a manifest of megabytes).
+const COMPRESS_MANIFESTS_FROM: usize = 64 << 10;
+
+/// The `manifests` tree's value for a manifest's JSON: the JSON itself,
+/// or, when long, one zstd frame of it (told apart by the first byte: JSON
+/// starts with `{`, a zstd frame with its magic number).
+fn manifest_to_value(json: &[u8]) -> Vec<u8> {
+    if json.len() >= COMPRESS_MANIFESTS_FROM {
+        if let Ok(packed) = zstd::bulk::compress(json, 3) {
+            if packed.len() < json.len() {
+                return packed;
+            }
+        }
+    }
+    json.to_vec()
+}
+
+/// The JSON of a `manifests` tree value ([`manifest_to_value`]).
+fn manifest_from_value(value: &[u8]) -> Result<Vec<u8>, String> {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    if !value.starts_with(&ZSTD_MAGIC) {
+        return Ok(value.to_vec());
+    }
+    let mut out = Vec::new();
+    zstd::stream::copy_decode(value, &mut out).map_err(|e| format!("compressed manifest does not decode: {e}"))?;
+    Ok(out)
 }
 
 fn version_key(name: &str, number: u32) -> Vec<u8> {
@@ -233,10 +289,7 @@ impl Index {
     /// Open (creating) the sled database at `path`. The caller holds
     /// the registry's index lock, so no other sled instance has it open.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        let err = |source| IndexError::Sled {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| sled_error(path, source);
         remove_unfinished_snapshots(path);
         let db = sled::Config::new().path(path).open().map_err(err)?;
         let found = match db.get("format").map_err(err)? {
@@ -258,6 +311,7 @@ impl Index {
             deltas: db.open_tree("deltas").map_err(err)?,
             pending: db.open_tree("pending").map_err(err)?,
             retention: db.open_tree("retention").map_err(err)?,
+            removed: db.open_tree("removed").map_err(err)?,
             path: path.to_path_buf(),
             db,
         })
@@ -276,10 +330,7 @@ impl Index {
     }
 
     fn err(&self) -> impl Fn(sled::Error) -> IndexError + '_ {
-        move |source| IndexError::Sled {
-            path: self.path.clone(),
-            source,
-        }
+        move |source| sled_error(&self.path, source)
     }
 
     /// Every model name with its number of versions, sorted.
@@ -308,12 +359,26 @@ impl Index {
 
     /// The manifest of a version.
     pub fn manifest(&self, id: VersionId) -> Result<Option<Manifest>, IndexError> {
-        match self.manifests.get(id.0).map_err(self.err())? {
+        match self.manifest_json(id)? {
             None => Ok(None),
             Some(bytes) => Manifest::from_json(&bytes).map(Some).map_err(|e| IndexError::Damaged {
                 what: format!("manifest {}", id.short()),
                 reason: e.to_string(),
             }),
+        }
+    }
+
+    /// A version's manifest JSON exactly as pushed (its blake3 is the
+    /// version id), to write its manifest blob back when that is missing.
+    pub fn manifest_json(&self, id: VersionId) -> Result<Option<Vec<u8>>, IndexError> {
+        match self.manifests.get(id.0).map_err(self.err())? {
+            None => Ok(None),
+            Some(stored) => manifest_from_value(&stored)
+                .map(Some)
+                .map_err(|reason| IndexError::Damaged {
+                    what: format!("manifest {}", id.short()),
+                    reason,
+                }),
         }
     }
 
@@ -389,6 +454,7 @@ impl Index {
             .iter()
             .map(|(id, r)| Ok((id.0, encode(r, || format!("blob {id}"))?)))
             .collect::<Result<_, IndexError>>()?;
+        let manifest_value = manifest_to_value(manifest_json);
         let tag_row = tag.map(|t| {
             let mut k = name_prefix(name);
             k.extend_from_slice(t.as_bytes());
@@ -397,7 +463,7 @@ impl Index {
         let result: Result<(), TransactionError<()>> = (&self.versions, &self.manifests, &self.tags, &self.blobs)
             .transaction(|(versions, manifests, tags, blobs)| {
                 versions.insert(vkey.as_slice(), rec.as_slice())?;
-                manifests.insert(&record.id.0, manifest_json)?;
+                manifests.insert(&record.id.0, manifest_value.as_slice())?;
                 if let Some(k) = &tag_row {
                     tags.insert(k.as_slice(), &record.number.to_be_bytes())?;
                 }
@@ -410,8 +476,60 @@ impl Index {
         self.flush()
     }
 
+    /// True when the index holds nothing at all: no version, no blob
+    /// record, no removed version (a new registry's, or one that lost its
+    /// index, which [`crate::Registry`] tells apart by the blobs).
+    pub fn is_empty(&self) -> Result<bool, IndexError> {
+        for tree in [&self.versions, &self.manifests, &self.blobs, &self.removed] {
+            if tree.first().map_err(self.err())?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Versions removed from the index whose manifest blob gc may still
+    /// have to delete: `(version id, name, number)`.
+    pub fn removed(&self) -> Result<Vec<(VersionId, ModelName, u32)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.removed.iter() {
+            let (k, v) = item.map_err(self.err())?;
+            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| IndexError::Damaged {
+                what: format!("removed version {}", String::from_utf8_lossy(&k)),
+                reason: format!("key is {} bytes, not a 32-byte version id", k.len()),
+            })?;
+            let (name, number) = split_version_key(&v)?;
+            out.push((VersionId(id), name, number));
+        }
+        Ok(out)
+    }
+
+    /// Forget removed versions whose manifest blobs are gone.
+    pub fn forget_removed(&self, ids: &[VersionId]) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.0);
+        }
+        self.removed.apply_batch(batch).map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Take a manifest out of the index that a replacement took the place
+    /// of (retention), noting it in `removed` in the same transaction.
+    pub fn retire_manifest(&self, id: VersionId, name: &str, number: u32) -> Result<(), IndexError> {
+        let note = version_key(name, number);
+        let result: Result<(), TransactionError<()>> =
+            (&self.manifests, &self.removed).transaction(|(manifests, removed)| {
+                manifests.remove(&id.0)?;
+                removed.insert(&id.0, note.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        self.transacted(result)?;
+        self.flush()
+    }
+
     /// Remove a version: its record, its manifest and the tags pointing at
-    /// it, in one transaction, then flush.
+    /// it, noting it in `removed`, in one transaction, then flush.
     pub fn remove_version(&self, name: &str, number: u32, id: VersionId) -> Result<(), IndexError> {
         let vkey = version_key(name, number);
         let tag_keys: Vec<Vec<u8>> = self
@@ -424,10 +542,11 @@ impl Index {
                 k
             })
             .collect();
-        let result: Result<(), TransactionError<()>> =
-            (&self.versions, &self.manifests, &self.tags).transaction(|(versions, manifests, tags)| {
+        let result: Result<(), TransactionError<()>> = (&self.versions, &self.manifests, &self.tags, &self.removed)
+            .transaction(|(versions, manifests, tags, removed)| {
                 versions.remove(vkey.as_slice())?;
                 manifests.remove(&id.0)?;
+                removed.insert(&id.0, vkey.as_slice())?;
                 for k in &tag_keys {
                     tags.remove(k.as_slice())?;
                 }
@@ -444,12 +563,6 @@ impl Index {
             batch.insert(&id.0, encode(r, || format!("blob {id}"))?);
         }
         self.blobs.apply_batch(batch).map_err(self.err())?;
-        self.flush()
-    }
-
-    /// Remove a manifest that no version record names any more.
-    pub fn remove_manifest(&self, id: VersionId) -> Result<(), IndexError> {
-        self.manifests.remove(id.0).map_err(self.err())?;
         self.flush()
     }
 

@@ -45,6 +45,7 @@ pub mod lock;
 pub mod logical;
 pub mod maintenance;
 pub mod manifest;
+mod manifest_blobs;
 mod output;
 pub mod progress;
 mod pull;
@@ -57,9 +58,12 @@ pub mod remotes;
 pub mod report;
 mod resolve;
 mod retention_tree;
+mod skeleton_cache;
 pub mod stream;
 mod tags;
 pub mod tensor_stats;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod units;
 
 pub use config::{Config, DeltaTiming};

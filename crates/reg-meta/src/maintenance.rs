@@ -6,6 +6,7 @@ use crate::ids::ModelName;
 use crate::index::{BlobRecord, Index, VersionRecord};
 use crate::lock::WriteGuard;
 use crate::manifest::{Manifest, Piece};
+use crate::manifest_blobs::{kind_of, BlobKind};
 use crate::ranking::{rank, ScoredVersion};
 use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
@@ -34,6 +35,14 @@ pub struct VerifyReport {
     pub damaged_blobs: Vec<String>,
     /// Versions that cannot be pulled intact.
     pub damaged_versions: Vec<DamagedVersion>,
+    /// Manifest blobs a crash left unwritten, written back from the
+    /// index's copies (not damage: the index held them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub manifests_written_back: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl VerifyReport {
@@ -87,12 +96,13 @@ impl Write for HashSink {
 }
 
 /// Rebuild a version's file in memory-free fashion and compare its hash.
-fn reassembles(store: &BlobStore, m: &Manifest) -> Result<bool, StoreError> {
+fn reassembles(reg: &Registry, m: &Manifest) -> Result<bool, StoreError> {
+    let store = &reg.store;
     if m.check_shape().is_err() {
         return Ok(false);
     }
     for f in m.files() {
-        let skeleton = store.read(f.skeleton)?;
+        let skeleton = reg.skeleton(f.skeleton)?;
         let mut sink = HashSink(blake3::Hasher::new(), 0);
         for p in f.pieces {
             match p {
@@ -124,18 +134,33 @@ impl Registry {
         // A reader: gc does not delete what it checks meanwhile.
         let _reading = self.reader()?;
         let mut versions: Vec<(ModelName, VersionRecord, Option<Manifest>)> = Vec::new();
-        match only {
-            Some(r) => versions.push((r.manifest.name.clone(), r.record.clone(), Some(r.manifest.clone()))),
-            None => self.with_index("reg verify", |idx| {
-                for (name, rec) in idx.all_versions()? {
-                    let m = idx.manifest(rec.id)?;
-                    versions.push((name, rec, m));
+        let mut removed: BTreeSet<BlobId> = BTreeSet::new();
+        let mut unwritten = Vec::new();
+        self.with_index("reg verify", |idx| {
+            match only {
+                Some(r) => versions.push((r.manifest.name.clone(), r.record.clone(), Some(r.manifest.clone()))),
+                None => {
+                    for (name, rec) in idx.all_versions()? {
+                        let m = idx.manifest(rec.id)?;
+                        versions.push((name, rec, m));
+                    }
+                    removed = idx.removed()?.into_iter().map(|(id, _, _)| id.blob()).collect();
                 }
-                Ok(())
-            })?,
-        }
+            }
+            for (_, rec, _) in &versions {
+                if !self.store.contains(rec.id.blob()) {
+                    if let Some(json) = idx.manifest_json(rec.id)? {
+                        unwritten.push((rec.id, json));
+                    }
+                }
+            }
+            Ok(())
+        })?;
         let mut report = VerifyReport {
             versions: versions.len(),
+            // A content-addressed blob written from bytes that hash to its
+            // id: safe beside any reader or writer.
+            manifests_written_back: self.write_back_manifests(&unwritten)?,
             ..VerifyReport::default()
         };
         let mut blob_state: BTreeMap<BlobId, Option<String>> = BTreeMap::new();
@@ -167,7 +192,7 @@ impl Registry {
                 }
             }
             if full && problems.is_empty() {
-                match reassembles(&self.store, m) {
+                match reassembles(self, m) {
                     Ok(true) => {}
                     Ok(false) => problems.push("re-assembled file does not match its recorded hash".into()),
                     Err(e) => problems.push(e.to_string()),
@@ -185,6 +210,42 @@ impl Registry {
             .iter()
             .filter_map(|(id, p)| p.as_ref().map(|p| format!("{id}: {p}")))
             .collect();
+        if only.is_none() {
+            // Manifest blobs of versions the index does not list: it lost
+            // them (crate::manifest_blobs). A push that committed since the
+            // index was read names its manifest blob after its commit, so
+            // what looks unlisted is checked against the index once more.
+            let mut unlisted: Vec<(BlobId, String)> = Vec::new();
+            for id in self.store.list()? {
+                if blob_state.contains_key(&id) || removed.contains(&id) {
+                    continue;
+                }
+                let problem = match kind_of(&self.store, id) {
+                    Ok(BlobKind::Other) => continue,
+                    Ok(BlobKind::Manifest(m)) => format!(
+                        "the manifest of {}@v{}, which the index does not list (the index may be incomplete)",
+                        m.name, m.number
+                    ),
+                    Ok(BlobKind::ManifestLike) => {
+                        "a manifest this reg cannot read, of a version the index does not list".into()
+                    }
+                    Err(e) => format!("{e} (no version names it; it could be a manifest the index lost)"),
+                };
+                unlisted.push((id, problem));
+            }
+            if !unlisted.is_empty() {
+                let known: BTreeSet<BlobId> = self.with_index("reg verify", |idx| {
+                    let mut known: BTreeSet<BlobId> = idx.removed()?.into_iter().map(|(id, _, _)| id.blob()).collect();
+                    known.extend(idx.all_versions()?.into_iter().map(|(_, r)| r.id.blob()));
+                    Ok(known)
+                })?;
+                for (id, problem) in unlisted {
+                    if !known.contains(&id) && self.store.contains(id) {
+                        report.damaged_blobs.push(format!("{id}: {problem}"));
+                    }
+                }
+            }
+        }
         Ok(report)
     }
 
@@ -374,19 +435,50 @@ impl Registry {
 
     /// Rebuild a lost or corrupt index from the manifest blobs in the
     /// store (the old index directory is moved aside). Holds `gc.lock`
-    /// and the index lock throughout: every other command waits. Returns
-    /// the number of versions restored.
-    pub fn rebuild_index(&self) -> Result<usize, RegistryError> {
+    /// and the index lock throughout: every other command waits. Blobs
+    /// that cannot be read are named in the report (one could be a lost
+    /// version's manifest; gc then refuses to delete anything until it is
+    /// dealt with).
+    pub fn rebuild_index(&self) -> Result<RebuildReport, RegistryError> {
         let _guard = self.maintenance("reg verify --rebuild-index")?;
         let _index = self.locks.index("reg verify --rebuild-index")?;
-        rebuild_index(&self.store, &self.layout.index_dir())
+        let report = rebuild_index(&self.store, &self.layout.index_dir());
+        // As after any index session: sled lets go of its own lock a
+        // moment after the database is dropped.
+        crate::lock::wait_until_unlocked(&self.layout.index_dir().join("db"));
+        report
+    }
+}
+
+/// What [`Registry::rebuild_index`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RebuildReport {
+    /// Versions restored from their manifest blobs.
+    pub restored: usize,
+    /// Blobs that could not be read, each with why: a damaged header, or
+    /// (for blobs stored `raw` or `zstd`, as manifests are) content that
+    /// does not match its id. Any of them could be a lost manifest.
+    pub damaged_blobs: Vec<String>,
+    /// Manifests not restored because another manifest of the same
+    /// version number was (the replacement retention made of it, or the
+    /// newer of two), each with why.
+    pub superseded: Vec<String>,
+}
+
+impl RebuildReport {
+    /// True when every blob could be read.
+    pub fn is_clean(&self) -> bool {
+        self.damaged_blobs.is_empty()
     }
 }
 
 /// Rebuild a lost or corrupt index from the manifest blobs in the store.
 /// The old index directory is moved aside (`index.broken-<unix time>`).
-/// Tags are not kept in blobs and are lost. Returns the versions restored.
-fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize, RegistryError> {
+/// Tags are not kept in blobs and are lost. Of two manifests with the same
+/// name and number (retention replaced a version, and gc has not deleted
+/// the old manifest yet) the replacement is restored and the other noted
+/// as removed, so gc deletes it.
+fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<RebuildReport, RegistryError> {
     if index_dir.exists() {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -396,42 +488,90 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<usize
         std::fs::rename(index_dir, &aside).map_err(RegistryError::io("moving aside", index_dir))?;
     }
     let index = Index::open(index_dir)?;
-    let mut restored = 0;
+    let mut report = RebuildReport::default();
     let ids = store.list()?;
     let mut records: Vec<(BlobId, BlobRecord)> = Vec::new();
-    let mut manifests: Vec<(BlobId, Vec<u8>, Manifest)> = Vec::new();
+    let mut manifests: BTreeMap<(String, u32), (BlobId, Vec<u8>, Manifest)> = BTreeMap::new();
+    let mut retired: Vec<(BlobId, Manifest)> = Vec::new();
     let mut deltas: Vec<(BlobId, BlobId)> = Vec::new();
     for id in ids {
         let reg_store::BlobInfo { raw_len, codec, parent } = match store.describe(id) {
             Ok(d) => d,
-            Err(_) => continue,
+            Err(e) => {
+                report.damaged_blobs.push(format!("{id}: {e}"));
+                continue;
+            }
         };
         if let Some(p) = parent {
             deltas.push((p, id));
         }
         records.push((id, BlobRecord::new(raw_len, store.stored_len(id).unwrap_or(0), codec)));
-        if raw_len > 256 << 20 || !looks_like_manifest(store, id) {
-            continue;
-        }
+        let m = match kind_of(store, id) {
+            Ok(BlobKind::Manifest(m)) => *m,
+            Ok(BlobKind::Other) => continue,
+            Ok(BlobKind::ManifestLike) => {
+                report
+                    .damaged_blobs
+                    .push(format!("{id}: a manifest this reg cannot read (made by a newer reg?)"));
+                continue;
+            }
+            Err(e) => {
+                report.damaged_blobs.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
         let Ok(bytes) = store.read(id) else { continue };
-        if let Ok(m) = Manifest::from_json(&bytes) {
-            manifests.push((id, bytes, m));
+        let key = (m.name.to_string(), m.number);
+        match manifests.remove(&key) {
+            None => {
+                manifests.insert(key, (id, bytes, m));
+            }
+            Some(other) => {
+                let (keep, drop) = if supersedes(&m, &other.2) {
+                    ((id, bytes, m), other)
+                } else {
+                    (other, (id, bytes, m))
+                };
+                report.superseded.push(format!(
+                    "{}: the manifest of {}@v{}, in place of which {} was restored",
+                    drop.0,
+                    drop.2.name,
+                    drop.2.number,
+                    &keep.0.to_hex()[..12]
+                ));
+                retired.push((drop.0, drop.2));
+                manifests.insert(key, keep);
+            }
         }
     }
-    manifests.sort_by(|a, b| (a.2.name.as_str(), a.2.number).cmp(&(b.2.name.as_str(), b.2.number)));
-    for (id, bytes, m) in &manifests {
+    for (id, bytes, m) in manifests.values() {
         let record = VersionRecord::from_manifest(crate::ids::VersionId(id.0), m);
         index.commit_version(&record, bytes, &m.name, None, &[])?;
-        restored += 1;
+        report.restored += 1;
+    }
+    for (id, m) in &retired {
+        index.retire_manifest(crate::ids::VersionId(id.0), &m.name, m.number)?;
     }
     index.insert_blob_records(&records)?;
     index.set_deltas(&deltas)?;
-    Ok(restored)
+    Ok(report)
 }
 
-fn looks_like_manifest(store: &BlobStore, id: BlobId) -> bool {
-    use std::io::Read;
-    let Ok(mut r) = store.reader(id) else { return false };
-    let mut head = [0u8; 10];
-    r.read_exact(&mut head).is_ok() && &head == b"{\"schema\":"
+/// Of two manifests of the same version number, whether `a` took the
+/// place of `b`: the replacement retention made (weights only, recording
+/// the original it was made from) wins, else the newer push.
+fn supersedes(a: &Manifest, b: &Manifest) -> bool {
+    let replaces = |x: &Manifest, y: &Manifest| {
+        x.optimizer_dropped
+            .as_ref()
+            .is_some_and(|d| d.blake3 == y.optimizer_dropped.as_ref().map(|e| e.blake3).unwrap_or(y.blake3))
+            && x.blake3 != y.blake3
+    };
+    if replaces(a, b) {
+        return true;
+    }
+    if replaces(b, a) {
+        return false;
+    }
+    (a.created, a.blake3.to_string()) > (b.created, b.blake3.to_string())
 }

@@ -160,7 +160,7 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
         let damaged = damage_of(label);
-        let skeleton = self.store.read(layout.skeleton).map_err(&damaged)?;
+        let skeleton = self.skeleton(layout.skeleton).map_err(&damaged)?;
         let jobs = plan(layout, &skeleton).map_err(&damaged)?;
         let write_err = |e| RegistryError::io("writing", out)(e);
         file.set_len(layout.size).map_err(write_err)?;

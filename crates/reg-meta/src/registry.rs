@@ -31,6 +31,8 @@ pub struct Registry {
     pub(crate) layout: RegistryLayout,
     pub(crate) store: BlobStore,
     pub(crate) locks: Locks,
+    /// Skeleton blobs read lately (packs shared by many files).
+    pub(crate) skeletons: crate::skeleton_cache::SkeletonCache,
 }
 
 thread_local! {
@@ -60,6 +62,7 @@ impl Registry {
             layout,
             store,
             locks,
+            skeletons: Default::default(),
         })
     }
 
@@ -100,6 +103,12 @@ impl Registry {
         &self.store
     }
 
+    /// The verified bytes of a skeleton blob (kept a while: the small
+    /// files of a directory share pack blobs).
+    pub(crate) fn skeleton(&self, id: reg_store::BlobId) -> Result<std::sync::Arc<Vec<u8>>, reg_store::StoreError> {
+        self.skeletons.get(&self.store, id)
+    }
+
     /// Run `f` with the index open: take the index lock, open sled, run,
     /// flush, close, let go (see [`crate::lock`]). `doing` says what for,
     /// for whoever waits meanwhile (`reg push of mlp to commit`). Keep `f`
@@ -117,7 +126,14 @@ impl Registry {
         let _mark = SessionMark;
         let _lock = self.locks.index(doing)?;
         let index = Index::open(&self.layout.index_dir())?;
-        let result = f(&index).and_then(|out| {
+        // A missing (just created) or empty index is a new registry's only
+        // when the store holds no version (crate::manifest_blobs).
+        let lost = match index.is_empty() {
+            Ok(true) => self.check_index_not_lost(),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        let result = lost.and_then(|()| f(&index)).and_then(|out| {
             index.flush()?;
             Ok(out)
         });

@@ -42,7 +42,7 @@ pub struct VersionReader {
     /// reader guard, see `crate::lock`).
     _pin: Option<std::sync::Arc<crate::lock::ReadGuard>>,
     store: BlobStore,
-    skeleton: Vec<u8>,
+    skeleton: std::sync::Arc<Vec<u8>>,
     pieces: Vec<Piece>,
     /// Index of the next piece to open.
     next: usize,
@@ -215,7 +215,7 @@ impl Registry {
             version: label.clone(),
             source,
         };
-        let skeleton = self.store.read(m.skeleton).map_err(damaged)?;
+        let skeleton = self.skeleton(m.skeleton).map_err(damaged)?;
         // The same checks as pull's plan: the pieces add up to the file
         // and every skeleton slice lies inside the skeleton blob.
         let mut total = 0u64;

@@ -324,7 +324,7 @@ fn a_version_whose_manifest_is_missing_stops_prune() {
     s.push_all(&SERIES, "mlp");
     let id = s.resolve("mlp@v2").record.id;
     s.reg
-        .with_index("test", |idx| Ok(idx.remove_manifest(id)?))
+        .with_index("test", |idx| Ok(idx.retire_manifest(id, "mlp", 2)?))
         .expect("remove manifest");
     let before = s.store_snapshot();
     for rules in [

@@ -294,6 +294,11 @@ pub(crate) fn open_file(path: std::path::PathBuf, id: BlobId) -> Result<(File, B
             source: e,
         },
     })?;
+    // A folder (or a device) where a blob file should be is damage of
+    // the store, not an I/O problem of the caller's.
+    if f.metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(corrupt(id, "its blob file is not a regular file"));
+    }
     let h = read_header(&mut f, id)?;
     Ok((f, h))
 }

@@ -26,6 +26,25 @@ impl PendingBlob<'_> {
         self.written.header.codec
     }
 
+    /// Decode the temp file as a reader of the stored blob would, checking
+    /// that it yields the raw bytes of `id`; returns them. For small blobs
+    /// whose stored form must be proven readable before anything names it
+    /// (a version's manifest).
+    pub fn read_back(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
+        let path = self.tmp.path().to_path_buf();
+        let mut file = std::fs::File::open(&path).map_err(StoreError::io("reading", &path))?;
+        let header = blob_file::read_header(&mut file, id)?;
+        let mut body = crate::chain::ChainReader::open(id, file, header, &|p| {
+            Err(StoreError::Corrupt {
+                id: p,
+                reason: "a pending blob read back names a parent".into(),
+            })
+        })?;
+        let mut out = Vec::new();
+        blob_file::decode_to(&mut body, header, id, &mut out)?;
+        Ok(out)
+    }
+
     /// Store the blob as `id`, which must be the blake3 of the raw bytes
     /// it was encoded from (the caller hashed them as they were read).
     /// When the blob exists already the temp file is dropped.

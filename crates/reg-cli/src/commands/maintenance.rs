@@ -11,10 +11,27 @@ use std::process::ExitCode;
 pub fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<ExitCode> {
     let only = args.reference.as_deref().map(VersionRef::parse).transpose()?;
     let reg = ctx.open()?;
+    let mut rebuild_damage = false;
     if args.rebuild_index {
-        let restored = reg.rebuild_index()?;
+        let rebuilt = reg.rebuild_index()?;
+        for s in &rebuilt.superseded {
+            crate::human::say_err!("reg: note: not restored: {s}");
+        }
+        for b in &rebuilt.damaged_blobs {
+            crate::human::say!("damaged blob {b}");
+        }
+        if !rebuilt.is_clean() {
+            crate::human::say_err!(
+                "reg: error: the index was rebuilt without {} blobs that cannot be read; one could be the manifest of a version it now lacks, so gc deletes nothing until they are repaired or removed",
+                rebuilt.damaged_blobs.len()
+            );
+            rebuild_damage = true;
+        }
         if !ctx.quiet {
-            eprintln!("reg: rebuilt the index: {restored} versions restored (tags are not kept in blobs)");
+            crate::human::say_err!(
+                "reg: rebuilt the index: {} versions restored (tags are not kept in blobs)",
+                rebuilt.restored
+            );
         }
     }
     let only = match &only {
@@ -26,13 +43,13 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<ExitCode> {
         print::json(&report)?;
     } else {
         for d in &report.damaged_versions {
-            println!("damaged {}: {}", d.version, d.problems.join("; "));
+            crate::human::say!("damaged {}: {}", d.version, d.problems.join("; "));
         }
         for b in &report.damaged_blobs {
-            println!("damaged blob {b}");
+            crate::human::say!("damaged blob {b}");
         }
         if !ctx.quiet {
-            println!(
+            crate::human::say!(
                 "{} {} versions, {} blobs{}: {}",
                 if args.full { "verified (full)" } else { "checked" },
                 report.versions,
@@ -46,7 +63,13 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if report.is_clean() {
+    if report.manifests_written_back > 0 && !ctx.quiet {
+        crate::human::say_err!(
+            "reg: note: wrote {} manifest blobs back from the index (a crash had left them unwritten)",
+            report.manifests_written_back
+        );
+    }
+    Ok(if report.is_clean() && !rebuild_damage {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
@@ -61,7 +84,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<ExitCode> {
     let (name, number) = (v.manifest.name.clone(), v.manifest.number);
     reg.remove(v)?;
     if !ctx.quiet {
-        println!("removed {name}@v{number} (run `reg gc` to free its blobs)");
+        crate::human::say!("removed {name}@v{number} (run `reg gc` to free its blobs)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,11 +4,13 @@
 //! Everything slow happened before: the payload and skeleton blobs are
 //! in the store and synced. Under the index lock this takes the version's
 //! number (the next free one *now*, so concurrent pushes of one name get
-//! distinct numbers in commit order), writes the manifest with that
-//! number as a blob (the version id is its blake3), and commits the
-//! version record, manifest, tag, blob records and delta edges in one
-//! sled transaction. A file identical to a version committed meanwhile
-//! adds no version.
+//! distinct numbers in commit order), encodes the manifest with that
+//! number into a pending blob (the version id is its blake3) and reads it
+//! back, commits the version record, manifest, tag, blob records and delta
+//! edges in one sled transaction, and only then gives the manifest blob
+//! its name: every manifest blob on disk is a version's the index lists
+//! (or noted as removed), so one that is not shows the index lost it. A
+//! file identical to a version committed meanwhile adds no version.
 
 use crate::error::RegistryError;
 use crate::ids::{ModelName, VersionId};
@@ -95,17 +97,20 @@ impl Registry {
             source,
         })?;
         let manifest_id = BlobId::of(&json);
-        // The manifest blob is durable before the transaction that makes
-        // the version visible (so the index can be rebuilt from blobs),
-        // and is read back from its file first: a version is never
-        // committed with a manifest that does not decode.
-        let manifest_put = self.store.put(manifest_id, &json)?;
-        self.store.sync()?;
+        // The manifest blob is encoded into a temp file and decoded back
+        // from it before the version becomes visible: a version is never
+        // committed with a manifest that does not read. It takes its name
+        // only after the transaction, so a manifest blob on disk always
+        // belongs to a version the index lists (or noted in `removed`):
+        // one that does not means the index lost it (see crate::gc).
         let label = || format!("{name}@v{}", manifest.number);
-        let stored = self.store.read(manifest_id).map_err(|source| RegistryError::Damaged {
-            version: label(),
-            source,
-        })?;
+        let pending = self.store.encode_pending(&json.as_slice(), None)?;
+        let stored = pending
+            .read_back(manifest_id)
+            .map_err(|source| RegistryError::Damaged {
+                version: label(),
+                source,
+            })?;
         Manifest::check_decodes(&stored).map_err(|e| RegistryError::Damaged {
             version: label(),
             source: reg_store::StoreError::Corrupt {
@@ -118,10 +123,16 @@ impl Registry {
         // list yet: the new ones, and stored ones an interrupted push left
         // without a record.
         let mut records = Vec::new();
+        let manifest_row = PutOutcome {
+            written: true,
+            stored_len: pending.stored_len(),
+            codec: pending.codec(),
+            parent: None,
+        };
         let all = c.blobs.iter().map(|(id, raw, put)| (*id, *raw, *put)).chain([(
             manifest_id,
             json.len() as u64,
-            Some(manifest_put),
+            Some(manifest_row),
         )]);
         for (id, raw_len, put) in all {
             if idx.has_blob(id)? || records.iter().any(|(r, _)| *r == id) {
@@ -145,8 +156,20 @@ impl Registry {
         if let Some(old) = c.replaces.filter(|o| o.record.id != record.id) {
             // The old manifest blob is no version's any more; gc (which
             // retention runs next) deletes its file.
-            idx.remove_manifest(old.record.id)?;
+            idx.retire_manifest(old.record.id, name, old.record.number)?;
         }
+        // Visible now; the manifest blob takes its name (a crash before
+        // this leaves the version without its blob, which verify and gc
+        // write back from the index's copy).
+        let manifest_put = pending
+            .commit(manifest_id)
+            .and_then(|put| self.store.sync().map(|()| put))
+            .map_err(|e| {
+                RegistryError::Invalid(format!(
+                    "{} is committed, but its manifest blob could not be written ({e}); verify and gc write it back from the index's copy",
+                    label()
+                ))
+            })?;
         Ok(Committed::New {
             record,
             manifest: Box::new(manifest),
