@@ -34,6 +34,7 @@ use std::fs::File;
 use std::ops::Range;
 
 mod commit;
+mod pack;
 mod payloads;
 mod read;
 mod tree;

@@ -19,8 +19,36 @@ pub(crate) struct Input {
 }
 
 impl Input {
+    /// Open a file given on the command line (a symlink to it is fine).
+    /// It is opened non-blocking, so a FIFO is refused at once instead of
+    /// waiting for a writer.
     pub(crate) fn open(path: &Path) -> Result<Input, RegistryError> {
-        let file = File::open(path).map_err(RegistryError::io("opening", path))?;
+        let file = open_nonblocking(path, false).map_err(RegistryError::io("opening", path))?;
+        Input::from_file(path, file)
+    }
+
+    /// Open a file of a directory listing: not through a symlink in its
+    /// last component, and only if it is still the file that was listed
+    /// (see [`super::walk`]).
+    pub(crate) fn open_listed(w: &super::walk::WalkedFile) -> Result<Input, RegistryError> {
+        let changed = || {
+            RegistryError::Invalid(format!(
+                "{}: it changed between listing the folder and reading it (replaced or swapped for a link); nothing was stored",
+                w.abs.display()
+            ))
+        };
+        let file = open_nonblocking(&w.abs, true).map_err(|e| match e.raw_os_error() {
+            Some(code) if code == libc_eloop() => changed(),
+            _ => RegistryError::io("opening", &w.abs)(e),
+        })?;
+        let meta = file.metadata().map_err(RegistryError::io("reading", &w.abs))?;
+        if super::walk::FileIdentity::of(&meta) != w.identity {
+            return Err(changed());
+        }
+        Input::from_file(&w.abs, file)
+    }
+
+    fn from_file(path: &Path, file: File) -> Result<Input, RegistryError> {
         let meta = file.metadata().map_err(RegistryError::io("reading", path))?;
         let len = meta.len();
         let executable = is_executable(&meta);
@@ -52,6 +80,38 @@ impl Input {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Open for reading without blocking on a FIFO (`O_NONBLOCK`; regular
+/// files read the same) and, with `no_follow`, without following a
+/// symlink in the last component (`O_NOFOLLOW`: the open fails with ELOOP).
+fn open_nonblocking(path: &Path, no_follow: bool) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+        if no_follow {
+            flags |= libc::O_NOFOLLOW;
+        }
+        options.custom_flags(flags);
+    }
+    #[cfg(not(unix))]
+    let _ = no_follow;
+    options.open(path)
+}
+
+/// The errno of opening a symlink with `O_NOFOLLOW`.
+fn libc_eloop() -> i32 {
+    #[cfg(unix)]
+    {
+        libc::ELOOP
+    }
+    #[cfg(not(unix))]
+    {
+        -1
     }
 }
 

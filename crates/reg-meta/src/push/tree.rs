@@ -6,8 +6,9 @@
 //! whole). Each file's payloads are read, hashed and encoded exactly as a
 //! single file's are, so a tensor chunk is stored once whichever rank
 //! file or shard holds it, across versions, names and re-sharding; each
-//! file's other bytes become its own skeleton blob (a `config.json` that
-//! does not change is stored once). The version's hash is the blake3 of
+//! file's other bytes are its skeleton, small ones packed together into
+//! shared skeleton blobs ([`super::pack`]), larger ones a blob each (a
+//! `tokenizer.json` that does not change is stored once). The version's hash is the blake3 of
 //! its tree listing (`Tree::listing`: every file's path, size, hash and
 //! executable bit), so a byte-identical tree adds no version.
 //! The commit is the same short transaction as a file's.
@@ -86,7 +87,9 @@ impl Registry {
             None => ModelName::sanitized(&dir.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()),
         };
         let walked = walk(dir)?;
-        let inputs: Vec<Input> = walked.iter().map(|w| Input::open(&w.abs)).collect::<Result<_, _>>()?;
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::after_walk(dir);
+        let inputs: Vec<Input> = walked.iter().map(Input::open_listed).collect::<Result<_, _>>()?;
         let files: Vec<TreeFile<'_>> = walked
             .iter()
             .zip(&inputs)
@@ -181,14 +184,26 @@ impl Registry {
         let mut kept = HashSet::new();
         new.retain(|(_, n)| kept.insert(n.id));
 
-        let cuts: Vec<Cut<'_>> = tree
+        let mut cuts: Vec<Cut<'_>> = tree
             .files
             .iter()
             .zip(&ids)
             .zip(&inputs)
             .map(|((f, ids), i)| cut_file(&f.segments, ids, i.bytes()))
             .collect();
-        let manifest = self.tree_manifest(dir, &name, opts, &tree.files, &cuts, &walked, &inputs, &hashes, &tree)?;
+        let skeletons = super::pack::pack(&mut cuts);
+        let manifest = self.tree_manifest(
+            dir,
+            &name,
+            opts,
+            &tree.files,
+            &cuts,
+            &skeletons.of_file,
+            &walked,
+            &inputs,
+            &hashes,
+            &tree,
+        )?;
         let manifest = Manifest {
             size: total,
             blake3: tree_hash,
@@ -220,14 +235,13 @@ impl Registry {
         let listing_put = self.store.put(manifest.skeleton, &listing)?;
         blobs.push((manifest.skeleton, listing.len() as u64, Some(listing_put)));
         let mut skeleton_puts = Vec::new();
-        for cut in &cuts {
-            let id = BlobId::of(&cut.skeleton);
-            if blobs.iter().any(|(b, _, _)| *b == id) {
+        for (id, bytes) in &skeletons.blobs {
+            if *id == manifest.skeleton {
                 continue;
             }
-            let put = self.store.put(id, &cut.skeleton)?;
+            let put = self.store.put(*id, bytes)?;
             skeleton_puts.push(put);
-            blobs.push((id, cut.skeleton.len() as u64, Some(put)));
+            blobs.push((*id, bytes.len() as u64, Some(put)));
         }
         for (id, len) in manifest.payload_lens() {
             let put = outcomes.iter().find(|(n, _, _)| *n == id).map(|(_, o, _)| *o);
@@ -307,6 +321,7 @@ impl Registry {
         opts: &PushOptions,
         files: &[FileCheckpoint],
         cuts: &[Cut<'_>],
+        skeleton_of: &[BlobId],
         walked: &[super::walk::WalkedFile],
         inputs: &[Input],
         hashes: &[FileHash],
@@ -320,7 +335,7 @@ impl Registry {
                 blake3: hashes[i],
                 executable: inputs[i].executable,
                 format: f.format,
-                skeleton: BlobId::of(&cuts[i].skeleton),
+                skeleton: skeleton_of[i],
                 pieces: cuts[i].pieces.clone(),
                 tensors: tensor_entries(&f.tensors, &cuts[i].key_blobs, &walked[i].abs)?,
                 pickle: f.pickle.as_ref().map(|r| (r.start, r.end)),

@@ -8,6 +8,14 @@
 //! a FIFO, a socket, a device file or a name that is not UTF-8. Every
 //! refusal is one line naming the path; nothing is read before the
 //! listing is complete.
+//!
+//! Between listing and reading, someone who can write the folder could
+//! swap a listed file for a symlink to a file outside it (a shared
+//! scratch folder). So the listing records each file's identity (device
+//! and inode, of the link's target for a followed link) and
+//! [`super::read::Input::open_listed`] opens without following a final
+//! symlink (`O_NOFOLLOW`) and refuses a file whose identity is not the
+//! listed one: what is stored is always the file that was listed.
 
 use crate::error::RegistryError;
 use crate::ids::TreePath;
@@ -25,6 +33,34 @@ pub(crate) struct WalkedFile {
     pub(crate) rel: TreePath,
     /// Where it is on disk (a symlink's target already resolved).
     pub(crate) abs: PathBuf,
+    /// Device and inode of the file listed (of the target of a link).
+    pub(crate) identity: FileIdentity,
+}
+
+/// What makes a file the same file: device and inode (on Unix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file `meta` describes.
+    pub(crate) fn of(meta: &fs::Metadata) -> FileIdentity {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            FileIdentity { dev: 0, ino: 0 }
+        }
+    }
 }
 
 fn refuse(path: &Path, why: &str) -> RegistryError {
@@ -58,7 +94,7 @@ pub(crate) fn walk(root: &Path) -> Result<Vec<WalkedFile>, RegistryError> {
                 stack.push((path, rel, depth + 1));
                 continue;
             }
-            let abs = if kind.is_symlink() {
+            let (abs, identity) = if kind.is_symlink() {
                 let target =
                     fs::canonicalize(&path).map_err(|_| refuse(&path, "a symbolic link that points nowhere"))?;
                 if !target.starts_with(&canonical_root) {
@@ -68,14 +104,18 @@ pub(crate) fn walk(root: &Path) -> Result<Vec<WalkedFile>, RegistryError> {
                 if !meta.is_file() {
                     return Err(refuse(&path, "a symbolic link to something that is not a regular file"));
                 }
-                target
+                (target, FileIdentity::of(&meta))
             } else if kind.is_file() {
-                path.clone()
+                let meta = fs::symlink_metadata(&path).map_err(RegistryError::io("reading", &path))?;
+                if !meta.is_file() {
+                    return Err(refuse(&path, "it changed while the folder was listed"));
+                }
+                (path.clone(), FileIdentity::of(&meta))
             } else {
                 return Err(refuse(&path, "not a regular file (a FIFO, socket or device)"));
             };
             let rel = TreePath::new(&rel).map_err(|e| refuse(&path, &e.to_string()))?;
-            out.push(WalkedFile { rel, abs });
+            out.push(WalkedFile { rel, abs, identity });
         }
     }
     if out.is_empty() {
