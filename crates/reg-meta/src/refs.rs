@@ -169,13 +169,27 @@ impl fmt::Display for RefSpec {
     }
 }
 
-/// Validate a tag name for `reg tag` / `push --tag`.
+/// True for a ref word that is (a prefix of) a version id: 6 or more hex
+/// digits, either case.
+pub fn looks_like_id(word: &str) -> bool {
+    word.len() >= 6 && word.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Validate a tag name for `reg tag` / `push --tag`: not another ref form
+/// and not a version id ([`looks_like_id`]), so no tag can take the
+/// place of a version's permalink.
 pub fn check_tag(tag: &str) -> Result<(), BadRef> {
     let bad = |reason| BadRef {
         input: tag.to_string(),
         reason,
     };
+    if tag.chars().any(char::is_control) {
+        return Err(bad("a tag may not hold control characters (ESC, CR, tab, ...)"));
+    }
     match RefSpec::parse(tag) {
+        Ok(RefSpec::TagOrId(_)) if looks_like_id(tag) => Err(bad(
+            "a tag may not look like a version id (6 or more hex digits): NAME@<hex> always names the version whose id starts with it",
+        )),
         Ok(RefSpec::TagOrId(_)) if tag.len() <= 128 => Ok(()),
         // `best` may be a tag too (the Lightning plugin sets it); `@best`
         // falls back to it when no version records a score.

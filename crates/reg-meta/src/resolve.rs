@@ -5,7 +5,7 @@ use crate::index::{Index, VersionRecord};
 use crate::lock::ReadGuard;
 use crate::manifest::Manifest;
 use crate::ranking::{rank, scored_metrics, ScoredVersion};
-use crate::refs::{RefSpec, ScoreMode, VersionRef};
+use crate::refs::{looks_like_id, RefSpec, ScoreMode, VersionRef};
 use crate::registry::{versions_of, Registry};
 use std::sync::Arc;
 
@@ -148,19 +148,23 @@ pub(crate) fn resolve_in(
             },
             RefSpec::TagOrId(w) => {
                 let tags = idx.tags(&r.name)?;
-                if let Some((_, n)) = tags.iter().find(|(t, _)| t == w) {
+                // An id prefix names its version whatever tags say (a tag
+                // that looks like an id, set before such tags were refused,
+                // cannot take a permalink's place).
+                let lower = w.to_ascii_lowercase();
+                let by_id: Vec<&VersionRecord> = if looks_like_id(w) {
+                    versions.iter().filter(|v| v.id.to_hex().starts_with(&lower)).collect()
+                } else {
+                    Vec::new()
+                };
+                let tagged = tags.iter().find(|(t, _)| t == w);
+                if let (Some((_, n)), true) = (tagged, by_id.is_empty()) {
                     match versions.iter().find(|v| v.number == *n) {
                         Some(v) => (v.clone(), None),
                         None => return Err(not_found(format!("tag {w} points at removed version v{n}"))),
                     }
                 } else {
-                    let hex = w.len() >= 6 && w.bytes().all(|b| b.is_ascii_hexdigit());
-                    let lower = w.to_ascii_lowercase();
-                    let m: Vec<&VersionRecord> = if hex {
-                        versions.iter().filter(|v| v.id.to_hex().starts_with(&lower)).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let m = by_id;
                     match m.as_slice() {
                         [one] => ((*one).clone(), None),
                         [] => {
