@@ -41,8 +41,14 @@ impl Paint {
 fn val(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
-        other => reg_ckpt::exact_json::to_text(other),
+        other => esc(&reg_ckpt::exact_json::to_text(other)),
     }
+}
+
+/// A name or value from a checkpoint, its control characters escaped
+/// (this text is printed as is, with reg's own colour codes).
+fn esc(s: &str) -> String {
+    human::printable(s).into_owned()
 }
 
 fn changes(out: &mut String, p: &Paint, title: &str, items: &[Changed]) {
@@ -54,7 +60,7 @@ fn changes(out: &mut String, p: &Paint, title: &str, items: &[Changed]) {
         .iter()
         .map(|c| {
             vec![
-                format!("  {} {}", p.chg("~"), c.path),
+                format!("  {} {}", p.chg("~"), esc(&c.path)),
                 val(&c.old),
                 "->".into(),
                 val(&c.new),
@@ -67,7 +73,7 @@ fn changes(out: &mut String, p: &Paint, title: &str, items: &[Changed]) {
 fn list(out: &mut String, p: &Paint, mark: &str, paths: &[String], all: bool) {
     let shown = if all { paths.len() } else { paths.len().min(LIST_LIMIT) };
     for path in &paths[..shown] {
-        out.push_str(&format!("  {mark} {}\n", human::short_path(path)));
+        out.push_str(&format!("  {mark} {}\n", esc(&human::short_path(path))));
     }
     if shown < paths.len() {
         out.push_str(&format!(
@@ -96,7 +102,7 @@ pub fn render(d: &Diff, all: bool, colour: bool) -> String {
         let mut rows = Vec::new();
         for c in &h.changed {
             rows.push(vec![
-                format!("  {} {}", p.chg("~"), c.path),
+                format!("  {} {}", p.chg("~"), esc(&c.path)),
                 val(&c.old),
                 "->".into(),
                 val(&c.new),
@@ -104,7 +110,7 @@ pub fn render(d: &Diff, all: bool, colour: bool) -> String {
         }
         for a in &h.added {
             rows.push(vec![
-                format!("  {} {}", p.add("+"), a.path),
+                format!("  {} {}", p.add("+"), esc(&a.path)),
                 String::new(),
                 String::new(),
                 val(&a.value),
@@ -112,7 +118,7 @@ pub fn render(d: &Diff, all: bool, colour: bool) -> String {
         }
         for r in &h.removed {
             rows.push(vec![
-                format!("  {} {}", p.del("-"), r.path),
+                format!("  {} {}", p.del("-"), esc(&r.path)),
                 val(&r.value),
                 String::new(),
                 String::new(),
@@ -136,7 +142,7 @@ pub fn render(d: &Diff, all: bool, colour: bool) -> String {
         };
         let mut rows = Vec::new();
         for c in &t.changed[..shown] {
-            let mut row = vec![format!("  {} {}", p.chg("~"), human::short_path(&c.path))];
+            let mut row = vec![format!("  {} {}", p.chg("~"), esc(&human::short_path(&c.path)))];
             match c.change {
                 "dtype" => row.push(format!("dtype {} -> {}", c.dtype.0, c.dtype.1)),
                 "shape" => row.push(format!(

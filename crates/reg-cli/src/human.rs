@@ -67,6 +67,45 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Text that holds file names, tensor names, tags or messages, safe to
+/// print: the control characters a terminal would act on (ESC, CR, BEL,
+/// backspace, the C1 set) shown as `\x1b`-style escapes. Newline and tab
+/// are kept (the text's own lines and columns).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_control(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// `println!` of text made [`printable`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::human::printable(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` of text made [`printable`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::human::printable(&format!($($arg)*)))
+    };
+}
+
+pub(crate) use {say, say_err};
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -26,7 +26,7 @@ pub fn open_remote(config: &Config, which: &str) -> Result<Remote> {
 fn open_registry(config: Config) -> Result<Registry> {
     Ok(Registry::open(config)?.with_waits(
         reg_meta::WaitPolicy::default(),
-        Box::new(|notice| eprintln!("reg: {notice}")),
+        Box::new(|notice| crate::human::say_err!("reg: {notice}")),
     ))
 }
 
@@ -59,29 +59,37 @@ fn print_report(r: &SyncReport) {
     for v in &r.versions {
         let what = if v.transferred { verb } else { "already there" };
         if r.direction == "push" {
-            println!(
+            crate::human::say!(
                 "  {}@v{} -> {}:{}@v{} ({what})",
-                v.name, v.local, r.remote, v.name, v.remote
+                v.name,
+                v.local,
+                r.remote,
+                v.name,
+                v.remote
             );
         } else {
-            println!(
+            crate::human::say!(
                 "  {}:{}@v{} -> {}@v{} ({what})",
-                r.remote, v.name, v.remote, v.name, v.local
+                r.remote,
+                v.name,
+                v.remote,
+                v.name,
+                v.local
             );
         }
     }
     for t in &r.tags {
-        println!("  tag {t}");
+        crate::human::say!("  tag {t}");
     }
     for n in &r.notes {
-        println!("  note: {n}");
+        crate::human::say!("  note: {n}");
     }
     let parts = if r.multipart_blobs > 0 {
         format!(", {} in parts", r.multipart_blobs)
     } else {
         String::new()
     };
-    println!(
+    crate::human::say!(
         "{verb} {} objects ({}) {dir} {}: {} blobs ({}{parts}); skipped {} blobs already present ({})",
         r.objects_transferred,
         human::bytes(r.bytes_transferred),
@@ -211,7 +219,7 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
             };
             let path = remotes::add_remote(config, &spec)?;
             if !quiet {
-                println!("added remote {} ({}) to {}", spec.name, spec.url, path.display());
+                crate::human::say!("added remote {} ({}) to {}", spec.name, spec.url, path.display());
             }
             // Probe once whether the server's creates are exclusive, and
             // record it; an unreachable server is probed by the first push.
@@ -219,12 +227,12 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
                 Ok(creates) => {
                     remotes::record_creates(&config.root, &spec, creates)?;
                     if creates == Creates::NotExclusive {
-                        eprintln!("reg: note: {}", reg_remote::not_exclusive_note(&spec.name));
+                        crate::human::say_err!("reg: note: {}", reg_remote::not_exclusive_note(&spec.name));
                     }
                 }
                 Err(e) => {
                     if !quiet {
-                        eprintln!(
+                        crate::human::say_err!(
                             "reg: note: could not probe remote {} now ({}); the first push will",
                             spec.name,
                             e.to_string().replace('\n', " ")
@@ -239,7 +247,7 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
                 print_json(&list)?;
             } else if config.remotes.is_empty() {
                 if !quiet {
-                    println!("no remotes; add one with: reg remote add NAME URL");
+                    crate::human::say!("no remotes; add one with: reg remote add NAME URL");
                 }
             } else {
                 let mut rows = vec![vec![
@@ -262,7 +270,7 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
         RemoteCommand::Rm { name } => {
             let path = remotes::remove_remote(config, &name)?;
             if !quiet {
-                println!("removed remote {name} from {} (its data is untouched)", path.display());
+                crate::human::say!("removed remote {name} from {} (its data is untouched)", path.display());
             }
         }
     }

@@ -56,7 +56,7 @@ impl Ctx {
             self.wait,
             Box::new(move |notice| {
                 if !quiet {
-                    eprintln!("reg: {notice}");
+                    crate::human::say_err!("reg: {notice}");
                 }
             }),
         )

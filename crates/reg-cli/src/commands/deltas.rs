@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     let mut views = Vec::new();
     let mut say = |name: &str, r: reg_meta::deltas::DeltaReport| {
         if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
-            println!(
+            crate::human::say!(
                 "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
                 r.version.unwrap_or(0),
                 r.blobs,
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
             );
         }
         for w in &r.warnings {
-            eprintln!("reg: warning: {w}");
+            crate::human::say_err!("reg: warning: {w}");
         }
         views.push(DeltasView {
             name: name.to_string(),

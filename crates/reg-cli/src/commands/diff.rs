@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: DiffArgs) -> Result<ExitCode> {
     if args.json.json {
         print::json(&d)?;
     } else {
-        print::out(&crate::diff_view::render(&d, args.all, crate::diff_view::use_colour()))?;
+        print::out_trusted(&crate::diff_view::render(&d, args.all, crate::diff_view::use_colour()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ pub fn gc(ctx: &Ctx, args: GcArgs) -> Result<ExitCode> {
         return print::json(&r).map(|_| ExitCode::SUCCESS);
     }
     if !ctx.quiet {
-        println!(
+        crate::human::say!(
             "{} {} unreferenced blobs ({}); {} blobs kept",
             if args.dry_run { "would remove" } else { "removed" },
             r.removed_blobs,
@@ -23,10 +23,10 @@ pub fn gc(ctx: &Ctx, args: GcArgs) -> Result<ExitCode> {
             r.kept_blobs
         );
         for (reason, n) in &r.kept_by_reason {
-            println!("  kept {n}: {reason}");
+            crate::human::say!("  kept {n}: {reason}");
         }
         if r.reencoded_blobs > 0 {
-            println!(
+            crate::human::say!(
                 "{} {} delta blobs without the parents no version needs any more",
                 if args.dry_run { "would re-encode" } else { "re-encoded" },
                 r.reencoded_blobs
@@ -58,13 +58,13 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<ExitCode> {
     if !ctx.quiet {
         let list = |v: &[u32]| v.iter().map(|n| format!("v{n}")).collect::<Vec<_>>().join(", ");
         if !r.optimizer_dropped.is_empty() {
-            println!(
+            crate::human::say!(
                 "{} optimizer state of {} (weights kept)",
                 if args.dry_run { "would drop" } else { "dropped" },
                 list(&r.optimizer_dropped)
             );
         }
-        println!(
+        crate::human::say!(
             "{} {} versions of {} ({}); kept {}; freed {}",
             if args.dry_run { "would remove" } else { "removed" },
             r.removed.len(),

@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<ExitCode> {
     };
     let reg = ctx.open_config(config)?;
     if !ctx.quiet {
-        println!("registry ready at {}", reg.config().root.display());
+        crate::human::say!("registry ready at {}", reg.config().root.display());
     }
     Ok(ExitCode::SUCCESS)
 }

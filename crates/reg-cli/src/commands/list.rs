@@ -64,7 +64,7 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
         print::json(&names)?;
     } else if names.is_empty() {
         if !ctx.quiet {
-            println!("no models yet; push one with: reg push FILE");
+            crate::human::say!("no models yet; push one with: reg push FILE");
         }
     } else {
         let mut rows = vec![vec!["name".into(), "versions".into(), "latest".into()]];

@@ -4,8 +4,16 @@ use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
 
-/// Write text to stdout (a closed pipe ends the command quietly; see main).
+/// Write text to stdout (a closed pipe ends the command quietly; see main),
+/// its control characters escaped ([`crate::human::printable`]): names and
+/// messages come from files and users.
 pub fn out(text: &str) -> Result<()> {
+    out_trusted(&crate::human::printable(text))
+}
+
+/// Write text whose control characters are reg's own (the colours of
+/// `reg diff`, which escapes what it shows itself).
+pub fn out_trusted(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -14,7 +22,7 @@ pub fn out(text: &str) -> Result<()> {
 
 /// Print a view as pretty JSON, the contract of every `--json`.
 pub fn json<T: Serialize>(v: &T) -> Result<()> {
-    out(&reg_meta::report::to_json_text(v)?)
+    out_trusted(&reg_meta::report::to_json_text(v)?)
 }
 
 /// Compact JSON of a value, for one-line summaries.
@@ -30,6 +38,6 @@ pub fn opt(v: Option<i64>) -> String {
 /// Say a resolution note on stderr (unless quiet).
 pub fn note(note: &Option<String>, quiet: bool) {
     if let (Some(n), false) = (note, quiet) {
-        eprintln!("reg: note: {n}");
+        crate::human::say_err!("reg: note: {n}");
     }
 }

@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         .map(|g| g.global.as_str())
         .collect();
     if !flagged.is_empty() && export.is_none() && !ctx.quiet {
-        eprintln!(
+        crate::human::say_err!(
             "reg: warning: {} holds globals that loading it in Python would import: {} (use torch.load(weights_only=True) or --weights-only)",
             path.display(),
             flagged.join(", ")
@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             files,
         })?;
     } else if !ctx.quiet {
-        println!(
+        crate::human::say!(
             "pulled {}@v{} to {} ({}, {what}; {})",
             v.manifest.name,
             v.manifest.number,

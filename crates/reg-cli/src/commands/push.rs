@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     let parent = args.parent.as_deref().map(VersionRef::parse).transpose()?;
     let reg = ctx.open()?;
     if let Some((when, error)) = reg.background_failure() {
-        eprintln!(
+        crate::human::say_err!(
             "reg: warning: the background re-encoding after an earlier push failed ({}): {error}; \
              its work stays queued (`reg deltas --queued` retries it here)",
             human::time(when)
@@ -79,21 +79,21 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
 
 fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
     if !r.unknown_globals.is_empty() {
-        eprintln!(
+        crate::human::say_err!(
             "reg: warning: {} names globals reg does not know (loading it in Python imports them): {}",
             file.display(),
             r.unknown_globals.join(", ")
         );
     }
     if r.created {
-        println!(
+        crate::human::say!(
             "pushed {}@v{} ({}) from {}",
             r.name,
             r.number,
             r.id.short(),
             file.display()
         );
-        println!(
+        crate::human::say!(
             "  {} tensors in {} storages: {} new, {} already stored",
             r.tensors,
             r.payloads,
@@ -105,26 +105,26 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
         } else {
             String::new()
         };
-        println!(
+        crate::human::say!(
             "  {} logical, {} new tensor bytes, {} written{ratio}",
             human::bytes(r.logical_bytes),
             human::bytes(r.new_raw_bytes),
             human::bytes(r.written_bytes)
         );
         if r.deltas > 0 {
-            println!(
+            crate::human::say!(
                 "  {} new tensors stored as deltas against the --parent version",
                 r.deltas
             );
         }
         if let (Some(v), true) = (r.previous_deltas.version, r.previous_deltas.pending) {
-            println!(
+            crate::human::say!(
                 "  v{v}: its changed tensors become deltas against v{} in the background",
                 r.number
             );
         }
         if let (Some(v), true) = (r.previous_deltas.version, r.previous_deltas.blobs > 0) {
-            println!(
+            crate::human::say!(
                 "  v{v}: {} changed tensors re-encoded as deltas against v{}: {} -> {}",
                 r.previous_deltas.blobs,
                 r.number,
@@ -133,11 +133,11 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
             );
         }
         for w in &r.previous_deltas.warnings {
-            eprintln!("reg: warning: {w}");
+            crate::human::say_err!("reg: warning: {w}");
         }
-        println!("  {}", human::rate(r.logical_bytes, took));
+        crate::human::say!("  {}", human::rate(r.logical_bytes, took));
     } else {
-        println!(
+        crate::human::say!(
             "unchanged: {} is identical to {}@v{} ({}); no version added",
             file.display(),
             r.name,
@@ -146,6 +146,6 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
         );
     }
     if let Some(t) = tag {
-        println!("  tagged {t}");
+        crate::human::say!("  tagged {t}");
     }
 }

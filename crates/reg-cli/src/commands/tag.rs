@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
         };
         ctx.open()?.remove_tag(&r.name, t)?;
         if !ctx.quiet {
-            println!("deleted tag {}@{t}", r.name);
+            crate::human::say!("deleted tag {}@{t}", r.name);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -27,11 +27,12 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
     let moved = reg.tag(&v, &tag, args.force)?;
     if !ctx.quiet {
         match moved {
-            Some(old) => println!(
+            Some(old) => crate::human::say!(
                 "moved tag {tag} from v{old} to {}@v{}",
-                v.manifest.name, v.manifest.number
+                v.manifest.name,
+                v.manifest.number
             ),
-            None => println!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
+            None => crate::human::say!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
         }
     }
     Ok(ExitCode::SUCCESS)
