@@ -225,3 +225,105 @@ fn pulled_files_get_the_umask_mode_and_keep_the_executable_bit() {
     let mode = std::fs::metadata(&exe_out).expect("exe").permissions().mode() & 0o777;
     assert_eq!(mode, 0o777 & !umask, "executable file mode {mode:o}");
 }
+
+#[test]
+fn a_tag_that_looks_like_a_version_id_is_refused_and_ids_stay_permalinks() {
+    let reg = Reg::new();
+    for e in 0..3 {
+        reg.push(&format!("lightning/mlp/epoch=0{e}.ckpt"), "mon");
+    }
+    let v1 = reg.ok(&["show", "mon@v1", "--json"]).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for tag in [&v1[..12], v1.as_str(), "DEADBEEF", "abcdef"] {
+        let r = reg.run(&["tag", "mon@v3", tag]);
+        assert_eq!(r.code, 1, "tag {tag}: {}", r.stderr);
+        assert!(r.stderr.contains("may not look like a version id"), "{}", r.stderr);
+        let file = fixture("lightning/mlp/epoch=03.ckpt");
+        let r = reg.run(&["push", file.to_str().expect("utf8"), "--name", "mon", "--tag", tag]);
+        assert_eq!(r.code, 1, "push --tag {tag}: {}", r.stderr);
+    }
+    assert_eq!(
+        reg.ok(&["show", &format!("mon@{}", &v1[..12]), "--json"]).json()["version"],
+        1
+    );
+    // Words that are no id are tags as before.
+    reg.ok(&["tag", "mon@v3", "cafe"]);
+    reg.ok(&["tag", "mon@v2", "run-2b"]);
+    assert_eq!(reg.ok(&["show", "mon@cafe", "--json"]).json()["version"], 3);
+}
+
+#[cfg(unix)]
+#[test]
+fn pushing_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer() {
+    let reg = Reg::new();
+    let fifo = reg.work().join("pipe.ckpt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+        .args(["push", path_str(&fifo)])
+        .env("REG_HOME", reg.home())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run reg");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("reg push of a FIFO is still waiting after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("stderr");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_blob_replaced_by_a_folder_is_damage_exit_2() {
+    let reg = Reg::new();
+    reg.push("safetensors/mlp.safetensors", "m");
+    let show = reg.ok(&["show", "m", "--json"]).json();
+    let blob = show["tensors"][0]["blob"].as_str().expect("blob").to_string();
+    let path = reg.home().join("blobs").join(&blob[..2]).join(&blob[2..]);
+    std::fs::remove_file(&path).expect("rm blob");
+    std::fs::create_dir(&path).expect("folder in its place");
+    let r = reg.run(&["pull", "m", "-o", "out.safetensors"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    assert!(!reg.work().join("out.safetensors").exists());
+}
+
+#[test]
+fn control_characters_in_names_and_refused_files_are_escaped_on_the_terminal() {
+    let reg = Reg::new();
+    // A file name with ESC and CR, refused (not a checkpoint): the error
+    // line shows them escaped.
+    let bad = reg.work().join("evil\u{1b}[2J\rname.ckpt");
+    std::fs::write(&bad, b"not a checkpoint").expect("write");
+    let r = reg.run(&["push", path_str(&bad)]);
+    assert_eq!(r.code, 1);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\r'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\\x1b[2J\\x0dname.ckpt"), "{:?}", r.stderr);
+    // A tag with them is refused the same way.
+    reg.push("safetensors/mlp.safetensors", "m");
+    let r = reg.run(&["tag", "m@v1", "a\u{1b}]0;pwned\u{7}b"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+        "{:?}",
+        r.stderr
+    );
+}
