@@ -270,3 +270,64 @@ fn strided_views_are_compared_in_logical_order() {
         .as_array()
         .is_some_and(|r| r.iter().any(|p| p == "c64")));
 }
+
+/// Paths of one side of the hyperparameter diff in `--json`.
+fn hparam_paths(d: &Value, side: &str) -> Vec<String> {
+    d["hyper_parameters"][side]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|x| x["path"].as_str().expect("path").to_string())
+        .collect()
+}
+
+#[test]
+fn groups_present_on_one_side_are_compared_leaf_by_leaf() {
+    // Issue 25: a group one side lacks was one opaque value
+    // (`- data {"name":...}`); users compare leaves, as DVC does.
+    let reg = Reg::new();
+    reg.push("objects/hparams_cnn.pt", "cnn");
+    reg.push("objects/hparams_gpt.pt", "gpt");
+    let d = reg.ok(&["diff", "cnn", "gpt", "--only", "hparams", "--json"]).json();
+    assert_eq!(
+        hparam_paths(&d, "removed"),
+        [
+            "channels",
+            "data.augment",
+            "data.loader.pin",
+            "data.loader.workers",
+            "data.name",
+            "head",
+            "optim.lr",
+            "optim.momentum"
+        ]
+    );
+    assert_eq!(
+        hparam_paths(&d, "added"),
+        ["dataset", "dim", "head.kind", "head.size", "layers", "lr", "vocab"]
+    );
+    assert_eq!(
+        d["hyper_parameters"]["changed"],
+        json!([]),
+        "seed is equal on both sides"
+    );
+    // Lists stay values.
+    let augment = &d["hyper_parameters"]["removed"][1];
+    assert_eq!(augment["value"], json!(["flip", "crop"]));
+    // The other way round, the same leaves with the sides swapped.
+    let back = reg.ok(&["diff", "gpt", "cnn", "--only", "hparams", "--json"]).json();
+    assert_eq!(hparam_paths(&back, "added"), hparam_paths(&d, "removed"));
+    // Text: one line per leaf.
+    let text = reg.ok(&["diff", "cnn", "gpt", "--only", "hparams"]).stdout;
+    for line in [
+        "- data.name",
+        "- data.augment",
+        "- data.loader.workers",
+        "- optim.lr",
+        "- head ",
+        "+ head.kind",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(!text.contains("{\"name\""), "a group shown whole:\n{text}");
+}

@@ -710,3 +710,25 @@ fn the_pages_rank_a_diverged_run_as_at_best_does() {
         .unwrap_or_else(|| panic!("no best score on /: {index}"));
     assert!(row.trim_start().starts_with("</span><a href=\"/m/run/v4\""), "{row}");
 }
+
+#[test]
+fn the_diff_page_lists_the_leaves_of_groups_one_side_lacks() {
+    let reg = Reg::new();
+    reg.push("objects/hparams_cnn.pt", "cnn");
+    reg.push("objects/hparams_gpt.pt", "gpt");
+    let s = serve(&reg);
+    let page = get_ok(s.addr, "/diff?a=cnn@v1&b=gpt@v1").text();
+    for leaf in [
+        "data.name",
+        "data.augment",
+        "data.loader.workers",
+        "optim.momentum",
+        "head.kind",
+    ] {
+        assert!(page.contains(leaf), "{leaf} missing from the page");
+    }
+    assert!(!page.contains("&quot;name&quot;:"), "a group shown whole");
+    let api = get_ok(s.addr, "/api/diff?a=cnn@v1&b=gpt@v1").text();
+    let cli = reg.ok(&["diff", "cnn@v1", "gpt@v1", "--stats", "--json"]).stdout;
+    assert_eq!(api, cli);
+}
