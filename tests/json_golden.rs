@@ -29,7 +29,7 @@ const CHANGED: &[(&str, &str)] = &[
 
 /// Byte counts that include manifest blobs, whose compressed size moves
 /// by a few bytes with the push time they record.
-const TIME_SIZED: &[&str] = &["written_bytes", "stored_bytes", "freed_bytes"];
+const TIME_SIZED: &[&str] = &["written_bytes", "stored_bytes", "freed_bytes", "metadata_stored_bytes"];
 
 /// Equal, except that [`TIME_SIZED`] numbers (and the byte totals per
 /// codec in `stats`) may differ by a few bytes per manifest.

@@ -118,3 +118,46 @@ fn tags_and_refs() {
     assert_eq!(best.code, 1);
     assert!(best.stderr.contains("monitor"), "{}", best.stderr);
 }
+
+#[test]
+fn stats_add_up_and_unique_never_exceeds_logical() {
+    // Issue 25: six small versions printed `logical 505.8 KiB`, `unique
+    // 611.9 KiB` (manifests counted as content).
+    let reg = Reg::new();
+    for rel in [
+        "lightning/mlp/epoch=00.ckpt",
+        "lightning/mlp/epoch=01.ckpt",
+        "lightning/mlp/epoch=02.ckpt",
+        "lightning/mlp/epoch=03.ckpt",
+        "lightning/mlp-finetune/epoch=00.ckpt",
+        "lightning/mlp-finetune/epoch=01.ckpt",
+    ] {
+        reg.push(rel, "m");
+    }
+    reg.settle();
+    let check = |reg: &Reg| -> serde_json::Value {
+        let s = reg.ok(&["stats", "--json"]).json();
+        let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k}: {s}"));
+        assert!(n("content_bytes") <= n("logical_bytes"), "{s}");
+        assert_eq!(
+            n("content_stored_bytes") + n("metadata_stored_bytes") + n("unreferenced_stored_bytes"),
+            n("stored_bytes"),
+            "{s}"
+        );
+        let ratio = s["dedupe_ratio"].as_f64().expect("ratio");
+        assert!((ratio - n("logical_bytes") as f64 / n("content_bytes") as f64).abs() < 1e-9);
+        s
+    };
+    let s = check(&reg);
+    assert_eq!(s["unreferenced_blobs"], 0);
+    let text = reg.ok(&["stats"]).stdout;
+    for line in ["logical", "unique", "stored", "dedupe", "compression"] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // A removed version's blobs stay until gc, and say so.
+    reg.ok(&["rm", "m@v6"]);
+    let s = check(&reg);
+    assert!(s["unreferenced_blobs"].as_u64().expect("n") > 0, "{s}");
+    reg.ok(&["gc"]);
+    assert_eq!(check(&reg)["unreferenced_blobs"], 0);
+}

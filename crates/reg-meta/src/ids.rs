@@ -449,3 +449,28 @@ mod tests {
         }
     }
 }
+
+/// A version as people name it, `NAME@vN`: the one place that spells it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionLabel {
+    /// The model name.
+    pub name: String,
+    /// The version number.
+    pub number: u32,
+}
+
+impl VersionLabel {
+    /// The label of version `number` of `name`.
+    pub fn new(name: impl AsRef<str>, number: u32) -> VersionLabel {
+        VersionLabel {
+            name: name.as_ref().to_string(),
+            number,
+        }
+    }
+}
+
+impl std::fmt::Display for VersionLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@v{}", self.name, self.number)
+    }
+}

@@ -196,8 +196,10 @@ pub struct NameEntry {
     pub latest: u32,
 }
 
-/// `reg stats --json`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// `reg stats --json`. Each number can be checked against the others:
+/// `content_bytes <= logical_bytes`, `content_stored_bytes +
+/// metadata_stored_bytes + unreferenced_stored_bytes = stored_bytes`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StatsView {
     /// Model names.
     pub names: usize,
@@ -205,14 +207,34 @@ pub struct StatsView {
     pub versions: usize,
     /// Blobs the index lists.
     pub blobs: usize,
-    /// Sum of pushed file sizes.
+    /// Logical: the bytes of every version as files (what pulling them
+    /// all would write).
     pub logical_bytes: u64,
-    /// Raw bytes of all distinct blobs.
+    /// Raw bytes of every blob the index lists, manifests and blobs gc has
+    /// not freed yet included (kept for scripts that read it; the text's
+    /// "unique" is [`StatsView::content_bytes`]).
     pub unique_bytes: u64,
-    /// Bytes of blob files on disk.
+    /// Stored: bytes of every blob file (content, manifests and tree
+    /// listings, and blobs no version needs until gc frees them).
     pub stored_bytes: u64,
     /// Blob counts and stored bytes per codec.
     pub codecs: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Unique: the distinct content of the versions after dedupe, before
+    /// compression (each payload and skeleton blob a version needs, once);
+    /// never more than `logical_bytes`.
+    pub content_bytes: u64,
+    /// Bytes of the blob files of that content, as compressed.
+    pub content_stored_bytes: u64,
+    /// Bytes of the manifest and tree-listing blob files.
+    pub metadata_stored_bytes: u64,
+    /// Blobs no version needs (freed by `gc`) and their stored bytes.
+    pub unreferenced_blobs: usize,
+    /// Stored bytes of those.
+    pub unreferenced_stored_bytes: u64,
+    /// What dedupe saves: `logical_bytes / content_bytes`.
+    pub dedupe_ratio: f64,
+    /// What compression saves: `content_bytes / content_stored_bytes`.
+    pub compression_ratio: f64,
 }
 
 impl Registry {
@@ -351,24 +373,65 @@ impl Registry {
 
     /// Registry-wide numbers.
     pub fn stats(&self) -> Result<StatsView, RegistryError> {
-        let (all, blobs) = self.with_index("reg stats", |idx| Ok((idx.all_versions()?, idx.blob_records()?)))?;
+        let (all, blobs, content, metadata) = self.with_index("reg stats", |idx| {
+            let all = idx.all_versions()?;
+            // What each version's files are made of, and what describes them.
+            let mut content: HashSet<reg_store::BlobId> = HashSet::new();
+            let mut metadata: HashSet<reg_store::BlobId> = HashSet::new();
+            for (name, rec) in &all {
+                let m = idx.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
+                    version: crate::ids::VersionLabel::new(name, rec.number).to_string(),
+                    source: reg_store::StoreError::Missing(rec.id.blob()),
+                })?;
+                metadata.insert(rec.id.blob());
+                if m.is_directory() {
+                    metadata.insert(m.skeleton);
+                }
+                for f in m.files() {
+                    content.insert(f.skeleton);
+                    content.extend(f.pieces.iter().filter_map(|p| match p {
+                        crate::manifest::Piece::Payload { blob, .. } => Some(*blob),
+                        crate::manifest::Piece::Skeleton { .. } => None,
+                    }));
+                }
+            }
+            Ok((all, idx.blob_records()?, content, metadata))
+        })?;
         let names: std::collections::BTreeSet<&ModelName> = all.iter().map(|(n, _)| n).collect();
-        let versions = all.len();
         let logical: u64 = all.iter().map(|(_, v)| v.size).sum();
         let mut codecs = std::collections::BTreeMap::new();
-        for (_, r) in &blobs {
+        let (mut content_bytes, mut content_stored, mut metadata_stored) = (0u64, 0u64, 0u64);
+        let (mut unreferenced, mut unreferenced_stored) = (0usize, 0u64);
+        for (id, r) in &blobs {
             let e: &mut (u64, u64) = codecs.entry(r.codec.clone()).or_default();
             e.0 += 1;
             e.1 += r.stored_len;
+            if content.contains(id) {
+                content_bytes += r.raw_len;
+                content_stored += r.stored_len;
+            } else if metadata.contains(id) {
+                metadata_stored += r.stored_len;
+            } else {
+                unreferenced += 1;
+                unreferenced_stored += r.stored_len;
+            }
         }
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         Ok(StatsView {
             names: names.len(),
-            versions,
+            versions: all.len(),
             blobs: blobs.len(),
             logical_bytes: logical,
             unique_bytes: blobs.iter().map(|(_, r)| r.raw_len).sum(),
             stored_bytes: blobs.iter().map(|(_, r)| r.stored_len).sum(),
             codecs,
+            content_bytes,
+            content_stored_bytes: content_stored,
+            metadata_stored_bytes: metadata_stored,
+            unreferenced_blobs: unreferenced,
+            unreferenced_stored_bytes: unreferenced_stored,
+            dedupe_ratio: ratio(logical, content_bytes),
+            compression_ratio: ratio(content_bytes, content_stored),
         })
     }
 }

@@ -87,20 +87,32 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> Result<ExitCode> {
     if args.json.json {
         return print::json(&s).map(|_| ExitCode::SUCCESS);
     }
-    let ratio = if s.stored_bytes > 0 {
+    let overall = if s.stored_bytes > 0 {
         s.logical_bytes as f64 / s.stored_bytes as f64
     } else {
         0.0
     };
     let mut text = format!(
-        "registry   {}\nmodels     {}\nversions   {}\nblobs      {}\nlogical    {}\nunique     {}\nstored     {}\nratio      {ratio:.2}x\n",
+        "registry     {}\nmodels       {}\nversions     {}\nblobs        {}\n\
+         logical      {:>10}  every version as files\n\
+         unique       {:>10}  their distinct content after dedupe, before compression\n\
+         stored       {:>10}  blob files on disk: {} content, {} manifests, {} in {} blobs gc can free\n\
+         dedupe       {:>9.2}x  logical / unique\n\
+         compression  {:>9.2}x  unique / its stored bytes\n\
+         overall      {overall:>9.2}x  logical / stored\n",
         reg.config().root.display(),
         s.names,
         s.versions,
         s.blobs,
         human::bytes(s.logical_bytes),
-        human::bytes(s.unique_bytes),
+        human::bytes(s.content_bytes),
         human::bytes(s.stored_bytes),
+        human::bytes(s.content_stored_bytes),
+        human::bytes(s.metadata_stored_bytes),
+        human::bytes(s.unreferenced_stored_bytes),
+        s.unreferenced_blobs,
+        s.dedupe_ratio,
+        s.compression_ratio,
     );
     for (codec, (n, bytes)) in &s.codecs {
         text.push_str(&format!("  {codec:<8} {n} blobs, {}\n", human::bytes(*bytes)));
