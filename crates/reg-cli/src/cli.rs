@@ -23,6 +23,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `reg completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `reg manpage`.
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Write `reg.1` and `reg-COMMAND.1` for every command into DIR
+    /// instead of printing `reg.1`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 /// `--json` flag shared by data commands.
 #[derive(Debug, Args)]
 pub struct JsonFlag {
@@ -77,7 +93,24 @@ pub enum Command {
     Log(LogArgs),
     /// List models.
     Ls(LsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `reg completions bash > ~/.local/share/bash-completion/completions/reg`;
+    /// zsh: into a directory of `$fpath` as `_reg`; fish:
+    /// `~/.config/fish/completions/reg.fish`. The pip wheel installs them.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into DIR.
+    Manpage(ManpageArgs),
     /// Registry size and deduplication numbers.
+    ///
+    /// logical: the bytes of every version as files (what pulling them all
+    /// writes). unique: their distinct content after dedupe, before
+    /// compression (each tensor storage and skeleton once; never more than
+    /// logical). stored: the blob files on disk (that content compressed,
+    /// plus manifests and tree listings, plus blobs no version needs until
+    /// `reg gc` frees them). dedupe = logical / unique; compression =
+    /// unique / the stored bytes of that content; overall = logical /
+    /// stored. `--json` has each number (docs/cli.md).
     Stats(StatsArgs),
     /// Show what changed between two versions (of one model or of two).
     Diff(DiffArgs),

@@ -59,6 +59,23 @@ else
     fail "python -m reg --version"
 fi
 
+# ---------------------------------------------------------------- man pages, completions
+# pip puts a wheel's data files under the environment's prefix.
+for f in share/man/man1/reg.1 share/man/man1/reg-push.1 share/bash-completion/completions/reg \
+    share/zsh/site-functions/_reg share/fish/vendor_completions.d/reg.fish; do
+    if [[ -s "$fresh/$f" ]]; then ok "the wheel installs $f"; else fail "the wheel installs $f"; fi
+done
+if MANPATH="$fresh/share/man" man -w reg >/dev/null 2>&1 || ! command -v man >/dev/null; then
+    ok "man finds reg's page under the venv (or man is not installed)"
+else
+    fail "man finds reg's page under the venv"
+fi
+if bash -c "source '$fresh/share/bash-completion/completions/reg' && complete -p reg" >/dev/null 2>&1; then
+    ok "the bash completion script loads and registers reg"
+else
+    fail "the bash completion script loads and registers reg"
+fi
+
 # ---------------------------------------------------------------- the API
 # Run from a folder outside the checkout, so only the installed package imports.
 out="$SCRATCH/test_wheel.log"

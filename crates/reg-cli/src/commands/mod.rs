@@ -12,6 +12,7 @@ mod maintenance;
 mod print;
 mod pull;
 mod push;
+mod shell;
 mod show;
 mod tag;
 
@@ -23,6 +24,12 @@ use std::process::ExitCode;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // These need no registry: they work however the environment is broken.
+    match &cli.command {
+        Command::Completions(args) => return ok(shell::completions(args)),
+        Command::Manpage(args) => return ok(shell::manpage(args)),
+        _ => {}
+    }
     let ctx = Ctx::new(&cli)?;
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
@@ -48,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ctx.quiet,
         )),
         Command::Sync { command } => ok(crate::remote_cmd::sync(ctx.config.clone(), command, ctx.quiet)),
+        Command::Completions(_) | Command::Manpage(_) => Ok(ExitCode::SUCCESS),
     }
 }
 
