@@ -534,3 +534,35 @@ fn file_remote_moves_delta_chains_parents_first() {
     }
     ok(&b, &["verify", "--full"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn sync_honours_wait_timeout_and_quiet() {
+    // Issue 26: `reg sync` opened the registry with its own wait policy,
+    // so --wait-timeout was ignored (it waited for ever) and waits were
+    // printed under --quiet.
+    use std::os::unix::io::AsRawFd;
+    let reg = Reg::new();
+    reg.push("lightning/mlp/epoch=00.ckpt", "mlp");
+    let url = format!("file://{}", reg.dir.path().join("shared").display());
+    // Another process's index session: hold the index lock.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(reg.home().join("lock"))
+        .expect("index lock file");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let started = std::time::Instant::now();
+    let r = reg.run(&["--wait-timeout", "1", "--quiet", "sync", "push", &url]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("gave up after"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("reg: waiting"),
+        "--quiet printed a wait: {}",
+        r.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    drop(lock);
+    reg.ok(&["sync", "push", &url]);
+}

@@ -5,7 +5,6 @@
 //! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found,
 //! 3 reg itself failed (an internal error).
 
-mod background;
 mod bar;
 mod bench;
 mod cli;

@@ -23,16 +23,8 @@ pub fn open_remote(config: &Config, which: &str) -> Result<Remote> {
     Ok(Remote::open(&remotes::find_remote(config, which)?)?)
 }
 
-fn open_registry(config: Config) -> Result<Registry> {
-    Ok(Registry::open(config)?.with_waits(
-        reg_meta::WaitPolicy::default(),
-        Box::new(|notice| crate::human::say_err!("reg: {notice}")),
-    ))
-}
-
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(v)?;
-    text.push('\n');
+    let text = reg_meta::report::to_json_text(v)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -157,8 +149,10 @@ pub fn fetch(reg: &Registry, which: &str, wanted: &VersionRef, quiet: bool) -> R
     })
 }
 
-/// `reg sync push|pull`.
-pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
+/// `reg sync push|pull`: the registry opened as every command opens it
+/// (`--wait-timeout` bounds its waits, `--quiet` silences them).
+pub fn sync(ctx: &crate::commands::Ctx, cmd: SyncCommand) -> Result<()> {
+    let (config, quiet) = (ctx.config.clone(), ctx.quiet);
     match cmd {
         SyncCommand::Push {
             remote,
@@ -171,7 +165,7 @@ pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
                 Some(n) => Selection::Name(ModelName::new(n)?.to_string()),
             };
             let remote = open_remote(&config, &remote)?;
-            let reg = open_registry(config)?;
+            let reg = ctx.open()?;
             let r = remote.push(&reg, &what, &Bar::new(quiet || json.json, u64::MAX))?;
             if json.json {
                 print_json(&r)?;
@@ -187,7 +181,7 @@ pub fn sync(config: Config, cmd: SyncCommand, quiet: bool) -> Result<()> {
         } => {
             let wanted = best.apply(VersionRef::parse(&reference)?);
             let remote = open_remote(&config, &remote)?;
-            let reg = open_registry(config)?;
+            let reg = ctx.open()?;
             let r = remote.pull(&reg, &wanted, &Bar::new(quiet || json.json, u64::MAX))?;
             if json.json {
                 print_json(&r)?;

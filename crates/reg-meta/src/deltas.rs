@@ -66,6 +66,14 @@ pub struct DeltaReport {
     pub pending: bool,
 }
 
+/// How a run of the queue holds `deltas.lock`.
+enum Hold {
+    /// The lock a push handed over (to a child process or a thread).
+    Adopted(crate::lock::LockGuard),
+    /// Taken here, waiting for a running job.
+    Take,
+}
+
 /// What [`Registry::finish_pending_deltas`]'s queue run did.
 #[derive(Default)]
 struct Finished {
@@ -225,8 +233,32 @@ impl Registry {
         adopted_fd: Option<i32>,
         progress: &dyn crate::Progress,
     ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
-        let background = adopted_fd.is_some();
-        let finished = self.finish_queue(adopted_fd, progress)?;
+        let hold = match adopted_fd {
+            #[cfg(unix)]
+            Some(fd) => Hold::Adopted(self.locks.adopt_deltas(fd)?),
+            _ => Hold::Take,
+        };
+        self.finish_pending(hold, progress)
+    }
+
+    /// [`Registry::finish_pending_deltas`] for a job in this process that
+    /// holds the `deltas.lock` a push handed it (a background thread).
+    pub(crate) fn finish_pending_deltas_holding(
+        &self,
+        held: crate::lock::LockGuard,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
+        self.finish_pending(Hold::Adopted(held), progress)
+    }
+
+    fn finish_pending(
+        &self,
+        hold: Hold,
+        progress: &dyn crate::Progress,
+    ) -> Result<Vec<(crate::ModelName, DeltaReport)>, crate::RegistryError> {
+        // A job a push started never waits for gc.lock to itself.
+        let background = matches!(hold, Hold::Adopted(_));
+        let finished = self.finish_queue(hold, progress)?;
         if !finished.retained.is_empty() {
             let doing = "reg deltas freeing what retention replaced";
             let guard = if background {
@@ -253,16 +285,11 @@ impl Registry {
 
     /// The queue part of [`Registry::finish_pending_deltas`]: re-encodings,
     /// then retention, until both queues are empty.
-    fn finish_queue(
-        &self,
-        adopted_fd: Option<i32>,
-        progress: &dyn crate::Progress,
-    ) -> Result<Finished, crate::RegistryError> {
+    fn finish_queue(&self, hold: Hold, progress: &dyn crate::Progress) -> Result<Finished, crate::RegistryError> {
         let writer = self.writer()?;
-        let mut lock = Some(match adopted_fd {
-            #[cfg(unix)]
-            Some(fd) => self.locks.adopt_deltas(fd)?,
-            _ => self.locks.deltas("reg deltas")?,
+        let mut lock = Some(match hold {
+            Hold::Adopted(guard) => guard,
+            Hold::Take => self.locks.deltas("reg deltas")?,
         });
         let mut finished = Finished::default();
         // Retention requests this run has tried, by value: a request a

@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod background;
 pub mod config;
 pub mod deltas;
 pub mod diff;
@@ -66,6 +67,7 @@ pub mod tensor_stats;
 pub mod test_hooks;
 pub mod units;
 
+pub use background::{lower_worker_priority, BackgroundRunner};
 pub use config::{Config, DeltaTiming};
 pub use diff::{Diff, DiffOptions, Only};
 pub use error::RegistryError;

@@ -149,6 +149,11 @@ impl DeltasHandOff {
     pub fn release_to_child(mut self) {
         self.guard.handed_over = true;
     }
+
+    /// The held lock itself, for a job in this process (a thread).
+    pub(crate) fn into_guard(self) -> LockGuard {
+        self.guard
+    }
 }
 
 /// Proof that the holder may write blobs and versions: `gc.lock` held

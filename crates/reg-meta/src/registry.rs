@@ -33,6 +33,8 @@ pub struct Registry {
     pub(crate) locks: Locks,
     /// Skeleton blobs read lately (packs shared by many files).
     pub(crate) skeletons: crate::skeleton_cache::SkeletonCache,
+    /// How the work a push leaves runs (crate::background).
+    pub(crate) background: crate::background::BackgroundRunner,
 }
 
 thread_local! {
@@ -63,6 +65,7 @@ impl Registry {
             store,
             locks,
             skeletons: Default::default(),
+            background: Default::default(),
         })
     }
 

@@ -3,9 +3,18 @@
 
 use crate::cli::Cli;
 use anyhow::{Context, Result};
-use reg_meta::{Config, Registry, WaitPolicy};
+use reg_meta::{BackgroundRunner, Config, Registry, WaitPolicy};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// How this binary runs a push's background work: as itself, `reg
+/// deltas --background` (in a thread when its own path is unknown).
+pub fn worker() -> BackgroundRunner {
+    match std::env::current_exe() {
+        Ok(exe) => BackgroundRunner::Process(exe),
+        Err(_) => BackgroundRunner::Thread,
+    }
+}
 
 /// The context of one `reg` run.
 pub struct Ctx {
@@ -44,9 +53,11 @@ impl Ctx {
         self.open_config(self.config.clone())
     }
 
-    /// Open the registry `config` names, as [`Ctx::open`].
+    /// Open the registry `config` names, as [`Ctx::open`]. The work a
+    /// push leaves runs in a `reg deltas --background` process of this
+    /// binary, which outlives the command.
     pub fn open_config(&self, config: Config) -> Result<Registry> {
-        Ok(self.with_waits(Registry::open(config)?))
+        Ok(self.with_waits(Registry::open(config)?.with_background(worker())))
     }
 
     /// Say waits on stderr (unless quiet) and bound them by `--wait-timeout`.

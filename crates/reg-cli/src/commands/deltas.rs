@@ -38,35 +38,23 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         });
     };
     if args.background {
-        // Started by a push: the lock it handed over, the queue it left;
-        // the CPU work at the lowest priority.
-        crate::background::lower_worker_priority();
+        // Started by a push: the lock it handed over, the queue it left
+        // (reg_meta::background).
         let reg = ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?);
         let fd = std::env::var(reg_meta::lock::DELTAS_LOCK_FD_ENV)
             .ok()
             .and_then(|v| v.parse::<i32>().ok());
-        match reg.finish_pending_deltas(fd, &reg_meta::Silent) {
-            Ok(done) => {
-                reg.clear_background_failure();
-                for (name, r) in done {
-                    say(&name, r);
-                }
-            }
-            Err(e) => {
-                // No terminal to say it on: the next push does.
-                reg.record_background_failure(&e);
-                return Err(e.into());
-            }
+        for (name, r) in reg.run_background_job(fd)? {
+            say(&name, r);
         }
         return Ok(ExitCode::SUCCESS);
     }
     let reg = ctx.open()?;
     if wanted.is_empty() {
-        for (name, r) in reg.finish_pending_deltas(None, &reg_meta::Silent)? {
+        // What pushes left, a failed job's work included.
+        for (name, r) in reg.wait_background()? {
             say(&name, r);
         }
-        // What a failed background job left is done now.
-        reg.clear_background_failure();
         if !args.queued {
             wanted = reg.names()?.into_iter().map(|(n, _)| (n, 1)).collect();
         }

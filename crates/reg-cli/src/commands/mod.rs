@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             args.port,
             ctx.quiet,
         )),
-        Command::Sync { command } => ok(crate::remote_cmd::sync(ctx.config.clone(), command, ctx.quiet)),
+        Command::Sync { command } => ok(crate::remote_cmd::sync(&ctx, command)),
         Command::Completions(_) | Command::Manpage(_) => Ok(ExitCode::SUCCESS),
     }
 }

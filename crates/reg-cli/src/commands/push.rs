@@ -7,13 +7,13 @@ use crate::human;
 use anyhow::Result;
 use reg_meta::report::PushView;
 use reg_meta::{PushOptions, PushReport, VersionRef};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Push each file in order; then upload (`--remote`) and start the
-/// background re-encoding of the versions they follow.
+/// Push each file in order (each push starts the background work it
+/// leaves, as a `reg deltas --background` process), then upload
+/// (`--remote`).
 pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     let parent = args.parent.as_deref().map(VersionRef::parse).transpose()?;
     let reg = ctx.open()?;
@@ -35,8 +35,6 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     let quiet = ctx.quiet || args.json.json;
     let mut views = Vec::new();
     let mut pushed: Vec<(String, u32)> = Vec::new();
-    // The oldest version of each name to re-encode afterwards.
-    let mut deferred: BTreeMap<String, u32> = BTreeMap::new();
     for file in &args.files {
         let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         let started = std::time::Instant::now();
@@ -45,10 +43,6 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
             print_push(file, &r, args.tag.as_deref(), started.elapsed());
         }
         pushed.push((r.name.clone(), r.number));
-        if let (true, Some(from)) = (r.previous_deltas.pending, r.previous_deltas.version) {
-            let e = deferred.entry(r.name.clone()).or_insert(from);
-            *e = (*e).min(from);
-        }
         views.push(PushView::new(&r, file));
     }
     let synced = match &args.remote.remote {
@@ -70,9 +64,6 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
             (None, 1) => print::json(&views[0])?,
             (None, _) => print::json(&views)?,
         }
-    }
-    if !deferred.is_empty() {
-        crate::background::spawn_deltas(&reg)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -135,8 +135,12 @@ impl Registry {
         // gc.lock to itself.
         let report = result?;
         // With a background re-encoding queued, retention was queued with
-        // it (the job runs it after): the push does not wait for either.
+        // it (the job runs it after): the push starts the job and waits
+        // for neither (crate::background).
         let queued = report.previous_deltas.pending;
+        if queued {
+            self.start_background()?;
+        }
         if let (Some(n), true, false) = (self.retention(opts), report.created, queued) {
             let rules = crate::maintenance::PruneRules {
                 keep_optimizer_last: Some(n),

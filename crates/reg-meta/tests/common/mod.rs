@@ -62,8 +62,9 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// A registry with the library defaults (deltas are left to
-    /// [`Registry::make_deltas`], which tests call themselves).
+    /// A registry with the library defaults, but the work pushes leave
+    /// only queued (`BackgroundRunner::Queue`): tests run
+    /// [`Registry::make_deltas`] themselves.
     pub fn new() -> Scratch {
         Scratch::with(|_| {})
     }
@@ -74,7 +75,9 @@ impl Scratch {
         let mut config = Config::at(dir.path().join("reg"));
         config.durability = reg_store::Durability::Fast;
         tweak(&mut config);
-        let reg = Registry::open(config).expect("open registry");
+        let reg = Registry::open(config)
+            .expect("open registry")
+            .with_background(reg_meta::BackgroundRunner::Queue);
         std::fs::create_dir_all(dir.path().join("work")).expect("work dir");
         Scratch { dir, reg }
     }
