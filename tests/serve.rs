@@ -28,12 +28,18 @@ impl Drop for Served {
 /// Start the server on the scratch registry; its first stdout line names
 /// the address (`reg serve: http://127.0.0.1:PORT/ ...`).
 fn serve(reg: &Reg) -> Served {
+    serve_with(reg, &[], Stdio::inherit())
+}
+
+/// [`serve`] with more arguments, its stderr going to `stderr`.
+fn serve_with(reg: &Reg, args: &[&str], stderr: Stdio) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reg"))
         .args(["serve", "--port", "0"])
+        .args(args)
         .env("REG_HOME", reg.home())
         .current_dir(reg.work())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start reg serve");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -709,4 +715,61 @@ fn the_pages_rank_a_diverged_run_as_at_best_does() {
         .nth(1)
         .unwrap_or_else(|| panic!("no best score on /: {index}"));
     assert!(row.trim_start().starts_with("</span><a href=\"/m/run/v4\""), "{row}");
+}
+
+#[test]
+fn waits_are_told_at_most_once_a_minute_and_never_for_itself() {
+    let reg = pushed();
+    let log = reg.work().join("serve-stderr.txt");
+    let s = serve_with(&reg, &[], Stdio::from(std::fs::File::create(&log).expect("log")));
+    let server_pid = s.child.id();
+    // 48 requests from 8 clients at once: they queue for the index among
+    // themselves, which is no wait for another process.
+    let addr = s.addr;
+    let paths = [
+        "/",
+        "/m/mlp",
+        "/m/mlp/v2",
+        "/api/ls",
+        "/api/log/mlp",
+        "/diff?a=mlp@v1&b=mlp@v3",
+    ];
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                for i in 0..6 {
+                    get_ok(addr, paths[(c + i) % paths.len()]);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    // Another process (this test) holds the index three times while a
+    // request waits for it: said once, naming it.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(reg.home().join("lock"))
+        .expect("index lock file");
+    let holder = format!("a test holding the index (pid {})", std::process::id());
+    for _ in 0..3 {
+        lock.lock().expect("lock the index");
+        std::fs::write(reg.home().join("lock.owner"), format!("{holder}\n")).expect("owner note");
+        let waiting = std::thread::spawn(move || get_ok(addr, "/api/ls"));
+        std::thread::sleep(Duration::from_millis(1000));
+        lock.unlock().expect("unlock");
+        waiting.join().expect("request");
+    }
+    drop(s);
+    let text = std::fs::read_to_string(&log).expect("stderr");
+    let waits: Vec<&str> = text.lines().filter(|l| l.contains("waiting")).collect();
+    let own = format!("(pid {server_pid})");
+    assert!(
+        !waits.iter().any(|l| l.contains(&own)),
+        "the server said it waits for itself:\n{text}"
+    );
+    assert_eq!(waits, [format!("reg serve: waiting for {holder}")], "{text}");
 }
