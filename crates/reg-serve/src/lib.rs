@@ -11,7 +11,8 @@
 //! - [`Server::bind`] binds a `std` listener (so the caller can print the
 //!   address, port 0 included); [`Server::run`] starts a tokio runtime and
 //!   serves HTTP/1.1 with hyper, routing with axum. Connections are
-//!   bounded, slow headers time out, handlers time out.
+//!   bounded (when full, the one that has waited longest for its request
+//!   headers is closed), slow headers time out, handlers time out.
 //! - Every registry read goes through one function,
 //!   [`access::RegistryAccess::read`], which runs on tokio's blocking pool
 //!   and opens the registry for that request only, so the server never
