@@ -141,6 +141,13 @@ fn request(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -
     send(addr, raw.as_bytes(), method == "HEAD")
 }
 
+/// A request with this Host header (none: no Host header at all).
+fn request_for(addr: SocketAddr, method: &str, path: &str, host: Option<&str>) -> Resp {
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let raw = format!("{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+    send(addr, raw.as_bytes(), method == "HEAD")
+}
+
 fn get(addr: SocketAddr, path: &str) -> Resp {
     request(addr, "GET", path, &[])
 }
@@ -455,9 +462,9 @@ fn methods_not_found_and_hostile_urls() {
     }
     // Malformed request lines never reach a handler.
     for raw in [
-        b"GET /m/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-        b"GET /m/a\x00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-        b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /m/\xff\xfe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /m/a\x00b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
         b"GARBAGE\r\n\r\n".to_vec(),
     ] {
         let r = send(s.addr, &raw, false);
@@ -624,7 +631,7 @@ fn idle_and_slow_clients_do_not_stall_it() {
     let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     let mut slow: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     for c in &mut slow {
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .expect("partial header");
     }
     let started = Instant::now();
@@ -745,6 +752,84 @@ fn the_pages_rank_a_diverged_run_as_at_best_does() {
         .nth(1)
         .unwrap_or_else(|| panic!("no best score on /: {index}"));
     assert!(row.trim_start().starts_with("</span><a href=\"/m/run/v4\""), "{row}");
+}
+
+#[test]
+fn only_requests_for_loopback_names_are_answered_on_loopback() {
+    let reg = pushed();
+    let s = serve(&reg);
+    let port = s.addr.port();
+    // A page of evil.example.com resolving to 127.0.0.1 (DNS rebinding):
+    // 421 on every route, HEAD and unknown ones too, before any lookup.
+    for path in [
+        "/",
+        "/api/ls",
+        "/pull/mlp@v1",
+        "/m/mlp",
+        "/api/log/nope",
+        "/pull/nope@v1",
+        "/nowhere",
+        "/static/reg.css",
+    ] {
+        for host in ["evil.example.com", &format!("evil.example.com:{port}"), "localhost:1"] {
+            let r = request_for(s.addr, "GET", path, Some(host));
+            assert_eq!(r.status, 421, "{host} {path}: {}", r.text());
+            assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+            let text = r.text();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(
+                text.contains("localhost, 127.0.0.1, [::1]") && text.contains("--allow-host NAME"),
+                "{text}"
+            );
+            assert_eq!(request_for(s.addr, "HEAD", path, Some(host)).status, 421, "HEAD {path}");
+        }
+    }
+    // The method is not even looked at.
+    assert_eq!(
+        request_for(s.addr, "POST", "/api/ls", Some("evil.example.com")).status,
+        421
+    );
+    for host in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".into(),
+        format!("[::1]:{port}"),
+    ] {
+        let r = request_for(s.addr, "GET", "/api/ls", Some(&host));
+        assert_eq!(r.status, 200, "{host}: {}", r.text());
+        assert_eq!(request_for(s.addr, "GET", "/m/mlp", Some(&host)).status, 200, "{host}");
+    }
+    // No Host on HTTP/1.1: 400. An absolute URI names the host too.
+    assert_eq!(request_for(s.addr, "GET", "/api/ls", None).status, 400);
+    let r = request_for(s.addr, "GET", "http://evil.example.com/api/ls", Some("localhost"));
+    assert_eq!(r.status, 421);
+
+    // --allow-host adds names, with the server's port or none, or only the
+    // port given.
+    let s = serve_with(
+        &reg,
+        &["--allow-host", "example.test", "--allow-host", "Proxy.Test:8443"],
+        Stdio::inherit(),
+    );
+    let port = s.addr.port();
+    for (host, status) in [
+        ("example.test".to_string(), 200),
+        (format!("example.test:{port}"), 200),
+        (format!("EXAMPLE.test:{port}"), 200),
+        ("proxy.test:8443".into(), 200),
+        (format!("localhost:{port}"), 200),
+        ("example.test:1".into(), 421),
+        ("proxy.test".into(), 421),
+        ("evil.example.com".into(), 421),
+    ] {
+        let r = request_for(s.addr, "GET", "/pull/mlp@v1", Some(&host));
+        assert_eq!(r.status, status, "{host}: {}", r.text());
+    }
+    let r = reg.run(&["serve", "--port", "0", "--allow-host", "a/b"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a host name"), "{}", r.stderr);
 }
 
 #[test]

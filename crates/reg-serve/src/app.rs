@@ -1,5 +1,6 @@
-//! The routes, and what every request passes through first: only GET and
-//! HEAD are served, and a handler that takes too long gets 503.
+//! The routes, and what every request passes through first: the Host
+//! rule (421 for a name the server does not answer, [`crate::host`]), only
+//! GET and HEAD are served, and a handler that takes too long gets 503.
 //!
 //! | URL | what |
 //! |---|---|
@@ -14,6 +15,7 @@
 
 use crate::access::RegistryAccess;
 use crate::failure::Failure;
+use crate::host::HostRule;
 use crate::{api, assets, download, pages};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -37,7 +39,7 @@ pub struct AppState {
 }
 
 /// The whole application.
-pub fn router(state: AppState, handler_timeout: Duration) -> Router {
+pub fn router(state: AppState, handler_timeout: Duration, hosts: Arc<HostRule>) -> Router {
     Router::new()
         .route("/", get(pages::index::handler))
         .route("/m/{name}", get(pages::model::handler))
@@ -56,6 +58,18 @@ pub fn router(state: AppState, handler_timeout: Duration) -> Router {
             deadline(req, next, handler_timeout)
         }))
         .layer(middleware::from_fn(only_get_and_head))
+        .layer(middleware::from_fn(move |req, next| {
+            host_first(req, next, hosts.clone())
+        }))
+}
+
+/// 400 or 421 for a request the Host rule refuses, before anything else
+/// (method, routing, registry).
+async fn host_first(req: Request, next: Next, hosts: Arc<HostRule>) -> Response {
+    match hosts.check(req.version(), req.uri(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 async fn not_found() -> Failure {

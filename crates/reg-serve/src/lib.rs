@@ -13,6 +13,9 @@
 //!   serves HTTP/1.1 with hyper, routing with axum. Connections are
 //!   bounded (when full, the one that has waited longest for its request
 //!   headers is closed), slow headers time out, handlers time out.
+//! - A server on loopback answers only requests addressed to loopback
+//!   names (and those given as [`AllowedHost`]): the rule against DNS
+//!   rebinding is in [`host`].
 //! - Every registry read goes through one function,
 //!   [`access::RegistryAccess::read`], which runs on tokio's blocking pool
 //!   and opens the registry for that request only, so the server never
@@ -38,6 +41,7 @@ mod app;
 mod assets;
 mod download;
 mod failure;
+pub mod host;
 mod pages;
 mod range;
 mod server;
@@ -45,4 +49,5 @@ mod svg;
 mod units;
 mod urls;
 
+pub use host::{AllowedHost, BadHost};
 pub use server::{ServeError, ServeOptions, Server};

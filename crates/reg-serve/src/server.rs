@@ -14,6 +14,7 @@
 
 use crate::access::RegistryAccess;
 use crate::app::{self, AppState};
+use crate::host::{AllowedHost, HostRule};
 use axum::body::{Body, Bytes};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -29,7 +30,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
-/// Limits of a server.
+/// Limits of a server, and the names it answers.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// Connections open at once; past it, the one waiting longest for its
@@ -48,6 +49,10 @@ pub struct ServeOptions {
     pub stall_timeout: Duration,
     /// Threads serving connections (registry work runs on the blocking pool).
     pub worker_threads: usize,
+    /// Host names answered besides the loopback names and the bound
+    /// address (`--allow-host`; see [`crate::host`]). On a non-loopback
+    /// bind, none means every Host is answered.
+    pub allow_hosts: Vec<AllowedHost>,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +64,7 @@ impl Default for ServeOptions {
             handler_timeout: Duration::from_secs(120),
             stall_timeout: Duration::from_secs(60),
             worker_threads: 2,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -139,7 +145,8 @@ impl Server {
             downloads: Arc::new(Semaphore::new(self.options.max_downloads)),
             stall_timeout: self.options.stall_timeout,
         };
-        let service = TowerToHyperService::new(app::router(state, self.options.handler_timeout));
+        let hosts = Arc::new(HostRule::new(self.addr, &self.options.allow_hosts));
+        let service = TowerToHyperService::new(app::router(state, self.options.handler_timeout, hosts));
         let connections = Arc::new(Semaphore::new(self.options.max_connections.max(1)));
         let open = Arc::new(Connections::default());
         let shutdown = shutdown_signal();
