@@ -1,6 +1,8 @@
 //! `reg serve` on a free loopback port: every route, the JSON twins against
 //! the CLI's `--json` byte for byte, downloads (ranges, HEAD, exports),
-//! 405 and 404s, hostile URLs, and pushes landing while 32 clients ask.
+//! 405 and 404s, hostile URLs, and pushes landing while 32 clients ask;
+//! the Host rule (DNS rebinding), security headers, slow clients, and
+//! what it says on stderr while it waits.
 //!
 //! The client is a raw `TcpStream`, so malformed requests (bad UTF-8, NUL,
 //! other methods) go out exactly as written.
@@ -830,6 +832,78 @@ fn only_requests_for_loopback_names_are_answered_on_loopback() {
     let r = reg.run(&["serve", "--port", "0", "--allow-host", "a/b"]);
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("is not a host name"), "{}", r.stderr);
+}
+
+#[test]
+fn every_response_carries_the_security_headers_and_pages_need_no_inline_code() {
+    let reg = pushed();
+    let s = serve(&reg);
+    let csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+               form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    let pages = [
+        "/",
+        "/m/mlp",
+        "/m/monitored",
+        "/m/mlp/v2",
+        "/diff?a=mlp@v1&b=mlp@v3",
+        "/nowhere",
+        "/m/nope",
+    ];
+    let mut answers: Vec<(String, Resp)> = pages.iter().map(|p| (p.to_string(), get(s.addr, p))).collect();
+    for path in [
+        "/api/ls",
+        "/api/show/mlp@v1",
+        "/pull/mlp@v1",
+        "/static/reg.css",
+        "/static/reg.js",
+        "/pull/nope@v1",
+    ] {
+        answers.push((path.to_string(), get(s.addr, path)));
+    }
+    answers.push(("HEAD /m/mlp".into(), request(s.addr, "HEAD", "/m/mlp", &[])));
+    answers.push((
+        "POST /".into(),
+        request(s.addr, "POST", "/", &[("Content-Length", "0")]),
+    ));
+    answers.push(("421".into(), request_for(s.addr, "GET", "/", Some("evil.example.com"))));
+    for (what, r) in &answers {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{what}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+        assert_eq!(r.header("cross-origin-resource-policy"), Some("same-origin"), "{what}");
+        assert_eq!(r.header("content-security-policy"), Some(csp), "{what}");
+    }
+    // The policy admits only /static/ files: no page may carry inline
+    // script, inline style or event handlers (a browser would refuse them).
+    for (path, r) in answers.iter().filter(|(p, _)| pages.contains(&p.as_str())) {
+        let html = r.text();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
+        assert!(!html.contains("<style"), "{path} has a <style> element");
+        assert!(!html.contains(" style="), "{path} has a style= attribute");
+        assert!(!html.contains("javascript:"), "{path}");
+        for tag in html.split('<').skip(1) {
+            let tag = tag.split('>').next().unwrap_or("");
+            if tag.starts_with("script") {
+                assert_eq!(tag, "script src=\"/static/reg.js\" defer", "{path}");
+            }
+            if tag.starts_with("link") && tag.contains("stylesheet") {
+                assert!(tag.contains("href=\"/static/reg.css\""), "{path}: {tag}");
+            }
+            let attributes = tag.split_whitespace().skip(1);
+            for a in attributes {
+                assert!(!a.starts_with("on"), "{path}: event handler in <{tag}>");
+            }
+        }
+        assert_eq!(html.matches("<script").count(), 1, "{path}");
+    }
+    // The legend swatches of the bytes plot take their colours from the
+    // stylesheet now.
+    let model = get_ok(s.addr, "/m/mlp").text();
+    for class in ["logical", "stored", "added"] {
+        assert!(model.contains(&format!("<i class=\"{class}\">")), "no {class} swatch");
+    }
+    let css = get_ok(s.addr, "/static/reg.css").text();
+    assert!(css.contains(".legend i.logical { background: var(--bar-logical); }"));
 }
 
 #[test]

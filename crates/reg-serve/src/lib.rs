@@ -15,7 +15,8 @@
 //!   headers is closed), slow headers time out, handlers time out.
 //! - A server on loopback answers only requests addressed to loopback
 //!   names (and those given as [`AllowedHost`]): the rule against DNS
-//!   rebinding is in [`host`].
+//!   rebinding is in [`host`]. Every response carries security headers
+//!   (`nosniff`, a Content-Security-Policy, no framing, no referrer).
 //! - Every registry read goes through one function,
 //!   [`access::RegistryAccess::read`], which runs on tokio's blocking pool
 //!   and opens the registry for that request only, so the server never
