@@ -46,7 +46,7 @@
 //! big (pid 4242) to commit") and bounded by an optional timeout
 //! (`--wait-timeout`). Only waits for another process are reported: the
 //! threads of one process (`reg serve`'s requests) queue for an exclusive
-//! lock among themselves first ([`Turn`]), and a wait whose holder note
+//! lock among themselves first (`Turn`), and a wait whose holder note
 //! names this process is not told.
 
 use crate::error::RegistryError;
