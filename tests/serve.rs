@@ -1,6 +1,8 @@
 //! `reg serve` on a free loopback port: every route, the JSON twins against
 //! the CLI's `--json` byte for byte, downloads (ranges, HEAD, exports),
-//! 405 and 404s, hostile URLs, and pushes landing while 32 clients ask.
+//! 405 and 404s, hostile URLs, and pushes landing while 32 clients ask;
+//! the Host rule (DNS rebinding), security headers, slow clients, and
+//! what it says on stderr while it waits.
 //!
 //! The client is a raw `TcpStream`, so malformed requests (bad UTF-8, NUL,
 //! other methods) go out exactly as written.
@@ -28,12 +30,18 @@ impl Drop for Served {
 /// Start the server on the scratch registry; its first stdout line names
 /// the address (`reg serve: http://127.0.0.1:PORT/ ...`).
 fn serve(reg: &Reg) -> Served {
+    serve_with(reg, &[], Stdio::inherit())
+}
+
+/// [`serve`] with more arguments, its stderr going to `stderr`.
+fn serve_with(reg: &Reg, args: &[&str], stderr: Stdio) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reg"))
         .args(["serve", "--port", "0"])
+        .args(args)
         .env("REG_HOME", reg.home())
         .current_dir(reg.work())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start reg serve");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -132,6 +140,13 @@ fn request(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
     raw.push_str("\r\n");
+    send(addr, raw.as_bytes(), method == "HEAD")
+}
+
+/// A request with this Host header (none: no Host header at all).
+fn request_for(addr: SocketAddr, method: &str, path: &str, host: Option<&str>) -> Resp {
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let raw = format!("{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
     send(addr, raw.as_bytes(), method == "HEAD")
 }
 
@@ -449,9 +464,9 @@ fn methods_not_found_and_hostile_urls() {
     }
     // Malformed request lines never reach a handler.
     for raw in [
-        b"GET /m/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-        b"GET /m/a\x00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-        b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /m/\xff\xfe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /m/a\x00b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
         b"GARBAGE\r\n\r\n".to_vec(),
     ] {
         let r = send(s.addr, &raw, false);
@@ -462,8 +477,38 @@ fn methods_not_found_and_hostile_urls() {
             r.status
         );
     }
+    // Request line and headers are 64 KiB at most: past it 431 (hyper's
+    // read buffer alone let 100 KB through).
+    let big = |n: usize| {
+        format!(
+            "GET /api/ls HTTP/1.1\r\nHost: {}\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            s.addr,
+            "a".repeat(n)
+        )
+    };
+    assert_eq!(status_of_raw(s.addr, big(70 << 10).as_bytes()), Some(431));
+    assert_eq!(status_of_raw(s.addr, big(60 << 10).as_bytes()), Some(200));
     // Still serving.
     get_ok(s.addr, "/api/ls");
+}
+
+/// The status of the answer to `raw`, read leniently: a server that
+/// refuses a request may close before reading all of it (a reset then
+/// ends the read).
+fn status_of_raw(addr: SocketAddr, raw: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let _ = s.write_all(raw);
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&data);
+    text.lines().next()?.split(' ').nth(1)?.parse().ok()
 }
 
 #[test]
@@ -588,7 +633,7 @@ fn idle_and_slow_clients_do_not_stall_it() {
     let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     let mut slow: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
     for c in &mut slow {
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .expect("partial header");
     }
     let started = Instant::now();
@@ -731,4 +776,245 @@ fn the_diff_page_lists_the_leaves_of_groups_one_side_lacks() {
     let api = get_ok(s.addr, "/api/diff?a=cnn@v1&b=gpt@v1").text();
     let cli = reg.ok(&["diff", "cnn@v1", "gpt@v1", "--stats", "--json"]).stdout;
     assert_eq!(api, cli);
+}
+
+#[test]
+fn only_requests_for_loopback_names_are_answered_on_loopback() {
+    let reg = pushed();
+    let s = serve(&reg);
+    let port = s.addr.port();
+    // A page of evil.example.com resolving to 127.0.0.1 (DNS rebinding):
+    // 421 on every route, HEAD and unknown ones too, before any lookup.
+    for path in [
+        "/",
+        "/api/ls",
+        "/pull/mlp@v1",
+        "/m/mlp",
+        "/api/log/nope",
+        "/pull/nope@v1",
+        "/nowhere",
+        "/static/reg.css",
+    ] {
+        for host in ["evil.example.com", &format!("evil.example.com:{port}"), "localhost:1"] {
+            let r = request_for(s.addr, "GET", path, Some(host));
+            assert_eq!(r.status, 421, "{host} {path}: {}", r.text());
+            assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+            let text = r.text();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(
+                text.contains("localhost, 127.0.0.1, [::1]") && text.contains("--allow-host NAME"),
+                "{text}"
+            );
+            assert_eq!(request_for(s.addr, "HEAD", path, Some(host)).status, 421, "HEAD {path}");
+        }
+    }
+    // The method is not even looked at.
+    assert_eq!(
+        request_for(s.addr, "POST", "/api/ls", Some("evil.example.com")).status,
+        421
+    );
+    for host in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".into(),
+        format!("[::1]:{port}"),
+    ] {
+        let r = request_for(s.addr, "GET", "/api/ls", Some(&host));
+        assert_eq!(r.status, 200, "{host}: {}", r.text());
+        assert_eq!(request_for(s.addr, "GET", "/m/mlp", Some(&host)).status, 200, "{host}");
+    }
+    // No Host on HTTP/1.1: 400. An absolute URI names the host too.
+    assert_eq!(request_for(s.addr, "GET", "/api/ls", None).status, 400);
+    let r = request_for(s.addr, "GET", "http://evil.example.com/api/ls", Some("localhost"));
+    assert_eq!(r.status, 421);
+
+    // --allow-host adds names, with the server's port or none, or only the
+    // port given.
+    let s = serve_with(
+        &reg,
+        &["--allow-host", "example.test", "--allow-host", "Proxy.Test:8443"],
+        Stdio::inherit(),
+    );
+    let port = s.addr.port();
+    for (host, status) in [
+        ("example.test".to_string(), 200),
+        (format!("example.test:{port}"), 200),
+        (format!("EXAMPLE.test:{port}"), 200),
+        ("proxy.test:8443".into(), 200),
+        (format!("localhost:{port}"), 200),
+        ("example.test:1".into(), 421),
+        ("proxy.test".into(), 421),
+        ("evil.example.com".into(), 421),
+    ] {
+        let r = request_for(s.addr, "GET", "/pull/mlp@v1", Some(&host));
+        assert_eq!(r.status, status, "{host}: {}", r.text());
+    }
+    let r = reg.run(&["serve", "--port", "0", "--allow-host", "a/b"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a host name"), "{}", r.stderr);
+}
+
+#[test]
+fn every_response_carries_the_security_headers_and_pages_need_no_inline_code() {
+    let reg = pushed();
+    let s = serve(&reg);
+    let csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+               form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    let pages = [
+        "/",
+        "/m/mlp",
+        "/m/monitored",
+        "/m/mlp/v2",
+        "/diff?a=mlp@v1&b=mlp@v3",
+        "/nowhere",
+        "/m/nope",
+    ];
+    let mut answers: Vec<(String, Resp)> = pages.iter().map(|p| (p.to_string(), get(s.addr, p))).collect();
+    for path in [
+        "/api/ls",
+        "/api/show/mlp@v1",
+        "/pull/mlp@v1",
+        "/static/reg.css",
+        "/static/reg.js",
+        "/pull/nope@v1",
+    ] {
+        answers.push((path.to_string(), get(s.addr, path)));
+    }
+    answers.push(("HEAD /m/mlp".into(), request(s.addr, "HEAD", "/m/mlp", &[])));
+    answers.push((
+        "POST /".into(),
+        request(s.addr, "POST", "/", &[("Content-Length", "0")]),
+    ));
+    answers.push(("421".into(), request_for(s.addr, "GET", "/", Some("evil.example.com"))));
+    for (what, r) in &answers {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{what}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+        assert_eq!(r.header("cross-origin-resource-policy"), Some("same-origin"), "{what}");
+        assert_eq!(r.header("content-security-policy"), Some(csp), "{what}");
+    }
+    // The policy admits only /static/ files: no page may carry inline
+    // script, inline style or event handlers (a browser would refuse them).
+    for (path, r) in answers.iter().filter(|(p, _)| pages.contains(&p.as_str())) {
+        let html = r.text();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
+        assert!(!html.contains("<style"), "{path} has a <style> element");
+        assert!(!html.contains(" style="), "{path} has a style= attribute");
+        assert!(!html.contains("javascript:"), "{path}");
+        for tag in html.split('<').skip(1) {
+            let tag = tag.split('>').next().unwrap_or("");
+            if tag.starts_with("script") {
+                assert_eq!(tag, "script src=\"/static/reg.js\" defer", "{path}");
+            }
+            if tag.starts_with("link") && tag.contains("stylesheet") {
+                assert!(tag.contains("href=\"/static/reg.css\""), "{path}: {tag}");
+            }
+            let attributes = tag.split_whitespace().skip(1);
+            for a in attributes {
+                assert!(!a.starts_with("on"), "{path}: event handler in <{tag}>");
+            }
+        }
+        assert_eq!(html.matches("<script").count(), 1, "{path}");
+    }
+    // The legend swatches of the bytes plot take their colours from the
+    // stylesheet now.
+    let model = get_ok(s.addr, "/m/mlp").text();
+    for class in ["logical", "stored", "added"] {
+        assert!(model.contains(&format!("<i class=\"{class}\">")), "no {class} swatch");
+    }
+    let css = get_ok(s.addr, "/static/reg.css").text();
+    assert!(css.contains(".legend i.logical { background: var(--bar-logical); }"));
+}
+
+#[test]
+fn three_hundred_slow_clients_do_not_stall_a_request() {
+    // Slowloris: connections that start a request line and never finish
+    // it. The server once served 256 connections and let the rest wait in
+    // the kernel's queue until the header timeout (10 s) freed them.
+    let reg = pushed();
+    let s = serve(&reg);
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.write_all(b"GET /m/mlp HT").expect("partial request line");
+        slow.push(c);
+    }
+    let started = Instant::now();
+    get_ok(s.addr, "/api/ls");
+    get_ok(s.addr, "/m/mlp");
+    let took = started.elapsed();
+    // Generous for a loaded machine; what it was is >= 10 s.
+    assert!(
+        took < Duration::from_secs(6),
+        "a request behind 300 slow clients took {took:?}"
+    );
+    // The slow ones are still open (nothing was closed to make room: 512
+    // fit), and are closed at their header timeout.
+    let mut first = slow.swap_remove(0);
+    first.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    let n = first.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "a slow client got an answer");
+    assert!(t.elapsed() < Duration::from_secs(20), "kept {:?}", t.elapsed());
+    drop(slow);
+}
+
+#[test]
+fn waits_are_told_at_most_once_a_minute_and_never_for_itself() {
+    let reg = pushed();
+    let log = reg.work().join("serve-stderr.txt");
+    let s = serve_with(&reg, &[], Stdio::from(std::fs::File::create(&log).expect("log")));
+    let server_pid = s.child.id();
+    // 48 requests from 8 clients at once: they queue for the index among
+    // themselves, which is no wait for another process.
+    let addr = s.addr;
+    let paths = [
+        "/",
+        "/m/mlp",
+        "/m/mlp/v2",
+        "/api/ls",
+        "/api/log/mlp",
+        "/diff?a=mlp@v1&b=mlp@v3",
+    ];
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                for i in 0..6 {
+                    get_ok(addr, paths[(c + i) % paths.len()]);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    // Another process (this test) holds the index three times while a
+    // request waits for it: said once, naming it.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(reg.home().join("lock"))
+        .expect("index lock file");
+    let holder = format!("a test holding the index (pid {})", std::process::id());
+    for _ in 0..3 {
+        lock.lock().expect("lock the index");
+        std::fs::write(reg.home().join("lock.owner"), format!("{holder}\n")).expect("owner note");
+        let waiting = std::thread::spawn(move || get_ok(addr, "/api/ls"));
+        std::thread::sleep(Duration::from_millis(1000));
+        lock.unlock().expect("unlock");
+        waiting.join().expect("request");
+    }
+    drop(s);
+    let text = std::fs::read_to_string(&log).expect("stderr");
+    let waits: Vec<&str> = text.lines().filter(|l| l.contains("waiting")).collect();
+    let own = format!("(pid {server_pid})");
+    assert!(
+        !waits.iter().any(|l| l.contains(&own)),
+        "the server said it waits for itself:\n{text}"
+    );
+    assert_eq!(waits, [format!("reg serve: waiting for {holder}")], "{text}");
 }

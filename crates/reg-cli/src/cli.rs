@@ -156,6 +156,12 @@ pub struct ServeArgs {
     /// Port; 0 takes a free one (the address is printed on stdout).
     #[arg(long, default_value_t = 8780)]
     pub port: u16,
+    /// Also answer requests addressed to NAME (or NAME:PORT), e.g. the
+    /// name of a proxy in front; repeatable. On loopback only localhost,
+    /// 127.0.0.1 and [::1] are answered otherwise (against DNS rebinding);
+    /// on another address, naming any limits it to those names.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<reg_serve::AllowedHost>,
 }
 
 /// `reg init`.

@@ -44,12 +44,16 @@
 //! Waiting, where it happens, is reported once through the registry's
 //! [`WaitNotice`] callback (the CLI prints it: "waiting for reg push of
 //! big (pid 4242) to commit") and bounded by an optional timeout
-//! (`--wait-timeout`).
+//! (`--wait-timeout`). Only waits for another process are reported: the
+//! threads of one process (`reg serve`'s requests) queue for an exclusive
+//! lock among themselves first (`Turn`), and a wait whose holder note
+//! names this process is not told.
 
 use crate::error::RegistryError;
 use crate::layout::{LockName, RegistryLayout};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a process waiting for a lock is told, once.
@@ -93,6 +97,56 @@ pub struct LockGuard {
     /// A child process holds the lock through this open file now: close
     /// without unlocking.
     handed_over: bool,
+    /// This process's turn at the lock (exclusive locks), given up after
+    /// the lock itself.
+    _turn: Option<Turn>,
+}
+
+/// Exclusive lock files that a thread of this process holds or is taking:
+/// the other threads wait here (no notice: they wait for their own
+/// process), so the file lock is only ever waited for behind another
+/// process.
+fn turns() -> &'static (Mutex<std::collections::HashSet<PathBuf>>, Condvar) {
+    static TURNS: std::sync::OnceLock<(Mutex<std::collections::HashSet<PathBuf>>, Condvar)> =
+        std::sync::OnceLock::new();
+    TURNS.get_or_init(Default::default)
+}
+
+/// This process's turn at an exclusive lock file; the next thread's when
+/// dropped.
+#[derive(Debug)]
+struct Turn {
+    path: PathBuf,
+}
+
+impl Turn {
+    /// Wait until no other thread of this process holds or takes `path`,
+    /// until `deadline` at most (`None`: when the deadline passed first).
+    fn take(path: &Path, deadline: Option<Instant>) -> Option<Turn> {
+        let (set, freed) = turns();
+        let mut taken = set.lock().unwrap_or_else(|p| p.into_inner());
+        while taken.contains(path) {
+            taken = match deadline {
+                None => freed.wait(taken).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero())?;
+                    freed.wait_timeout(taken, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+        taken.insert(path.to_path_buf());
+        Some(Turn {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (set, freed) = turns();
+        set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.path);
+        freed.notify_all();
+    }
 }
 
 impl Drop for LockGuard {
@@ -325,6 +379,7 @@ impl Locks {
             file,
             owner,
             handed_over: false,
+            _turn: None,
         })
     }
 
@@ -408,6 +463,18 @@ impl Locks {
             .open(&path)
             .map_err(RegistryError::io("opening lock", &path))?;
         let start = Instant::now();
+        let locked = |waited: Duration| RegistryError::Locked {
+            path: path.clone(),
+            waited_secs: waited.as_secs(),
+            holder: holder(&self.layout.owner_file(which)),
+        };
+        let turn = match mode {
+            Mode::Exclusive => {
+                let deadline = self.policy.timeout.map(|t| start + t);
+                Some(Turn::take(&path, deadline).ok_or_else(|| locked(start.elapsed()))?)
+            }
+            Mode::Shared => None,
+        };
         let mut told = false;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -420,18 +487,20 @@ impl Locks {
                 Err(TryLockError::WouldBlock) => {
                     let waited = start.elapsed();
                     if self.policy.timeout.is_some_and(|t| waited >= t) {
-                        return Err(RegistryError::Locked {
-                            path: path.clone(),
-                            waited_secs: waited.as_secs(),
-                            holder: holder(&self.layout.owner_file(which)),
-                        });
+                        return Err(locked(waited));
                     }
                     if !told && waited > Duration::from_millis(200) {
-                        (self.notice)(&WaitNotice {
-                            lock: which.file_name().to_string(),
-                            holder: holder(&self.layout.owner_file(which)),
-                        });
-                        told = true;
+                        let holder = holder(&self.layout.owner_file(which));
+                        // A note of this process: a thread of ours holds it
+                        // (shared against exclusive), or the note is stale
+                        // and will be replaced; look again next time round.
+                        if !holder.as_deref().is_some_and(names_this_process) {
+                            (self.notice)(&WaitNotice {
+                                lock: which.file_name().to_string(),
+                                holder,
+                            });
+                            told = true;
+                        }
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
@@ -452,8 +521,20 @@ impl Locks {
             file,
             owner,
             handed_over: false,
+            _turn: turn,
         })
     }
+}
+
+/// True when a holder note (`WHAT (pid N)`) names this process.
+fn names_this_process(note: &str) -> bool {
+    i32::try_from(std::process::id()).is_ok_and(|me| note_pid(note) == Some(me))
+}
+
+/// The pid of a holder note `WHAT (pid N)`.
+fn note_pid(note: &str) -> Option<i32> {
+    note.rsplit_once("(pid ")
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<i32>().ok())
 }
 
 /// Wait (at most a few seconds) until no process holds a `flock` on
@@ -486,9 +567,7 @@ enum Mode {
 fn holder(owner: &Path) -> Option<String> {
     let text = std::fs::read_to_string(owner).ok()?;
     let line = text.lines().next()?.trim().to_string();
-    let pid = line
-        .rsplit_once("(pid ")
-        .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<i32>().ok())?;
+    let pid = note_pid(&line)?;
     alive(pid).then_some(line)
 }
 

@@ -1,5 +1,7 @@
-//! The routes, and what every request passes through first: only GET and
-//! HEAD are served, and a handler that takes too long gets 503.
+//! The routes, and what every request passes through first: the Host
+//! rule (421 for a name the server does not answer, [`crate::host`]), only
+//! GET and HEAD are served, and a handler that takes too long gets 503.
+//! Every response carries the security headers of [`SECURITY_HEADERS`].
 //!
 //! | URL | what |
 //! |---|---|
@@ -14,6 +16,7 @@
 
 use crate::access::RegistryAccess;
 use crate::failure::Failure;
+use crate::host::HostRule;
 use crate::{api, assets, download, pages};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -36,8 +39,28 @@ pub struct AppState {
     pub stall_timeout: Duration,
 }
 
+/// The Content-Security-Policy of every response: the pages load only
+/// their own `/static/` stylesheet and script (no inline script or
+/// `style=` attribute anywhere; plots are inline SVG styled by the
+/// stylesheet), the empty `data:` favicon, and submit their one form to
+/// themselves; nothing may frame them.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers set on every response the application makes (docs/serve.md has
+/// the table).
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    // Other sites' pages may not even embed a response (an <img> or
+    // <script> of /api or /pull).
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
 /// The whole application.
-pub fn router(state: AppState, handler_timeout: Duration) -> Router {
+pub fn router(state: AppState, handler_timeout: Duration, hosts: Arc<HostRule>) -> Router {
     Router::new()
         .route("/", get(pages::index::handler))
         .route("/m/{name}", get(pages::model::handler))
@@ -56,6 +79,29 @@ pub fn router(state: AppState, handler_timeout: Duration) -> Router {
             deadline(req, next, handler_timeout)
         }))
         .layer(middleware::from_fn(only_get_and_head))
+        .layer(middleware::from_fn(move |req, next| {
+            host_first(req, next, hosts.clone())
+        }))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// 400 or 421 for a request the Host rule refuses, before anything else
+/// (method, routing, registry).
+async fn host_first(req: Request, next: Next, hosts: Arc<HostRule>) -> Response {
+    match hosts.check(req.version(), req.uri(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// [`SECURITY_HEADERS`] on every response.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn not_found() -> Failure {

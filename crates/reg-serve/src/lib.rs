@@ -11,7 +11,12 @@
 //! - [`Server::bind`] binds a `std` listener (so the caller can print the
 //!   address, port 0 included); [`Server::run`] starts a tokio runtime and
 //!   serves HTTP/1.1 with hyper, routing with axum. Connections are
-//!   bounded, slow headers time out, handlers time out.
+//!   bounded (when full, the one that has waited longest for its request
+//!   headers is closed), slow headers time out, handlers time out.
+//! - A server on loopback answers only requests addressed to loopback
+//!   names (and those given as [`AllowedHost`]): the rule against DNS
+//!   rebinding is in [`host`]. Every response carries security headers
+//!   (`nosniff`, a Content-Security-Policy, no framing, no referrer).
 //! - Every registry read goes through one function,
 //!   [`access::RegistryAccess::read`], which runs on tokio's blocking pool
 //!   and opens the registry for that request only, so the server never
@@ -37,6 +42,7 @@ mod app;
 mod assets;
 mod download;
 mod failure;
+pub mod host;
 mod pages;
 mod range;
 mod server;
@@ -44,4 +50,5 @@ mod svg;
 mod units;
 mod urls;
 
+pub use host::{AllowedHost, BadHost};
 pub use server::{ServeError, ServeOptions, Server};

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ctx.config.clone(),
             args.bind,
             args.port,
+            args.allow_hosts.clone(),
             ctx.quiet,
         )),
         Command::Sync { command } => ok(crate::remote_cmd::sync(&ctx, command)),

@@ -70,9 +70,9 @@ fn render(name: &str, versions: &[VersionFacts], root: &str) -> Html<String> {
             section.card #bytes-plot {
                 h2 { "Bytes per version" }
                 div.legend {
-                    span { i style="background:var(--bar-logical)" {} "logical (file size)" }
-                    span { i style="background:var(--bar-stored)" {} "stored (its blobs)" }
-                    span { i style="background:var(--bar-new)" {} "added (blobs new in it)" }
+                    span { i.logical {} "logical (file size)" }
+                    span { i.stored {} "stored (its blobs)" }
+                    span { i.added {} "added (blobs new in it)" }
                 }
                 (bytes_plot(name, versions))
             }

@@ -244,6 +244,7 @@ complete -c reg -n "__fish_reg_using_subcommand sync; and __fish_seen_subcommand
 complete -c reg -n "__fish_reg_using_subcommand sync; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reg -n "__fish_reg_using_subcommand serve" -l bind -d 'Address to listen on; any but loopback lets everyone who can reach it read the registry' -r
 complete -c reg -n "__fish_reg_using_subcommand serve" -l port -d 'Port; 0 takes a free one (the address is printed on stdout)' -r
+complete -c reg -n "__fish_reg_using_subcommand serve" -l allow-host -d 'Also answer requests addressed to NAME (or NAME:PORT), e.g. the name of a proxy in front; repeatable. On loopback only localhost, 127.0.0.1 and [::1] are answered otherwise (against DNS rebinding); on another address, naming any limits it to those names' -r
 complete -c reg -n "__fish_reg_using_subcommand serve" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
 complete -c reg -n "__fish_reg_using_subcommand serve" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
 complete -c reg -n "__fish_reg_using_subcommand serve" -s q -l quiet -d 'Print only errors'
