@@ -36,7 +36,7 @@ cd "$root"
 
 secs="${1:-600}"
 shift || true
-all_targets=(pickle torchzip legacy safetensors inspect codecs_decode remote_entries)
+all_targets=(pickle torchzip legacy safetensors inspect codecs_decode remote_entries manifest)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 jobs="${FUZZ_JOBS:-1}"
@@ -50,7 +50,7 @@ export RUSTC_BOOTSTRAP=1
 max_len_of() {
     case "$1" in
         pickle) echo 32768 ;;
-        torchzip | inspect | remote_entries) echo 262144 ;;
+        torchzip | inspect | remote_entries | manifest) echo 262144 ;;
         *) echo 65536 ;;
     esac
 }

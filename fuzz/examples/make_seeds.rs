@@ -1,6 +1,8 @@
 //! Writes the synthetic seeds that the fixtures lack into `fuzz/seeds/`:
 //! a small Lightning-shaped torch zip (inspect, torchzip; its data.pkl for
-//! pickle) and blob encodings of every transform (codecs_decode).
+//! pickle), blob encodings of every transform (codecs_decode), and the
+//! manifests of the fixture registries and of pushed files and folders,
+//! with the Trainer's `trainer_state.json` files (manifest).
 //!
 //! Run from `fuzz/`: `cargo run --release --example make_seeds`. The output
 //! is deterministic; the files are committed, so this only needs re-running
@@ -23,6 +25,7 @@ fn main() {
         layers: 3,
         frozen: 1,
         seed: 1,
+        label: 0,
     };
     let ckpt = reg_ckpt::synth::write_epoch(Vec::new(), &spec, 1).unwrap();
     reg_ckpt::inspect(&ckpt).expect("the synthetic checkpoint reads back");
@@ -79,5 +82,62 @@ fn main() {
         let enc = encode(raw, t, Some(&parent), 3).unwrap();
         assert_eq!(reg_store::codecs::decode(&enc.bytes, raw.len() as u64, Some(&parent)).unwrap(), raw);
         put("codecs_decode", &format!("{name}.bin"), &enc.bytes);
+    }
+
+    manifest_seeds();
+}
+
+/// Every manifest of the fixture registries (the one the last release
+/// wrote with a NaN score among them) and of a fresh push of a file, a
+/// DCP folder and a Trainer checkpoint; and `trainer_state.json` files.
+fn manifest_seeds() {
+    let fixtures = Path::new("../tests/fixtures");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut registries = Vec::new();
+    for fixture in ["registry-nan-score", "registry-format1"] {
+        let home = scratch.path().join(fixture);
+        copy_dir(&fixtures.join(fixture), &home);
+        registries.push((fixture.to_string(), home));
+    }
+    let fresh = scratch.path().join("fresh");
+    let reg = reg_meta::Registry::open(reg_meta::Config::at(&fresh)).unwrap();
+    for (rel, name) in [
+        ("lightning/diverged/epoch=01.ckpt", "diverged"),
+        ("dirs/dcp/fsdp2-2rank", "dcp"),
+        ("dirs/hf-trainer/tiny-bert/checkpoint-8", "trainer"),
+    ] {
+        let opts = reg_meta::PushOptions {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        reg.push(&fixtures.join(rel), &opts).unwrap();
+    }
+    drop(reg);
+    registries.push(("fresh".into(), fresh));
+    for (label, home) in registries {
+        let reg = reg_meta::Registry::open(reg_meta::Config::at(&home)).unwrap();
+        for entry in reg.ls_view().unwrap() {
+            for v in reg.versions(&entry.name).unwrap() {
+                let json = reg.manifest_json(&entry.name, &v).unwrap();
+                put("manifest", &format!("{label}-{}-v{}.json", entry.name, v.number), &json);
+            }
+        }
+    }
+    for rel in ["dirs/hf-trainer/tiny-bert/checkpoint-8/trainer_state.json"] {
+        let text = std::fs::read(fixtures.join(rel)).unwrap();
+        put("manifest", "trainer_state.json", &text);
+    }
+    put("manifest", "python_nan.json", br#"{"loss": NaN, "best": -Infinity, "lr": [1e-3, Infinity], "s": "NaN", "$float": 1}"#);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }

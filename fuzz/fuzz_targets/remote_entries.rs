@@ -30,7 +30,7 @@ fn fixture() -> &'static Fixture {
             durability: reg_store::Durability::Fast,
             ..Config::at(dir.path().join("registry"))
         };
-        let reg = Registry::open(config, &|| {}).expect("open registry");
+        let reg = Registry::open(config).expect("open registry");
         let ckpt =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lightning/mlp/epoch=00.ckpt");
         let opts = PushOptions {
@@ -78,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let f = fixture();
             let parsed = reg_meta::Manifest::from_json(rest);
-            match f.reg.import_version(rest, &["fuzzed".to_string()], "fuzz:mlp@v1") {
+            let guard = f.reg.writer().expect("writer");
+            let imported = f.reg.import_version(&guard, rest, &["fuzzed".to_string()], "fuzz:mlp@v1");
+            drop(guard);
+            match imported {
                 Ok(report) => {
                     let m = parsed.expect("an imported manifest parses");
                     assert_eq!(report.name, m.name.as_str());
