@@ -33,6 +33,21 @@ pub struct GlobalVerdict {
     pub verdict: Verdict,
 }
 
+/// The globals of `globals` that are not known to be safe (dangerous or
+/// unknown): what a push warns about, pull and show flag, and loading the
+/// file in Python would import. The one definition of that filter.
+pub fn not_safe(globals: &[GlobalVerdict]) -> impl Iterator<Item = &GlobalVerdict> {
+    globals.iter().filter(|g| g.verdict != Verdict::Safe)
+}
+
+/// The names of the globals with verdict `v`.
+pub fn with_verdict(globals: &[GlobalVerdict], v: Verdict) -> impl Iterator<Item = &str> {
+    globals
+        .iter()
+        .filter(move |g| g.verdict == v)
+        .map(|g| g.global.as_str())
+}
+
 /// Modules whose every attribute is dangerous.
 const DANGEROUS_MODULES: &[&str] = &[
     "os",

@@ -387,35 +387,81 @@ impl Registry {
                 if older.number < from {
                     continue;
                 }
-                let (Some(old_m), Some(new_m)) = (idx.manifest(older.id)?, idx.manifest(newer.id)?) else {
-                    continue;
-                };
-                let pairs = changed_pairs(&old_m, &new_m);
-                let lens = new_m.payload_lens();
-                let total: u64 = pairs.iter().filter_map(|p| lens.get(&p.parent)).sum();
-                rounds.push((older.number, newer.number, pairs, total));
+                if let (Some(old_m), Some(new_m)) = (idx.manifest(older.id)?, idx.manifest(newer.id)?) {
+                    rounds.push((older.number, old_m, new_m));
+                }
             }
             Ok(rounds)
         })?;
-        let mut reports = Vec::new();
-        for (older, newer, pairs, total) in rounds {
-            // The links below each child as the rounds before left them
-            // (planned up front, a run over a whole series would make
-            // chains longer than the bound).
-            let pairs = self.with_index(&format!("reg deltas of {name}@v{older} to plan"), |idx| {
-                plan_pairs(idx, &pairs)
-            })?;
-            progress.phase("deltas", total);
-            let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
-                let s = self.store.unchecked_source(id).ok()?;
-                Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
-            };
-            let mut r = self.encode_deltas(&pairs, &source, progress);
-            r.version = Some(older);
-            r.against = Some(newer);
-            reports.push(r);
+        let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
+            let s = self.store.unchecked_source(id).ok()?;
+            Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
+        };
+        rounds
+            .iter()
+            .map(|(older, old_m, new_m)| self.delta_round(*older, old_m, new_m, &source, progress))
+            .collect()
+    }
+
+    /// One round: version `older`'s changed float tensors (its manifest
+    /// `old`) re-encoded as deltas against `newer`'s, within the chain
+    /// bound. `parent_raw` gives a parent's raw bytes (from the file being
+    /// pushed, checked by its CRC, or from the store). The caller holds
+    /// `deltas.lock`. The one way deltas of a version are made: after a
+    /// push (inline), by `reg deltas` and by the background job.
+    pub(crate) fn delta_round<'a>(
+        &self,
+        older: u32,
+        old: &Manifest,
+        newer: &Manifest,
+        parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
+        progress: &dyn crate::Progress,
+    ) -> Result<DeltaReport, crate::RegistryError> {
+        let pairs = changed_pairs(old, newer);
+        let lens = newer.payload_lens();
+        progress.phase("deltas", pairs.iter().filter_map(|p| lens.get(&p.parent)).sum());
+        // The links below each child as earlier rounds left them (planned
+        // up front, a run over a whole series would make chains longer
+        // than the bound).
+        let planned = self.with_index(&format!("reg deltas of {}@v{older} to plan", old.name), |idx| {
+            plan_pairs(idx, &pairs)
+        })?;
+        let mut r = self.encode_deltas(&planned, parent_raw, progress);
+        r.version = Some(older);
+        r.against = Some(newer.number);
+        Ok(r)
+    }
+
+    /// What a push does about the version before it, as `deltas` says:
+    /// a round now (inline, holding `deltas.lock`; `parent_raw` as for
+    /// [`Registry::delta_round`], `None`: from the store), a request the
+    /// background job takes (queued in the commit), or nothing.
+    pub(crate) fn deltas_after_push<'a>(
+        &self,
+        previous: Option<&crate::Resolved>,
+        newer: &Manifest,
+        parent_raw: Option<&(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync)>,
+        progress: &dyn crate::Progress,
+    ) -> Result<DeltaReport, crate::RegistryError> {
+        let Some(prev) = previous.filter(|_| self.deltas_enabled()) else {
+            return Ok(DeltaReport::default());
+        };
+        if self.config.deltas != crate::DeltaTiming::Inline {
+            return Ok(DeltaReport::queued(prev.record.number, newer.number));
         }
-        Ok(reports)
+        let _one_at_a_time = self
+            .locks
+            .deltas(&format!("reg push of {} (inline deltas)", newer.name))?;
+        match parent_raw {
+            Some(source) => self.delta_round(prev.record.number, &prev.manifest, newer, source, progress),
+            None => {
+                let from_store = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
+                    let s = self.store.unchecked_source(id).ok()?;
+                    Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
+                };
+                self.delta_round(prev.record.number, &prev.manifest, newer, &from_store, progress)
+            }
+        }
     }
 
     /// True when this registry makes delta blobs at all.

@@ -5,7 +5,6 @@ use crate::bar::Bar;
 use crate::cli::{OutFormat, PullArgs};
 use crate::human;
 use anyhow::Result;
-use reg_ckpt::safety::Verdict;
 use reg_meta::report::PullView;
 use reg_meta::{ExportFormat, VersionRef};
 use std::io::Write;
@@ -79,11 +78,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors), None)
         }
     };
-    let flagged: Vec<&str> = v
-        .manifest
-        .globals
-        .iter()
-        .filter(|g| g.verdict != Verdict::Safe)
+    let flagged: Vec<&str> = reg_ckpt::safety::not_safe(&v.manifest.globals)
         .map(|g| g.global.as_str())
         .collect();
     if !flagged.is_empty() && export.is_none() && !ctx.quiet {

@@ -119,10 +119,7 @@ fn print_show(v: &ShowView) -> Result<()> {
     if let Some(m) = &v.meta.safetensors_metadata {
         s.push_str(&format!("  metadata   {}\n", print::compact(m)));
     }
-    let flagged: Vec<String> = v
-        .globals
-        .iter()
-        .filter(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
+    let flagged: Vec<String> = reg_ckpt::safety::not_safe(&v.globals)
         .map(|g| format!("{} ({:?})", g.global, g.verdict).to_lowercase())
         .collect();
     if !flagged.is_empty() {

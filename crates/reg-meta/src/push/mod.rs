@@ -98,6 +98,46 @@ pub struct PushReport {
     pub files: Vec<PushedFile>,
 }
 
+/// What a push read of its input, for its [`PushReport`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InputCounts {
+    /// Tensors in it.
+    pub(crate) tensors: usize,
+    /// Storage payloads in it.
+    pub(crate) payloads: usize,
+    /// Its bytes.
+    pub(crate) logical_bytes: u64,
+}
+
+impl PushReport {
+    /// The report of a push that added no version: its file (or tree) is
+    /// byte-identical to version `number` (`id`) of `name`.
+    pub(crate) fn unchanged(
+        name: &ModelName,
+        number: u32,
+        id: VersionId,
+        counts: InputCounts,
+        unknown_globals: Vec<String>,
+    ) -> PushReport {
+        PushReport {
+            name: name.to_string(),
+            number,
+            id,
+            created: false,
+            tensors: counts.tensors,
+            payloads: counts.payloads,
+            new_payloads: 0,
+            logical_bytes: counts.logical_bytes,
+            new_raw_bytes: 0,
+            written_bytes: 0,
+            deltas: 0,
+            previous_deltas: DeltaReport::default(),
+            unknown_globals,
+            files: Vec::new(),
+        }
+    }
+}
+
 fn slice<'f>(file: &'f [u8], r: &Range<u64>) -> &'f [u8] {
     file.get(r.start as usize..r.end as usize).unwrap_or(&[])
 }
@@ -246,22 +286,18 @@ impl Registry {
                     Ok(idx.set_tag(&name, tag, same.number)?)
                 })?;
             }
-            return Ok(PushReport {
-                name: name.to_string(),
-                number: same.number,
-                id: same.id,
-                created: false,
+            let counts = InputCounts {
                 tensors: ckpt.tensors.len(),
                 payloads: payloads.len(),
-                new_payloads: 0,
                 logical_bytes: len,
-                new_raw_bytes: 0,
-                written_bytes: 0,
-                deltas: 0,
-                previous_deltas: DeltaReport::default(),
+            };
+            return Ok(PushReport::unchanged(
+                &name,
+                same.number,
+                same.id,
+                counts,
                 unknown_globals,
-                files: Vec::new(),
-            });
+            ));
         }
         let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
         let version = NewVersion {
@@ -291,32 +327,22 @@ impl Registry {
         globals: &[reg_ckpt::safety::GlobalVerdict],
         opts: &PushOptions,
     ) -> Result<Vec<String>, RegistryError> {
-        let with = |v: Verdict| -> Vec<&str> {
-            globals
-                .iter()
-                .filter(|g| g.verdict == v)
-                .map(|g| g.global.as_str())
-                .collect()
-        };
-        let dangerous = with(Verdict::Dangerous);
+        let named = |v: Verdict| reg_ckpt::safety::with_verdict(globals, v).collect::<Vec<_>>();
+        let dangerous = named(Verdict::Dangerous);
         if !dangerous.is_empty() && !opts.allow_unsafe {
             return Err(RegistryError::Unsafe {
                 file: path.to_path_buf(),
                 globals: dangerous.join(", "),
             });
         }
-        let unknown = with(Verdict::Unknown);
+        let unknown = named(Verdict::Unknown);
         if self.config.strict_pickles && !unknown.is_empty() && !opts.allow_unsafe {
             return Err(RegistryError::Unsafe {
                 file: path.to_path_buf(),
                 globals: format!("{} (unknown; pickle_policy is strict)", unknown.join(", ")),
             });
         }
-        Ok(globals
-            .iter()
-            .filter(|g| g.verdict != Verdict::Safe)
-            .map(|g| g.global.clone())
-            .collect())
+        Ok(reg_ckpt::safety::not_safe(globals).map(|g| g.global.clone()).collect())
     }
 
     fn store_version(
@@ -386,63 +412,42 @@ impl Registry {
             Committed::Same(same) => {
                 // An identical file was pushed meanwhile: its version
                 // stands, and the blobs written here are the same blobs.
-                return Ok(PushReport {
-                    name: v.name.to_string(),
-                    number: same.number,
-                    id: same.id,
-                    created: false,
+                let counts = InputCounts {
                     tensors: ckpt.tensors.len(),
                     payloads: count_payloads(ckpt),
-                    new_payloads: 0,
                     logical_bytes: v.bytes.len() as u64,
-                    new_raw_bytes: 0,
-                    written_bytes: 0,
-                    deltas: 0,
-                    previous_deltas: DeltaReport::default(),
+                };
+                return Ok(PushReport::unchanged(
+                    v.name,
+                    same.number,
+                    same.id,
+                    counts,
                     unknown_globals,
-                    files: Vec::new(),
-                });
+                ));
             }
         };
         let number = manifest.number;
 
         // The version is durable: now the previous one's changed tensors
         // become deltas against this one's (see crate::deltas).
-        let previous_deltas = match &previous {
-            Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
-                let pairs = crate::deltas::changed_pairs(&prev.manifest, &manifest);
-                let total = pairs
-                    .iter()
-                    .filter_map(|p| distinct.get(&p.parent).map(|(r, _)| r.end - r.start))
-                    .sum();
-                progress.phase("deltas", total);
-                // The new bytes come from the file (checked by the zip CRC
-                // where there is one: the file may have changed since).
-                let source = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
-                    distinct.get(&id).map(|(range, crc)| {
-                        let check = match crc {
-                            Some(crc) => ParentCheck::Crc32(*crc),
-                            None => ParentCheck::Id,
-                        };
-                        let source = Box::new(FileRange {
-                            file: v.file,
-                            start: range.start,
-                            len: range.end - range.start,
-                        }) as Box<dyn RawSource>;
-                        (source, check)
-                    })
+        // The new bytes come from the file (checked by the zip CRC where
+        // there is one: the file may have changed since).
+        let from_file = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
+            distinct.get(&id).map(|(range, crc)| {
+                let check = match crc {
+                    Some(crc) => ParentCheck::Crc32(*crc),
+                    None => ParentCheck::Id,
                 };
-                let _one_at_a_time = self.locks.deltas(&format!("reg push of {} (inline deltas)", v.name))?;
-                let planned =
-                    self.with_index("reg push to plan deltas", |idx| crate::deltas::plan_pairs(idx, &pairs))?;
-                let mut r = pool.install(|| self.encode_deltas(&planned, &source, progress));
-                r.version = Some(prev.record.number);
-                r.against = Some(number);
-                r
-            }
-            Some(prev) if self.deltas_enabled() => DeltaReport::queued(prev.record.number, number),
-            _ => DeltaReport::default(),
+                let source = Box::new(FileRange {
+                    file: v.file,
+                    start: range.start,
+                    len: range.end - range.start,
+                }) as Box<dyn RawSource>;
+                (source, check)
+            })
         };
+        let previous_deltas =
+            pool.install(|| self.deltas_after_push(previous.as_deref(), &manifest, Some(&from_file), progress))?;
 
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
         Ok(PushReport {

@@ -17,7 +17,6 @@ use super::payloads::{payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
-use crate::deltas::DeltaReport;
 use crate::error::RegistryError;
 use crate::ids::{FileHash, ModelName, SourceName};
 use crate::lock::WriteGuard;
@@ -139,21 +138,13 @@ impl Registry {
                     .count()
             })
             .sum();
-        let unchanged = |number: u32, id: crate::VersionId| PushReport {
-            name: name.to_string(),
-            number,
-            id,
-            created: false,
+        let counts = super::InputCounts {
             tensors: tree.tensors.len(),
             payloads: payload_count,
-            new_payloads: 0,
             logical_bytes: total,
-            new_raw_bytes: 0,
-            written_bytes: 0,
-            deltas: 0,
-            previous_deltas: DeltaReport::default(),
-            unknown_globals: unknown_globals.clone(),
-            files: Vec::new(),
+        };
+        let unchanged = |number: u32, id: crate::VersionId| {
+            PushReport::unchanged(&name, number, id, counts, unknown_globals.clone())
         };
         if let Some(same) = existing.iter().find(|v| v.blake3 == tree_hash && v.size == total) {
             if let Some(tag) = &opts.tag {
@@ -267,14 +258,7 @@ impl Registry {
             Committed::Same(same) => return Ok(unchanged(same.number, same.id)),
         };
         let number = manifest.number;
-        let previous_deltas = match &previous {
-            Some(prev) if self.deltas_enabled() && self.config.deltas == crate::DeltaTiming::Inline => {
-                let mut reports = self.make_deltas(&name, prev.record.number, progress)?;
-                reports.pop().unwrap_or_default()
-            }
-            Some(prev) if self.deltas_enabled() => DeltaReport::queued(prev.record.number, number),
-            _ => DeltaReport::default(),
-        };
+        let previous_deltas = self.deltas_after_push(previous.as_deref(), &manifest, None, progress)?;
         let written = |o: &PutOutcome| if o.written { o.stored_len } else { 0 };
         let tree_files = manifest.tree.as_ref().map(|t| t.files.as_slice()).unwrap_or(&[]);
         Ok(PushReport {

@@ -232,11 +232,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
 }
 
 fn checkpoint(v: &ShowView) -> Markup {
-    let unsafe_globals: Vec<&reg_ckpt::safety::GlobalVerdict> = v
-        .globals
-        .iter()
-        .filter(|g| g.verdict != reg_ckpt::safety::Verdict::Safe)
-        .collect();
+    let unsafe_globals: Vec<&reg_ckpt::safety::GlobalVerdict> = reg_ckpt::safety::not_safe(&v.globals).collect();
     html! {
         table.kv {
             tr { th { "source" } td { (v.source) } }
