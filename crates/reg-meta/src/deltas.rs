@@ -66,6 +66,9 @@ pub struct DeltaReport {
     pub pending: bool,
 }
 
+/// Where a delta round reads a parent's raw bytes, with how to check them.
+pub(crate) type ParentSource<'a> = dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync + 'a;
+
 /// How a run of the queue holds `deltas.lock`.
 enum Hold {
     /// The lock a push handed over (to a child process or a thread).
@@ -414,7 +417,7 @@ impl Registry {
         older: u32,
         old: &Manifest,
         newer: &Manifest,
-        parent_raw: &(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync),
+        parent_raw: &ParentSource<'a>,
         progress: &dyn crate::Progress,
     ) -> Result<DeltaReport, crate::RegistryError> {
         let pairs = changed_pairs(old, newer);
@@ -440,7 +443,7 @@ impl Registry {
         &self,
         previous: Option<&crate::Resolved>,
         newer: &Manifest,
-        parent_raw: Option<&(dyn Fn(BlobId) -> Option<(Box<dyn RawSource + 'a>, ParentCheck)> + Sync)>,
+        parent_raw: Option<&ParentSource<'a>>,
         progress: &dyn crate::Progress,
     ) -> Result<DeltaReport, crate::RegistryError> {
         let Some(prev) = previous.filter(|_| self.deltas_enabled()) else {
