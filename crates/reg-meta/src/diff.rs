@@ -424,7 +424,7 @@ impl Registry {
                 "shape"
             } else if ta.same_bytes(tb)
                 || self.same_elements(ta, tb).map_err(|source| RegistryError::Damaged {
-                    version: format!("{}@v{} or {}@v{}", ma.name, ma.number, mb.name, mb.number),
+                    version: format!("{} or {}", ma.label(), mb.label()),
                     source,
                 })?
             {
@@ -435,7 +435,7 @@ impl Registry {
             };
             let numbers = if stats && change == "content" {
                 self.tensor_numbers(ta, tb).map_err(|source| RegistryError::Damaged {
-                    version: format!("{}@v{} or {}@v{}", ma.name, ma.number, mb.name, mb.number),
+                    version: format!("{} or {}", ma.label(), mb.label()),
                     source,
                 })?
             } else {

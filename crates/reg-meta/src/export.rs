@@ -101,7 +101,7 @@ impl Registry {
     /// error what was written is incomplete and must be discarded.
     pub fn export_to(&self, v: &Resolved, format: ExportFormat, w: &mut dyn Write) -> Result<usize, RegistryError> {
         let m = &v.manifest;
-        let label = format!("{}@v{}", m.name, m.number);
+        let label = m.label().to_string();
         if m.is_directory() {
             return self.export_tree_to(m, &label, format, w);
         }

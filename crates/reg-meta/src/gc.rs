@@ -25,6 +25,7 @@
 //! versions that a crash left unwritten are written back from the index.
 
 use crate::error::RegistryError;
+use crate::ids::VersionLabel;
 use crate::ids::VersionId;
 use crate::index::{BlobRecord, Index};
 use crate::lock::WriteGuard;
@@ -109,7 +110,7 @@ pub(crate) fn live_blobs(idx: &Index) -> Result<HashSet<BlobId>, RegistryError> 
     let mut live = HashSet::new();
     for (name, rec) in idx.all_versions()? {
         let m = idx.manifest(rec.id)?.ok_or_else(|| RegistryError::Damaged {
-            version: format!("{name}@v{}", rec.number),
+            version: VersionLabel::new(&name, rec.number).to_string(),
             source: StoreError::Missing(BlobId(rec.id.0)),
         })?;
         live.insert(BlobId(rec.id.0));
@@ -187,7 +188,7 @@ impl Registry {
             Ok(BlobKind::Other) => Ok(()),
             Ok(BlobKind::Manifest(m)) => Err(RegistryError::IndexIncomplete {
                 blob: id,
-                version: format!("{}@v{}", m.name, m.number),
+                version: m.label().to_string(),
             }),
             Ok(BlobKind::ManifestLike) => Err(RegistryError::IndexIncomplete {
                 blob: id,

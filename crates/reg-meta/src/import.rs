@@ -16,6 +16,7 @@
 //! imported twice.
 
 use crate::error::RegistryError;
+use crate::ids::VersionLabel;
 use crate::ids::{FileHash, VersionId};
 use crate::index::VersionRecord;
 use crate::lock::WriteGuard;
@@ -80,7 +81,7 @@ impl Registry {
     /// version id. Read from the manifest blob; when that blob is gone the
     /// index's copy is used.
     pub fn manifest_json(&self, name: &str, record: &VersionRecord) -> Result<Vec<u8>, RegistryError> {
-        let label = || format!("{name}@v{}", record.number);
+        let label = || VersionLabel::new(name, record.number).to_string();
         match self.store.read(BlobId(record.id.0)) {
             Ok(bytes) => Ok(bytes),
             Err(StoreError::Missing(_)) => {

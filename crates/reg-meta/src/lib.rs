@@ -72,7 +72,7 @@ pub use config::{Config, DeltaTiming};
 pub use diff::{Diff, DiffOptions, Only};
 pub use error::RegistryError;
 pub use export::{default_name as export_file_name, ExportFormat, ExportReport};
-pub use ids::{FileHash, ModelName, SourceName, VersionId};
+pub use ids::{FileHash, ModelName, SourceName, VersionId, VersionLabel};
 pub use layout::RegistryLayout;
 pub use lock::{ReadGuard, WaitNotice, WaitPolicy, WriteGuard};
 pub use manifest::{Manifest, Piece, TensorEntry};

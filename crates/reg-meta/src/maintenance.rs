@@ -2,6 +2,7 @@
 //! index from the blob store.
 
 use crate::error::RegistryError;
+use crate::ids::VersionLabel;
 use crate::ids::ModelName;
 use crate::index::{BlobRecord, Index, VersionRecord};
 use crate::lock::WriteGuard;
@@ -165,7 +166,7 @@ impl Registry {
         };
         let mut blob_state: BTreeMap<BlobId, Option<String>> = BTreeMap::new();
         for (name, rec, manifest) in &versions {
-            let label = format!("{name}@v{}", rec.number);
+            let label = VersionLabel::new(name, rec.number).to_string();
             let Some(m) = manifest else {
                 report.damaged_versions.push(DamagedVersion {
                     version: label,
@@ -352,7 +353,7 @@ impl Registry {
             let mut manifests = BTreeMap::new();
             for v in &versions {
                 let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: format!("{name}@v{}", v.number),
+                    version: VersionLabel::new(name, v.number).to_string(),
                     source: reg_store::StoreError::Missing(BlobId(v.id.0)),
                 })?;
                 manifests.insert(v.number, m);

@@ -324,6 +324,11 @@ pub struct DroppedFrom {
 }
 
 impl Manifest {
+    /// `NAME@vN` of this version.
+    pub fn label(&self) -> crate::ids::VersionLabel {
+        crate::ids::VersionLabel::new(&self.name, self.number)
+    }
+
     /// Map a file byte range that lies inside skeleton pieces to the same
     /// bytes' range in the skeleton blob.
     pub fn skeleton_range(&self, start: u64, end: u64) -> Option<(u64, u64)> {

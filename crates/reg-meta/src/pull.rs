@@ -39,7 +39,7 @@ pub struct PullReport {
 
 /// `name@vN`, for errors.
 pub(crate) fn label_of(v: &Resolved) -> String {
-    format!("{}@v{}", v.manifest.name, v.manifest.number)
+    v.manifest.label().to_string()
 }
 
 /// Map a store error to damage of `label` (I/O errors stay I/O errors).

@@ -1,6 +1,7 @@
 //! Turning a [`VersionRef`] into one version.
 
 use crate::error::RegistryError;
+use crate::ids::VersionLabel;
 use crate::index::{Index, VersionRecord};
 use crate::lock::ReadGuard;
 use crate::manifest::Manifest;
@@ -185,7 +186,7 @@ pub(crate) fn resolve_in(
             }
         };
         let manifest = idx.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
-            version: format!("{}@v{}", r.name, record.number),
+            version: VersionLabel::new(&r.name, record.number).to_string(),
             source: reg_store::StoreError::Missing(reg_store::BlobId(record.id.0)),
         })?;
         Ok((record, manifest, note))

@@ -204,7 +204,7 @@ impl Registry {
     }
 
     fn layout_reader(&self, v: &Resolved, m: &FileLayout<'_>, start: u64) -> Result<VersionReader, RegistryError> {
-        let label = format!("{}@v{}", v.manifest.name, v.manifest.number);
+        let label = v.manifest.label().to_string();
         if start > m.size {
             return Err(RegistryError::Invalid(format!(
                 "{label} has {} bytes; cannot start reading at byte {start}",
@@ -366,7 +366,7 @@ mod tests {
                 ..PushOptions::default()
             };
             let r = reg.push(file, &opts).expect("push");
-            pushed.push((format!("{name}@v{}", r.number), file.clone(), i));
+            pushed.push((crate::ids::VersionLabel::new(&name, r.number).to_string(), file.clone(), i));
         }
         let deltas = pushed.iter().any(|(name, _, _)| {
             let v = reg.resolve(&VersionRef::parse(name).expect("ref")).expect("resolve");

@@ -128,7 +128,7 @@ impl Remote {
             }
             let json = reg.manifest_json(&name, &record)?;
             let manifest = Manifest::from_json(&json).map_err(|e| RegistryError::Damaged {
-                version: format!("{name}@v{}", record.number),
+                version: reg_meta::VersionLabel::new(&name, record.number).to_string(),
                 source: StoreError::Corrupt {
                     id: BlobId::of(&json),
                     reason: format!("manifest does not parse: {e}"),
@@ -147,7 +147,7 @@ impl Remote {
         // LIST, then only what is missing, parents before their deltas.
         let mut needed: BTreeMap<BlobId, (String, usize)> = BTreeMap::new();
         for o in &outgoing {
-            let label = format!("{}@v{}", o.name, o.record.number);
+            let label = reg_meta::VersionLabel::new(&o.name, o.record.number).to_string();
             for id in o.manifest.blobs() {
                 let chain = reg.store().chain(id).map_err(|source| RemoteError::Damaged {
                     version: label.clone(),

@@ -81,7 +81,7 @@ pub fn pull_file(spec: &str, path: &str) -> String {
 
 /// `NAME@vN`.
 pub fn spec(name: &str, number: u32) -> String {
-    format!("{name}@v{number}")
+    reg_meta::VersionLabel::new(name, number).to_string()
 }
 
 /// A model name from a URL, checked before any lookup (the index finds

@@ -103,7 +103,7 @@ impl Registry {
         // only after the transaction, so a manifest blob on disk always
         // belongs to a version the index lists (or noted in `removed`):
         // one that does not means the index lost it (see crate::gc).
-        let label = || format!("{name}@v{}", manifest.number);
+        let label = || manifest.label().to_string();
         let pending = self.store.encode_pending(&json.as_slice(), None)?;
         let stored = pending
             .read_back(manifest_id)

@@ -110,7 +110,7 @@ fn versions_with_manifests(
             .into_iter()
             .map(|record| {
                 let m = idx.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: format!("{name}@v{}", record.number),
+                    version: reg_meta::VersionLabel::new(name, record.number).to_string(),
                     source: StoreError::Missing(BlobId(record.id.0)),
                 })?;
                 Ok((record, m))
