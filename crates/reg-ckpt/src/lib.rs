@@ -52,6 +52,7 @@ pub mod pickle;
 pub mod safetensors;
 pub mod safety;
 pub mod segment;
+pub mod stream_in;
 pub mod synth;
 pub mod tensors;
 pub mod torchzip;

@@ -127,7 +127,12 @@ pub fn looks_like(file: &[u8]) -> bool {
 }
 
 fn header_len(file: &[u8]) -> Result<u64, SafetensorsError> {
-    let file_len = file.len() as u64;
+    header_len_in(file, file.len() as u64)
+}
+
+/// The header length of a file of `file_len` bytes whose first bytes are
+/// `file` (at least the 8-byte length).
+fn header_len_in(file: &[u8], file_len: u64) -> Result<u64, SafetensorsError> {
     let prefix = file.get(..8).ok_or(SafetensorsError::TooShort(file_len))?;
     let mut b = [0u8; 8];
     b.copy_from_slice(prefix);
@@ -170,7 +175,45 @@ struct TensorInfo {
 
 /// Read and validate a safetensors file.
 pub fn read(file: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
-    let len = header_len(file)?;
+    read_sized(file, file.len() as u64)
+}
+
+/// The largest header [`read_header`] accepts: what a stream must hold in
+/// memory before its first tensor.
+pub const MAX_STREAM_HEADER: u64 = MAX_HEADER;
+
+/// The length prefix of a safetensors stream: how many header bytes follow
+/// the 8 bytes `prefix` (checked against the header limit).
+pub fn header_len_of(prefix: &[u8; 8]) -> Result<u64, SafetensorsError> {
+    header_len_in(prefix, u64::MAX)
+}
+
+/// Read the header of a safetensors stream, `head` being its first
+/// `8 + header length` bytes, before any tensor bytes have arrived: the
+/// tensors' ranges are checked against the data the header itself
+/// declares (the end of its last tensor), not a file length.
+pub fn read_header(head: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
+    let len = header_len_in(head, u64::MAX)?;
+    let json = head
+        .get(8..8 + len as usize)
+        .ok_or(SafetensorsError::TooShort(head.len() as u64))?;
+    let text = std::str::from_utf8(json).map_err(|e| SafetensorsError::Utf8(e.valid_up_to()))?;
+    let entries: Entries = serde_json::from_str(text).map_err(|e| SafetensorsError::Json(e.to_string()))?;
+    // The data region the header declares: up to its last tensor's end.
+    let data_len = entries
+        .0
+        .iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    read_sized(head, (8 + len).saturating_add(data_len))
+}
+
+/// [`read`] of a file of `file_len` bytes whose first bytes (the header
+/// at least) are `file`.
+fn read_sized(file: &[u8], file_len: u64) -> Result<SafetensorsFile, SafetensorsError> {
+    let len = header_len_in(file, file_len)?;
     // header_len checked 8 + len <= file length.
     let json_end = 8 + len as usize;
     let json = file.get(8..json_end).unwrap_or(&[]);
@@ -181,7 +224,7 @@ pub fn read(file: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
     let entries: Entries = serde_json::from_str(text).map_err(|e| SafetensorsError::Json(e.to_string()))?;
 
     let buffer_start = 8 + len;
-    let buffer_len = file.len() as u64 - buffer_start;
+    let buffer_len = file_len - buffer_start;
     let mut names = HashSet::with_capacity(entries.0.len());
     let mut metadata = None;
     let mut tensors = Vec::with_capacity(entries.0.len());
@@ -256,7 +299,7 @@ pub fn read(file: &[u8]) -> Result<SafetensorsFile, SafetensorsError> {
         at = t.data.end;
         prev = Some(&t.name);
     }
-    if at != file.len() as u64 {
+    if at != file_len {
         return Err(SafetensorsError::Hole {
             begin: at - buffer_start,
             end: buffer_len,
