@@ -25,8 +25,8 @@
 //! versions that a crash left unwritten are written back from the index.
 
 use crate::error::RegistryError;
-use crate::ids::VersionLabel;
 use crate::ids::VersionId;
+use crate::ids::VersionLabel;
 use crate::index::{BlobRecord, Index};
 use crate::lock::WriteGuard;
 use crate::manifest_blobs::{kind_of, BlobKind};

@@ -2,8 +2,8 @@
 //! index from the blob store.
 
 use crate::error::RegistryError;
-use crate::ids::VersionLabel;
 use crate::ids::ModelName;
+use crate::ids::VersionLabel;
 use crate::index::{BlobRecord, Index, VersionRecord};
 use crate::lock::WriteGuard;
 use crate::manifest::{Manifest, Piece};

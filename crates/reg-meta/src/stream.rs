@@ -366,7 +366,11 @@ mod tests {
                 ..PushOptions::default()
             };
             let r = reg.push(file, &opts).expect("push");
-            pushed.push((crate::ids::VersionLabel::new(&name, r.number).to_string(), file.clone(), i));
+            pushed.push((
+                crate::ids::VersionLabel::new(&name, r.number).to_string(),
+                file.clone(),
+                i,
+            ));
         }
         let deltas = pushed.iter().any(|(name, _, _)| {
             let v = reg.resolve(&VersionRef::parse(name).expect("ref")).expect("resolve");
