@@ -61,7 +61,7 @@ impl RegistryLayout {
     /// The blob store's temp folder (pending blobs, re-encodings,
     /// weights-only files made by retention).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.blobs_dir().join("tmp")
+        reg_store::LocalDisk::temp_dir_in(&self.blobs_dir())
     }
 
     /// The lock file of `lock` (see [`crate::lock`]).

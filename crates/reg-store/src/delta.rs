@@ -130,7 +130,7 @@ impl BlobStore {
 
     /// The element width the first frame of a framed blob records.
     fn frame_width(&self, id: BlobId) -> Result<Option<u8>, StoreError> {
-        let (mut f, h) = chain::open_file(self.path_of(id), id)?;
+        let (mut f, h) = chain::open_file(&*self.backend, id)?;
         if !h.codec.is_framed() || h.raw_len == 0 {
             return Ok(None);
         }

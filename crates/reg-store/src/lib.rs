@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod backend;
 mod blob_file;
 mod chain;
 mod codec;
@@ -57,6 +58,7 @@ mod source;
 mod store;
 mod stored;
 
+pub use backend::{Backend, BlobFile, LocalDisk, TempFile};
 pub use chain::{ChainReader, MAX_CHAIN};
 pub use codec::Codec;
 pub use error::StoreError;
