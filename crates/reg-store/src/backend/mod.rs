@@ -19,9 +19,10 @@
 //!   and removals of the blobs it is given (on a disk: the directories
 //!   that hold them). Nothing else is promised to survive a crash.
 //!
-//! Implementation: [`LocalDisk`] (a directory; the layout
-//! `<root>/<2 hex>/<62 hex>` and `<root>/tmp/` is spelled there, once).
-//! A wrapper that caches,
+//! Implementations: [`LocalDisk`] (a directory; the layout
+//! `<root>/<2 hex>/<62 hex>` and `<root>/tmp/` is spelled there, once),
+//! and, with the `crash-sim` feature, [`CrashDisk`] (in memory, losing
+//! what was not synced when told to crash). A wrapper that caches,
 //! verifies or only pretends to write (as rustic_core's backends do) is
 //! a `Backend` over another `Arc<dyn Backend>`.
 
@@ -31,8 +32,12 @@ use std::fmt;
 use std::io::{self, Read, Seek, Write};
 use std::path::PathBuf;
 
+#[cfg(feature = "crash-sim")]
+mod crash;
 mod local;
 
+#[cfg(feature = "crash-sim")]
+pub use crash::{CrashDisk, Writeback};
 pub use local::LocalDisk;
 
 /// Storage for blob files and the temp files they are written in.
