@@ -59,6 +59,20 @@ impl Registry {
         Registry::on(config, layout, std::sync::Arc::new(disk))
     }
 
+    /// [`Registry::open`] with the blob files on `backend` rather than in
+    /// `blobs/` (crash tests put them on a `reg_store::backend::CrashDisk`);
+    /// the index, the lock files and retention's weights-only exports
+    /// (real files, in `blobs/tmp/`) stay in the registry directory.
+    pub fn open_with_backend(
+        config: Config,
+        backend: std::sync::Arc<dyn reg_store::Backend>,
+    ) -> Result<Registry, RegistryError> {
+        let layout = RegistryLayout::new(config.root.clone());
+        check_format(&layout)?;
+        fs::create_dir_all(layout.tmp_dir()).map_err(RegistryError::io("creating", layout.tmp_dir()))?;
+        Registry::on(config, layout, backend)
+    }
+
     fn on(
         config: Config,
         layout: RegistryLayout,
