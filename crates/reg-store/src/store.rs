@@ -72,7 +72,9 @@ pub enum Durability {
     /// leaves a copy: a power loss in the next seconds can lose the newest
     /// versions (reads then report them damaged, never wrong bytes), but
     /// nothing older. Re-encodings of blobs that exist (as deltas, by gc) are
-    /// fsynced in both modes, since they replace data older versions need.
+    /// fsynced in both modes, since they replace data older versions need;
+    /// a re-encoding as a delta first makes its parent (and the parent's
+    /// chain) durable, since the older version then needs that too.
     Fast,
 }
 
