@@ -1,5 +1,6 @@
 //! Where things are in a registry directory: every file and folder name
-//! the registry uses is spelled here once (docs/format.md describes them).
+//! the registry uses is spelled here once, except those inside `blobs/`,
+//! which are `reg_store::LocalDisk`'s (docs/format.md describes them).
 //!
 //! ```text
 //! <root>/

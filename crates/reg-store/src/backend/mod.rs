@@ -21,7 +21,7 @@
 //!
 //! Implementations: [`LocalDisk`] (a directory; the layout
 //! `<root>/<2 hex>/<62 hex>` and `<root>/tmp/` is spelled there, once),
-//! and, with the `crash-sim` feature, [`CrashDisk`] (in memory, losing
+//! and, with the `crash-sim` feature, `CrashDisk` (in memory, losing
 //! what was not synced when told to crash). A wrapper that caches,
 //! verifies or only pretends to write (as rustic_core's backends do) is
 //! a `Backend` over another `Arc<dyn Backend>`.
