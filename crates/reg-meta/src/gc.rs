@@ -323,6 +323,12 @@ impl Registry {
                 .map(|id| VersionId(id.0))
                 .collect();
             if !gone.is_empty() {
+                // Their absence must be durable before the notes go, even
+                // where another process (an rm) deleted them unsynced: a
+                // manifest blob back after a crash with no note would be a
+                // version the index lost.
+                self.store
+                    .sync_names(&gone.iter().map(|id| id.blob()).collect::<Vec<_>>())?;
                 self.with_index(
                     "reg gc to forget removed versions",
                     |idx| Ok(idx.forget_removed(&gone)?),

@@ -1,5 +1,6 @@
 //! Where things are in a registry directory: every file and folder name
-//! the registry uses is spelled here once (docs/format.md describes them).
+//! the registry uses is spelled here once, except those inside `blobs/`,
+//! which are `reg_store::LocalDisk`'s (docs/format.md describes them).
 //!
 //! ```text
 //! <root>/
@@ -61,7 +62,7 @@ impl RegistryLayout {
     /// The blob store's temp folder (pending blobs, re-encodings,
     /// weights-only files made by retention).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.blobs_dir().join("tmp")
+        reg_store::LocalDisk::temp_dir_in(&self.blobs_dir())
     }
 
     /// The lock file of `lock` (see [`crate::lock`]).

@@ -57,7 +57,32 @@ impl Registry {
     pub fn open(config: Config) -> Result<Registry, RegistryError> {
         let layout = RegistryLayout::new(config.root.clone());
         check_format(&layout)?;
-        let store = open_store(&config, &layout)?;
+        let disk = reg_store::LocalDisk::open(layout.blobs_dir())?;
+        Registry::on(config, layout, std::sync::Arc::new(disk))
+    }
+
+    /// [`Registry::open`] with the blob files on `backend` rather than in
+    /// `blobs/` (crash tests put them on a `reg_store::backend::CrashDisk`);
+    /// the index, the lock files and retention's weights-only exports
+    /// (real files, in `blobs/tmp/`) stay in the registry directory.
+    pub fn open_with_backend(
+        config: Config,
+        backend: std::sync::Arc<dyn reg_store::Backend>,
+    ) -> Result<Registry, RegistryError> {
+        let layout = RegistryLayout::new(config.root.clone());
+        check_format(&layout)?;
+        fs::create_dir_all(layout.tmp_dir()).map_err(RegistryError::io("creating", layout.tmp_dir()))?;
+        Registry::on(config, layout, backend)
+    }
+
+    fn on(
+        config: Config,
+        layout: RegistryLayout,
+        backend: std::sync::Arc<dyn reg_store::Backend>,
+    ) -> Result<Registry, RegistryError> {
+        let store = BlobStore::with_backend(backend, config.compression_level)
+            .with_policy(config.codecs)
+            .with_durability(config.durability);
         let locks = Locks::new(layout.clone());
         Ok(Registry {
             config,
@@ -259,13 +284,6 @@ fn is_own_file(name: &str) -> bool {
         || name.ends_with(".lock")
         || name.ends_with(".owner")
         || name.starts_with("readers.gen")
-}
-
-/// The blob store of the registry, with its settings.
-fn open_store(config: &Config, layout: &RegistryLayout) -> Result<BlobStore, RegistryError> {
-    Ok(BlobStore::open(layout.blobs_dir(), config.compression_level)?
-        .with_policy(config.codecs)
-        .with_durability(config.durability))
 }
 
 /// Write the `FORMAT` file atomically (temp file, fsync, rename). Two

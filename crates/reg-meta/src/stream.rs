@@ -241,8 +241,8 @@ impl Registry {
                 reason: format!("manifest pieces add up to {total} bytes, the file has {}", m.size),
             }));
         }
-        // Reads need no settings: the store is opened only to find blob files.
-        let store = BlobStore::open(self.layout.blobs_dir(), self.config.compression_level)?;
+        // A store of its own on the same backend: the reader outlives `self`.
+        let store = self.store.handle();
         let mut reader = VersionReader {
             _pin: v._pin.clone(),
             store,

@@ -173,7 +173,7 @@ impl Remote {
             writer.write_all(&chunk).map_err(|source| {
                 RemoteError::Local(StoreError::Io {
                     action: "writing",
-                    path: store.root().join("tmp"),
+                    path: writer.path(),
                     source,
                 })
             })?;

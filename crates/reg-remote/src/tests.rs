@@ -167,7 +167,7 @@ fn damaged_remote_blob_is_not_stored() -> R {
     );
     assert!(!b.store().contains(victim));
     assert!(b.all_versions()?.is_empty());
-    assert_eq!(std::fs::read_dir(b.store().root().join("tmp"))?.count(), 0);
+    assert_eq!(std::fs::read_dir(b.store().temp_dir())?.count(), 0);
 
     std::fs::remove_file(&path)?;
     let err = rem.pull(&b, &VersionRef::parse("mlp@v1")?, &Silent).err();

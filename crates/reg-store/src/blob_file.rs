@@ -14,11 +14,11 @@
 //! The parent of a delta blob is in its header so that whoever moves or
 //! deletes blobs (gc, sync) can follow chains without decoding anything.
 
+use crate::backend::TempFile;
 use crate::frames::{self, FramesWritten};
 use crate::source::RawSource;
 use crate::{BlobId, Codec, StoreError};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, SeekFrom, Write};
 
 /// Length of the fixed header in bytes.
 pub const HEADER_LEN: u64 = 16;
@@ -87,7 +87,12 @@ fn plain(codec: Codec, raw_len: u64) -> BlobHeader {
 /// as one zstd frame, at zstd `level` (`None`: the raw bytes as they are).
 /// A compressed body is kept only when it saves at least 1/64 of the
 /// bytes; otherwise the source is read again and stored raw.
-pub fn write(file: &mut File, raw: &dyn RawSource, level: Option<i32>, width: Option<u8>) -> io::Result<Written> {
+pub fn write<W: TempFile + ?Sized>(
+    file: &mut W,
+    raw: &dyn RawSource,
+    level: Option<i32>,
+    width: Option<u8>,
+) -> io::Result<Written> {
     let raw_len = raw.len();
     if let (Some(w), Some(level), true) = (width, level, raw_len >= MIN_PLANES) {
         let header = plain(Codec::Planes, raw_len);
@@ -131,8 +136,8 @@ pub fn write(file: &mut File, raw: &dyn RawSource, level: Option<i32>, width: Op
 /// no frame gained from the parent or the body would not save 1/64 over
 /// the raw bytes: the caller then stores the blob some other way (or
 /// keeps what it had).
-pub fn write_delta(
-    file: &mut File,
+pub fn write_delta<W: TempFile + ?Sized>(
+    file: &mut W,
     raw: &dyn RawSource,
     width: u8,
     level: i32,
@@ -156,8 +161,8 @@ pub fn write_delta(
     }))
 }
 
-fn encode_frames(
-    file: &mut File,
+fn encode_frames<W: Write + ?Sized>(
+    file: &mut W,
     raw: &dyn RawSource,
     width: u8,
     level: i32,
@@ -173,13 +178,13 @@ fn pays(body: u64, raw_len: u64) -> bool {
     body + raw_len / 64 < raw_len
 }
 
-fn rewind(file: &mut File) -> io::Result<()> {
+fn rewind<W: TempFile + ?Sized>(file: &mut W) -> io::Result<()> {
     file.set_len(0)?;
     file.seek(SeekFrom::Start(0)).map(|_| ())
 }
 
 /// Copy exactly `len` bytes, in large chunks.
-fn copy_exact(from: &mut dyn Read, to: &mut dyn Write, len: u64) -> io::Result<()> {
+fn copy_exact<W: Write + ?Sized>(from: &mut dyn Read, to: &mut W, len: u64) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
     let mut left = len;
     while left > 0 {
@@ -207,7 +212,7 @@ fn header_read_error(id: BlobId, e: io::Error) -> StoreError {
 
 /// Read and check the header of a blob file, leaving the file at the
 /// start of the body.
-pub fn read_header(file: &mut File, id: BlobId) -> Result<BlobHeader, StoreError> {
+pub fn read_header<R: Read + ?Sized>(file: &mut R, id: BlobId) -> Result<BlobHeader, StoreError> {
     let mut h = [0u8; HEADER_LEN as usize];
     file.read_exact(&mut h).map_err(|e| header_read_error(id, e))?;
     if &h[..4] != MAGIC || h[4] != VERSION || h[6..8] != [0, 0] {

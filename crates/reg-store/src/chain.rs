@@ -13,11 +13,14 @@
 //! own: a wrong parent frame is caught by the checksum each delta frame
 //! keeps of its parent's bytes, and any wrong output by the leaf's hash.
 
+use crate::backend::{Backend, BlobFile};
 use crate::blob_file::{corrupt, read_header, BlobHeader};
 use crate::frames::{self, FRAME_RAW};
 use crate::{BlobId, Codec, StoreError};
-use std::fs::File;
 use std::io::{self, BufReader, Read};
+
+/// A blob file as the chain reads it.
+type Opened = Box<dyn BlobFile>;
 
 /// Longest chain followed (links from a blob to its root); longer ones,
 /// and cycles, are reported as damage. Chains reg writes are bounded by
@@ -28,9 +31,9 @@ const BUF: usize = 1 << 20;
 
 /// The body of one blob of a chain, positioned at its first byte.
 enum Body {
-    Raw(BufReader<File>),
-    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<File>>>),
-    Frames(BufReader<File>),
+    Raw(BufReader<Opened>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Opened>>>),
+    Frames(BufReader<Opened>),
 }
 
 struct Level {
@@ -39,7 +42,7 @@ struct Level {
 }
 
 impl Level {
-    fn open(id: BlobId, file: File, header: BlobHeader) -> Result<Level, StoreError> {
+    fn open(id: BlobId, file: Opened, header: BlobHeader) -> Result<Level, StoreError> {
         let buffered = BufReader::with_capacity(BUF, file);
         let body = match header.codec {
             Codec::Raw => Body::Raw(buffered),
@@ -92,9 +95,9 @@ impl ChainReader {
     /// header `header`); `open` opens another blob's file and header.
     pub(crate) fn open(
         id: BlobId,
-        file: File,
+        file: Opened,
         header: BlobHeader,
-        open: &dyn Fn(BlobId) -> Result<(File, BlobHeader), StoreError>,
+        open: &dyn Fn(BlobId) -> Result<(Opened, BlobHeader), StoreError>,
     ) -> Result<ChainReader, StoreError> {
         let mut levels = vec![Level::open(id, file, header)?];
         let mut seen = vec![id];
@@ -284,19 +287,20 @@ impl Read for ChainReader {
     }
 }
 
-/// Open blob `id`'s file and read its header (for [`ChainReader::open`]).
-pub(crate) fn open_file(path: std::path::PathBuf, id: BlobId) -> Result<(File, BlobHeader), StoreError> {
-    let mut f = File::open(&path).map_err(|e| match e.kind() {
+/// Open blob `id`'s file on `backend` and read its header (for
+/// [`ChainReader::open`]).
+pub(crate) fn open_file(backend: &dyn Backend, id: BlobId) -> Result<(Opened, BlobHeader), StoreError> {
+    let mut f = backend.open(id).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => StoreError::Missing(id),
         _ => StoreError::Io {
             action: "opening",
-            path,
+            path: backend.path_of(id),
             source: e,
         },
     })?;
     // A folder (or a device) where a blob file should be is damage of
     // the store, not an I/O problem of the caller's.
-    if f.metadata().is_ok_and(|m| !m.is_file()) {
+    if !f.is_regular() {
         return Err(corrupt(id, "its blob file is not a regular file"));
     }
     let h = read_header(&mut f, id)?;

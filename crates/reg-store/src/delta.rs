@@ -12,7 +12,7 @@
 use crate::blob_file;
 use crate::chain;
 use crate::source::{BlobSource, Checked};
-use crate::store::CodecPolicy;
+use crate::store::{CodecPolicy, Durability};
 use crate::{BlobId, BlobStore, ParentCheck, PutOutcome, RawSource, StoreError};
 
 impl BlobStore {
@@ -98,6 +98,15 @@ impl BlobStore {
         if written.stored_len >= old_len {
             return Ok(None);
         }
+        if self.durability == Durability::Fast {
+            // The parent may be a new blob left to the kernel's writeback:
+            // the durable delta must not outlive it, or a crash would take
+            // an older version (the one `id` belongs to) with the newest.
+            // With `Full` it is durable since its push synced it.
+            let mut needed = vec![parent];
+            needed.extend(self.chain(parent)?);
+            self.make_durable(&needed)?;
+        }
         self.install(id, tmp, written, true).map(Some)
     }
 
@@ -130,7 +139,7 @@ impl BlobStore {
 
     /// The element width the first frame of a framed blob records.
     fn frame_width(&self, id: BlobId) -> Result<Option<u8>, StoreError> {
-        let (mut f, h) = chain::open_file(self.path_of(id), id)?;
+        let (mut f, h) = chain::open_file(&*self.backend, id)?;
         if !h.codec.is_framed() || h.raw_len == 0 {
             return Ok(None);
         }

@@ -16,11 +16,21 @@
 //! *stored* form is its blob file, header and encoded body as they are on
 //! disk (`read_stored`, `put_stored`, [`StoredWriter`], `stored_len`).
 //!
+//! The store holds the policy (codecs, which writes are fsynced when) and
+//! does all its I/O through a [`Backend`], a small trait keyed by blob id
+//! (open, length, temp file, install, remove, sync, list): [`LocalDisk`]
+//! is a directory on the local disk, where the on-disk layout is spelled;
+//! the `crash-sim` feature adds `backend::CrashDisk`, an in-memory disk
+//! that loses what was not synced when a crash test tells it to.
+//!
 //! Main types:
 //! - [`BlobId`]: the 32-byte blake3 id, shown as 64 hex digits.
-//! - [`BlobStore`]: the blob directory of one registry (`put`, `read`,
-//!   `copy_to`, `contains`, `remove`, `sync`; deltas: `put_delta`,
+//! - [`BlobStore`]: the blobs of one registry (`put`, `read`, `copy_to`,
+//!   `contains`, `remove`, `sync`; deltas: `put_delta`,
 //!   `encode_as_delta`, `make_self_contained`, `chain`).
+//! - [`Backend`]: where blob files live ([`LocalDisk`], or any other
+//!   implementation given to [`BlobStore::with_backend`]), with the
+//!   [`BlobFile`] readers and [`TempFile`] writers it hands out.
 //! - [`PendingBlob`]: a blob encoded into a temp file, committed under its
 //!   id once the caller has checked what it read.
 //! - [`BlobSource`]: a stored blob's raw bytes as a [`RawSource`], to
@@ -39,10 +49,19 @@
 //! store.put(id, bytes)?;
 //! store.sync()?; // make the new blobs durable before naming them anywhere
 //! assert_eq!(store.read(id)?, bytes);
+//!
+//! // The same store over a backend chosen by the caller (a wrapper, a
+//! // test disk): here the local disk again, opened by hand.
+//! use reg_store::{Backend, LocalDisk};
+//! use std::sync::Arc;
+//! let disk: Arc<dyn Backend> = Arc::new(LocalDisk::open("/tmp/reg-example/blobs")?);
+//! let same = BlobStore::with_backend(disk, 3);
+//! assert_eq!(same.read(id)?, bytes);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
+pub mod backend;
 mod blob_file;
 mod chain;
 mod codec;
@@ -57,6 +76,7 @@ mod source;
 mod store;
 mod stored;
 
+pub use backend::{Backend, BlobFile, LocalDisk, TempFile};
 pub use chain::{ChainReader, MAX_CHAIN};
 pub use codec::Codec;
 pub use error::StoreError;

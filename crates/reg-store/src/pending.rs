@@ -5,13 +5,14 @@
 //! in the store, and dropping a pending blob deletes its temp file, so a
 //! push that fails half-way leaves the store as it was.
 
+use crate::backend::TempFile;
 use crate::blob_file::{self, Written};
 use crate::{BlobId, BlobStore, Codec, PutOutcome, RawSource, StoreError};
 
 /// An encoded blob in a temp file of the store, not yet under its name.
 pub struct PendingBlob<'s> {
     store: &'s BlobStore,
-    tmp: tempfile::NamedTempFile,
+    tmp: Box<dyn TempFile>,
     written: Written,
 }
 
@@ -31,8 +32,7 @@ impl PendingBlob<'_> {
     /// whose stored form must be proven readable before anything names it
     /// (a version's manifest).
     pub fn read_back(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
-        let path = self.tmp.path().to_path_buf();
-        let mut file = std::fs::File::open(&path).map_err(StoreError::io("reading", &path))?;
+        let mut file = self.tmp.reader().map_err(StoreError::io("reading", self.tmp.path()))?;
         let header = blob_file::read_header(&mut file, id)?;
         let mut body = crate::chain::ChainReader::open(id, file, header, &|p| {
             Err(StoreError::Corrupt {
@@ -62,7 +62,7 @@ impl BlobStore {
             .encode_to_tmp(None, |file| blob_file::write(file, raw, level, width).map(Some))?
             .ok_or_else(|| StoreError::Io {
                 action: "encoding into",
-                path: self.root.join("tmp"),
+                path: self.temp_dir(),
                 source: std::io::Error::other("nothing was written"),
             })?;
         Ok(PendingBlob {

@@ -1,19 +1,21 @@
-//! The blob directory of one registry.
+//! The blob store of one registry: the policy over a [`Backend`].
 //!
-//! Layout: `<root>/<first two hex digits>/<remaining 62 hex digits>`, and
-//! `<root>/tmp/` for files being written. A blob file only ever appears
-//! under its final name complete: it is written to `tmp/`, fsynced, then
-//! renamed. Directories touched by renames are fsynced by [`BlobStore::sync`],
-//! which callers run before they name the new blobs in an index.
+//! A blob file only ever appears under its final name complete: it is
+//! encoded into a temp file, fsynced (always for a re-encoding, which
+//! replaces bytes older versions need; for new blobs when the durability
+//! is [`Durability::Full`]), then installed under its name. The names
+//! installed or removed are made durable by [`BlobStore::sync`], which
+//! callers run before they name the new blobs in an index. Where the
+//! files are, and how renames and fsyncs are done, is the backend's.
 
+use crate::backend::{Backend, LocalDisk, TempFile};
 use crate::blob_file::{self, BlobHeader, HEADER_LEN};
 use crate::chain::{self, ChainReader};
 use crate::{BlobId, Codec, RawSource, StoreError};
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How new blobs are encoded (`codecs` in registry.toml: `"auto"`,
 /// `"zstd"` or `"raw"`).
@@ -70,7 +72,9 @@ pub enum Durability {
     /// leaves a copy: a power loss in the next seconds can lose the newest
     /// versions (reads then report them damaged, never wrong bytes), but
     /// nothing older. Re-encodings of blobs that exist (as deltas, by gc) are
-    /// fsynced in both modes, since they replace data older versions need.
+    /// fsynced in both modes, since they replace data older versions need;
+    /// a re-encoding as a delta first makes its parent (and the parent's
+    /// chain) durable, since the older version then needs that too.
     Fast,
 }
 
@@ -108,30 +112,50 @@ impl From<BlobHeader> for BlobInfo {
     }
 }
 
-/// A directory of content-addressed, compressed blob files.
+/// A temp file holding an encoded blob, with what was written.
+pub(crate) type Encoded = (Box<dyn TempFile>, blob_file::Written);
+
+/// Content-addressed, compressed blob files, on a [`Backend`].
 #[derive(Debug)]
 pub struct BlobStore {
-    pub(crate) root: PathBuf,
+    pub(crate) backend: Arc<dyn Backend>,
     pub(crate) level: i32,
     pub(crate) policy: CodecPolicy,
-    pub(crate) dirty_dirs: Mutex<HashSet<PathBuf>>,
+    /// Blobs installed or removed since the last [`BlobStore::sync`] whose
+    /// names must be made durable by it.
+    pub(crate) dirty: Mutex<HashSet<BlobId>>,
     pub(crate) durability: Durability,
 }
 
 impl BlobStore {
-    /// Open (creating if needed) the blob directory at `root`; new blobs are
-    /// compressed with zstd at `level`.
+    /// Open (creating if needed) the blob directory at `root` on the local
+    /// disk ([`LocalDisk`]); new blobs are compressed with zstd at `level`.
     pub fn open(root: impl AsRef<Path>, level: i32) -> Result<BlobStore, StoreError> {
-        let root = root.as_ref().to_path_buf();
-        let tmp = root.join("tmp");
-        fs::create_dir_all(&tmp).map_err(StoreError::io("creating", &tmp))?;
-        Ok(BlobStore {
-            root,
+        Ok(BlobStore::with_backend(Arc::new(LocalDisk::open(root)?), level))
+    }
+
+    /// A store on `backend`; new blobs are compressed with zstd at `level`.
+    pub fn with_backend(backend: Arc<dyn Backend>, level: i32) -> BlobStore {
+        BlobStore {
+            backend,
             level,
             policy: CodecPolicy::Auto,
-            dirty_dirs: Mutex::new(HashSet::new()),
+            dirty: Mutex::new(HashSet::new()),
             durability: Durability::Full,
-        })
+        }
+    }
+
+    /// Another store on the same backend with the same settings, for a
+    /// reader that must own its store; what this one has left to
+    /// [`BlobStore::sync`] stays this one's.
+    pub fn handle(&self) -> BlobStore {
+        BlobStore {
+            backend: Arc::clone(&self.backend),
+            level: self.level,
+            policy: self.policy,
+            dirty: Mutex::new(HashSet::new()),
+            durability: self.durability,
+        }
     }
 
     /// Choose how new blobs are encoded (benchmarks compare the policies).
@@ -146,20 +170,25 @@ impl BlobStore {
         self
     }
 
-    /// The directory this store lives in.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The backend the blob files are on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
-    /// Where the blob `id` lives (whether or not it exists).
+    /// Where the blob `id` lives (whether or not it exists): its file on
+    /// the local disk, a name for messages on other backends.
     pub fn path_of(&self, id: BlobId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root.join(&hex[..2]).join(&hex[2..])
+        self.backend.path_of(id)
+    }
+
+    /// Where temp files are written (see [`Backend::temp_dir`]).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.backend.temp_dir()
     }
 
     /// True when the blob file exists.
     pub fn contains(&self, id: BlobId) -> bool {
-        self.path_of(id).is_file()
+        matches!(self.backend.stored_len(id), Ok(Some(_)))
     }
 
     /// Store `raw` under `id` (which must be `BlobId::of(raw)`; callers hash
@@ -187,53 +216,55 @@ impl BlobStore {
 
     /// The stored outcome of `id` when its file exists.
     pub(crate) fn existing(&self, id: BlobId) -> Result<Option<PutOutcome>, StoreError> {
-        match fs::metadata(self.path_of(id)) {
-            Ok(meta) => {
-                let info = self.describe(id)?;
-                Ok(Some(PutOutcome {
-                    written: false,
-                    stored_len: meta.len(),
-                    codec: info.codec,
-                    parent: info.parent,
-                }))
-            }
-            Err(_) => Ok(None),
-        }
+        let stored_len = self
+            .backend
+            .stored_len(id)
+            .map_err(StoreError::io("reading metadata of", self.path_of(id)))?;
+        let Some(stored_len) = stored_len else {
+            return Ok(None);
+        };
+        let info = self.describe(id)?;
+        Ok(Some(PutOutcome {
+            written: false,
+            stored_len,
+            codec: info.codec,
+            parent: info.parent,
+        }))
     }
 
-    /// Encode into a new temp file of `tmp/`; `id` (when known) names it
-    /// and is the blob a source that fails its own check is reported as.
+    /// Encode into a new temp file; `id` (when known) names it and is the
+    /// blob a source that fails its own check is reported as.
     pub(crate) fn encode_to_tmp(
         &self,
         id: Option<BlobId>,
-        encode: impl FnOnce(&mut File) -> std::io::Result<Option<blob_file::Written>>,
-    ) -> Result<Option<(tempfile::NamedTempFile, blob_file::Written)>, StoreError> {
-        let tmp_dir = self.root.join("tmp");
-        let prefix = id
+        encode: impl FnOnce(&mut dyn TempFile) -> std::io::Result<Option<blob_file::Written>>,
+    ) -> Result<Option<Encoded>, StoreError> {
+        let hint = id
             .map(|i| i.to_hex()[..16].to_string())
             .unwrap_or_else(|| "pending".into());
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempfile_in(&tmp_dir)
-            .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
-        let written = encode(tmp.as_file_mut()).map_err(|e| match (e.kind(), id) {
+        let mut tmp = self
+            .backend
+            .create_temp(&hint)
+            .map_err(StoreError::io("creating a temp file in", self.temp_dir()))?;
+        let written = encode(tmp.as_mut()).map_err(|e| match (e.kind(), id) {
             // A source blob that fails its own check while being read.
             (std::io::ErrorKind::InvalidData, Some(id)) => blob_file::corrupt(id, e.to_string()),
             _ => StoreError::Io {
                 action: "writing",
-                path: tmp.path().to_path_buf(),
+                path: tmp.path(),
                 source: e,
             },
         })?;
         Ok(written.map(|w| (tmp, w)))
     }
 
-    /// fsync a finished temp file and rename it to the blob's name
-    /// (replacing an existing file of the same blob when `replace`).
+    /// fsync a finished temp file (as the durability asks) and rename it
+    /// to the blob's name (replacing an existing file of the same blob
+    /// when `replace`).
     pub(crate) fn install(
         &self,
         id: BlobId,
-        tmp: tempfile::NamedTempFile,
+        mut tmp: Box<dyn TempFile>,
         written: blob_file::Written,
         replace: bool,
     ) -> Result<PutOutcome, StoreError> {
@@ -244,28 +275,19 @@ impl BlobStore {
                 return Ok(existing);
             }
         }
-        let path = self.path_of(id);
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
         // A file that replaces another is synced in every mode: an older
         // version may need the bytes it holds.
-        if replace || self.durability == Durability::Full {
-            tmp.as_file()
-                .sync_all()
-                .map_err(StoreError::io("syncing", tmp.path()))?;
+        let durable = replace || self.durability == Durability::Full;
+        if durable {
+            tmp.sync().map_err(StoreError::io("syncing", tmp.path()))?;
         }
-        tmp.persist(&path).map_err(|e| StoreError::Io {
+        self.backend.install(tmp, id).map_err(|source| StoreError::Io {
             action: "renaming a blob into",
-            path: path.clone(),
-            source: e.error,
+            path: self.path_of(id),
+            source,
         })?;
-        if replace || self.durability == Durability::Full {
-            if let Ok(mut dirty) = self.dirty_dirs.lock() {
-                dirty.insert(dir);
-            }
+        if durable {
+            self.mark_dirty(id);
         }
         Ok(PutOutcome {
             written: true,
@@ -275,30 +297,67 @@ impl BlobStore {
         })
     }
 
-    /// fsync every directory that received a blob since the last call, so
-    /// the renames survive a crash (with [`Durability::Fast`], only those
-    /// that received re-encodings of existing blobs).
+    /// Note that `id`'s name changed, for the next [`BlobStore::sync`].
+    fn mark_dirty(&self, id: BlobId) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.insert(id);
+        }
+    }
+
+    /// Make the blobs installed and removed since the last call durable
+    /// (on the local disk: fsync the directories they are in), so that a
+    /// crash leaves them as they are (with [`Durability::Fast`], only the
+    /// re-encodings of existing blobs and the removals). Callers run it
+    /// before they name new blobs in an index, and after removals before
+    /// they forget them.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let dirs: Vec<PathBuf> = match self.dirty_dirs.lock() {
+        let ids: Vec<BlobId> = match self.dirty.lock() {
             Ok(mut d) => d.drain().collect(),
             Err(_) => Vec::new(),
         };
-        let root = (self.durability == Durability::Full || !dirs.is_empty()).then_some(&self.root);
-        for dir in dirs.iter().chain(root) {
-            sync_dir(dir)?;
+        if ids.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.backend
+            .sync(&ids)
+            .map_err(StoreError::io("syncing blob directories in", self.backend.location()))
+    }
+
+    /// Make the names of the blobs `ids` durable as they are now, present
+    /// or absent, whoever installed or removed them (another process may
+    /// have, and not synced): before an index forgets a blob it no longer
+    /// finds, or names one it did not write.
+    pub fn sync_names(&self, ids: &[BlobId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.backend
+            .sync(ids)
+            .map_err(StoreError::io("syncing blob directories in", self.backend.location()))
+    }
+
+    /// Make the stored blobs `ids` durable, bytes and names, before
+    /// something that must survive a crash depends on them: a version
+    /// that names blobs its push found stored but did not write (another
+    /// writer's, not synced yet; an interrupted push's), a re-encoding
+    /// as a delta against them.
+    pub fn make_durable(&self, ids: &[BlobId]) -> Result<(), StoreError> {
+        for id in ids {
+            let (file, _) = chain::open_file(&*self.backend, *id)?;
+            file.sync().map_err(StoreError::io("syncing", self.path_of(*id)))?;
+        }
+        self.sync_names(ids)
     }
 
     fn open_chain(&self, id: BlobId) -> Result<(ChainReader, BlobHeader), StoreError> {
-        let (f, header) = chain::open_file(self.path_of(id), id)?;
-        let reader = ChainReader::open(id, f, header, &|p| chain::open_file(self.path_of(p), p))?;
+        let (f, header) = chain::open_file(&*self.backend, id)?;
+        let reader = ChainReader::open(id, f, header, &|p| chain::open_file(&*self.backend, p))?;
         Ok((reader, header))
     }
 
     /// Raw length, codec and parent of a stored blob, from its header.
     pub fn describe(&self, id: BlobId) -> Result<BlobInfo, StoreError> {
-        chain::open_file(self.path_of(id), id).map(|(_, h)| h.into())
+        chain::open_file(&*self.backend, id).map(|(_, h)| h.into())
     }
 
     /// Stream the blob's raw bytes into `out`, verifying length and hash.
@@ -340,13 +399,12 @@ impl BlobStore {
 
     /// Bytes the blob file takes on disk.
     pub fn stored_len(&self, id: BlobId) -> Result<u64, StoreError> {
-        let path = self.path_of(id);
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing(id)),
+        match self.backend.stored_len(id) {
+            Ok(Some(len)) => Ok(len),
+            Ok(None) => Err(StoreError::Missing(id)),
             Err(e) => Err(StoreError::Io {
                 action: "reading metadata of",
-                path,
+                path: self.path_of(id),
                 source: e,
             }),
         }
@@ -357,68 +415,42 @@ impl BlobStore {
         self.copy_to(id, &mut std::io::sink()).map(|_| ())
     }
 
-    /// Delete a blob file (missing is not an error).
+    /// Delete a blob file (missing is not an error). The removal is
+    /// durable after the next [`BlobStore::sync`].
     pub fn remove(&self, id: BlobId) -> Result<(), StoreError> {
-        let path = self.path_of(id);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io {
-                action: "removing",
-                path,
-                source: e,
-            }),
+        let removed = self
+            .backend
+            .remove(id)
+            .map_err(StoreError::io("removing", self.path_of(id)))?;
+        if removed {
+            self.mark_dirty(id);
         }
+        Ok(())
     }
 
-    /// Every blob id in the store (files with names that are not ids are
-    /// skipped).
+    /// Every blob id in the store, sorted (files with names that are not
+    /// ids are skipped).
     pub fn list(&self) -> Result<Vec<BlobId>, StoreError> {
-        let mut out = Vec::new();
-        let entries = fs::read_dir(&self.root).map_err(StoreError::io("listing", &self.root))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.len() != 2 || !entry.path().is_dir() {
-                continue;
-            }
-            let sub = entry.path();
-            let files = fs::read_dir(&sub).map_err(StoreError::io("listing", &sub))?;
-            for f in files.flatten() {
-                let rest = f.file_name().to_string_lossy().into_owned();
-                if let Ok(id) = BlobId::from_hex(&format!("{name}{rest}")) {
-                    out.push(id);
-                }
-            }
-        }
+        let mut out = self
+            .backend
+            .list()
+            .map_err(StoreError::io("listing", self.backend.location()))?;
         out.sort();
         Ok(out)
     }
 
     /// Remove leftover temp files (from a crashed writer).
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
-        let tmp = self.root.join("tmp");
-        let mut n = 0;
-        for entry in fs::read_dir(&tmp).map_err(StoreError::io("listing", &tmp))?.flatten() {
-            if fs::remove_file(entry.path()).is_ok() {
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.backend
+            .clean_temps()
+            .map_err(StoreError::io("listing", self.temp_dir()))
     }
-}
-
-/// fsync a directory so renames into it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let f = OpenOptions::new()
-        .read(true)
-        .open(dir)
-        .map_err(StoreError::io("opening", dir))?;
-    f.sync_all().map_err(StoreError::io("syncing", dir))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn put_read_verify_and_detect_damage() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,35 +3,36 @@
 //! A remote keeps blob files exactly as they are on disk here (header and
 //! encoded body, see docs/format.md), so uploads send the file bytes as
 //! they are and downloads write them back as they arrive. A blob that
-//! arrives is written to `tmp/`, then decoded and hashed; only when it
+//! arrives is written to a temp file, then decoded and hashed; only when it
 //! yields exactly the bytes its id names is it renamed into place. A
 //! damaged download never enters the store.
 
+use crate::backend::{BlobFile, TempFile};
 use crate::blob_file;
 use crate::chain::{self, ChainReader};
-use crate::store::sync_dir;
 use crate::{BlobId, BlobStore, PutOutcome, StoreError};
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 impl BlobStore {
     /// The blob file's bytes exactly as stored (header and encoded body).
     /// Not verified: the receiving side checks them.
     pub fn read_stored(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
-        let path = self.path_of(id);
-        fs::read(&path).map_err(|e| missing_or_io(id, &path, e))
+        let (mut file, len) = self.open_stored(id)?;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut out)
+            .map_err(|e| missing_or_io(id, self.path_of(id), e))?;
+        Ok(out)
     }
 
-    /// Open the blob file for streaming its stored bytes; returns the file
-    /// and its length.
-    pub fn open_stored(&self, id: BlobId) -> Result<(File, u64), StoreError> {
-        let path = self.path_of(id);
-        let file = File::open(&path).map_err(|e| missing_or_io(id, &path, e))?;
-        let len = file
-            .metadata()
-            .map_err(StoreError::io("reading metadata of", &path))?
-            .len();
+    /// Open the blob file for streaming its stored bytes; returns the
+    /// backend's reader and the file's length.
+    pub fn open_stored(&self, id: BlobId) -> Result<(Box<dyn BlobFile>, u64), StoreError> {
+        let file = self
+            .backend
+            .open(id)
+            .map_err(|e| missing_or_io(id, self.path_of(id), e))?;
+        let len = file.file_len();
         Ok((file, len))
     }
 
@@ -41,7 +42,7 @@ impl BlobStore {
     /// leaves nothing behind.
     pub fn put_stored(&self, id: BlobId, stored: &[u8]) -> Result<PutOutcome, StoreError> {
         let mut w = self.stored_writer(id)?;
-        w.write_all(stored).map_err(StoreError::io("writing", w.tmp.path()))?;
+        w.write_all(stored).map_err(StoreError::io("writing", w.path()))?;
         w.commit()
     }
 
@@ -49,12 +50,10 @@ impl BlobStore {
     /// until [`StoredWriter::commit`] has verified it. Dropping the writer
     /// without committing deletes what was written.
     pub fn stored_writer(&self, id: BlobId) -> Result<StoredWriter<'_>, StoreError> {
-        let tmp_dir = self.root().join("tmp");
-        fs::create_dir_all(&tmp_dir).map_err(StoreError::io("creating", &tmp_dir))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{}.in", &id.to_hex()[..16]))
-            .tempfile_in(&tmp_dir)
-            .map_err(StoreError::io("creating a temp file in", &tmp_dir))?;
+        let tmp = self
+            .backend
+            .create_temp(&format!("{}.in", &id.to_hex()[..16]))
+            .map_err(StoreError::io("creating a temp file in", self.temp_dir()))?;
         Ok(StoredWriter {
             store: self,
             id,
@@ -64,12 +63,12 @@ impl BlobStore {
     }
 }
 
-fn missing_or_io(id: BlobId, path: &Path, e: io::Error) -> StoreError {
+fn missing_or_io(id: BlobId, path: PathBuf, e: io::Error) -> StoreError {
     match e.kind() {
         io::ErrorKind::NotFound => StoreError::Missing(id),
         _ => StoreError::Io {
             action: "reading",
-            path: path.to_path_buf(),
+            path,
             source: e,
         },
     }
@@ -80,19 +79,19 @@ fn missing_or_io(id: BlobId, path: &Path, e: io::Error) -> StoreError {
 pub struct StoredWriter<'s> {
     store: &'s BlobStore,
     id: BlobId,
-    tmp: tempfile::NamedTempFile,
+    tmp: Box<dyn TempFile>,
     len: u64,
 }
 
 impl Write for StoredWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.tmp.as_file_mut().write(buf)?;
+        let n = self.tmp.write(buf)?;
         self.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tmp.as_file_mut().flush()
+        self.tmp.flush()
     }
 }
 
@@ -107,14 +106,16 @@ impl StoredWriter<'_> {
         self.len == 0
     }
 
-    /// A new handle on what was written, from its first byte.
-    fn written_so_far(&mut self) -> Result<File, StoreError> {
-        let tmp_path = self.tmp.path().to_path_buf();
-        self.tmp
-            .as_file_mut()
-            .flush()
-            .map_err(StoreError::io("writing", &tmp_path))?;
-        self.tmp.reopen().map_err(StoreError::io("reopening", &tmp_path))
+    /// The temp file being written, for messages.
+    pub fn path(&self) -> PathBuf {
+        self.tmp.path()
+    }
+
+    /// A new reader of what was written, from its first byte.
+    fn written_so_far(&mut self) -> Result<Box<dyn BlobFile>, StoreError> {
+        let tmp_path = self.tmp.path();
+        self.tmp.flush().map_err(StoreError::io("writing", &tmp_path))?;
+        self.tmp.reader().map_err(StoreError::io("reopening", &tmp_path))
     }
 
     /// The parent named in the header written so far, for a delta blob
@@ -129,45 +130,45 @@ impl StoredWriter<'_> {
 
     /// Verify what was written (header, decoding, length and blake3 of the
     /// decoded bytes against the id), then make it the blob's file: fsync,
-    /// rename into place, fsync the directory. When the blob exists
-    /// already, the received copy is dropped.
+    /// install under its name, make the name durable (in both durability
+    /// modes: a received blob is often the only copy here of a version
+    /// about to be committed). When the blob exists already, the received
+    /// copy is dropped.
     pub fn commit(mut self) -> Result<PutOutcome, StoreError> {
         let id = self.id;
-        let tmp_path = self.tmp.path().to_path_buf();
+        let tmp_path = self.tmp.path();
         let mut reader = self.written_so_far()?;
         let header = blob_file::read_header(&mut reader, id)?;
         // A delta decodes against its parent, which must be stored first.
-        let store = self.store;
-        let mut decoded = ChainReader::open(id, reader, header, &|p| chain::open_file(store.path_of(p), p))?;
+        let backend = &*self.store.backend;
+        let mut decoded = ChainReader::open(id, reader, header, &|p| chain::open_file(backend, p))?;
         blob_file::decode_to(&mut decoded, header, id, &mut io::sink())?;
         if header.codec == crate::Codec::Raw && self.len != blob_file::HEADER_LEN + header.raw_len {
             return Err(blob_file::corrupt(id, "raw blob file has trailing bytes"));
         }
-        let path = self.store.path_of(id);
-        if let Ok(meta) = fs::metadata(&path) {
+        if let Some(stored_len) = self
+            .store
+            .backend
+            .stored_len(id)
+            .map_err(StoreError::io("reading metadata of", self.store.path_of(id)))?
+        {
             return Ok(PutOutcome {
                 written: false,
-                stored_len: meta.len(),
+                stored_len,
                 codec: header.codec,
                 parent: header.parent,
             });
         }
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(StoreError::io("syncing", &tmp_path))?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let new_dir = !dir.is_dir();
-        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
-        self.tmp.persist(&path).map_err(|e| StoreError::Io {
+        self.tmp.sync().map_err(StoreError::io("syncing", &tmp_path))?;
+        let path = self.store.path_of(id);
+        backend.install(self.tmp, id).map_err(|source| StoreError::Io {
             action: "renaming a blob into",
             path: path.clone(),
-            source: e.error,
+            source,
         })?;
-        sync_dir(&dir)?;
-        if new_dir {
-            sync_dir(self.store.root())?;
-        }
+        backend
+            .sync(&[id])
+            .map_err(StoreError::io("syncing the directory of", &path))?;
         Ok(PutOutcome {
             written: true,
             stored_len: self.len,
@@ -207,7 +208,7 @@ mod tests {
         assert_eq!(dst.read(id)?, data);
         assert_eq!(dst.read_stored(id)?, stored);
         assert!(!dst.put_stored(id, &stored)?.written);
-        assert_eq!(fs::read_dir(dst.root().join("tmp"))?.count(), 0);
+        assert_eq!(std::fs::read_dir(dst.temp_dir())?.count(), 0);
         assert!(matches!(dst.read_stored(BlobId::of(b"x")), Err(StoreError::Missing(_))));
         Ok(())
     }

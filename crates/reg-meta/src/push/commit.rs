@@ -144,6 +144,16 @@ impl Registry {
             };
             records.push((id, BlobRecord::new(raw_len, stored_len, codec)));
         }
+        // A stored blob this commit did not write may not be durable yet
+        // (another writer's, not synced; an interrupted push's): make it
+        // so before the version names it (the rare case: normally none).
+        let unsynced: Vec<BlobId> = c
+            .blobs
+            .iter()
+            .filter(|(id, _, put)| !put.is_some_and(|p| p.written) && records.iter().any(|(r, _)| r == id))
+            .map(|(id, _, _)| *id)
+            .collect();
+        self.store.make_durable(&unsynced)?;
         let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
         idx.commit_version(&record, &json, name, c.tag, &records)?;
         for (parent, child) in &c.delta_edges {

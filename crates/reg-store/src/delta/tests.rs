@@ -224,3 +224,29 @@ fn every_blob_codec_round_trips_float_specials_of_every_width() -> Result {
     }
     Ok(())
 }
+
+/// With `durability = "fast"` the newest blob may not be on the disk yet:
+/// re-encoding an older, durable blob as a delta against it makes the
+/// parent durable first, so a crash cannot take the older blob with it.
+#[cfg(feature = "crash-sim")]
+#[test]
+fn a_fast_delta_makes_its_parent_durable_first() -> Result {
+    use crate::backend::{CrashDisk, Writeback};
+    use crate::Durability;
+    let disk = CrashDisk::new(7);
+    let on = |d: &CrashDisk, durability| {
+        BlobStore::with_backend(std::sync::Arc::new(d.clone()), 3).with_durability(durability)
+    };
+    let data = epochs();
+    let old = put_all(&on(&disk, Durability::Full), &data[..1])?[0];
+    on(&disk, Durability::Full).sync_names(&[old])?;
+    let fast = on(&disk, Durability::Fast);
+    let new = put_all(&fast, &data[1..2])?[0];
+    fast.encode_as_delta(old, 4, new, &data[1].as_slice(), ParentCheck::Id)?
+        .ok_or("the delta did not pay")?;
+    fast.sync()?;
+    let after = on(&disk.crash(Writeback::None), Durability::Fast);
+    assert_eq!(after.describe(old)?.parent, Some(new));
+    assert_eq!(after.read(old)?, data[0]);
+    Ok(())
+}
