@@ -1,4 +1,4 @@
-use crate::common::{expected, fixture, fixture_files, Reg};
+use crate::common::{expected, fixture, fixture_files, pulls_identical, Reg};
 use serde_json::Value;
 
 #[test]
@@ -160,6 +160,9 @@ fn sparse_tensors_are_listed_by_their_parts_and_never_dropped_silently() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("sparse"), "{}", r.stderr);
     assert!(!reg.work().join("w.pt").exists());
+    // Nor can safetensors (the official writer refuses them too): its parts
+    // are not written as if they were tensors of their own.
+    export_refused(&reg, "sp", "sp", "sparse_coo tensor");
 }
 
 #[test]
@@ -173,4 +176,110 @@ fn hyperparameters_of_many_python_types_become_plain_json() {
     assert_eq!(h["h"], 1.5);
     assert_eq!(h["b"], true);
     assert_eq!(h["raw"], "<3 bytes>");
+}
+
+/// Tensors of `reg show --json` by path.
+fn shown_tensors(shown: &Value) -> std::collections::BTreeMap<String, Value> {
+    shown["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .map(|t| (t["path"].as_str().expect("path").to_string(), t.clone()))
+        .collect()
+}
+
+/// Every tensor torch reports (expected/objects/STEM.json) is shown with
+/// its dtype, shape, stride, offset and flags.
+fn shows_what_torch_reports(shown: &Value, stem: &str) {
+    let truth = expected(&format!("objects/{stem}"));
+    let got = shown_tensors(shown);
+    let want = truth["tensors"].as_array().expect("tensors");
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for t in want {
+        let path = t["path"].as_str().expect("path");
+        let g = got
+            .get(path)
+            .unwrap_or_else(|| panic!("{stem}: {path} not shown: {got:?}"));
+        for field in [
+            "dtype",
+            "shape",
+            "stride",
+            "storage_offset",
+            "requires_grad",
+            "parameter",
+        ] {
+            assert_eq!(g[field], t[field], "{stem}: {path}.{field}");
+        }
+        let meta = t["device"] == "meta";
+        assert_eq!(g["meta"].as_bool().unwrap_or(false), meta, "{stem}: {path}: {g}");
+        // A meta tensor has no storage, so no blob.
+        assert_eq!(g.get("blob").is_none(), meta, "{stem}: {path}: {g}");
+    }
+}
+
+/// The export is refused in one line naming `tensor`, exit 1, no file left.
+fn export_refused(reg: &Reg, version: &str, tensor: &str, why: &str) {
+    let r = reg.run(&["pull", version, "--format", "safetensors", "-o", "x.safetensors"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "one line: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("tensor {tensor}:")) && r.stderr.contains(why),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(reg.work())
+        .expect("work")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn meta_tensors_are_pushed_shown_and_pulled_byte_exact() {
+    let reg = Reg::new();
+    let pushed = reg.push("objects/meta.pt", "meta").json();
+    assert_eq!(pushed["tensors"], 4, "{pushed}");
+    let shown = reg.ok(&["show", "meta", "--json"]).json();
+    shows_what_torch_reports(&shown, "meta");
+    // Only the real tensor has a storage.
+    assert_eq!(shown["storages"], 1, "{shown}");
+    let text = reg.ok(&["show", "meta"]).stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.contains("mt") && l.contains("[6, 4]") && l.contains("meta (no storage)")),
+        "{text}"
+    );
+    pulls_identical(&reg, "meta", "objects/meta.pt");
+    std::fs::remove_file(reg.work().join("pulled-meta")).expect("rm");
+    export_refused(&reg, "meta", "m", "meta tensor");
+    // A weights-only file keeps them as meta tensors (torch's own form,
+    // which torch.load(weights_only=True) reads: tests/sweep), and reg
+    // reads its own export back the same.
+    reg.ok(&["pull", "meta", "--weights-only", "-o", "w.pt"]);
+    let w = reg.work().join("w.pt");
+    reg.ok(&["push", w.to_str().expect("utf8"), "-n", "meta-wo"]);
+    let again = reg.ok(&["show", "meta-wo", "--json"]).json();
+    let (a, b) = (shown_tensors(&shown), shown_tensors(&again));
+    for (path, t) in &a {
+        for field in ["dtype", "shape", "stride", "requires_grad", "meta"] {
+            assert_eq!(b[path].get(field), t.get(field), "{path}.{field}");
+        }
+    }
+}
+
+#[test]
+fn bcomplex32_tensors_are_pushed_shown_and_pulled_byte_exact() {
+    let reg = Reg::new();
+    reg.push("objects/bcomplex32.pt", "bc");
+    let shown = reg.ok(&["show", "bc", "--json"]).json();
+    shows_what_torch_reports(&shown, "bcomplex32");
+    pulls_identical(&reg, "bc", "objects/bcomplex32.pt");
+    std::fs::remove_file(reg.work().join("pulled-bc")).expect("rm");
+    export_refused(&reg, "bc", "z", "dtype bcomplex32 cannot be written to safetensors");
+    reg.ok(&["pull", "bc", "--weights-only", "-o", "w.pt"]);
+    let w = reg.work().join("w.pt");
+    reg.ok(&["push", w.to_str().expect("utf8"), "-n", "bc-wo"]);
+    let again = shown_tensors(&reg.ok(&["show", "bc-wo", "--json"]).json());
+    assert_eq!(again["zt"]["dtype"], "bcomplex32");
+    assert_eq!(again["zt"]["stride"], serde_json::json!([1, 3]));
 }

@@ -18,6 +18,7 @@ pub enum DType {
     Complex128,
     Complex64,
     Complex32,
+    Bcomplex32,
     Int64,
     Int32,
     Int16,
@@ -54,6 +55,8 @@ const TABLE: &[(DType, &str, &str, usize, Option<&str>)] = &[
     (DType::Complex128, "complex128", "ComplexDoubleStorage", 16, None),
     (DType::Complex64, "complex64", "ComplexFloatStorage", 8, Some("C64")),
     (DType::Complex32, "complex32", "", 4, None),
+    // Complex with bfloat16 real and imaginary parts.
+    (DType::Bcomplex32, "bcomplex32", "", 4, None),
     (DType::Int64, "int64", "LongStorage", 8, Some("I64")),
     (DType::Int32, "int32", "IntStorage", 4, Some("I32")),
     (DType::Int16, "int16", "ShortStorage", 2, Some("I16")),
@@ -69,7 +72,9 @@ const TABLE: &[(DType, &str, &str, usize, Option<&str>)] = &[
     (DType::Quint4x2, "quint4x2", "QUInt4x2Storage", 1, None),
     (DType::Quint2x4, "quint2x4", "QUInt2x4Storage", 1, None),
     (DType::Float8E8m0fnu, "float8_e8m0fnu", "", 1, Some("F8_E8M0")),
-    (DType::Float4E2m1fnX2, "float4_e2m1fn_x2", "", 1, None),
+    // safetensors `F4` counts 4-bit elements: its last dimension is twice
+    // torch's (see `DType::safetensors_shape`).
+    (DType::Float4E2m1fnX2, "float4_e2m1fn_x2", "", 1, Some("F4")),
     (DType::Bits8, "bits8", "", 1, None),
     (DType::Bits16, "bits16", "", 2, None),
     (DType::Bits1x8, "bits1x8", "", 1, None),
@@ -109,6 +114,35 @@ impl DType {
     /// The safetensors header name (`F32`, `BF16`), if safetensors has one.
     pub fn safetensors_name(self) -> Option<&'static str> {
         self.row().4
+    }
+
+    /// The shape safetensors records for a tensor of this dtype and torch
+    /// `shape`: the same, except `F4` (float4_e2m1fn_x2), which counts
+    /// 4-bit elements, so its last dimension is twice torch's (`None` for a
+    /// 0-d one, which safetensors cannot hold, or one that overflows).
+    pub fn safetensors_shape(self, shape: &[u64]) -> Option<Vec<u64>> {
+        let mut out = shape.to_vec();
+        if self == DType::Float4E2m1fnX2 {
+            let last = out.last_mut()?;
+            *last = last.checked_mul(2)?;
+        }
+        Some(out)
+    }
+
+    /// torch's shape for a safetensors tensor of this dtype and header
+    /// `shape` (the inverse of [`DType::safetensors_shape`]); `None` for an
+    /// `F4` tensor whose last dimension is odd or missing (torch packs two
+    /// 4-bit elements per byte).
+    pub fn torch_shape_of_safetensors(self, shape: &[u64]) -> Option<Vec<u64>> {
+        let mut out = shape.to_vec();
+        if self == DType::Float4E2m1fnX2 {
+            let last = out.last_mut()?;
+            if *last % 2 != 0 {
+                return None;
+            }
+            *last /= 2;
+        }
+        Some(out)
     }
 
     /// True for quantized types that pack several elements into one byte

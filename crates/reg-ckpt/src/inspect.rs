@@ -168,6 +168,7 @@ fn inspect_safetensors(file: &[u8]) -> Result<Checkpoint, InspectError> {
             requires_grad: false,
             parameter: false,
             role: Role::Weight,
+            meta: false,
         })
         .collect();
     let metadata = st
@@ -221,7 +222,8 @@ fn understand(
         }
     }
     let tensors = tensors::find_tensors(graph)?;
-    for t in tensors.iter().filter(|t| !t.dtype.is_packed()) {
+    // Meta tensors have no storage to stay inside.
+    for t in tensors.iter().filter(|t| !t.dtype.is_packed() && !t.meta) {
         let storage_bytes = records.get(&t.storage_key).map(|r| r.end - r.start).unwrap_or(0);
         let extent_bytes = t.storage_extent().and_then(|e| e.checked_mul(t.dtype.size() as u64));
         if extent_bytes.is_none_or(|e| e > storage_bytes) {

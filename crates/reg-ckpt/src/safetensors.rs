@@ -103,7 +103,8 @@ pub struct SafeTensor {
     pub name: String,
     /// Element type.
     pub dtype: DType,
-    /// Dimensions.
+    /// Dimensions, as torch has them (an `F4` tensor's last dimension is
+    /// half the header's: see [`DType::torch_shape_of_safetensors`]).
     pub shape: Vec<u64>,
     /// The tensor bytes, as a range of the whole file.
     pub data: Range<u64>,
@@ -248,6 +249,15 @@ fn read_sized(file: &[u8], file_len: u64) -> Result<SafetensorsFile, Safetensors
                 dtype: info.dtype,
             });
         };
+        let Some(shape) = dtype.torch_shape_of_safetensors(&info.shape) else {
+            return Err(SafetensorsError::Tensor {
+                reason: format!(
+                    "{} shape {:?} does not end in an even dimension (torch packs two 4-bit elements per byte)",
+                    info.dtype, info.shape
+                ),
+                name,
+            });
+        };
         let (begin, end) = info.data_offsets;
         if end < begin || end > buffer_len {
             return Err(SafetensorsError::OutOfBounds {
@@ -257,10 +267,7 @@ fn read_sized(file: &[u8], file_len: u64) -> Result<SafetensorsFile, Safetensors
                 buffer_len,
             });
         }
-        let nbytes = info
-            .shape
-            .iter()
-            .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d));
+        let nbytes = shape.iter().try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d));
         if nbytes != Some(end - begin) {
             let want = nbytes.map_or("more than 2^64".to_owned(), |n| n.to_string());
             return Err(SafetensorsError::Tensor {
@@ -275,7 +282,7 @@ fn read_sized(file: &[u8], file_len: u64) -> Result<SafetensorsFile, Safetensors
         tensors.push(SafeTensor {
             name,
             dtype,
-            shape: info.shape,
+            shape,
             data: buffer_start + begin..buffer_start + end,
         });
     }

@@ -5,7 +5,12 @@
 //! (or `_v3`, which adds the dtype) whose first argument is a persistent id
 //! `('storage', <storage class>, key, location, numel)`. Parameters wrap a
 //! tensor in `_rebuild_parameter`; tensor subclasses in
-//! `torch._tensor._rebuild_from_type_v2`. The walk is iterative and visits
+//! `torch._tensor._rebuild_from_type_v2`. A tensor on torch's `meta` device
+//! (shape and dtype only: Lightning and Hugging Face write them for tied or
+//! offloaded weights) has no storage: torch pickles it as
+//! `torch._utils._rebuild_meta_tensor_no_storage(dtype, size, stride,
+//! requires_grad)`, and it is listed with [`TensorInfo::meta`] set and an
+//! empty storage key. The walk is iterative and visits
 //! each container once per path, with a bound on the number of paths, so
 //! shared or cyclic structures cannot make it loop.
 
@@ -40,7 +45,7 @@ pub struct TensorInfo {
     /// First element's index in the storage.
     pub storage_offset: u64,
     /// The storage it views (zip record `data/<key>`, legacy key, or the
-    /// safetensors tensor name).
+    /// safetensors tensor name); empty for a meta tensor.
     pub storage_key: String,
     /// `requires_grad` as pickled.
     pub requires_grad: bool,
@@ -48,6 +53,10 @@ pub struct TensorInfo {
     pub parameter: bool,
     /// Weight, optimizer state or other.
     pub role: Role,
+    /// On torch's `meta` device: dtype, shape and stride only, no storage
+    /// and no bytes in the file (`storage_key` is empty, `storage_offset`
+    /// 0).
+    pub meta: bool,
 }
 
 impl TensorInfo {
@@ -97,6 +106,14 @@ pub enum TensorError {
     /// A storage class that maps to no known dtype.
     #[error("unknown storage type {0}")]
     UnknownStorageType(String),
+    /// A tensor record naming a dtype reg does not know (`torch.<name>`).
+    #[error("tensor {path}: unknown dtype torch.{dtype}")]
+    UnknownDtype {
+        /// Where the tensor sits.
+        path: String,
+        /// The dtype's name without `torch.`.
+        dtype: String,
+    },
     /// A tensor record whose arguments are not as torch writes them.
     #[error("tensor {path}: malformed rebuild arguments ({reason})")]
     BadTensor {
@@ -177,7 +194,11 @@ fn is_rebuild_tensor(name: (&str, &str)) -> bool {
         name,
         (
             "torch._utils",
-            "_rebuild_tensor_v2" | "_rebuild_tensor_v3" | "_rebuild_tensor" | "_rebuild_qtensor"
+            "_rebuild_tensor_v2"
+                | "_rebuild_tensor_v3"
+                | "_rebuild_tensor"
+                | "_rebuild_qtensor"
+                | "_rebuild_meta_tensor_no_storage"
         )
     )
 }
@@ -235,6 +256,9 @@ fn rebuild(graph: &PickleGraph, func: &str, args: &[NodeId], path: &str) -> Resu
         path: path.to_string(),
         reason,
     };
+    if func == "_rebuild_meta_tensor_no_storage" {
+        return rebuild_meta(graph, args, path);
+    }
     let storage = match args.first().map(|a| graph.node(*a)) {
         Some(Node::PersistentId(pid)) => storage_ref(graph, *pid)?,
         _ => return Err(bad("first argument is not a storage")),
@@ -270,7 +294,10 @@ fn rebuild(graph: &PickleGraph, func: &str, args: &[NodeId], path: &str) -> Resu
             .get(6)
             .and_then(|a| global_name(graph, *a))
             .ok_or_else(|| bad("v3 without dtype"))?;
-        DType::from_torch_name(d.1).ok_or_else(|| TensorError::UnknownStorageType(d.1.to_string()))?
+        DType::from_torch_name(d.1).ok_or_else(|| TensorError::UnknownDtype {
+            path: path.to_string(),
+            dtype: d.1.to_string(),
+        })?
     } else {
         storage.dtype
     };
@@ -284,6 +311,48 @@ fn rebuild(graph: &PickleGraph, func: &str, args: &[NodeId], path: &str) -> Resu
         requires_grad,
         parameter: false,
         role: Role::Other,
+        meta: false,
+    })
+}
+
+/// `_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)`:
+/// a tensor on the meta device, which has no storage.
+fn rebuild_meta(graph: &PickleGraph, args: &[NodeId], path: &str) -> Result<TensorInfo, TensorError> {
+    let bad = |reason| TensorError::BadTensor {
+        path: path.to_string(),
+        reason,
+    };
+    let d = args
+        .first()
+        .and_then(|a| global_name(graph, *a))
+        .ok_or_else(|| bad("meta tensor without dtype"))?;
+    let dtype = DType::from_torch_name(d.1).ok_or_else(|| TensorError::UnknownDtype {
+        path: path.to_string(),
+        dtype: d.1.to_string(),
+    })?;
+    let shape = args
+        .get(1)
+        .and_then(|a| dims(graph, *a))
+        .ok_or_else(|| bad("bad size"))?;
+    let stride = args
+        .get(2)
+        .and_then(|a| dims(graph, *a))
+        .ok_or_else(|| bad("bad stride"))?;
+    if stride.len() != shape.len() {
+        return Err(bad("size and stride differ in length"));
+    }
+    let requires_grad = args.get(3).and_then(|a| as_bool(graph, *a)).unwrap_or(false);
+    Ok(TensorInfo {
+        path: path.to_string(),
+        dtype,
+        shape,
+        stride,
+        storage_offset: 0,
+        storage_key: String::new(),
+        requires_grad,
+        parameter: false,
+        role: Role::Other,
+        meta: true,
     })
 }
 
@@ -393,21 +462,8 @@ fn composite_parts(graph: &PickleGraph, callable: NodeId, args: NodeId) -> Vec<(
     };
     match rebuild_name(graph, callable) {
         Some("_rebuild_sparse_tensor") => {
-            // The layout is `torch.sparse_coo` or, as torch pickles it,
-            // `torch.serialization._get_layout("torch.sparse_coo")`.
-            let layout = args
-                .first()
-                .and_then(|l| {
-                    global_name(graph, *l).map(|g| g.1).or_else(|| {
-                        call_args(graph, *l)
-                            .first()
-                            .and_then(|a| as_str(graph, *a))
-                            .map(|t| t.trim_start_matches("torch."))
-                    })
-                })
-                .unwrap_or("");
             let data = args.get(1).and_then(|d| seq(graph, *d)).unwrap_or(&[]);
-            let names: &[&str] = match layout {
+            let names: &[&str] = match sparse_layout(graph, args) {
                 "sparse_coo" => &["indices", "values"],
                 "sparse_csr" | "sparse_bsr" => &["crow_indices", "col_indices", "values"],
                 "sparse_csc" | "sparse_bsc" => &["ccol_indices", "row_indices", "values"],
@@ -420,11 +476,65 @@ fn composite_parts(graph: &PickleGraph, callable: NodeId, args: NodeId) -> Vec<(
     }
 }
 
+/// The layout of a `_rebuild_sparse_tensor(layout, data)` record:
+/// `torch.sparse_coo` or, as torch pickles it,
+/// `torch.serialization._get_layout("torch.sparse_coo")`; `""` if neither.
+fn sparse_layout<'g>(graph: &'g PickleGraph, args: &[NodeId]) -> &'g str {
+    args.first()
+        .and_then(|l| {
+            global_name(graph, *l).map(|g| g.1).or_else(|| {
+                call_args(graph, *l)
+                    .first()
+                    .and_then(|a| as_str(graph, *a))
+                    .map(|t| t.trim_start_matches("torch."))
+            })
+        })
+        .unwrap_or("")
+}
+
+/// A tensor torch rebuilds from other tensors (sparse, nested), which
+/// [`find_tensors`] lists by its parts (`sp/indices`, `sp/values`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompositeTensor {
+    /// Its place in the object tree; its parts are below it.
+    pub path: String,
+    /// What it is: `sparse_coo`, `sparse_csr` ... (the layout), `nested`,
+    /// or the rebuild function's name for other kinds.
+    pub kind: String,
+}
+
 /// Walk the object tree from the root and list every tensor with its path,
 /// in the order a depth-first walk of dicts and lists meets them.
 pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError> {
-    let Some(root) = graph.root else {
-        return Ok(Vec::new());
+    walk(graph, graph.root).map(|(tensors, _)| tensors)
+}
+
+/// [`find_tensors`] below node `id` (paths relative to it).
+pub fn find_tensors_below(graph: &PickleGraph, id: NodeId) -> Result<Vec<TensorInfo>, TensorError> {
+    walk(graph, Some(id)).map(|(tensors, _)| tensors)
+}
+
+/// Every tensor torch rebuilds from parts (sparse, nested), in walk order.
+pub fn find_composites(graph: &PickleGraph) -> Result<Vec<CompositeTensor>, TensorError> {
+    walk(graph, graph.root).map(|(_, composites)| composites)
+}
+
+fn composite_kind(graph: &PickleGraph, callable: NodeId, args: NodeId) -> Option<String> {
+    let name = rebuild_name(graph, callable)?;
+    Some(match name {
+        "_rebuild_sparse_tensor" => match sparse_layout(graph, seq(graph, args).unwrap_or(&[])) {
+            "" => name.to_string(),
+            layout => layout.to_string(),
+        },
+        "_rebuild_nested_tensor" => "nested".to_string(),
+        other => other.to_string(),
+    })
+}
+
+fn walk(graph: &PickleGraph, root: Option<NodeId>) -> Result<(Vec<TensorInfo>, Vec<CompositeTensor>), TensorError> {
+    let mut composites = Vec::new();
+    let Some(root) = root else {
+        return Ok((Vec::new(), composites));
     };
     let top_is_flat = match mapping(graph, root) {
         Some(items) => items
@@ -469,6 +579,14 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
             out.push(t);
             continue;
         }
+        if let Node::Object { callable, args, .. } = graph.node(id) {
+            if let Some(kind) = composite_kind(graph, *callable, *args) {
+                composites.push(CompositeTensor {
+                    path: path.clone(),
+                    kind,
+                });
+            }
+        }
         if depth >= MAX_PATH_DEPTH || !on_path.insert(id) {
             continue;
         }
@@ -483,7 +601,7 @@ pub fn find_tensors(graph: &PickleGraph) -> Result<Vec<TensorInfo>, TensorError>
             stack.push(Step::Enter(child, p, depth + 1));
         }
     }
-    Ok(out)
+    Ok((out, composites))
 }
 
 #[cfg(test)]

@@ -449,7 +449,10 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
 }
 
 /// OmegaConf `DictConfig` / `ListConfig` / value nodes keep their data in
-/// `_content` (containers) or `_val` (leaves) of their pickled state.
+/// `_content` (containers) or `_val` (leaves) of their pickled state. A
+/// root config (no `_parent`) has its whole-string interpolations resolved
+/// against itself, as `OmegaConf.to_container(resolve=True)` does, wherever
+/// it sits in the checkpoint.
 fn omegaconf_json(
     graph: &PickleGraph,
     state: Option<NodeId>,
@@ -458,7 +461,13 @@ fn omegaconf_json(
 ) -> Option<Value> {
     let state = state?;
     if let Some(content) = get(graph, state, "_content") {
-        return Some(convert(graph, content, t, depth + 1));
+        let value = convert(graph, content, t, depth + 1);
+        let root = get(graph, state, "_parent").is_none_or(|p| matches!(graph.node(p), Node::None));
+        return Some(if root {
+            crate::meta::resolve_interpolations(value)
+        } else {
+            value
+        });
     }
     get(graph, state, "_val").map(|v| convert(graph, v, t, depth + 1))
 }

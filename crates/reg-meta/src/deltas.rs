@@ -112,16 +112,18 @@ struct Stored {
 }
 
 /// The tensors of a version whose storages can pair with another
-/// version's, in manifest order.
+/// version's, in manifest order (meta tensors have none).
 fn stored_tensors(m: &Manifest) -> Vec<Stored> {
     match &m.tree {
         None => m
             .tensors
             .iter()
-            .map(|t| Stored {
-                key: t.path.clone(),
-                dtype: t.dtype,
-                blob: t.blob,
+            .filter_map(|t| {
+                Some(Stored {
+                    key: t.path.clone(),
+                    dtype: t.dtype,
+                    blob: t.blob?,
+                })
             })
             .collect(),
         Some(tree) => tree
@@ -617,8 +619,8 @@ impl Bases {
         let lens = base.payload_lens();
         let mut by_path = HashMap::new();
         for t in &base.tensors {
-            if let Some(len) = lens.get(&t.blob) {
-                by_path.entry(t.path.clone()).or_insert((t.dtype, t.blob, *len));
+            if let Some((blob, len)) = t.blob.and_then(|b| lens.get(&b).map(|len| (b, len))) {
+                by_path.entry(t.path.clone()).or_insert((t.dtype, blob, *len));
             }
         }
         let mut key_path = HashMap::new();
@@ -669,10 +671,11 @@ mod tests {
                     stride: vec![1],
                     storage_offset: 0,
                     storage_key: key.to_string(),
-                    blob,
+                    blob: Some(blob),
                     role: reg_ckpt::tensors::Role::Weight,
                     requires_grad: false,
                     parameter: false,
+                    meta: false,
                 }
             })
             .collect();

@@ -472,7 +472,7 @@ impl Registry {
                 .iter()
                 .zip(&b.parts)
                 .all(|(x, y)| x.offsets == y.offsets && x.sizes == y.sizes);
-        if same_cut || a.numel().saturating_mul(a.dtype.size() as u64) > RESHARDED_CHECK {
+        if same_cut || a.meta || b.meta || a.numel().saturating_mul(a.dtype.size() as u64) > RESHARDED_CHECK {
             return Ok(false);
         }
         Ok(assemble(&self.store, a)? == assemble(&self.store, b)?)
@@ -482,7 +482,7 @@ impl Registry {
     /// shape): part by part when both are cut the same way (one part
     /// each for file versions), else from both assembled whole.
     fn tensor_numbers(&self, a: &LogicalTensor, b: &LogicalTensor) -> Result<Option<TensorStats>, StoreError> {
-        if !tensor_stats::supported(a.dtype) {
+        if !tensor_stats::supported(a.dtype) || a.meta || b.meta {
             return Ok(None);
         }
         let same_cut = a.parts.len() == b.parts.len()
@@ -557,9 +557,10 @@ fn part_entry(t: &LogicalTensor, p: &Part) -> TensorEntry {
         stride: p.stride.clone(),
         storage_offset: p.storage_offset,
         storage_key: String::new(),
-        blob: p.blob,
+        blob: Some(p.blob),
         role: t.role,
         requires_grad: false,
         parameter: false,
+        meta: false,
     }
 }

@@ -105,7 +105,11 @@ impl Registry {
         if m.is_directory() {
             return self.export_tree_to(m, &label, format, w);
         }
-        let blobs: HashMap<&str, BlobId> = m.tensors.iter().map(|t| (t.storage_key.as_str(), t.blob)).collect();
+        let blobs: HashMap<&str, BlobId> = m
+            .tensors
+            .iter()
+            .filter_map(|t| Some((t.storage_key.as_str(), t.blob?)))
+            .collect();
         let damaged = |source| RegistryError::Damaged {
             version: label.clone(),
             source,
@@ -142,6 +146,9 @@ impl Registry {
             }
             ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => {
                 let tensors = state_dict_tensors(m);
+                if m.format != VersionFormat::Safetensors {
+                    self.refuse_composites(m, &label, &tensors)?;
+                }
                 let metadata = safetensors_metadata(m);
                 let mut read = |key: &str| -> std::io::Result<Vec<u8>> {
                     let id = blob_of(key)?;
@@ -160,6 +167,43 @@ impl Registry {
             }
         };
         Ok(tensors)
+    }
+}
+
+impl Registry {
+    /// Refuse a safetensors export that would hold the parts of a sparse
+    /// or nested tensor (`sp/indices`, `sp/values`) as if they were tensors
+    /// of their own, as the official writer refuses them; the pickle says
+    /// which tensors are such parts.
+    fn refuse_composites(&self, m: &Manifest, label: &str, tensors: &[ExportTensor]) -> Result<(), RegistryError> {
+        let graph = self.object_graph(m, label)?;
+        let composites = reg_ckpt::tensors::find_composites(&graph).map_err(|e| export_err(label, e))?;
+        if composites.is_empty() {
+            return Ok(());
+        }
+        let has_state_dict = m.meta.top_keys.iter().any(|k| k == "state_dict");
+        for c in composites {
+            let name = if has_state_dict {
+                match c.path.strip_prefix("state_dict/") {
+                    Some(n) => n.to_string(),
+                    None => continue,
+                }
+            } else {
+                c.path.clone()
+            };
+            let inside = |t: &ExportTensor| t.name.strip_prefix(name.as_str()).is_some_and(|r| r.starts_with('/'));
+            if tensors.iter().any(inside) {
+                return Err(export_err(
+                    label,
+                    format!(
+                        "tensor {}: a {} tensor, which safetensors cannot hold (make it dense first)",
+                        name.escape_debug(),
+                        c.kind
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -210,6 +254,7 @@ fn state_dict_tensors(m: &Manifest) -> Vec<ExportTensor> {
                 stride: t.stride.clone(),
                 offset: t.storage_offset,
                 storage_key: t.storage_key.clone(),
+                meta: t.meta,
             })
         })
         .collect()

@@ -25,7 +25,7 @@ use crate::manifest::Manifest;
 use crate::registry::Registry;
 use reg_ckpt::tensors::{contiguous_stride, Role};
 use reg_ckpt::tree::Layout;
-use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
+use reg_ckpt::write::{self, Emit, ExportTensor, MetaRef, TensorRef, WeightsOnly};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -91,6 +91,7 @@ impl Registry {
                         stride: contiguous_stride(&t.shape),
                         offset: 0,
                         storage_key: name.clone(),
+                        meta: t.meta,
                     })
                     .collect();
                 write::write_safetensors(w, &list, &crate::export::safetensors_metadata(m), &mut read)
@@ -103,8 +104,14 @@ impl Registry {
                         tensors
                             .iter()
                             .map(|(name, t)| {
-                                (
-                                    Emit::Str(name.clone()),
+                                let tensor = if t.meta {
+                                    Emit::MetaTensor(MetaRef {
+                                        dtype: t.dtype,
+                                        shape: t.shape.clone(),
+                                        stride: contiguous_stride(&t.shape),
+                                        requires_grad: false,
+                                    })
+                                } else {
                                     Emit::Tensor(TensorRef {
                                         storage_key: name.clone(),
                                         dtype: t.dtype,
@@ -113,13 +120,15 @@ impl Registry {
                                         shape: t.shape.clone(),
                                         stride: contiguous_stride(&t.shape),
                                         requires_grad: false,
-                                    }),
-                                )
+                                    })
+                                };
+                                (Emit::Str(name.clone()), tensor)
                             })
                             .collect(),
                     ),
                     storages: tensors
                         .iter()
+                        .filter(|(_, t)| !t.meta)
                         .map(|(name, t)| (name.clone(), t.dtype, t.numel()))
                         .collect(),
                 };

@@ -28,8 +28,10 @@ pub struct LogicalTensor {
     pub shape: Vec<u64>,
     /// Weight, optimizer state or other.
     pub role: Role,
-    /// Where its elements are.
+    /// Where its elements are (none for a meta tensor).
     pub parts: Vec<Part>,
+    /// On torch's `meta` device: dtype and shape only, no elements.
+    pub meta: bool,
 }
 
 /// A piece of a [`LogicalTensor`] in one storage blob.
@@ -55,9 +57,10 @@ impl LogicalTensor {
 
     /// True when `other` holds the same elements in the same bytes:
     /// same dtype, shape and parts (blobs, views, offsets), wherever the
-    /// parts are stored.
+    /// parts are stored (two meta tensors of one dtype and shape are the
+    /// same).
     pub fn same_bytes(&self, other: &LogicalTensor) -> bool {
-        self.dtype == other.dtype && self.shape == other.shape && self.parts == other.parts
+        self.dtype == other.dtype && self.shape == other.shape && self.meta == other.meta && self.parts == other.parts
     }
 }
 
@@ -72,13 +75,18 @@ pub fn tensors_of(m: &Manifest) -> Vec<LogicalTensor> {
                 dtype: t.dtype,
                 shape: t.shape.clone(),
                 role: t.role,
-                parts: vec![Part {
-                    offsets: vec![0; t.shape.len()],
-                    sizes: t.shape.clone(),
-                    blob: t.blob,
-                    storage_offset: t.storage_offset,
-                    stride: t.stride.clone(),
-                }],
+                parts: t
+                    .blob
+                    .map(|blob| Part {
+                        offsets: vec![0; t.shape.len()],
+                        sizes: t.shape.clone(),
+                        blob,
+                        storage_offset: t.storage_offset,
+                        stride: t.stride.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                meta: t.meta,
             })
             .collect(),
         Some(tree) => tree
@@ -100,6 +108,7 @@ pub fn tensors_of(m: &Manifest) -> Vec<LogicalTensor> {
                         stride: c.stride.clone(),
                     })
                     .collect(),
+                meta: t.meta,
             })
             .collect(),
     }
@@ -109,11 +118,19 @@ pub fn tensors_of(m: &Manifest) -> Vec<LogicalTensor> {
 /// of two differently sharded tensors leaves their numbers out).
 pub const MAX_ASSEMBLED: u64 = 4 << 30;
 
-/// The elements of `t` in row-major order, gathered from its parts.
+/// The elements of `t` in row-major order, gathered from its parts. A meta
+/// tensor has none: callers check [`LogicalTensor::meta`] first (this
+/// refuses one rather than make up zeros).
 pub fn assemble(store: &BlobStore, t: &LogicalTensor) -> Result<Vec<u8>, StoreError> {
     let size = t.dtype.size() as u64;
     let total = t.numel().saturating_mul(size);
     let corrupt = |blob: BlobId, reason: String| StoreError::Corrupt { id: blob, reason };
+    if t.meta {
+        return Err(corrupt(
+            BlobId([0; 32]),
+            format!("tensor {} is a meta tensor: it has no elements", t.name),
+        ));
+    }
     if total > MAX_ASSEMBLED {
         let blob = t.parts.first().map(|p| p.blob).unwrap_or(BlobId([0; 32]));
         return Err(corrupt(

@@ -74,16 +74,24 @@ pub struct TensorEntry {
     pub stride: Vec<u64>,
     /// Offset in its storage, in elements.
     pub storage_offset: u64,
-    /// The storage key in the file.
+    /// The storage key in the file (empty for a meta tensor).
     pub storage_key: String,
-    /// The blob holding the storage's bytes.
-    pub blob: BlobId,
+    /// The blob holding the storage's bytes; `None` for a tensor without
+    /// a storage (a meta tensor), and then not written, so the entries of
+    /// every other tensor read and write as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobId>,
     /// Weight, optimizer or other.
     pub role: Role,
     /// `requires_grad` as saved.
     pub requires_grad: bool,
     /// Saved as an `nn.Parameter`.
     pub parameter: bool,
+    /// On torch's `meta` device: dtype, shape and stride only, no storage
+    /// (`blob` is absent, `storage_key` empty, the file holds no bytes of
+    /// it). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub meta: bool,
 }
 
 /// Everything about one version.
@@ -256,8 +264,13 @@ pub struct LogicalTensorEntry {
     pub shape: Vec<u64>,
     /// Weight, optimizer state or other.
     pub role: Role,
-    /// The saved pieces; together they tile the shape.
+    /// The saved pieces; together they tile the shape (none for a meta
+    /// tensor).
     pub chunks: Vec<ChunkEntry>,
+    /// On torch's `meta` device: no storage, so no chunks. Written only
+    /// when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub meta: bool,
 }
 
 /// A saved piece of a logical tensor.

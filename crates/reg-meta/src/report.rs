@@ -127,8 +127,12 @@ pub struct LogicalTensorView {
     pub shape: Vec<u64>,
     /// weight / optimizer / other.
     pub role: reg_ckpt::tensors::Role,
-    /// The saved pieces.
+    /// The saved pieces (none for a meta tensor).
     pub chunks: Vec<ChunkView>,
+    /// On torch's `meta` device: no storage, no chunks. Written only when
+    /// true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub meta: bool,
 }
 
 /// A chunk of a [`LogicalTensorView`].
@@ -275,6 +279,7 @@ impl Registry {
             None => m
                 .tensors
                 .iter()
+                .filter(|t| !t.meta)
                 .map(|t| t.storage_key.as_str())
                 .collect::<HashSet<&str>>()
                 .len(),
@@ -601,6 +606,7 @@ fn tensors_view(m: &crate::Manifest) -> TensorsView {
                             blob: c.blob.to_hex(),
                         })
                         .collect(),
+                    meta: t.meta,
                 })
                 .collect(),
         ),

@@ -6,7 +6,7 @@
 
 use crate::manifest::TensorEntry;
 use reg_ckpt::DType;
-use reg_store::{BlobStore, StoreError};
+use reg_store::{BlobId, BlobStore, StoreError};
 use serde::Serialize;
 use std::io::{self, Read};
 
@@ -78,20 +78,20 @@ impl Iterator for ViewIndex {
 const CHUNK_ELEMS: usize = 1 << 16;
 
 impl Elements {
-    fn open(store: &BlobStore, t: &TensorEntry) -> Result<Elements, StoreError> {
+    fn open(store: &BlobStore, t: &TensorEntry, blob: BlobId) -> Result<Elements, StoreError> {
         let size = t.dtype.size() as u64;
         let numel: u64 = t.shape.iter().product();
         if is_contiguous(t) {
-            let mut reader = store.reader(t.blob)?;
+            let mut reader = store.reader(blob)?;
             let skip = t.storage_offset * size;
-            io::copy(&mut (&mut reader).take(skip), &mut io::sink()).map_err(|e| io_corrupt(t, e))?;
+            io::copy(&mut (&mut reader).take(skip), &mut io::sink()).map_err(|e| io_corrupt(blob, e))?;
             // Drain the rest later so the hash is still checked.
             return Ok(Elements::Stream {
                 reader: Box::new(reader),
                 left: numel * size,
             });
         }
-        let storage = store.read(t.blob)?;
+        let storage = store.read(blob)?;
         Ok(Elements::Gather {
             storage,
             index: ViewIndex {
@@ -134,9 +134,9 @@ impl Elements {
     }
 }
 
-fn io_corrupt(t: &TensorEntry, e: io::Error) -> StoreError {
+fn io_corrupt(blob: BlobId, e: io::Error) -> StoreError {
     StoreError::Corrupt {
-        id: t.blob,
+        id: blob,
         reason: e.to_string(),
     }
 }
@@ -213,7 +213,8 @@ impl Sums {
 }
 
 /// Compare two tensors of the same dtype and shape element by element.
-/// Returns `None` for dtypes [`supported`] does not cover.
+/// Returns `None` for dtypes [`supported`] does not cover and for tensors
+/// without a storage (meta tensors).
 pub fn compare(store: &BlobStore, a: &TensorEntry, b: &TensorEntry) -> Result<Option<TensorStats>, StoreError> {
     Ok(compare_sums(store, a, b)?.map(|s| s.finish()))
 }
@@ -223,14 +224,17 @@ pub fn compare_sums(store: &BlobStore, a: &TensorEntry, b: &TensorEntry) -> Resu
     if a.dtype != b.dtype || a.shape != b.shape || !supported(a.dtype) {
         return Ok(None);
     }
+    let (Some(blob_a), Some(blob_b)) = (a.blob, b.blob) else {
+        return Ok(None);
+    };
     let size = a.dtype.size();
-    let mut ea = Elements::open(store, a)?;
-    let mut eb = Elements::open(store, b)?;
+    let mut ea = Elements::open(store, a, blob_a)?;
+    let mut eb = Elements::open(store, b, blob_b)?;
     let (mut ca, mut cb) = (Vec::new(), Vec::new());
     let mut sums = Sums::default();
     loop {
-        let more_a = ea.next_chunk(size, &mut ca).map_err(|e| io_corrupt(a, e))?;
-        let more_b = eb.next_chunk(size, &mut cb).map_err(|e| io_corrupt(b, e))?;
+        let more_a = ea.next_chunk(size, &mut ca).map_err(|e| io_corrupt(blob_a, e))?;
+        let more_b = eb.next_chunk(size, &mut cb).map_err(|e| io_corrupt(blob_b, e))?;
         if !more_a || !more_b {
             break;
         }

@@ -29,8 +29,10 @@ fn each_older_blob_is_a_delta_against_the_same_tensor_of_the_next_version() {
     for (i, v) in versions.iter().enumerate() {
         let mut deltas = std::collections::BTreeSet::new();
         for t in &v.manifest.tensors {
-            let Some(parent) = s.parent(t.blob) else { continue };
-            deltas.insert(t.blob);
+            let Some(parent) = s.parent(t.blob.expect("a stored tensor")) else {
+                continue;
+            };
+            deltas.insert(t.blob.expect("a stored tensor"));
             // Only an older version's blob is a delta, and only against
             // the blob of the same tensor in the next version, which
             // holds other bytes of the same length.
@@ -40,7 +42,12 @@ fn each_older_blob_is_a_delta_against_the_same_tensor_of_the_next_version() {
             assert_eq!(parent, blob_of(&next.manifest, &t.path), "v{} {}", i + 1, t.path);
             assert!(t.dtype.is_float(), "{} is {:?}", t.path, t.dtype);
             let lens = (v.manifest.payload_lens(), next.manifest.payload_lens());
-            assert_eq!(lens.0.get(&t.blob), lens.1.get(&parent), "{}", t.path);
+            assert_eq!(
+                lens.0.get(&t.blob.expect("a stored tensor")),
+                lens.1.get(&parent),
+                "{}",
+                t.path
+            );
         }
         if i < 3 {
             // The report counts exactly the blobs whose headers now name a
@@ -131,7 +138,9 @@ fn only_floats_of_one_path_dtype_and_length_become_deltas() {
     }
     assert_eq!(blob_of(&v1, "state_dict/frozen"), blob_of(&v2, "state_dict/frozen"));
     assert!(
-        v2.tensors.iter().all(|t| s.parent(t.blob).is_none()),
+        v2.tensors
+            .iter()
+            .all(|t| s.parent(t.blob.expect("a stored tensor")).is_none()),
         "the newest version has deltas"
     );
     for (v, file) in files.iter().enumerate() {
@@ -152,7 +161,7 @@ fn a_fine_tune_pushed_with_a_parent_is_stored_against_its_base() {
     let (base, ft) = (s.resolve("mlp@v4").manifest, s.resolve("ft@v1").manifest);
     let mut deltas = 0;
     for t in &ft.tensors {
-        if let Some(parent) = s.parent(t.blob) {
+        if let Some(parent) = s.parent(t.blob.expect("a stored tensor")) {
             deltas += 1;
             assert_eq!(parent, blob_of(&base, &t.path), "{}", t.path);
             assert!(t.dtype.is_float());
@@ -162,14 +171,17 @@ fn a_fine_tune_pushed_with_a_parent_is_stored_against_its_base() {
     let distinct: std::collections::BTreeSet<BlobId> = ft
         .tensors
         .iter()
-        .filter(|t| s.parent(t.blob).is_some())
-        .map(|t| t.blob)
+        .filter(|t| s.parent(t.blob.expect("a stored tensor")).is_some())
+        .map(|t| t.blob.expect("a stored tensor"))
         .collect();
     assert_eq!(report.deltas, distinct.len());
     assert!(deltas > 0 && s.parent(blob_of(&ft, HEAD)) == Some(blob_of(&base, HEAD)));
     // The frozen encoder is the base's own blob; the base stays whole.
     assert_eq!(blob_of(&ft, ENCODER), blob_of(&base, ENCODER));
-    assert!(base.tensors.iter().all(|t| s.parent(t.blob).is_none()));
+    assert!(base
+        .tensors
+        .iter()
+        .all(|t| s.parent(t.blob.expect("a stored tensor")).is_none()));
     s.assert_pulls("ft@v1", FINETUNE[0]);
 
     // The base goes away: gc makes the fine-tune whole and it still pulls.
@@ -183,7 +195,7 @@ fn a_fine_tune_pushed_with_a_parent_is_stored_against_its_base() {
         .manifest
         .tensors
         .iter()
-        .all(|t| s.parent(t.blob).is_none()));
+        .all(|t| s.parent(t.blob.expect("a stored tensor")).is_none()));
     s.assert_pulls("ft@v1", FINETUNE[0]);
 }
 

@@ -132,6 +132,7 @@ impl Dcp {
                 shape: entry.size.clone(),
                 role: self.role(fqn, &optimizers, grouped),
                 chunks,
+                meta: false,
             });
         }
         (out, notes)

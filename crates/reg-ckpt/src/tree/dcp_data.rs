@@ -185,7 +185,7 @@ fn cut(
                 for t in &ckpt.tensors {
                     let inner = TensorInfo {
                         path: format!("{}/{}", item.fqn, t.path),
-                        storage_key: key_of(&t.storage_key),
+                        storage_key: if t.meta { String::new() } else { key_of(&t.storage_key) },
                         ..t.clone()
                     };
                     out.inner_tensors.push((item.fqn.clone(), at, inner.clone()));
@@ -255,6 +255,7 @@ fn cut_safetensors(
             requires_grad: false,
             parameter: false,
             role: crate::tensors::Role::Other,
+            meta: false,
         });
         out.chunks.entry(item.fqn.clone()).or_default().push(Chunk {
             file: at,

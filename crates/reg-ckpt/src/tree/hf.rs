@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::files::Read;
-use super::{paths, Chunk, LogicalTensor, TreeError};
+use super::{paths, LogicalTensor, TreeError};
 use crate::segment::Format;
 use crate::tensors::Role;
 
@@ -117,20 +117,12 @@ pub(super) fn read(
                     });
                 }
                 seen.insert(t.path.clone(), at);
-                out.tensors.push(LogicalTensor {
-                    name: paths::in_unit(&dir, &t.path),
-                    dtype: t.dtype,
-                    shape: t.shape.clone(),
-                    role: Role::Weight,
-                    chunks: vec![Chunk {
-                        file: at,
-                        offsets: vec![0; t.shape.len()],
-                        sizes: t.shape.clone(),
-                        storage_key: t.storage_key.clone(),
-                        storage_offset: t.storage_offset,
-                        stride: t.stride.clone(),
-                    }],
-                });
+                out.tensors.push(LogicalTensor::of_file(
+                    paths::in_unit(&dir, &t.path),
+                    at,
+                    t,
+                    Role::Weight,
+                ));
             }
             out.weight_files.insert(at);
         }

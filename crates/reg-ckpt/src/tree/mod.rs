@@ -196,19 +196,51 @@ pub struct LogicalTensor {
     pub shape: Vec<u64>,
     /// Weight, optimizer state or other.
     pub role: Role,
-    /// The saved pieces, sorted by offsets; together they tile the shape.
+    /// The saved pieces, sorted by offsets; together they tile the shape
+    /// (none for a meta tensor).
     pub chunks: Vec<Chunk>,
+    /// On torch's `meta` device: no storage, so no chunks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub meta: bool,
 }
 
 impl LogicalTensor {
+    /// A tensor of one file (file `file` of the tree) as a logical tensor
+    /// of one chunk, or of none for a meta tensor.
+    pub fn of_file(name: String, file: usize, t: &TensorInfo, role: Role) -> LogicalTensor {
+        let chunks = if t.meta {
+            Vec::new()
+        } else {
+            vec![Chunk {
+                file,
+                offsets: vec![0; t.shape.len()],
+                sizes: t.shape.clone(),
+                storage_key: t.storage_key.clone(),
+                storage_offset: t.storage_offset,
+                stride: t.stride.clone(),
+            }]
+        };
+        LogicalTensor {
+            name,
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            role,
+            chunks,
+            meta: t.meta,
+        }
+    }
+
     /// Number of elements (saturating at `u64::MAX`).
     pub fn numel(&self) -> u64 {
         self.shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
     }
 
     /// Check every element is held by exactly one chunk (see
-    /// [`check_tiling`]).
+    /// [`check_tiling`]); a meta tensor has none to check.
     pub fn check_tiling(&self) -> Result<(), TilingError> {
+        if self.meta && self.chunks.is_empty() {
+            return Ok(());
+        }
         check_tiling(&self.name, &self.shape, &self.chunks)
     }
 }

@@ -11,8 +11,8 @@ use super::files::{self, Read, TorchObject};
 use super::hf::{self, HfModels};
 use super::layout::{Layout, Unit, UnitKind};
 use super::{
-    dcp_metadata, deepspeed, lightning_sharded, paths, trainer, Chunk, FileCheckpoint, LogicalTensor, TrainerState,
-    TreeError, TreeFile,
+    dcp_metadata, deepspeed, lightning_sharded, paths, trainer, FileCheckpoint, LogicalTensor, TrainerState, TreeError,
+    TreeFile,
 };
 use crate::meta::CheckpointMeta;
 use crate::safety::GlobalVerdict;
@@ -327,22 +327,10 @@ fn top_keys(read: &Option<Read>) -> &[String] {
         .unwrap_or(&[])
 }
 
-/// A tensor of one file as a logical tensor of one chunk.
+/// A tensor of one file as a logical tensor of one chunk (none for a
+/// meta tensor).
 fn whole_tensor(name: String, file: usize, t: &TensorInfo, role: Role) -> LogicalTensor {
-    LogicalTensor {
-        name,
-        dtype: t.dtype,
-        shape: t.shape.clone(),
-        role,
-        chunks: vec![Chunk {
-            file,
-            offsets: vec![0; t.shape.len()],
-            sizes: t.shape.clone(),
-            storage_key: t.storage_key.clone(),
-            storage_offset: t.storage_offset,
-            stride: t.stride.clone(),
-        }],
-    }
+    LogicalTensor::of_file(name, file, t, role)
 }
 
 /// The files holding a tensor's chunks, for messages.

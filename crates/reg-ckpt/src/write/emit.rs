@@ -2,8 +2,10 @@
 //!
 //! [`to_pickle`] names only globals that `torch.load(weights_only=True)`
 //! accepts: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` /
-//! `_v3`, torch's typed storage classes, `torch.storage.UntypedStorage` and
-//! torch dtypes. Opcodes and integer encodings follow CPython's pickler at
+//! `_v3` / `_rebuild_meta_tensor_no_storage`, torch's typed storage
+//! classes, `torch.storage.UntypedStorage`, torch dtypes, and for bytes and
+//! complex numbers `_codecs.encode` and `__builtin__.complex` (as CPython
+//! names them at protocol 2). Opcodes and integer encodings follow CPython's pickler at
 //! protocol 2; globals and strings are memoized by value (`BINPUT` once,
 //! `BINGET` after), which CPython does per object, so the bytes are close to
 //! but not identical with what torch writes. Emission uses an explicit work
@@ -17,7 +19,9 @@
 //! `torch.storage._new_dtypes()`): `_rebuild_tensor_v3` with the dtype as
 //! seventh argument (`GLOBAL torch <dtype>`) and the storage class
 //! `torch.storage.UntypedStorage` (that is the class's `__module__`, and the
-//! name the weights-only allowlist uses), whose numel counts bytes.
+//! name the weights-only allowlist uses), whose numel counts bytes. A meta
+//! tensor is `_rebuild_meta_tensor_no_storage(dtype, size, stride,
+//! requires_grad)`, as torch's `Tensor.__reduce_ex__` writes it: no storage.
 
 use super::WriteError;
 use crate::dtype::DType;
@@ -48,6 +52,14 @@ pub enum Emit {
     OrderedDict(Vec<(Emit, Emit)>),
     /// A tensor viewing a storage record.
     Tensor(TensorRef),
+    /// A tensor on torch's `meta` device: no storage.
+    MetaTensor(MetaRef),
+    /// A bytes object (pickled as `_codecs.encode(latin-1 text, 'latin1')`,
+    /// as CPython does at protocol 2).
+    Bytes(Vec<u8>),
+    /// A complex number `(real, imag)` (pickled as
+    /// `__builtin__.complex(real, imag)`).
+    Complex(f64, f64),
     /// A value followed by `BUILD` with a state: an `OrderedDict` with its
     /// `__dict__` (the state dict's `_metadata`), which the weights-only
     /// loader restores.
@@ -71,6 +83,19 @@ pub struct TensorRef {
     pub storage_numel: u64,
     /// First element's index in the storage.
     pub offset: u64,
+    /// Size per dimension.
+    pub shape: Vec<u64>,
+    /// Stride per dimension, in elements.
+    pub stride: Vec<u64>,
+    /// `requires_grad`.
+    pub requires_grad: bool,
+}
+
+/// A meta tensor as torch pickles it: dtype, size and stride, no storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaRef {
+    /// Element type.
+    pub dtype: DType,
     /// Size per dimension.
     pub shape: Vec<u64>,
     /// Stride per dimension, in elements.

@@ -22,7 +22,7 @@ pub mod weights_only;
 #[cfg(test)]
 mod tests;
 
-pub use emit::{to_pickle, Emit, TensorRef};
+pub use emit::{to_pickle, Emit, MetaRef, TensorRef};
 pub use safetensors::{write_safetensors, ExportTensor};
 pub use torchzip::{write_checkpoint, Fill, StorageSource, TorchZipWriter};
 pub use weights_only::{weights_only, WeightsOnly};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::emit::{check_tensor, storage_class, Emit, TensorRef};
+use super::emit::{check_tensor, storage_class, Emit, MetaRef, TensorRef};
 use super::WriteError;
 use crate::dtype::DType;
 
@@ -141,6 +141,23 @@ impl Pickler {
                 push_in_order(work, pairs(items));
             }
             Emit::Tensor(t) => self.tensor(t)?,
+            Emit::MetaTensor(t) => self.meta_tensor(t)?,
+            Emit::Bytes(b) => {
+                // CPython at protocol 2: codecs.encode(str(b, 'latin1'), 'latin1').
+                self.global("_codecs", "encode")?;
+                let text: String = b.iter().map(|&c| char::from(c)).collect();
+                self.str(&text)?;
+                self.str("latin1")?;
+                self.out.extend_from_slice(&[TUPLE2, REDUCE]);
+            }
+            Emit::Complex(re, im) => {
+                self.global("__builtin__", "complex")?;
+                for part in [re, im] {
+                    self.out.push(BINFLOAT);
+                    self.out.extend_from_slice(&part.to_be_bytes());
+                }
+                self.out.extend_from_slice(&[TUPLE2, REDUCE]);
+            }
             Emit::Built { value, state } => {
                 push_in_order(work, vec![Work::Value(value), Work::Value(state), Work::Op(BUILD)]);
             }
@@ -291,6 +308,26 @@ impl Pickler {
         if v3 {
             self.global("torch", t.dtype.name())?;
         }
+        self.out.extend_from_slice(&[TUPLE, REDUCE]);
+        Ok(())
+    }
+}
+
+impl Pickler {
+    /// `_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)`.
+    fn meta_tensor(&mut self, t: &MetaRef) -> Result<(), WriteError> {
+        if t.shape.len() != t.stride.len() {
+            return Err(WriteError::BadTensor {
+                tensor: "on the meta device".into(),
+                reason: format!("shape has {} dimensions, stride {}", t.shape.len(), t.stride.len()),
+            });
+        }
+        self.global("torch._utils", "_rebuild_meta_tensor_no_storage")?;
+        self.out.push(MARK);
+        self.global("torch", t.dtype.name())?;
+        self.dims(&t.shape);
+        self.dims(&t.stride);
+        self.out.push(if t.requires_grad { NEWTRUE } else { NEWFALSE });
         self.out.extend_from_slice(&[TUPLE, REDUCE]);
         Ok(())
     }

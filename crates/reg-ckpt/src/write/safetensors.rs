@@ -35,6 +35,9 @@ pub struct ExportTensor {
     pub offset: u64,
     /// The storage it views.
     pub storage_key: String,
+    /// A meta tensor (no storage, no data): safetensors cannot hold it, so
+    /// the writer refuses it by name.
+    pub meta: bool,
 }
 
 impl From<&TensorInfo> for ExportTensor {
@@ -47,6 +50,7 @@ impl From<&TensorInfo> for ExportTensor {
             stride: t.stride.clone(),
             offset: t.storage_offset,
             storage_key: t.storage_key.clone(),
+            meta: t.meta,
         }
     }
 }
@@ -56,6 +60,7 @@ impl From<&TensorInfo> for ExportTensor {
 fn official_rank(dtype: DType) -> u8 {
     match dtype {
         DType::Bool => 0,
+        DType::Float4E2m1fnX2 => 1,
         DType::Uint8 => 4,
         DType::Int8 => 5,
         DType::Float8E5m2 => 6,
@@ -81,8 +86,10 @@ const CHUNK: usize = 1 << 20;
 
 /// Write `tensors` as a safetensors file. `read_storage(key)` returns the
 /// bytes of a storage. Fails, naming the tensor, for dtypes safetensors
-/// cannot hold (complex, quantized, float8 `fnuz`), duplicate or reserved
-/// names, and views that reach past their storage.
+/// cannot hold (complex other than complex64, quantized, `bits*`), meta
+/// tensors (no data) and 0-d float4 ones, duplicate or reserved names, and
+/// views that reach past their storage. float4_e2m1fn_x2 is written as
+/// `F4`, its last dimension doubled (safetensors counts 4-bit elements).
 pub fn write_safetensors<W: Write>(
     mut out: W,
     tensors: &[ExportTensor],
@@ -104,10 +111,26 @@ pub fn write_safetensors<W: Write>(
                 reason: "appears more than once",
             });
         }
+        if t.meta {
+            return Err(bad(
+                t,
+                "is a meta tensor (shape and dtype only, no data), which safetensors cannot hold".into(),
+            ));
+        }
         let st_name = t.dtype.safetensors_name().ok_or(WriteError::UnsupportedDtype {
             tensor: t.name.clone(),
             dtype: t.dtype,
             format: "safetensors",
+        })?;
+        let st_shape = t.dtype.safetensors_shape(&t.shape).ok_or_else(|| {
+            bad(
+                t,
+                format!(
+                    "a {}-d {} tensor has no safetensors shape ({st_name} counts 4-bit elements along the last dimension)",
+                    t.shape.len(),
+                    t.dtype
+                ),
+            )
         })?;
         if t.shape.len() != t.stride.len() {
             return Err(bad(
@@ -120,7 +143,7 @@ pub fn write_safetensors<W: Write>(
             .iter()
             .try_fold(t.dtype.size() as u64, |acc, d| acc.checked_mul(*d))
             .ok_or_else(|| bad(t, format!("shape {:?} overflows", t.shape)))?;
-        sized.push((t, st_name, nbytes));
+        sized.push((t, st_name, st_shape, nbytes));
     }
     sized.sort_by(|a, b| {
         official_rank(b.0.dtype)
@@ -137,13 +160,13 @@ pub fn write_safetensors<W: Write>(
         header.insert("__metadata__".into(), Value::Object(m));
     }
     let mut at = 0u64;
-    for (t, st_name, nbytes) in &sized {
+    for (t, st_name, st_shape, nbytes) in &sized {
         let end = at
             .checked_add(*nbytes)
             .ok_or_else(|| bad(t, "data offsets overflow".into()))?;
         let mut info = Map::new();
         info.insert("dtype".into(), Value::from(*st_name));
-        info.insert("shape".into(), Value::from(t.shape.clone()));
+        info.insert("shape".into(), Value::from(st_shape.clone()));
         info.insert("data_offsets".into(), Value::from(vec![at, end]));
         header.insert(t.name.clone(), Value::Object(info));
         at = end;
@@ -155,7 +178,7 @@ pub fn write_safetensors<W: Write>(
     out.write_all(&json).map_err(io)?;
 
     let mut current: Option<(&str, Vec<u8>)> = None;
-    for (t, _, nbytes) in &sized {
+    for (t, _, _, nbytes) in &sized {
         if *nbytes == 0 {
             continue;
         }
@@ -258,6 +281,7 @@ mod tests {
             stride: stride.to_vec(),
             offset,
             storage_key: key.into(),
+            meta: false,
         }
     }
 

@@ -9,15 +9,20 @@
 //!
 //! Values are converted as follows: tensors keep dtype, shape, stride,
 //! offset, storage key and `requires_grad` (a `Parameter` or tensor
-//! subclass becomes a plain tensor); `collections.OrderedDict` stays an
+//! subclass becomes a plain tensor); meta tensors stay meta tensors
+//! (dtype, shape, stride, `requires_grad`); quantized, sparse and nested
+//! tensors are refused by path (torch cannot load a nested one weights-only;
+//! reg does not write the others yet); `collections.OrderedDict` stays an
 //! `OrderedDict` and keeps the state dict's `_metadata` (module versions,
 //! restored by `BUILD`, which the weights-only loader allows for
 //! OrderedDicts); other `BUILD` state is dropped;
 //! plain dicts and dict-like objects (`AttributeDict`, `defaultdict`,
 //! `argparse.Namespace`) become plain dicts; lists and tuples stay lists and
 //! tuples, sets become lists; scalars stay as they are (NaN and infinities
-//! included); anything else (OmegaConf configs, numpy scalars, paths,
-//! enums, unknown objects, bytes) becomes its plain JSON form from
+//! included), bytes stay bytes and complex numbers complex (the loader
+//! allows `_codecs.encode` and `complex`); anything else (OmegaConf
+//! configs, numpy scalars, paths, enums, unknown objects) becomes its plain
+//! JSON form from
 //! [`crate::view::to_json`], unknown objects as `{"__class__": ...}` dicts
 //! and tensors inside them as description strings. Dict keys keep ints as
 //! ints and strings as strings; other keys become their `str()`.
@@ -32,7 +37,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::emit::{to_pickle, Emit, TensorRef};
+use super::emit::{is_quantized, to_pickle, Emit, MetaRef, TensorRef};
 use super::pickler::minimal_twos_complement;
 use super::torchzip::{write_records, StorageSource, TorchZipWriter};
 use super::WriteError;
@@ -140,6 +145,51 @@ pub fn weights_only(graph: &PickleGraph) -> Result<WeightsOnly, WriteError> {
         root,
         storages: conv.used,
     })
+}
+
+/// A Python `complex(real, imag)` node (any protocol: `REDUCE` or
+/// `NEWOBJ` of `builtins.complex` / `__builtin__.complex` with two numbers).
+fn complex_of(graph: &PickleGraph, id: NodeId) -> Option<Emit> {
+    let Node::Object { callable, .. } = graph.node(id) else {
+        return None;
+    };
+    if !matches!(
+        global_name(graph, *callable),
+        Some(("builtins" | "__builtin__", "complex"))
+    ) {
+        return None;
+    }
+    let number = |n: NodeId| match graph.node(n) {
+        Node::Float(f) => Some(*f),
+        Node::Int(i) => Some(*i as f64),
+        _ => None,
+    };
+    match view::call_args(graph, id) {
+        [re, im] => Some(Emit::Complex(number(*re)?, number(*im)?)),
+        _ => None,
+    }
+}
+
+/// A bytes object as protocols 0-2 pickle it from Python 3:
+/// `_codecs.encode(text, 'latin1')` (non-empty) or `__builtin__.bytes()`
+/// (empty). Protocol 3 and later write `BINBYTES`, read as `Node::Bytes`.
+fn bytes_of(graph: &PickleGraph, id: NodeId) -> Option<Emit> {
+    let Node::Object { callable, .. } = graph.node(id) else {
+        return None;
+    };
+    let args = view::call_args(graph, id);
+    match global_name(graph, *callable)? {
+        ("_codecs", "encode") => match args {
+            [text, codec] if as_str(graph, *codec) == Some("latin1") => {
+                let text = as_str(graph, *text)?;
+                let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                Some(Emit::Bytes(bytes?))
+            }
+            _ => None,
+        },
+        ("__builtin__" | "builtins", "bytes") if args.is_empty() => Some(Emit::Bytes(Vec::new())),
+        _ => None,
+    }
 }
 
 fn is_ordered_dict(graph: &PickleGraph, id: NodeId) -> bool {
@@ -284,6 +334,14 @@ impl Converter<'_> {
         self.tick()?;
         let g = self.graph;
         if let Some(t) = tensors::tensor_at(g, id, &path)? {
+            if t.meta {
+                return Ok(Shape::Leaf(Emit::MetaTensor(MetaRef {
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    stride: t.stride,
+                    requires_grad: t.requires_grad,
+                })));
+            }
             return Ok(Shape::Leaf(Emit::Tensor(self.tensor(t)?)));
         }
         let seq = |kind, items: &[NodeId]| {
@@ -299,12 +357,25 @@ impl Converter<'_> {
             }
             Node::Object { callable, .. } => {
                 if let Some(kind) = tensors::rebuild_name(g, *callable) {
-                    // A sparse, nested or meta tensor: writing it as plain data
-                    // would lose it silently.
-                    return Err(WriteError::BadTensor {
-                        tensor: path,
-                        reason: format!("{kind} tensors cannot be written weights-only yet"),
-                    });
+                    // A sparse or nested tensor (or another kind torch
+                    // rebuilds from parts): writing it as plain data would
+                    // lose it silently.
+                    let reason = match kind {
+                        "_rebuild_nested_tensor" => {
+                            "is a nested tensor, which torch.load(weights_only=True) cannot load".to_string()
+                        }
+                        "_rebuild_sparse_tensor" => {
+                            "is a sparse tensor, which reg cannot write weights-only yet".to_string()
+                        }
+                        other => format!("is a {other} tensor, which reg cannot write weights-only yet"),
+                    };
+                    return Err(WriteError::BadTensor { tensor: path, reason });
+                }
+                if let Some(c) = complex_of(g, id) {
+                    return Ok(Shape::Leaf(c));
+                }
+                if let Some(b) = bytes_of(g, id) {
+                    return Ok(Shape::Leaf(b));
                 }
                 let omegaconf = global_name(g, *callable).is_some_and(|(m, _)| m.starts_with("omegaconf"));
                 match mapping(g, id) {
@@ -321,10 +392,32 @@ impl Converter<'_> {
                         }
                         return Ok(Shape::Container(Box::new(frame)));
                     }
-                    _ => self.json(id)?,
+                    _ if omegaconf => self.json(id, true)?,
+                    _ => {
+                        // An object the loader cannot build (a pickled
+                        // nn.Module, a custom class) becomes plain data; if
+                        // it holds tensors, that would drop them silently
+                        // (hyperparameters keep their description: a module
+                        // passed to save_hyperparameters is saved as weights
+                        // too).
+                        let in_hparams = path.split('/').next().is_some_and(|k| k.ends_with("hyper_parameters"));
+                        if let Some(t) = self.first_tensor_inside(id).filter(|_| !in_hparams) {
+                            let class = global_name(g, *callable)
+                                .map(|(m, n)| format!("{m}.{n}"))
+                                .unwrap_or_else(|| "Python".into());
+                            return Err(WriteError::BadTensor {
+                                tensor: if path.is_empty() { "at the root".into() } else { path },
+                                reason: format!(
+                                    "is a {class} object holding tensors ({t}), which torch.load(weights_only=True) \
+                                     cannot load (save its state_dict instead)"
+                                ),
+                            });
+                        }
+                        self.json(id, false)?
+                    }
                 }
             }
-            _ => self.scalar(id).map_or_else(|| self.json(id), Ok)?,
+            _ => self.scalar(id).map_or_else(|| self.json(id, false), Ok)?,
         };
         Ok(Shape::Leaf(leaf))
     }
@@ -361,6 +454,7 @@ impl Converter<'_> {
                 }
             }
             Node::BigInt(bytes) => Emit::BigInt(bytes.clone()),
+            Node::Bytes(bytes) => Emit::Bytes(bytes.clone()),
             _ => return None,
         })
     }
@@ -370,15 +464,29 @@ impl Converter<'_> {
     }
 
     /// The plain JSON form of a value, as an Emit tree.
-    fn json(&mut self, id: NodeId) -> Result<Emit, WriteError> {
+    /// The plain JSON form of a value, as an Emit tree; an OmegaConf
+    /// config's whole-string interpolations resolved, as `reg show` has
+    /// them (the file cannot keep the config itself).
+    fn json(&mut self, id: NodeId, omegaconf: bool) -> Result<Emit, WriteError> {
         let g = self.graph;
         let describe = |n: NodeId| -> Option<Value> {
             let t = tensors::tensor_at(g, n, "").ok().flatten()?;
             let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
             Some(Value::String(format!("<tensor {} [{}]>", t.dtype, shape.join(", "))))
         };
-        let value = view::to_json(g, id, &describe);
+        let mut value = view::to_json(g, id, &describe);
+        if omegaconf {
+            value = crate::meta::resolve_interpolations(value);
+        }
         self.json_to_emit(&value, 0)
+    }
+
+    /// The first tensor below `id` (its path below it, dtype and shape), if
+    /// any.
+    fn first_tensor_inside(&self, id: NodeId) -> Option<String> {
+        let t = tensors::find_tensors_below(self.graph, id).ok()?.into_iter().next()?;
+        let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+        Some(format!("{} {} [{}]", t.path, t.dtype, shape.join(", ")))
     }
 
     fn json_to_emit(&mut self, v: &Value, depth: usize) -> Result<Emit, WriteError> {
@@ -417,6 +525,13 @@ impl Converter<'_> {
     }
 
     fn tensor(&mut self, t: TensorInfo) -> Result<TensorRef, WriteError> {
+        if is_quantized(t.dtype) {
+            return Err(WriteError::UnsupportedDtype {
+                tensor: t.path,
+                dtype: t.dtype,
+                format: "a weights-only pickle (reg does not write quantizer parameters yet)",
+            });
+        }
         let storage = self.storages.get(&t.storage_key).ok_or_else(|| WriteError::BadTensor {
             tensor: t.path.clone(),
             reason: format!("storage {} is not declared", t.storage_key),

@@ -152,7 +152,11 @@ fn print_show(v: &ShowView) -> Result<()> {
                     t.dtype.name().to_string(),
                     human::shape(&t.shape),
                     format!("{:?}", t.role).to_lowercase(),
-                    format!("storage {}", t.storage_key),
+                    if t.meta {
+                        "meta (no storage)".to_string()
+                    } else {
+                        format!("storage {}", t.storage_key)
+                    },
                 ]);
             }
         }
@@ -164,12 +168,16 @@ fn print_show(v: &ShowView) -> Result<()> {
                     t.dtype.clone(),
                     human::shape(&t.shape),
                     format!("{:?}", t.role).to_lowercase(),
-                    format!(
-                        "{} chunk{} in {}",
-                        t.chunks.len(),
-                        if t.chunks.len() == 1 { "" } else { "s" },
-                        files.into_iter().collect::<Vec<_>>().join(", ")
-                    ),
+                    if t.meta {
+                        "meta (no storage)".to_string()
+                    } else {
+                        format!(
+                            "{} chunk{} in {}",
+                            t.chunks.len(),
+                            if t.chunks.len() == 1 { "" } else { "s" },
+                            files.into_iter().collect::<Vec<_>>().join(", ")
+                        )
+                    },
                 ]);
             }
         }

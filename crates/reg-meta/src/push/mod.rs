@@ -568,15 +568,20 @@ pub(crate) fn tensor_entries(
         .iter()
         .map(|t| {
             // inspect checks that every tensor's storage is a payload of
-            // the file; one without is a reader bug, never stored.
-            let blob = key_blobs.get(t.storage_key.as_str()).copied().ok_or_else(|| {
-                RegistryError::Internal(format!(
-                    "{}: tensor {} names storage {}, which is not a payload of the file",
-                    path.display(),
-                    t.path,
-                    t.storage_key
-                ))
-            })?;
+            // the file; one without is a reader bug, never stored. A meta
+            // tensor has no storage.
+            let blob = if t.meta {
+                None
+            } else {
+                Some(key_blobs.get(t.storage_key.as_str()).copied().ok_or_else(|| {
+                    RegistryError::Internal(format!(
+                        "{}: tensor {} names storage {}, which is not a payload of the file",
+                        path.display(),
+                        t.path,
+                        t.storage_key
+                    ))
+                })?)
+            };
             Ok(TensorEntry {
                 path: t.path.clone(),
                 dtype: t.dtype,
@@ -588,6 +593,7 @@ pub(crate) fn tensor_entries(
                 role: t.role,
                 requires_grad: t.requires_grad,
                 parameter: t.parameter,
+                meta: t.meta,
             })
         })
         .collect()

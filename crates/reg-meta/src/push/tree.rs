@@ -360,6 +360,7 @@ impl Registry {
                     shape: t.shape.clone(),
                     role: t.role,
                     chunks,
+                    meta: t.meta,
                 })
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;

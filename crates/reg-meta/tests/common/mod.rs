@@ -189,7 +189,7 @@ pub fn blob_of(m: &Manifest, path: &str) -> BlobId {
     m.tensors
         .iter()
         .find(|t| t.path == path)
-        .map(|t| t.blob)
+        .and_then(|t| t.blob)
         .unwrap_or_else(|| panic!("{}@v{} has no tensor {path}", m.name, m.number))
 }
 

@@ -42,7 +42,7 @@ pub async fn handler(
             let v = reg.resolve(&wanted)?;
             let view = reg.show_view(&v)?;
             let mut blobs = HashMap::new();
-            let tensor_blobs = v.manifest.tensors.iter().map(|t| t.blob).chain(
+            let tensor_blobs = v.manifest.tensors.iter().filter_map(|t| t.blob).chain(
                 v.manifest
                     .tree
                     .iter()
@@ -200,7 +200,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                         }
                     }
                     @for t in file_tensors(&v.tensors) {
-                        @let b = g.blobs.get(&t.blob.to_hex());
+                        @let b = t.blob.and_then(|id| g.blobs.get(&id.to_hex()));
                         tr {
                             td.path title=(t.path) { (t.path) }
                             td.mono { (t.dtype.name()) }
@@ -212,7 +212,11 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
                                     @if b.delta { span.pill.delta { "delta" } } @else { span.pill.whole { (b.codec) } }
                                 }
                             }
-                            td.mono.muted title=(t.blob.to_hex()) { (t.storage_key) }
+                            @if t.meta {
+                                td.mono.muted title="on the meta device: no storage" { "meta" }
+                            } @else {
+                                td.mono.muted title=[t.blob.map(|id| id.to_hex())] { (t.storage_key) }
+                            }
                         }
                     }
                 }
