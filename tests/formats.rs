@@ -283,3 +283,17 @@ fn bcomplex32_tensors_are_pushed_shown_and_pulled_byte_exact() {
     assert_eq!(again["zt"]["dtype"], "bcomplex32");
     assert_eq!(again["zt"]["stride"], serde_json::json!([1, 3]));
 }
+
+#[test]
+fn numpy_arrays_and_complex_numbers_in_hparams_are_shown_as_python_reports_them() {
+    let reg = Reg::new();
+    reg.push("objects/numpy_values.pt", "np");
+    let shown = reg.ok(&["show", "np", "--json"]).json();
+    let h = &shown["hyper_parameters"];
+    let truth = expected("objects/numpy_values");
+    for (key, want) in truth["hyper_parameters"].as_object().expect("hparams") {
+        assert_eq!(&h[key], want, "{key}: {h}");
+    }
+    // A large array is data, not a setting: it keeps the object form.
+    assert_eq!(h["big"]["__class__"], "numpy._core.multiarray._reconstruct", "{h}");
+}

@@ -65,9 +65,6 @@ EXPECTED = [
      r"object holding tensors"),
     # two tensors reg would name alike ('a/b' and a -> b)
     (r"slash_keys", "safetensors", r"safetensors: tensor name a/b appears more than once$"),
-    # a numpy array in hyperparameters: no weights-only form; written as its plain data
-    (r"L:hparams_(plain|zoo)/.*", "weights-only", r"^hyper_parameters\.np_arr: want 'array\(\[0, 1, 2\]\)' got "
-     r"\{'__class__': 'numpy\._core\.multiarray\._reconstruct'"),
     # files torch.save writes that are not what torch writes (hand-made zips, a non-string-map header)
     (r"extra_record", "push refused", r"torch zip entry unrelated\.bin: not under the archive folder"),
     (r"deflated_rezip", "push refused", r"compressed with method 8, torch only writes stored \(method 0\) records"),
@@ -233,6 +230,8 @@ def norm_json(x):
         import numpy as np
         if isinstance(x, np.generic):
             return norm_json(x.item())
+        if isinstance(x, np.ndarray) and x.dtype.kind in "biuf" and x.size <= 4096:
+            return norm_json(x.tolist())  # as arr.tolist() (docs/cli.md)
     except ImportError:
         pass
     if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
@@ -243,6 +242,10 @@ def norm_json(x):
         return x
     if isinstance(x, torch.Tensor):
         return "<tensor>"
+    if isinstance(x, complex):
+        return repr(x)  # Python's repr, e.g. "(1+2j)" (docs/cli.md)
+    if isinstance(x, (bytes, bytearray)):
+        return f"<{len(x)} bytes>"  # their length, not their content (docs/cli.md)
     return repr(x)
 
 

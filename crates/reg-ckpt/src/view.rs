@@ -388,6 +388,16 @@ fn object_json(graph: &PickleGraph, id: NodeId, t: &dyn Fn(NodeId) -> Option<Val
                 return v;
             }
         }
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
+            if let Some(v) = state.and_then(|s| numpy_array(graph, s)) {
+                return v;
+            }
+        }
+        ("builtins" | "__builtin__", "complex") => {
+            if let Some(text) = complex_repr(graph, args_list) {
+                return Value::String(text);
+            }
+        }
         ("pathlib", _) | ("pathlib._local", _) => {
             let parts: Vec<&str> = args_list.iter().filter_map(|a| as_str(graph, *a)).collect();
             let joined = parts.join("/");
@@ -505,45 +515,144 @@ pub fn codecs_bytes(graph: &PickleGraph, id: NodeId) -> Option<Vec<u8>> {
 fn numpy_scalar(graph: &PickleGraph, args: &[NodeId]) -> Option<Value> {
     let dtype = *args.first()?;
     let raw = codecs_bytes(graph, *args.get(1)?)?;
+    let (code, little) = numpy_dtype(graph, dtype)?;
+    numpy_element(&code, little, &raw)
+}
+
+/// Largest numpy array shown as its values (larger ones keep the generic
+/// object form, as they are data rather than settings).
+const MAX_NUMPY_VALUES: usize = 4096;
+
+/// A pickled `numpy.ndarray` (`_reconstruct(ndarray, (0,), b'b')` whose
+/// state is `(version, shape, dtype, is_fortran, data)`) as nested lists
+/// of its values, as `arr.tolist()` gives them; `None` for a dtype reg
+/// does not read (objects, strings, records) or a large array.
+fn numpy_array(graph: &PickleGraph, state: NodeId) -> Option<Value> {
+    let fields = seq(graph, state)?;
+    let [_, shape, dtype, fortran, data] = fields else {
+        return None;
+    };
+    let shape: Vec<usize> = seq(graph, *shape)?
+        .iter()
+        .map(|d| as_int(graph, *d).and_then(|d| usize::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    let count = shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d))?;
+    if count > MAX_NUMPY_VALUES {
+        return None;
+    }
+    let (code, little) = numpy_dtype(graph, *dtype)?;
+    let width: usize = code.get(1..)?.parse().ok()?;
+    let raw = codecs_bytes(graph, *data)?;
+    if raw.len() != count.checked_mul(width)? {
+        return None;
+    }
+    let mut values: Vec<Value> = raw
+        .chunks_exact(width.max(1))
+        .map(|b| numpy_element(&code, little, b))
+        .collect::<Option<_>>()?;
+    if as_bool(graph, *fortran) == Some(true) && shape.len() > 1 {
+        values = fortran_to_c(values, &shape);
+    }
+    Some(nest(&mut values.into_iter(), &shape))
+}
+
+/// Reorder column-major values into row-major order.
+fn fortran_to_c(values: Vec<Value>, shape: &[usize]) -> Vec<Value> {
+    let count = values.len();
+    let mut out = Vec::with_capacity(count);
+    for c_index in 0..count {
+        // The multi-index of the C-order position, then its F-order offset.
+        let (mut rest, mut offset, mut stride) = (c_index, 0, 1);
+        let mut digits = vec![0; shape.len()];
+        for (i, d) in shape.iter().enumerate().rev() {
+            digits[i] = rest % d.max(&1);
+            rest /= d.max(&1);
+        }
+        for (i, d) in shape.iter().enumerate() {
+            offset += digits[i] * stride;
+            stride *= d;
+        }
+        out.push(values.get(offset).cloned().unwrap_or(Value::Null));
+    }
+    out
+}
+
+/// Values in row-major order as nested arrays of `shape` (a scalar for
+/// a 0-d array).
+fn nest(values: &mut dyn Iterator<Item = Value>, shape: &[usize]) -> Value {
+    match shape.split_first() {
+        None => values.next().unwrap_or(Value::Null),
+        Some((n, rest)) => Value::Array((0..*n).map(|_| nest(values, rest)).collect()),
+    }
+}
+
+/// A `numpy.dtype(code, align, copy)` call: its kind-and-width code (`f8`,
+/// `i4`, `b1`) and whether its data is little-endian (from the byte order
+/// `<`, `>`, `|` or `=` its state records; `=` is native, which numpy
+/// pickles only on little-endian machines in practice).
+fn numpy_dtype(graph: &PickleGraph, dtype: NodeId) -> Option<(String, bool)> {
     let code = call_args(graph, dtype).first().and_then(|c| as_str(graph, *c))?;
-    let le = |n: usize| -> Option<[u8; 8]> {
+    let order = match graph.node(dtype) {
+        Node::Object { state: Some(s), .. } => seq(graph, *s)
+            .and_then(|f| f.get(1))
+            .and_then(|o| as_str(graph, *o))
+            .unwrap_or("<"),
+        _ => "<",
+    };
+    let little = order != ">";
+    Some((code.to_string(), little))
+}
+
+/// One numpy value of dtype `code` from its bytes.
+fn numpy_element(code: &str, little: bool, raw: &[u8]) -> Option<Value> {
+    let bytes = |n: usize| -> Option<[u8; 8]> {
         let mut b = [0u8; 8];
-        b.get_mut(..n)?.copy_from_slice(raw.get(..n)?);
+        let src = raw.get(..n)?;
+        if little {
+            b.get_mut(..n)?.copy_from_slice(src);
+        } else {
+            for (i, x) in src.iter().rev().enumerate() {
+                b[i] = *x;
+            }
+        }
         Some(b)
     };
+    let le = |n: usize| bytes(n).map(u64::from_le_bytes);
     Some(match code {
-        "f8" => float_json(f64::from_le_bytes(le(8)?)),
-        "f4" => {
-            let b = le(4)?;
-            float_json(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-        }
-        "i8" => Value::from(i64::from_le_bytes(le(8)?)),
-        "i4" => {
-            let b = le(4)?;
-            Value::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }
-        "u8" => Value::from(u64::from_le_bytes(le(8)?)),
-        "f2" => {
-            let b = le(2)?;
-            float_json(crate::float::f16_to_f64(u16::from_le_bytes([b[0], b[1]])))
-        }
-        "i2" => {
-            let b = le(2)?;
-            Value::from(i16::from_le_bytes([b[0], b[1]]))
-        }
-        "u2" => {
-            let b = le(2)?;
-            Value::from(u16::from_le_bytes([b[0], b[1]]))
-        }
-        "u4" => {
-            let b = le(4)?;
-            Value::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }
-        "i1" => Value::from(*raw.first()? as i8),
-        "u1" => Value::from(*raw.first()?),
-        "b1" => Value::Bool(*raw.first()? != 0),
+        "f8" => float_json(f64::from_bits(le(8)?)),
+        "f4" => float_json(f64::from(f32::from_bits(le(4)? as u32))),
+        "f2" => float_json(crate::float::f16_to_f64(le(2)? as u16)),
+        "i8" => Value::from(le(8)? as i64),
+        "i4" => Value::from(le(4)? as u32 as i32),
+        "i2" => Value::from(le(2)? as u16 as i16),
+        "i1" => Value::from(le(1)? as u8 as i8),
+        "u8" => Value::from(le(8)?),
+        "u4" => Value::from(le(4)? as u32),
+        "u2" => Value::from(le(2)? as u16),
+        "u1" => Value::from(le(1)? as u8),
+        "b1" => Value::Bool(le(1)? != 0),
         _ => return None,
     })
+}
+
+/// A pickled `complex(real, imag)` as Python's `repr()` writes it:
+/// `(1+2j)`, `(1.5-0j)`, `3j` for a zero real part.
+fn complex_repr(graph: &PickleGraph, args: &[NodeId]) -> Option<String> {
+    let part = |i: usize| args.get(i).and_then(|a| as_f64(graph, *a));
+    let (re, im) = (part(0)?, part(1).unwrap_or(0.0));
+    let short = |f: f64| {
+        let r = py_float_repr(f);
+        r.strip_suffix(".0").map(str::to_string).unwrap_or(r)
+    };
+    if re == 0.0 && re.is_sign_positive() {
+        return Some(format!("{}j", short(im)));
+    }
+    let sign = if im.is_sign_negative() && !im.is_nan() {
+        "-"
+    } else {
+        "+"
+    };
+    Some(format!("({}{sign}{}j)", short(re), short(im.abs())))
 }
 
 #[cfg(test)]
