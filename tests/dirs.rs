@@ -327,7 +327,7 @@ fn a_directory_streams_as_tar_and_exports_whole_tensors() {
 }
 
 /// Blob files and the listing of a registry, for "nothing changed".
-fn snapshot(reg: &Reg) -> (String, String, BTreeSet<PathBuf>) {
+pub(crate) fn snapshot(reg: &Reg) -> (String, String, BTreeSet<PathBuf>) {
     let blobs = tree(&reg.home().join("blobs")).into_keys().map(PathBuf::from).collect();
     (
         reg.ok(&["ls", "--json"]).stdout,

@@ -32,6 +32,8 @@ mod large;
 mod lost_index;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;
+/// `reg push -`: pipes byte-identical, bad streams refused, bounded memory (issue 27).
+mod push_stream;
 /// Registry location, names, tags, log/ls/stats output.
 mod registry;
 /// Remotes: S3 (s3s-fs on loopback) and file:// push, pull, resume, races, damage (issue 8).

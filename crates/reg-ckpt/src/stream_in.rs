@@ -297,11 +297,18 @@ fn zip(
             tail.extend_from_slice(&rest);
             // It must end with the end-of-central-directory record (a cut
             // stream ends elsewhere).
-            let ends = tail
-                .windows(4)
-                .rposition(|w| w == b"PK\x05\x06")
-                .is_some_and(|at| tail.len() >= at + 22 && tail.len() == at + 22 + le16(&tail, at + 20) as usize);
-            if !ends {
+            let end_record = tail.windows(4).rposition(|w| w == b"PK\x05\x06");
+            let end = end_record
+                .filter(|at| tail.len() >= at + 22)
+                .map(|at| at + 22 + le16(&tail, at + 20) as usize);
+            if let Some(end) = end.filter(|end| tail.len() > *end) {
+                return Err(StreamError::NotACheckpoint(format!(
+                    "{} bytes follow the end of the zip at byte {}",
+                    tail.len() - end,
+                    start + end as u64
+                )));
+            }
+            if end != Some(tail.len()) {
                 return Err(StreamError::Truncated {
                     at: r.at,
                     what: "the zip's central directory (no end record)".into(),

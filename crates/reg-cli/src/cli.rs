@@ -174,9 +174,15 @@ pub struct InitArgs {
 /// `reg push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Checkpoint files (.ckpt, .pt, .pth, .bin, .safetensors), pushed in order.
+    /// Checkpoint files (.ckpt, .pt, .pth, .bin, .safetensors) or folders,
+    /// pushed in order; `-` reads one checkpoint from standard input (a
+    /// torch zip as torch.save writes it, legacy torch, or safetensors).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// The file name a version read from `-` records (what `reg pull`
+    /// writes by default; the model name defaults to its stem).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
     /// Model name (default: registry.toml default_name, else the file stem).
     #[arg(long, short)]
     pub name: Option<String>,

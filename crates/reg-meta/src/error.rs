@@ -38,6 +38,15 @@ pub enum RegistryError {
         /// Why.
         source: reg_ckpt::InspectError,
     },
+    /// A checkpoint read from a stream was refused before it was read
+    /// whole (`reg push -`); nothing was stored.
+    #[error("{source_name}: {reason}; nothing was stored")]
+    Stream {
+        /// The stream's source file name, or `<stdin>`.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
     /// The input directory is not a checkpoint directory reg can read.
     #[error("{dir}: {source}; nothing was stored")]
     InspectTree {

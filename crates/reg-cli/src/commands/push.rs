@@ -1,4 +1,4 @@
-//! `reg push FILE...`.
+//! `reg push FILE...` (and `reg push -`, a checkpoint from standard input).
 
 use super::{print, Ctx};
 use crate::bar::Bar;
@@ -7,7 +7,7 @@ use crate::human;
 use anyhow::Result;
 use reg_meta::report::PushView;
 use reg_meta::{PushOptions, PushReport, VersionRef};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
             human::time(when)
         );
     }
+    let stdin = Path::new("-");
+    if args.files.iter().filter(|f| f.as_path() == stdin).count() > 1 {
+        anyhow::bail!("`-` (standard input) can be pushed once per command");
+    }
+    if args.source.is_some() && !args.files.iter().any(|f| f.as_path() == stdin) {
+        anyhow::bail!("--source names a checkpoint read from `-` (standard input); files record their own name");
+    }
     let opts = PushOptions {
         name: args.name,
         tag: args.tag.clone(),
@@ -31,19 +38,30 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         allow_unsafe: args.allow_unsafe,
         parent,
         keep_optimizer_last: args.keep_optimizer_last,
+        source: None,
     };
     let quiet = ctx.quiet || args.json.json;
     let mut views = Vec::new();
     let mut pushed: Vec<(String, u32)> = Vec::new();
     for file in &args.files {
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         let started = std::time::Instant::now();
-        let r = reg.push_with(file, &opts, &Bar::new(quiet, size))?;
+        let (r, shown) = if file.as_path() == stdin {
+            let opts = PushOptions {
+                source: args.source.clone(),
+                ..opts.clone()
+            };
+            let shown = PathBuf::from(args.source.as_deref().unwrap_or("<stdin>"));
+            let r = reg.push_stream(&mut std::io::stdin().lock(), &opts, &Bar::new(quiet, 0))?;
+            (r, shown)
+        } else {
+            let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            (reg.push_with(file, &opts, &Bar::new(quiet, size))?, file.clone())
+        };
         if !quiet {
-            print_push(file, &r, args.tag.as_deref(), started.elapsed());
+            print_push(&shown, &r, args.tag.as_deref(), started.elapsed());
         }
         pushed.push((r.name.clone(), r.number));
-        views.push(PushView::new(&r, file));
+        views.push(PushView::new(&r, &shown));
     }
     let synced = match &args.remote.remote {
         Some(r) => Some(crate::remote_cmd::upload_pushed(

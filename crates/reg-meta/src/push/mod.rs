@@ -34,6 +34,7 @@ use std::fs::File;
 use std::ops::Range;
 
 mod commit;
+mod from_stream;
 mod pack;
 mod payloads;
 mod read;
@@ -63,6 +64,11 @@ pub struct PushOptions {
     /// and runs in [`Registry::finish_pending_deltas`] (the job the CLI
     /// starts); otherwise before the push returns.
     pub keep_optimizer_last: Option<usize>,
+    /// The file name the version records (what `reg pull` writes by
+    /// default) and its errors name; the model name defaults to its stem.
+    /// Default: the pushed file's name. [`Registry::push_stream`] needs
+    /// it or a model name.
+    pub source: Option<String>,
 }
 
 /// What [`Registry::push`] did.
@@ -227,20 +233,22 @@ impl Registry {
         if let Some(tag) = &opts.tag {
             check_tag(tag)?;
         }
+        // The file as the version records it and errors name it.
+        let shown: &Path = opts.source.as_deref().map(Path::new).unwrap_or(path);
         let name = match opts.name.as_deref().or(self.config.default_name.as_deref()) {
             Some(n) => ModelName::new(n)?,
-            None => ModelName::sanitized(&path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
+            None => ModelName::sanitized(&shown.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
         };
         let input = Input::open(path)?;
         let bytes = input.bytes();
         let inspect_err = |source| RegistryError::Inspect {
-            file: path.to_path_buf(),
+            file: shown.to_path_buf(),
             source,
         };
         // Only headers, directories and pickles are read here; payload
         // bytes are streamed below, where their CRCs are checked.
         let ckpt = reg_ckpt::inspect_deferred(bytes).map_err(inspect_err)?;
-        let unknown_globals = self.judge_globals(path, &ckpt, opts)?;
+        let unknown_globals = self.judge_globals(shown, &ckpt, opts)?;
         let base = match &opts.parent {
             Some(r) => Some(self.resolve(r)?),
             None => None,
@@ -302,7 +310,7 @@ impl Registry {
         let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
         let version = NewVersion {
             replaces,
-            path,
+            path: shown,
             file,
             bytes,
             ckpt: &ckpt,

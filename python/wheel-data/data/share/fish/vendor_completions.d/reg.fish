@@ -54,6 +54,7 @@ complete -c reg -n "__fish_reg_using_subcommand init" -l registry -d 'Registry d
 complete -c reg -n "__fish_reg_using_subcommand init" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
 complete -c reg -n "__fish_reg_using_subcommand init" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand init" -s h -l help -d 'Print help'
+complete -c reg -n "__fish_reg_using_subcommand push" -l source -d 'The file name a version read from `-` records (what `reg pull` writes by default; the model name defaults to its stem)' -r
 complete -c reg -n "__fish_reg_using_subcommand push" -s n -l name -d 'Model name (default: registry.toml default_name, else the file stem)' -r
 complete -c reg -n "__fish_reg_using_subcommand push" -s t -l tag -d 'Tag the new version' -r
 complete -c reg -n "__fish_reg_using_subcommand push" -s m -l message -d 'A message to keep with the version' -r
