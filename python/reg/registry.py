@@ -1,6 +1,7 @@
 """``Registry``: one registry, reached by running the ``reg`` binary and
 reading its ``--json`` output."""
 
+import io
 import json
 import os
 import subprocess
@@ -147,6 +148,101 @@ class Registry:
             args += ["--keep-optimizer-last", str(keep_optimizer_last)]
         return self.json(*args)
 
+    def save(
+        self,
+        obj: Any,
+        name: Optional[str] = None,
+        *,
+        source: Optional[str] = None,
+        tag: Optional[str] = None,
+        message: Optional[str] = None,
+        keep_optimizer_last: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """``torch.save(obj, ...)`` straight into the registry: the bytes go
+        through a pipe into ``reg push -`` (no file is written first), and
+        the version is exactly what ``torch.save`` writes, as if that file
+        had been pushed. ``source`` is the file name the version records
+        (what ``reg pull`` writes by default; the model name defaults to its
+        stem). One of ``name``, ``source`` or the registry's
+        ``default_name`` is needed. Returns the push report, as
+        :meth:`push`; a refused or failed push raises RegError.
+        """
+        import torch  # only this method needs torch
+
+        return self.push_stream(lambda out: torch.save(obj, out), name, source=source, tag=tag, message=message,
+                                keep_optimizer_last=keep_optimizer_last)
+
+    def push_stream(
+        self,
+        write: Any,
+        name: Optional[str] = None,
+        *,
+        source: Optional[str] = None,
+        tag: Optional[str] = None,
+        message: Optional[str] = None,
+        keep_optimizer_last: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """``reg push -``: call ``write(out)`` with a binary writer whose
+        bytes go to reg's standard input (it counts them, so ``tell()``
+        works as ``torch.save`` needs), then return the push report.
+        ``write`` may write a torch zip (``torch.save``), a legacy torch
+        file or safetensors (``safetensors.torch.save``'s bytes)."""
+        args = ["push", "-", "--json"]
+        if name is not None:
+            args += ["--name", name]
+        if source is not None:
+            args += ["--source", source]
+        if tag is not None:
+            args += ["--tag", tag]
+        if message is not None:
+            args += ["-m", message]
+        if keep_optimizer_last is not None:
+            args += ["--keep-optimizer-last", str(keep_optimizer_last)]
+        cmd = self._command(args)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            raise BinaryNotFoundError(f"cannot run {cmd[0]}: {e.strerror or e}; " + INSTALL_HINT) from e
+        # reg's own output is small (a report, maybe a warning) but is read
+        # as it comes, so neither side ever waits on a full pipe.
+        outputs: Dict[str, bytes] = {}
+
+        def drain(key: str, pipe: Any) -> None:
+            outputs[key] = pipe.read()
+
+        readers = [threading.Thread(target=drain, args=(k, p), daemon=True)
+                   for k, p in (("out", proc.stdout), ("err", proc.stderr))]
+        for t in readers:
+            t.start()
+        writer = _CountingWriter(proc.stdin)
+        failure: Optional[BaseException] = None
+        try:
+            write(writer)
+        except BaseException as e:
+            # reg refused the stream before its end (the pipe broke: torch
+            # reports that as its own error): reg's error says why. Else
+            # the caller's writer failed: the stream ends where it stopped,
+            # and reg refuses a cut checkpoint (nothing stored).
+            if not writer.broken:
+                failure = e
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        code = proc.wait()
+        for t in readers:
+            t.join()
+        if failure is not None:
+            raise failure
+        if code != 0:
+            stderr = outputs.get("err", b"").decode("utf-8", errors="replace")
+            raise _error_from(stderr, code, "push")
+        try:
+            return json.loads(outputs.get("out", b"").decode("utf-8", errors="replace"))
+        except ValueError as e:
+            raise RegError(f"reg push - --json printed something that is not JSON: {e}") from e
+
     def pull(
         self,
         ref: str,
@@ -227,6 +323,38 @@ class Registry:
         if dry_run:
             args.append("--dry-run")
         return self.json(*args)
+
+
+class _CountingWriter(io.RawIOBase):
+    """A write-only stream over a pipe that counts what it passed on:
+    ``torch.save`` asks ``tell()``, which a bare pipe cannot answer."""
+
+    def __init__(self, pipe: Any):
+        super().__init__()
+        self._pipe = pipe
+        self._written = 0
+        #: reg closed its end: it refused the stream.
+        self.broken = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            self._pipe.write(view)
+        except BrokenPipeError:
+            self.broken = True
+            raise
+        self._written += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        if not self._pipe.closed:
+            self._pipe.flush()
 
 
 def default_registry() -> Registry:

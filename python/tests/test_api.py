@@ -251,6 +251,50 @@ def main() -> None:
         else:
             raise AssertionError("exists() hid a damaged registry")
 
+    @check("Registry.save streams torch.save into reg push -: the version is torch.save's bytes, named by source")
+    def _():
+        import io
+
+        obj = {"state_dict": {"w": torch.randn(64, 32), "b": torch.zeros(32)}, "epoch": 4, "lr": float("nan")}
+        want = io.BytesIO()
+        torch.save(obj, want)
+        report = r.save(obj, "streamed", source="epoch=4.ckpt")
+        assert report["created"] and report["name"] == "streamed", report
+        out = os.path.join(WORK, "streamed.ckpt")
+        r.pull("streamed@latest", out, force=True)
+        with open(out, "rb") as f:
+            assert f.read() == want.getvalue(), "the version differs from torch.save's bytes"
+        assert r.log("streamed")[-1]["source"] == "epoch=4.ckpt"
+        # The same object again is the same bytes: no new version.
+        assert not r.save(obj, "streamed", source="epoch=4.ckpt")["created"]
+
+    @check("a stream reg refuses (not a checkpoint, cut short, an unsafe pickle) raises RegError and stores nothing")
+    def _():
+        import io
+        import pickle
+
+        before = r.log("streamed")
+        good = io.BytesIO()
+        torch.save({"w": torch.ones(1000)}, good)
+
+        class Evil:
+            def __reduce__(self):
+                return (os.system, ("true",))
+
+        cases = {
+            "not a checkpoint": lambda out: out.write(b"hello" * 1000),
+            "cut short": lambda out: out.write(good.getvalue()[: len(good.getvalue()) // 2]),
+            "unsafe pickle": lambda out: torch.save({"x": Evil()}, out, pickle_module=pickle),
+        }
+        for what, write in cases.items():
+            try:
+                r.push_stream(write, "streamed")
+            except reg.RegError as e:
+                assert str(e) and "\n" not in str(e), (what, str(e))
+            else:
+                raise AssertionError(f"{what}: accepted")
+        assert r.log("streamed") == before
+
     finish()
 
 

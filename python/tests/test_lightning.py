@@ -90,6 +90,14 @@ class ThreadProbe(RegCheckpointIO):
         super().save_checkpoint(checkpoint, path, storage_options=storage_options)
 
 
+def local_checkpoints(root):
+    """Checkpoint files under root (none when nothing was kept locally)."""
+    found = []
+    for d, _, files in os.walk(root):
+        found += [os.path.join(d, f) for f in files if f.endswith(".ckpt")]
+    return sorted(found)
+
+
 def same_file_as_version(r, path, ref):
     out = os.path.join(WORK, "check.ckpt")
     r.pull(ref, out, force=True)
@@ -108,17 +116,65 @@ def main() -> None:
 
         assert reg_lightning.RegCheckpointIO is RegCheckpointIO
 
-    @check("AsyncCheckpointIO(RegCheckpointIO): every epoch pushed, from Lightning's background thread")
+    @check("AsyncCheckpointIO(RegCheckpointIO): every epoch streamed into the registry from Lightning's "
+           "background thread, no local file")
     def _():
         root = os.path.join(WORK, "async")
         io = ThreadProbe("async", registry=r)
-        trainer(root, 3, plugins=[AsyncCheckpointIO(io)]).fit(Net(), data(0), data(1))
+        module = Net()
+        trainer(root, 3, plugins=[AsyncCheckpointIO(io)]).fit(module, data(0), data(1))
         assert len(io.threads) == 3 and all(t is not threading.main_thread() for t in io.threads), io.threads
         log = r.log("async")
         assert [e["epoch"] for e in log] == [0, 1, 2], log
-        for epoch in range(3):
-            same_file_as_version(r, os.path.join(root, f"epoch={epoch}.ckpt"), f"async@epoch={epoch}")
+        assert [e["source"] for e in log] == [f"epoch={e}.ckpt" for e in range(3)], log
+        assert local_checkpoints(root) == [], local_checkpoints(root)
+        out = os.path.join(WORK, "async-last.ckpt")
+        r.pull("async@epoch=2", out, force=True)
+        saved = torch.load(out, weights_only=True)["state_dict"]
+        assert saved.keys() == module.state_dict().keys()
+        assert all(torch.equal(saved[k], v) for k, v in module.state_dict().items())
         assert "best" in r.show("async@best")["tags"]
+
+    @check("RegCheckpointIO(keep_local=True) writes the file too, and each version is that file byte for byte")
+    def _():
+        root = os.path.join(WORK, "kept")
+        trainer(root, 2, plugins=[RegCheckpointIO("kept", registry=r, keep_local=True)]).fit(Net(), data(0), data(1))
+        assert len(local_checkpoints(root)) == 2, local_checkpoints(root)
+        for epoch in range(2):
+            same_file_as_version(r, os.path.join(root, f"epoch={epoch}.ckpt"), f"kept@epoch={epoch}")
+
+    @check("with no local files: top-k, save_last, every_n_train_steps and ckpt_path='best' keep working")
+    def _():
+        root = os.path.join(WORK, "topk")
+        io = RegCheckpointIO("topk", registry=r)
+        mc = ModelCheckpoint(dirpath=root, monitor="val_loss", save_top_k=2, save_last=True,
+                             every_n_train_steps=3, filename="{epoch}-{step}")
+        t = L.Trainer(max_epochs=3, default_root_dir=root, plugins=[io], callbacks=[mc], logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+        t.fit(Net(), data(0), data(1))
+        assert local_checkpoints(root) == [], local_checkpoints(root)
+        log = r.log("topk")
+        # Every save is a version, top-k's removals included; last.ckpt is
+        # the newest save again, so it adds a version only when it differs.
+        assert len(log) >= 3 and len(io.pushed) >= len(log), (log, io.pushed)
+        assert mc.best_model_path and os.path.basename(mc.best_model_path) in {e["source"] for e in log}
+        # The version tagged best is the one saved to best_model_path (reg's
+        # @best ranks by score and breaks ties toward the newer version,
+        # Lightning toward the older: docs/cli.md).
+        tagged = [e for e in log if "best" in e["tags"]]
+        assert [e["source"] for e in tagged] == [os.path.basename(mc.best_model_path)], (tagged, mc.best_model_path)
+        seen = {}
+
+        class Probe(L.Callback):
+            def on_validation_start(self, tr, module):
+                seen["w"] = {k: v.clone() for k, v in module.state_dict().items()}
+
+        t.callbacks.append(Probe())
+        t.validate(Net(), data(1), ckpt_path="best")
+        out = os.path.join(WORK, "topk-best.ckpt")
+        r.pull(f"topk@v{tagged[0]['version']}", out, force=True)
+        want = torch.load(out, weights_only=True)["state_dict"]
+        assert all(torch.equal(seen["w"][k], v) for k, v in want.items()), "ckpt_path='best' loaded another version"
 
     @check("AsyncCheckpointIO(RegCheckpointIO) resumes from reg://")
     def _():

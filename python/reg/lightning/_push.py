@@ -36,16 +36,34 @@ class Pusher:
         self.pushed: List[str] = []
         self._lock = threading.Lock()
 
+        #: The version each saved path became (the newest save of a path
+        #: wins), so a path Lightning names later (``best_model_path``,
+        #: ``ckpt_path="best"``) loads from the registry when no local file
+        #: was kept.
+        self.by_path: Dict[str, str] = {}
+
     def push(self, path: Union[str, "os.PathLike[str]"], best_paths: Iterable[str]) -> str:
         """Push ``path``; tag it ``best`` if it is among ``best_paths``;
         upload it to the remote. Raises RegError when any step fails."""
         path = os.path.abspath(os.fspath(path))
         with self._lock:  # one push at a time keeps version numbers in save order
-            report = self.registry.push(path, name=self.name)
-            ref = f"{report['name']}@v{report['version']}"
-            self.pushed.append(ref)
-            if self.tag_best and path in set(best_paths):
-                self.registry.tag(ref, "best")
-            if self.remote:
-                self.registry.run("sync", "push", self.remote, ref)
+            return self._after(path, self.registry.push(path, name=self.name), best_paths)
+
+    def save(self, checkpoint: Dict[str, Any], path: Union[str, "os.PathLike[str]"], best_paths: Iterable[str]) -> str:
+        """``torch.save`` ``checkpoint`` straight into the registry (``reg
+        push -``, recorded under ``path``'s file name; no file written),
+        then as :meth:`push`."""
+        path = os.path.abspath(os.fspath(path))
+        with self._lock:
+            report = self.registry.save(checkpoint, name=self.name, source=os.path.basename(path))
+            return self._after(path, report, best_paths)
+
+    def _after(self, path: str, report: Dict[str, Any], best_paths: Iterable[str]) -> str:
+        ref = f"{report['name']}@v{report['version']}"
+        self.pushed.append(ref)
+        self.by_path[path] = ref
+        if self.tag_best and path in set(best_paths):
+            self.registry.tag(ref, "best")
+        if self.remote:
+            self.registry.run("sync", "push", self.remote, ref)
         return ref

@@ -17,15 +17,21 @@ class RegCheckpointIO(TorchCheckpointIO):
     """Saves checkpoints like Lightning's ``TorchCheckpointIO`` and pushes
     each one to the registry as a version of ``name``.
 
-    - ``save_checkpoint`` writes the file, then ``reg push``es it; a failing
-      push raises :class:`~reg.RegError` and stops training. Wrapped in
+    - ``save_checkpoint`` streams ``torch.save`` straight into ``reg push
+      -``: the version is byte for byte the file Lightning would have
+      written, recorded under its file name, and no local file is written
+      (``keep_local=True`` writes it too, then pushes it). A failing push
+      raises :class:`~reg.RegError` and stops training. Wrapped in
       ``AsyncCheckpointIO(RegCheckpointIO(...))`` both happen in Lightning's
       background thread and an error surfaces at the next save or at the
       end of ``fit``. The version that ModelCheckpoint reports as its new
       best is tagged ``best`` (``tag_best=False`` turns that off).
     - ``load_checkpoint("reg://NAME@REF")`` pulls the version (verified,
-      into the per-user cache) and loads it.
-    - ``remove_checkpoint`` deletes only the local file: the registry's own
+      into the per-user cache) and loads it. A local path this plugin
+      saved but did not keep (``best_model_path``, ``ckpt_path="best"``)
+      loads the version it became.
+    - ``remove_checkpoint`` deletes only the local file (when there is
+      one): ModelCheckpoint's top-k never removes a registry version, whose
       retention (``reg prune``) decides what it keeps.
 
     Strategies that save folders themselves (FSDP/ModelParallel sharded,
@@ -43,9 +49,12 @@ class RegCheckpointIO(TorchCheckpointIO):
         registry: Union[None, str, "os.PathLike[str]", Registry] = None,
         remote: Optional[str] = None,
         tag_best: bool = True,
+        keep_local: bool = False,
     ):
         super().__init__()
         self.name = name
+        #: Also write each checkpoint to its local path (as TorchCheckpointIO does).
+        self.keep_local = keep_local
         self.registry = as_registry(registry)
         self._pusher = Pusher(name, self.registry, remote, tag_best)
 
@@ -55,10 +64,21 @@ class RegCheckpointIO(TorchCheckpointIO):
         return self._pusher.pushed
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
-        super().save_checkpoint(checkpoint, path, storage_options=storage_options)
-        self._pusher.push(path, best_model_paths(checkpoint))
+        if self.keep_local:
+            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+            self._pusher.push(path, best_model_paths(checkpoint))
+            return
+        if storage_options is not None:
+            raise TypeError(
+                "`Trainer.save_checkpoint(..., storage_options=...)` with RegCheckpointIO: the checkpoint goes "
+                f"to the registry, not to storage; got storage_options={storage_options!r}"
+            )
+        self._pusher.save(checkpoint, path, best_model_paths(checkpoint))
 
     def load_checkpoint(self, path, *args, **kwargs) -> Dict[str, Any]:
+        saved = self._pusher.by_path.get(os.path.abspath(os.fspath(path))) if not str(path).startswith("reg://") else None
+        if saved is not None and not os.path.exists(path):
+            path = f"reg://{saved}"
         if str(path).startswith("reg://"):
             local = fetch(str(path), self.registry)
             if os.path.isdir(local):
