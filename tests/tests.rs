@@ -32,6 +32,8 @@ mod large;
 mod lost_index;
 /// verify, rebuild-index, rm, gc, prune, concurrency, kills (issue 6).
 mod maintenance;
+/// `reg pull --tensors GLOB --format safetensors` and `--header-only`: only the chosen blobs are read (issue 27).
+mod partial;
 /// `reg push -`: pipes byte-identical, bad streams refused, bounded memory (issue 27).
 mod push_stream;
 /// Registry location, names, tags, log/ls/stats output.

@@ -8,6 +8,8 @@ The wheel carries the ``reg`` binary; this package drives it through its
   :class:`RegError` (reg's one-line message, ``.code`` its exit code).
 - :func:`load_state_dict`: a version's model weights as torch tensors, from
   reg's safetensors export streamed into memory (no file written).
+- :func:`open`: a version's state dict opened lazily (``keys()``,
+  ``get_tensor(key)``, ``metadata()``), reading only the tensors asked for.
 - :func:`load_checkpoint`: the whole checkpoint, ``torch.load(...,
   weights_only=True)`` of the original bytes held in memory.
 - :func:`pull_dir`: a directory version (Trainer ``checkpoint-N``, DCP
@@ -29,7 +31,8 @@ from typing import Any
 from ._binary import bundled_binary, find_binary
 from .cache import CacheError, cache_dir, pull_dir
 from .errors import BinaryNotFoundError, RegError, VersionNotFoundError
-from .load import load_checkpoint, load_state_dict, pull_bytes
+from .load import LazyVersion, load_checkpoint, load_state_dict, pull_bytes
+from .load import open_version as open
 from .registry import Registry
 
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
     "load_state_dict",
     "load_checkpoint",
     "pull_bytes",
+    "open",
+    "LazyVersion",
     "pull_dir",
     "cache_dir",
     "find_binary",

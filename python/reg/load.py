@@ -6,7 +6,7 @@ import os
 import shutil
 import struct
 import tempfile
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from .errors import RegError
 from .registry import Registry, default_registry
@@ -20,7 +20,27 @@ MapLocation = Union[None, str, "torch.device"]
 EXPORTS = (None, "safetensors", "weights-only")
 
 
-def pull_bytes(ref: str, *, export: Optional[str] = None, registry: Optional[Registry] = None) -> bytes:
+def _glob_escape(key: str) -> str:
+    """A state-dict key as a glob matching only itself (reg's ``--tensors``)."""
+    return "".join("\\" + c if c in "*?[]{}\\" else c for c in key)
+
+
+def _tensor_args(keys: Optional[Sequence[str]]) -> List[str]:
+    """``--tensors`` arguments for ``keys`` (globs are passed as they are)."""
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        raise TypeError("keys takes a list of state-dict keys or globs, not one string")
+    if not keys:
+        raise ValueError("keys is empty: pass None for every tensor")
+    args: List[str] = []
+    for k in keys:
+        args += ["--tensors", k]
+    return args
+
+
+def pull_bytes(ref: str, *, export: Optional[str] = None, registry: Optional[Registry] = None,
+               keys: Optional[Sequence[str]] = None) -> bytes:
     """The bytes of version ``ref``: the original file (``export=None``),
     reg's safetensors export of its state dict (``"safetensors"``; for a
     directory version, the consolidated weights), or its weights-only torch
@@ -33,9 +53,11 @@ def pull_bytes(ref: str, *, export: Optional[str] = None, registry: Optional[Reg
     if export not in EXPORTS:
         raise ValueError(f"export must be one of {EXPORTS}, not {export!r}")
     registry = registry or default_registry()
+    if keys is not None and export != "safetensors":
+        raise ValueError("keys chooses tensors of the safetensors export only (export='safetensors')")
     args = ["pull", ref, "--quiet"]
     if export == "safetensors":
-        args += ["--format", "safetensors"]
+        args += ["--format", "safetensors", *_tensor_args(keys)]
     elif export == "weights-only":
         args.append("--weights-only")
     if registry.supports_stdout():
@@ -84,8 +106,13 @@ def load_state_dict(
     map_location: MapLocation = "cpu",
     weights_only: bool = True,
     registry: Optional[Registry] = None,
+    keys: Optional[Sequence[str]] = None,
 ) -> Dict[str, "torch.Tensor"]:
     """The model state dict of version ``ref`` as torch tensors.
+
+    ``keys``: only these state-dict keys or globs (``"encoder.*"``; ``*``
+    matches any characters); reg reads and decodes only their blobs. A key
+    or glob that matches nothing raises RegError naming it.
 
     With ``weights_only=True`` (the default) no pickle is read in Python:
     reg exports the state dict as safetensors to stdout (Lightning
@@ -102,6 +129,8 @@ def load_state_dict(
     put the tensors on; with ``weights_only=False`` anything torch.load takes.
     """
     registry = registry or default_registry()
+    if keys is not None and not weights_only:
+        raise ValueError("keys needs weights_only=True (a pickle is loaded whole)")
     if not weights_only:
         obj = load_checkpoint(ref, map_location=map_location, weights_only=False, registry=registry)
         if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -111,8 +140,98 @@ def load_state_dict(
         raise RegError(f"{ref} holds a {type(obj).__name__}, not a dict with a state dict")
     from safetensors.torch import load as safetensors_load
 
-    tensors = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry))
+    tensors = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry, keys=keys))
     return _to_device(tensors, map_location)
+
+
+class LazyVersion:
+    """A version's state dict opened lazily, like safetensors' ``safe_open``:
+    :meth:`keys` and :meth:`metadata` come from the export's header (no
+    tensor read), :meth:`get_tensor` reads and decodes only that tensor's
+    blobs. Made by :func:`reg.open`; use it as a context manager or a mapping
+    (``len``, ``in``, iteration, ``lazy[key]``).
+    """
+
+    def __init__(self, ref: str, registry: Registry, map_location: MapLocation = "cpu"):
+        self.ref = ref
+        self.registry = registry
+        self.map_location = map_location
+        header = self._header()
+        self._metadata: Dict[str, str] = header.pop("__metadata__", {}) or {}
+        self._info: Dict[str, Dict[str, Any]] = header
+
+    def _header(self) -> Dict[str, Any]:
+        import json
+
+        data = self.registry.run_bytes("pull", self.ref, "--quiet", "--format", "safetensors", "--header-only",
+                                       "-o", "-")
+        if len(data) < 8:
+            raise RegError(f"reg pull {self.ref} --header-only wrote {len(data)} bytes, not a safetensors header")
+        (n,) = struct.unpack("<Q", data[:8])
+        return json.loads(data[8:8 + n])
+
+    def keys(self) -> List[str]:
+        """Every tensor name, in the export's order."""
+        return list(self._info)
+
+    def metadata(self) -> Dict[str, str]:
+        """The export's ``__metadata__`` (epoch, global step, hyperparameters)."""
+        return dict(self._metadata)
+
+    def get_slice_info(self, key: str) -> Dict[str, Any]:
+        """``{dtype, shape}`` of one tensor, from the header alone."""
+        info = self._info.get(key)
+        if info is None:
+            raise KeyError(key)
+        return {"dtype": info["dtype"], "shape": list(info["shape"])}
+
+    def get_tensor(self, key: str) -> "torch.Tensor":
+        """One tensor, read and decoded on its own."""
+        if key not in self._info:
+            raise KeyError(key)
+        return self.get_tensors([key])[key]
+
+    def get_tensors(self, keys: Sequence[str]) -> Dict[str, "torch.Tensor"]:
+        """Several tensors in one read (one reg process)."""
+        from safetensors.torch import load as safetensors_load
+
+        missing = [k for k in keys if k not in self._info]
+        if missing:
+            raise KeyError(missing[0])
+        data = self.registry.run_bytes("pull", self.ref, "--quiet", "--format", "safetensors",
+                                       *_tensor_args([_glob_escape(k) for k in keys]), "-o", "-")
+        return _to_device(safetensors_load(data), self.map_location)
+
+    def __getitem__(self, key: str) -> "torch.Tensor":
+        return self.get_tensor(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._info)
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def __enter__(self) -> "LazyVersion":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<reg.open {self.ref!r}: {len(self._info)} tensors>"
+
+
+def open_version(ref: str, *, map_location: MapLocation = "cpu", registry: Optional[Registry] = None) -> LazyVersion:
+    """Open version ``ref``'s state dict lazily (see :class:`LazyVersion`)::
+
+        with reg.open("run@best") as f:
+            print(f.keys())
+            w = f.get_tensor("encoder.weight")   # only that tensor is read
+    """
+    return LazyVersion(ref, registry or default_registry(), map_location)
 
 
 def load_checkpoint(

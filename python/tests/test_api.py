@@ -251,6 +251,37 @@ def main() -> None:
         else:
             raise AssertionError("exists() hid a damaged registry")
 
+    @check("load_state_dict(keys=...) and reg.open give torch.load's tensors for the keys asked, and only those")
+    def _():
+        import fnmatch
+
+        for name, files in SERIES.items():
+            want = torch.load(files[-1], map_location="cpu", weights_only=True)["state_dict"]
+            ref = f"{name}@v{len(files)}"
+            first = next(iter(want))
+            prefix = first.split(".")[0] + ".*"
+            some = reg.load_state_dict(ref, keys=[prefix])
+            assert set(some) == {k for k in want if fnmatch.fnmatchcase(k, prefix)}, (ref, sorted(some))
+            same_tensors(some, {k: want[k] for k in some}, ref)
+            with reg.open(ref) as f:
+                assert set(f.keys()) == set(want), (ref, f.keys())
+                assert f.metadata().get("epoch") is not None
+                for k in list(want)[:3]:
+                    assert torch.equal(f.get_tensor(k), want[k]), (ref, k)
+                    assert f.get_slice_info(k)["shape"] == list(want[k].shape)
+                try:
+                    f.get_tensor("no.such.key")
+                except KeyError:
+                    pass
+                else:
+                    raise AssertionError("an unknown key was not a KeyError")
+        try:
+            reg.load_state_dict(ref, keys=["no.such.*"])
+        except reg.RegError as e:
+            assert "no.such.*" in str(e) and ref.split("@")[0] in str(e), str(e)
+        else:
+            raise AssertionError("a glob matching nothing was accepted")
+
     @check("Registry.save streams torch.save into reg push -: the version is torch.save's bytes, named by source")
     def _():
         import io

@@ -233,6 +233,16 @@ pub struct PullArgs {
     /// Write the state dict in another format instead of the original bytes.
     #[arg(long, value_enum)]
     pub format: Option<OutFormat>,
+    /// With --format safetensors: only the tensors whose name (as in the
+    /// export: state-dict keys) this glob matches (repeatable; `*` matches
+    /// any characters, `\` escapes one). Only their blobs are read (and
+    /// fetched, with --remote).
+    #[arg(long = "tensors", value_name = "GLOB", requires = "format")]
+    pub tensors: Vec<String>,
+    /// With --format safetensors: only the file's header (tensor names,
+    /// dtypes, shapes, data offsets and metadata); no tensor is read.
+    #[arg(long, requires = "format")]
+    pub header_only: bool,
     #[command(flatten)]
     pub best: BestFlags,
     #[command(flatten)]

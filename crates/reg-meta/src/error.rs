@@ -38,6 +38,9 @@ pub enum RegistryError {
         /// Why.
         source: reg_ckpt::InspectError,
     },
+    /// A choice of tensors that does not fit the version.
+    #[error(transparent)]
+    Selection(#[from] crate::select::SelectionError),
     /// A checkpoint read from a stream was refused before it was read
     /// whole (`reg push -`); nothing was stored.
     #[error("{source_name}: {reason}; nothing was stored")]

@@ -8,6 +8,7 @@ use crate::manifest::VersionFormat;
 use crate::output::OutputFile;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
+use crate::select::ExportScope;
 use reg_ckpt::pickle::{self, PickleGraph};
 use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
 use reg_store::BlobId;
@@ -40,6 +41,15 @@ pub struct ExportReport {
     pub bytes: u64,
     /// Tensors in it.
     pub tensors: usize,
+}
+
+/// The part of a safetensors file a scope asks for.
+pub(crate) fn part_of(scope: ExportScope<'_>) -> write::SafetensorsPart {
+    if scope.header_only {
+        write::SafetensorsPart::Header
+    } else {
+        write::SafetensorsPart::Whole
+    }
 }
 
 fn export_err(label: &str, e: impl std::fmt::Display) -> RegistryError {
@@ -84,10 +94,23 @@ impl Registry {
         out: &Path,
         force: bool,
     ) -> Result<ExportReport, RegistryError> {
+        self.export_scoped(v, format, ExportScope::default(), out, force)
+    }
+
+    /// [`Registry::export`] of part of the version (some tensors, or the
+    /// safetensors header only: [`ExportScope`]).
+    pub fn export_scoped(
+        &self,
+        v: &Resolved,
+        format: ExportFormat,
+        scope: ExportScope<'_>,
+        out: &Path,
+        force: bool,
+    ) -> Result<ExportReport, RegistryError> {
         let mut output = OutputFile::create(out, force, false)?;
         let tensors = {
             let mut w = BufWriter::with_capacity(1 << 20, output.file());
-            let tensors = self.export_to(v, format, &mut w)?;
+            let tensors = self.export_to_scoped(v, format, scope, &mut w)?;
             w.flush().map_err(RegistryError::io("writing", out))?;
             tensors
         };
@@ -100,10 +123,25 @@ impl Registry {
     /// socket), streaming; returns the number of tensors written. On an
     /// error what was written is incomplete and must be discarded.
     pub fn export_to(&self, v: &Resolved, format: ExportFormat, w: &mut dyn Write) -> Result<usize, RegistryError> {
+        self.export_to_scoped(v, format, ExportScope::default(), w)
+    }
+
+    /// [`Registry::export_to`] of part of the version ([`ExportScope`]):
+    /// only the chosen tensors' blobs are read, none for a header.
+    pub fn export_to_scoped(
+        &self,
+        v: &Resolved,
+        format: ExportFormat,
+        scope: ExportScope<'_>,
+        w: &mut dyn Write,
+    ) -> Result<usize, RegistryError> {
         let m = &v.manifest;
         let label = m.label().to_string();
+        if format == ExportFormat::WeightsOnly && (scope.tensors.is_some() || scope.header_only) {
+            return Err(crate::select::SelectionError::NotSafetensors { version: label }.into());
+        }
         if m.is_directory() {
-            return self.export_tree_to(m, &label, format, w);
+            return self.export_tree_to(m, &label, format, scope, w);
         }
         let blobs: HashMap<&str, BlobId> = m
             .tensors
@@ -145,9 +183,12 @@ impl Registry {
                 tree.storages.len()
             }
             ExportFormat::Safetensors | ExportFormat::SafetensorsWeights => {
-                let tensors = state_dict_tensors(m);
+                let mut tensors = state_dict_tensors(m);
                 if m.format != VersionFormat::Safetensors {
                     self.refuse_composites(m, &label, &tensors)?;
+                }
+                if let Some(chosen) = scope.tensors {
+                    tensors = chosen.keep(&label, tensors, |t| t.name.as_str())?;
                 }
                 let metadata = safetensors_metadata(m);
                 let mut read = |key: &str| -> std::io::Result<Vec<u8>> {
@@ -158,7 +199,7 @@ impl Registry {
                         std::io::Error::other(msg)
                     })
                 };
-                let written = write::write_safetensors(w, &tensors, &metadata, &mut read);
+                let written = write::write_safetensors_part(w, &tensors, &metadata, &mut read, part_of(scope));
                 if let Some(e) = store_error.take() {
                     return Err(damaged(e));
                 }

@@ -59,11 +59,15 @@ impl Registry {
         m: &Manifest,
         label: &str,
         format: ExportFormat,
+        scope: crate::select::ExportScope<'_>,
         w: &mut dyn Write,
     ) -> Result<usize, RegistryError> {
-        let tensors = export_tensors(m, format);
+        let mut tensors = export_tensors(m, format);
         if tensors.is_empty() {
             return Err(RegistryError::Invalid(format!("{label} has no tensors to export")));
+        }
+        if let Some(chosen) = scope.tensors {
+            tensors = chosen.keep(label, tensors, |(name, _)| name.as_str())?;
         }
         let by_key: HashMap<String, &LogicalTensor> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
         let export_err = |e: &dyn std::fmt::Display| RegistryError::Invalid(format!("cannot export {label}: {e}"));
@@ -94,9 +98,15 @@ impl Registry {
                         meta: t.meta,
                     })
                     .collect();
-                write::write_safetensors(w, &list, &crate::export::safetensors_metadata(m), &mut read)
-                    .map(|_| ())
-                    .map_err(|e| export_err(&e))
+                write::write_safetensors_part(
+                    w,
+                    &list,
+                    &crate::export::safetensors_metadata(m),
+                    &mut read,
+                    crate::export::part_of(scope),
+                )
+                .map(|_| ())
+                .map_err(|e| export_err(&e))
             }
             ExportFormat::WeightsOnly => {
                 let tree = WeightsOnly {

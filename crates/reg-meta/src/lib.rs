@@ -59,6 +59,7 @@ pub mod remotes;
 pub mod report;
 mod resolve;
 mod retention_tree;
+pub mod select;
 mod skeleton_cache;
 pub mod stream;
 mod tags;

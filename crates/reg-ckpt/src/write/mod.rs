@@ -23,7 +23,7 @@ pub mod weights_only;
 mod tests;
 
 pub use emit::{to_pickle, Emit, MetaRef, TensorRef};
-pub use safetensors::{write_safetensors, ExportTensor};
+pub use safetensors::{write_safetensors, write_safetensors_part, ExportTensor, SafetensorsPart};
 pub use torchzip::{write_checkpoint, Fill, StorageSource, TorchZipWriter};
 pub use weights_only::{weights_only, WeightsOnly};
 

@@ -91,10 +91,31 @@ const CHUNK: usize = 1 << 20;
 /// views that reach past their storage. float4_e2m1fn_x2 is written as
 /// `F4`, its last dimension doubled (safetensors counts 4-bit elements).
 pub fn write_safetensors<W: Write>(
+    out: W,
+    tensors: &[ExportTensor],
+    metadata: &BTreeMap<String, String>,
+    read_storage: &mut dyn FnMut(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<W, WriteError> {
+    write_safetensors_part(out, tensors, metadata, read_storage, SafetensorsPart::Whole)
+}
+
+/// How much of a safetensors file [`write_safetensors_part`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SafetensorsPart {
+    /// The whole file.
+    Whole,
+    /// Only its start: the 8-byte header length and the JSON header (with
+    /// the data offsets the whole file has); no storage is read.
+    Header,
+}
+
+/// [`write_safetensors`], or only its header ([`SafetensorsPart::Header`]).
+pub fn write_safetensors_part<W: Write>(
     mut out: W,
     tensors: &[ExportTensor],
     metadata: &BTreeMap<String, String>,
     read_storage: &mut dyn FnMut(&str) -> std::io::Result<Vec<u8>>,
+    part: SafetensorsPart,
 ) -> Result<W, WriteError> {
     let mut names = HashSet::with_capacity(tensors.len());
     let mut sized = Vec::with_capacity(tensors.len());
@@ -176,6 +197,11 @@ pub fn write_safetensors<W: Write>(
     let io = |e| WriteError::io("writing safetensors header", e);
     out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
     out.write_all(&json).map_err(io)?;
+    if part == SafetensorsPart::Header {
+        out.flush()
+            .map_err(|e| WriteError::io("flushing the safetensors output", e))?;
+        return Ok(out);
+    }
 
     let mut current: Option<(&str, Vec<u8>)> = None;
     for (t, _, _, nbytes) in &sized {

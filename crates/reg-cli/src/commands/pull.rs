@@ -6,6 +6,7 @@ use crate::cli::{OutFormat, PullArgs};
 use crate::human;
 use anyhow::Result;
 use reg_meta::report::PullView;
+use reg_meta::select::{ExportScope, TensorSelection};
 use reg_meta::{ExportFormat, VersionRef};
 use std::io::Write;
 use std::path::Path;
@@ -23,6 +24,14 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
     if to_stdout && args.json.json {
         anyhow::bail!("--json cannot be used with -o - (stdout carries the file)");
     }
+    let selection = match args.tensors.is_empty() {
+        true => None,
+        false => Some(TensorSelection::new(&args.tensors)?),
+    };
+    let scope = ExportScope {
+        tensors: selection.as_ref(),
+        header_only: args.header_only,
+    };
     let wanted = args.best.apply(VersionRef::parse(&args.reference)?);
     let reg = ctx.open()?;
     let quiet = ctx.quiet || args.json.json || to_stdout;
@@ -45,7 +54,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
                 reg.pull_to(&v, &mut w)?;
             }
             Some(fmt) => {
-                reg.export_to(&v, fmt, &mut w)?;
+                reg.export_to_scoped(&v, fmt, scope, &mut w)?;
                 w.flush()?;
             }
         }
@@ -69,7 +78,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             let out = args
                 .output
                 .unwrap_or_else(|| ctx.cwd.join(reg_meta::export_file_name(&v.manifest, fmt)));
-            let r = reg.export(&v, fmt, &out, args.force)?;
+            let r = reg.export_scoped(&v, fmt, scope, &out, args.force)?;
             let kind = match fmt {
                 ExportFormat::WeightsOnly => "weights only",
                 ExportFormat::Safetensors => "safetensors",

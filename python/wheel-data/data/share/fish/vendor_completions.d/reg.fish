@@ -70,6 +70,7 @@ complete -c reg -n "__fish_reg_using_subcommand push" -s h -l help -d 'Print hel
 complete -c reg -n "__fish_reg_using_subcommand pull" -s o -l output -d 'Output path (default: the original file name in the working directory); `-` writes to stdout' -r -F
 complete -c reg -n "__fish_reg_using_subcommand pull" -l files -d 'For a directory version: write only the files this glob matches (repeatable; `*` does not cross `/`, `**` does)' -r
 complete -c reg -n "__fish_reg_using_subcommand pull" -l format -d 'Write the state dict in another format instead of the original bytes' -r -f -a "safetensors\t'The state dict as safetensors, with epoch, step and hparams in `__metadata__`'"
+complete -c reg -n "__fish_reg_using_subcommand pull" -l tensors -d 'With --format safetensors: only the tensors whose name (as in the export: state-dict keys) this glob matches (repeatable; `*` matches any characters, `\\` escapes one). Only their blobs are read (and fetched, with --remote)' -r
 complete -c reg -n "__fish_reg_using_subcommand pull" -l by -d 'Pick the version with the best score of this metric (as `@best:METRIC`)' -r
 complete -c reg -n "__fish_reg_using_subcommand pull" -l mode -d 'Whether lower (min) or higher (max) scores are better (default: the callback\'s mode)' -r -f -a "min\t'Lower is better'
 max\t'Higher is better'"
@@ -78,6 +79,7 @@ complete -c reg -n "__fish_reg_using_subcommand pull" -l registry -d 'Registry d
 complete -c reg -n "__fish_reg_using_subcommand pull" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
 complete -c reg -n "__fish_reg_using_subcommand pull" -s f -l force -d 'Overwrite an existing output file (or folder)'
 complete -c reg -n "__fish_reg_using_subcommand pull" -l weights-only -d 'Write a new torch checkpoint with only what Lightning\'s save_weights_only keeps (loads with torch.load(weights_only=True)); with --format safetensors: only model weights'
+complete -c reg -n "__fish_reg_using_subcommand pull" -l header-only -d 'With --format safetensors: only the file\'s header (tensor names, dtypes, shapes, data offsets and metadata); no tensor is read'
 complete -c reg -n "__fish_reg_using_subcommand pull" -l json -d 'Print JSON instead of text'
 complete -c reg -n "__fish_reg_using_subcommand pull" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
