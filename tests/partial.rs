@@ -171,3 +171,57 @@ fn a_pattern_that_matches_nothing_or_a_non_safetensors_export_is_refused_in_one_
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("--format"), "{}", r.stderr);
 }
+
+#[test]
+fn cat_writes_byte_ranges_of_one_file_and_refuses_what_is_not_there() {
+    let reg = Reg::new();
+    let dir = fixture("dirs/dcp/fsdp2-2rank/step=2");
+    reg.ok(&["push", dir.to_str().expect("utf8"), "-n", "dcp"]);
+    let shard = std::fs::read(dir.join("__1_0.distcp")).expect("shard");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+        .args(["cat", "dcp", "__1_0.distcp", "--range", "100:50", "--range", "0:10"])
+        .env("REG_HOME", reg.home())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, [&shard[100..150], &shard[..10]].concat());
+    let whole = std::process::Command::new(env!("CARGO_BIN_EXE_reg"))
+        .args(["cat", "dcp", ".metadata"])
+        .env("REG_HOME", reg.home())
+        .output()
+        .expect("run");
+    assert_eq!(whole.stdout, std::fs::read(dir.join(".metadata")).expect("metadata"));
+    let len = shard.len().to_string();
+    for (args, says) in [
+        (vec!["cat", "dcp", "nope.distcp"], "has no file \"nope.distcp\""),
+        (
+            vec!["cat", "dcp", "__1_0.distcp", "--range", &format!("{len}:1")],
+            "past its end",
+        ),
+        (vec!["cat", "dcp"], "name one of its files"),
+        (vec!["cat", "dcp", "__1_0.distcp", "--range", "5"], "not START:LEN"),
+    ] {
+        let r = reg.run(&args);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(r.stdout.is_empty(), "{args:?}: wrote {}", r.stdout.len());
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn gc_removes_a_staging_session_only_once_its_lock_is_free() {
+    let reg = Reg::new();
+    let staging: Value = reg.ok(&["init", "--json"]).json();
+    let staging = std::path::PathBuf::from(staging["staging"].as_str().expect("staging"));
+    let session = staging.join("dcp-test");
+    std::fs::create_dir_all(session.join("run")).expect("session");
+    std::fs::write(session.join("run/__0_0.distcp"), b"shard bytes").expect("shard");
+    let lock = std::fs::File::create(session.join(".lock")).expect("lock");
+    lock.lock().expect("flock");
+    reg.ok(&["gc"]);
+    assert!(session.join("run/__0_0.distcp").exists(), "gc removed a live session");
+    lock.unlock().expect("unlock");
+    drop(lock);
+    reg.ok(&["gc"]);
+    assert!(!session.exists(), "gc kept an abandoned session");
+}

@@ -89,6 +89,8 @@ pub enum Command {
     Pull(PullArgs),
     /// Describe one version: metadata, optimizer, tensors.
     Show(ShowArgs),
+    /// Write byte ranges of one file of a version to stdout, reading only the blobs they overlap.
+    Cat(CatArgs),
     /// List the versions of a model.
     Log(LogArgs),
     /// List models.
@@ -169,6 +171,11 @@ pub struct ServeArgs {
 pub struct InitArgs {
     /// Directory for the registry (default: the located registry).
     pub dir: Option<PathBuf>,
+    /// Print `{"path": DIR, "staging": DIR}`: the registry's directory and
+    /// the private folder under it where writers that cannot stream (the
+    /// Python package's DCP writer) stage files, which gc cleans.
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// `reg push`.
@@ -249,6 +256,20 @@ pub struct PullArgs {
     pub json: JsonFlag,
     #[command(flatten)]
     pub remote: RemoteFlag,
+}
+
+/// `reg cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// NAME[@REF].
+    pub reference: String,
+    /// The file (a path in a directory version; for a file version its
+    /// source name, or nothing).
+    pub file: Option<String>,
+    /// START:LEN, in bytes (repeatable; written in the order given;
+    /// default: the whole file).
+    #[arg(long = "range", value_name = "START:LEN")]
+    pub ranges: Vec<reg_meta::ranges::ByteRange>,
 }
 
 /// `reg show`.

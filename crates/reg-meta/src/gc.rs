@@ -334,9 +334,37 @@ impl Registry {
                     |idx| Ok(idx.forget_removed(&gone)?),
                 )?;
             }
-            report.temp_files = self.store.clean_tmp()?;
+            report.temp_files = self.store.clean_tmp()? + self.clean_staging()?;
         }
         Ok(report)
+    }
+}
+
+impl Registry {
+    /// Remove the staging sessions no process holds any more (a DCP save
+    /// whose coordinator died); returns how many folders went.
+    fn clean_staging(&self) -> Result<usize, RegistryError> {
+        let dir = self.layout.staging_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(RegistryError::io("listing", &dir)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && crate::lock::staging_abandoned(&path) && std::fs::remove_dir_all(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The folder staging sessions go in (created when missing).
+    pub fn staging_dir(&self) -> Result<std::path::PathBuf, RegistryError> {
+        let dir = self.layout.staging_dir();
+        std::fs::create_dir_all(&dir).map_err(RegistryError::io("creating", &dir))?;
+        Ok(dir)
     }
 }
 

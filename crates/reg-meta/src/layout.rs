@@ -17,9 +17,15 @@
 //!   readers.1.lock  the same for generation 1; gc drains the old one before deleting
 //!   readers.gen     the current readers' generation (a number; gc moves it on)
 //!   deltas.failed   why the last background `reg deltas` failed (absent after a success)
+//!   staging/ID/     files a writer stages for one version (the DCP writer), with
+//!   staging/ID/.lock  held by the stager while the session lives; gc removes the rest
 //! ```
 
 use std::path::{Path, PathBuf};
+
+/// The lock file of a staging session (`staging/ID/.lock`, see
+/// [`RegistryLayout::staging_dir`] and `crate::lock`).
+pub const STAGING_LOCK: &str = ".lock";
 
 /// The paths of one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +63,13 @@ impl RegistryLayout {
     /// The blob store directory.
     pub fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs")
+    }
+
+    /// Where writers that cannot stream into a push (the Python package's
+    /// DCP writer) stage the files of a version, one folder per session
+    /// holding a [`STAGING_LOCK`] while it lives; gc removes abandoned ones.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
     }
 
     /// The blob store's temp folder (pending blobs, re-encodings,

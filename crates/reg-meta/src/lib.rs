@@ -52,6 +52,7 @@ pub mod progress;
 mod pull;
 mod pull_tree;
 mod push;
+pub mod ranges;
 pub mod ranking;
 pub mod refs;
 mod registry;

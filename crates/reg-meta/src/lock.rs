@@ -20,6 +20,7 @@
 //! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job: the push takes it and the child inherits it, [`DeltasHandOff`]), a push's inline deltas | its whole run, the queue pushes add meanwhile included: one re-encoding at a time, so chain bounds hold |
 //! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
 //! | readers, the old generation | exclusive, released at once | gc, rm | after their index commit and before deleting files: they move the generation on, then wait for the readers of the old one |
+//! | a staging session (`staging/ID/.lock`) | exclusive | the process that stages files there (the Python package's DCP writer: its coordinator rank) | from creating the folder until its push is committed and the folder removed; gc removes a session folder whose lock it can take ([`staging_abandoned`]) |
 //!
 //! The rules that follow from it:
 //! - Readers (`ls`, `log`, `show`, `diff`, `pull`, `stats`, `verify`,
@@ -535,6 +536,28 @@ fn names_this_process(note: &str) -> bool {
 fn note_pid(note: &str) -> Option<i32> {
     note.rsplit_once("(pid ")
         .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<i32>().ok())
+}
+
+/// Whether the staging session in `dir` was abandoned: no process holds
+/// the `flock` of its `.lock` (the OS released it when the stager died or
+/// let go). A folder without a `.lock` counts as abandoned once it is an
+/// hour old (a stager takes its lock right after creating the folder).
+pub(crate) fn staging_abandoned(dir: &Path) -> bool {
+    let lock = dir.join(crate::layout::STAGING_LOCK);
+    match OpenOptions::new().read(true).open(&lock) {
+        Ok(file) => match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                true
+            }
+            Err(_) => false,
+        },
+        Err(_) => std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600)),
+    }
 }
 
 /// Wait (at most a few seconds) until no process holds a `flock` on

@@ -81,7 +81,7 @@ fn write_at(file: &File, mut buf: &[u8], mut pos: u64) -> std::io::Result<()> {
 }
 
 /// One piece of the file: where it goes and what fills it.
-enum Job<'m> {
+pub(crate) enum Job<'m> {
     Skeleton { at: u64, bytes: &'m [u8] },
     Payload { at: u64, blob: BlobId, len: u64 },
 }
@@ -434,7 +434,7 @@ fn job_len(job: &Job<'_>) -> u64 {
 
 /// The pieces of a file with their offsets; the pieces must add up to
 /// the file size.
-fn plan<'s>(m: &FileLayout<'_>, skeleton: &'s [u8]) -> Result<Vec<Job<'s>>, StoreError> {
+pub(crate) fn plan<'s>(m: &FileLayout<'_>, skeleton: &'s [u8]) -> Result<Vec<Job<'s>>, StoreError> {
     let mut at = 0u64;
     let mut jobs = Vec::with_capacity(m.pieces.len());
     for piece in m.pieces {

@@ -37,7 +37,7 @@ fi
 
 # Each test file in its own process, from a folder outside the checkout so
 # only the installed package imports; the cache in the suite's scratch.
-for test in test_api test_lightning test_trainer; do
+for test in test_api test_lightning test_trainer test_dcp; do
     log="$SCRATCH/$test.log"
     (cd "$SCRATCH" && env -u REG_BIN -u REG_HOME -u REG_LIGHTNING_CACHE XDG_CACHE_HOME="$SCRATCH/xdg-cache" ROOT="$ROOT" \
         PYTHONWARNINGS=ignore "$venv/bin/python" "$ROOT/python/tests/$test.py") 2>&1 |

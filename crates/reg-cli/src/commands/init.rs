@@ -16,7 +16,12 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<ExitCode> {
         None => ctx.config.clone(),
     };
     let reg = ctx.open_config(config)?;
-    if !ctx.quiet {
+    if args.json.json {
+        super::print::json(&serde_json::json!({
+            "path": reg.config().root,
+            "staging": reg.staging_dir()?,
+        }))?;
+    } else if !ctx.quiet {
         crate::human::say!("registry ready at {}", reg.config().root.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! libraries and prints the result as text or JSON (the JSON shapes are
 //! typed views in `reg_meta::report`).
 
+mod cat;
 mod context;
 mod deltas;
 mod diff;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Push(args) => push::run(&ctx, args),
         Command::Pull(args) => pull::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
+        Command::Cat(args) => cat::run(&ctx, args),
         Command::Log(args) => list::log(&ctx, args),
         Command::Ls(args) => list::ls(&ctx, args),
         Command::Stats(args) => list::stats(&ctx, args),

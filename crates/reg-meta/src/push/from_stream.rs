@@ -86,6 +86,9 @@ impl Registry {
                 "a checkpoint read from {STDIN} needs a model name or a source file name"
             )));
         }
+        // The writer guard (gc.lock shared) from the first byte: gc, which
+        // cleans blobs/tmp/, waits until the spool is pushed or gone.
+        let guard = self.writer()?;
         let tmp_dir = self.layout.tmp_dir();
         std::fs::create_dir_all(&tmp_dir).map_err(RegistryError::io("creating", &tmp_dir))?;
         let spool = tempfile::Builder::new()
@@ -98,9 +101,11 @@ impl Registry {
         let path = spool.path().to_path_buf();
         let mut opts = opts.clone();
         opts.source = Some(shown);
-        let result = self.push_with(&path, &opts, progress);
+        let result = self.push_inner(&guard, &path, &opts, progress, None);
+        progress.finish();
         drop(spool);
-        result
+        drop(guard);
+        self.after_push(result?, &opts)
     }
 }
 

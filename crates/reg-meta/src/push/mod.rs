@@ -177,9 +177,13 @@ impl Registry {
             }
         });
         progress.finish();
-        // The writer guard is let go before retention, whose gc needs
-        // gc.lock to itself.
-        let report = result?;
+        self.after_push(result?, opts)
+    }
+
+    /// What follows a push once its writer guard is let go (retention's
+    /// gc needs gc.lock to itself): start the background job it queued,
+    /// or run retention now.
+    pub(crate) fn after_push(&self, report: PushReport, opts: &PushOptions) -> Result<PushReport, RegistryError> {
         // With a background re-encoding queued, retention was queued with
         // it (the job runs it after): the push starts the job and waits
         // for neither (crate::background).
@@ -222,7 +226,7 @@ impl Registry {
 
     /// The push itself; `_guard` proves the caller holds `gc.lock`, so
     /// nothing this push relies on is deleted under it.
-    fn push_inner(
+    pub(crate) fn push_inner(
         &self,
         _guard: &WriteGuard,
         path: &Path,
