@@ -3,6 +3,7 @@ Trainer saves as a version, and resume from one with :func:`reg.pull_dir`."""
 
 import math
 import os
+import shutil
 from typing import Any, List, Optional, Union
 
 from transformers import TrainerCallback
@@ -35,6 +36,13 @@ class RegTrainerCallback(TrainerCallback):
       does not wait); their weights stay.
     - ``push_every_save=False``: push only the last checkpoint, when
       training ends.
+    - ``keep_local=False``: delete each ``checkpoint-N`` folder once its
+      version is pushed and verified (``reg verify NAME@vN``), so the disk
+      holds the registry only. The folder the Trainer reports as its best
+      (``state.best_model_checkpoint``) is kept while it is the best, as
+      ``load_best_model_at_end`` reads it; the Trainer's own rotation
+      (``save_total_limit``) lists the folders there are, so it never
+      trips on one removed. Resume from ``reg.pull_dir("NAME@latest")``.
 
     A failing push raises :class:`reg.RegError` out of ``trainer.train()``:
     a run that cannot keep its checkpoints stops. Only the main process
@@ -49,6 +57,7 @@ class RegTrainerCallback(TrainerCallback):
         keep_optimizer_last: Optional[int] = None,
         push_every_save: bool = True,
         tag_best: bool = True,
+        keep_local: bool = True,
     ):
         if keep_optimizer_last is not None and keep_optimizer_last < 0:
             raise ValueError("keep_optimizer_last must be 0 or more")
@@ -57,6 +66,9 @@ class RegTrainerCallback(TrainerCallback):
         self.keep_optimizer_last = keep_optimizer_last
         self.push_every_save = push_every_save
         self.tag_best = tag_best
+        self.keep_local = keep_local
+        # Pushed folders kept only because they were the best.
+        self._kept_best: List[str] = []
         #: ``NAME@vN`` of every version pushed, in order.
         self.pushed: List[str] = []
         self._last_saved: Optional[str] = None
@@ -94,6 +106,26 @@ class RegTrainerCallback(TrainerCallback):
         ref = f"{report['name']}@v{report['version']}"
         self.pushed.append(ref)
         best = state.best_model_checkpoint
-        if self.tag_best and best and os.path.isdir(best) and os.path.samefile(best, path):
+        is_best = bool(best) and os.path.isdir(best) and os.path.samefile(best, path)
+        if self.tag_best and is_best:
             self.registry.tag(ref, "best")
+        if not self.keep_local:
+            self._drop_local(path, ref, best)
         return ref
+
+    def _drop_local(self, path: str, ref: str, best: Optional[str]) -> None:
+        """Delete the pushed folder once reg has verified its version;
+        keep the current best one (and delete a best one that no longer is)."""
+        self.registry.run("verify", ref)
+
+        def is_best(p: str) -> bool:
+            return bool(best) and os.path.isdir(best) and os.path.isdir(p) and os.path.samefile(best, p)
+
+        for old in list(self._kept_best):
+            if not is_best(old):
+                shutil.rmtree(old, ignore_errors=True)
+                self._kept_best.remove(old)
+        if is_best(path):
+            self._kept_best.append(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)

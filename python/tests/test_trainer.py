@@ -146,6 +146,37 @@ def main() -> None:
         train(os.path.join(WORK, "run4"), cb)
         assert [e["global_step"] for e in r.log("bert-last")] == [16]
 
+    @check(NEEDS_DIRS + "keep_local=False: no checkpoint folder stays but the best one; resume from reg.pull_dir works")
+    def _():
+        out = os.path.join(WORK, "run5")
+        cb = reg.RegTrainerCallback("bert-lean-disk", registry=r, keep_local=False)
+        t = Trainer(model=tiny_bert(5), args=args(out, save_total_limit=1), train_dataset=Tokens(), callbacks=[cb])
+        t.train()
+        left = sorted(d for d in os.listdir(out) if d.startswith("checkpoint-"))
+        best = t.state.best_model_checkpoint
+        assert left == ([os.path.basename(best)] if best else []), (left, best)
+        assert [e["global_step"] for e in r.log("bert-lean-disk")] == [8, 16]
+        probe = Probe()
+        train(os.path.join(WORK, "run6"), reg.RegTrainerCallback("bert-lean-resumed", registry=r, keep_local=False),
+              resume=reg.pull_dir("bert-lean-disk@step=8"), extra=[probe])
+        assert probe.seen["begin_step"] == 8 and probe.seen["first_step_end"] == 9, probe.seen
+
+    @check(NEEDS_DIRS + "keep_local=False with load_best_model_at_end keeps the best folder for the Trainer to load")
+    def _():
+        out = os.path.join(WORK, "run7")
+        cb = reg.RegTrainerCallback("bert-best", registry=r, keep_local=False)
+        kw = dict(eval_strategy="steps", eval_steps=SAVE_STEPS, load_best_model_at_end=True,
+                  metric_for_best_model="loss", save_total_limit=1)
+        t = Trainer(model=tiny_bert(5), args=args(out, **kw), train_dataset=Tokens(), eval_dataset=Tokens(),
+                    callbacks=[cb])
+        t.train()  # loads the best folder at the end: it must still be there
+        best = t.state.best_model_checkpoint
+        assert best and os.path.isdir(best), best
+        left = sorted(d for d in os.listdir(out) if d.startswith("checkpoint-"))
+        assert left == [os.path.basename(best)], left
+        tagged = [e for e in r.log("bert-best") if "best" in e["tags"]]
+        assert [e["global_step"] for e in tagged] == [int(best.rsplit("-", 1)[1])], tagged
+
     finish()
 
 
