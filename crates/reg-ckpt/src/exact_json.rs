@@ -199,11 +199,33 @@ pub fn same(a: &Value, b: &Value) -> bool {
 /// float NaN (`nan`) and the string `"nan"` read apart.
 pub fn to_text(v: &Value) -> String {
     let mut out = String::new();
-    write_text(v, &mut out);
+    write_text(v, &mut out, text_of_nonfinite);
     out
 }
 
-fn write_text(v: &Value, out: &mut String) {
+/// Stored JSON as Python's `json.dumps` writes it: standard JSON, but a
+/// float tag is the bare token `NaN`, `Infinity` or `-Infinity`, which
+/// Python's `json.loads` (and [`parse`]) read back as the float. For JSON
+/// that Python code reads, such as a safetensors export's
+/// `hyper_parameters` metadata. (A NaN's sign and payload bits are not
+/// kept: Python writes every NaN as `NaN`.)
+pub fn to_python_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_text(v, &mut out, python_token);
+    out
+}
+
+fn python_token(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f > 0.0 {
+        "Infinity".into()
+    } else {
+        "-Infinity".into()
+    }
+}
+
+fn write_text(v: &Value, out: &mut String, nonfinite: fn(f64) -> String) {
     match v {
         Value::Array(items) => {
             out.push('[');
@@ -211,12 +233,12 @@ fn write_text(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_text(x, out);
+                write_text(x, out, nonfinite);
             }
             out.push(']');
         }
         Value::Object(_) => match see(v) {
-            Seen::Float(f) => out.push_str(&text_of_nonfinite(f)),
+            Seen::Float(f) => out.push_str(&nonfinite(f)),
             Seen::Object(m) => {
                 out.push('{');
                 for (i, (k, x)) in m.iter().enumerate() {
@@ -225,7 +247,7 @@ fn write_text(v: &Value, out: &mut String) {
                     }
                     out.push_str(&Value::String(k.clone()).to_string());
                     out.push(':');
-                    write_text(x, out);
+                    write_text(x, out, nonfinite);
                 }
                 out.push('}');
             }
@@ -394,6 +416,19 @@ pub mod opt_f64_exact {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn python_json_writes_non_finite_floats_as_python_does_and_reads_back() {
+        let stored = json!({"clip": float(f64::INFINITY), "floor": float(f64::NEG_INFINITY),
+                            "warmup": float(f64::NAN), "eps": -0.0, "odd": {"$object": {"$float": "x"}}});
+        let text = to_python_json(&stored);
+        assert_eq!(
+            text,
+            r#"{"clip":Infinity,"floor":-Infinity,"warmup":NaN,"eps":-0.0,"odd":{"$float":"x"}}"#
+        );
+        let back = parse(text.as_bytes()).expect("parse");
+        assert!(same(&back, &stored), "{back} vs {stored}");
+    }
 
     fn bits_round_trip(f: f64) -> u64 {
         let text = float(f).to_string();

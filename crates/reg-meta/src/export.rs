@@ -323,7 +323,9 @@ pub(crate) fn safetensors_metadata(m: &Manifest) -> BTreeMap<String, String> {
         md.insert("global_step".into(), s.to_string());
     }
     if let Some(h) = &m.meta.hyper_parameters {
-        md.insert("hyper_parameters".into(), h.to_string());
+        // As Python's json.dumps writes it (NaN, Infinity): json.loads
+        // gives the hyperparameters back, non-finite floats included.
+        md.insert("hyper_parameters".into(), reg_ckpt::exact_json::to_python_json(h));
     }
     if let Some(v) = &m.meta.lightning_version {
         md.insert("pytorch-lightning_version".into(), v.clone());
