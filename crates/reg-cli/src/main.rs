@@ -47,7 +47,13 @@ fn main() -> ExitCode {
                     line.push_str(cause);
                 }
             }
-            if let Some(hint) = registry_error.and_then(hint_for) {
+            let config_error = err
+                .downcast_ref::<reg_meta::config::ConfigError>()
+                .or(match registry_error {
+                    Some(reg_meta::RegistryError::Config(c)) => Some(c),
+                    _ => None,
+                });
+            if let Some(hint) = registry_error.and_then(hint_for).or(config_error.and_then(config_hint)) {
                 line.push_str("; ");
                 line.push_str(hint);
             }
@@ -61,17 +67,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// What to run about an error, where the library's message (which names
-/// no CLI command) leaves it to the user to know.
+/// What to run or pass about an error, where the library's message (which
+/// names no CLI command or flag) leaves it to the user to know.
 fn hint_for(e: &reg_meta::RegistryError) -> Option<&'static str> {
     use reg_meta::RegistryError as E;
     match e {
+        E::Unsafe { .. } => Some("pass --allow-unsafe to store it anyway"),
+        E::Exists(_) => Some("pass --force to overwrite it"),
+        E::Locked { .. } => Some("raise --wait-timeout to wait longer"),
+        E::TagExists { .. } => Some("pass --force to move it"),
         E::IndexLost { .. } | E::IndexIncomplete { .. } => {
             Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
         }
         E::Index(reg_meta::index::IndexError::Damaged { .. }) => {
             Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
         }
+        _ => None,
+    }
+}
+
+/// [`hint_for`] of a configuration error.
+fn config_hint(e: &reg_meta::config::ConfigError) -> Option<&'static str> {
+    match e {
+        reg_meta::config::ConfigError::NoLocation => Some("pass --registry DIR or set REG_HOME"),
         _ => None,
     }
 }

@@ -143,7 +143,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// No directory could be chosen.
-    #[error("no registry location: pass --registry DIR or set REG_HOME")]
+    #[error("no registry location")]
     NoLocation,
     /// A remote declaration, or the registry's own config, is not usable.
     #[error(transparent)]

@@ -59,7 +59,7 @@ pub enum RegistryError {
         source: Box<reg_ckpt::tree::TreeError>,
     },
     /// The pickle names globals that would run code when loaded.
-    #[error("{file}: refused, its pickle would call {globals} when loaded (pass --allow-unsafe to store it anyway)")]
+    #[error("{file}: refused, its pickle would call {globals} when loaded")]
     Unsafe {
         /// The input file.
         file: PathBuf,
@@ -91,7 +91,7 @@ pub enum RegistryError {
         available: String,
     },
     /// The output file exists.
-    #[error("{0} exists; pass --force to overwrite it")]
+    #[error("{0} exists")]
     Exists(PathBuf),
     /// A version cannot be read back because its data is damaged.
     #[error("version {version} is damaged: {source}")]
@@ -102,7 +102,7 @@ pub enum RegistryError {
         source: StoreError,
     },
     /// Another process held a lock longer than `--wait-timeout`.
-    #[error("gave up after {waited_secs}s waiting for {}: {path} is held (raise --wait-timeout to wait longer)", holder.as_deref().unwrap_or("another reg process"))]
+    #[error("gave up after {waited_secs}s waiting for {}: {path} is held", holder.as_deref().unwrap_or("another reg process"))]
     Locked {
         /// The lock file.
         path: PathBuf,
@@ -112,7 +112,7 @@ pub enum RegistryError {
         holder: Option<String>,
     },
     /// A tag already points elsewhere.
-    #[error("tag {tag} already points at {name}@v{number}; pass --force to move it")]
+    #[error("tag {tag} already points at {name}@v{number}")]
     TagExists {
         /// Model name.
         name: String,
