@@ -46,6 +46,7 @@ pub mod dtype;
 pub mod exact_json;
 pub mod float;
 mod inspect;
+pub mod interpolate;
 pub mod legacy;
 pub mod meta;
 pub mod pickle;

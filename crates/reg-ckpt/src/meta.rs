@@ -132,7 +132,7 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
     meta.hparams_name = get(graph, root, "hparams_name").and_then(|v| as_str(graph, v).map(String::from));
     meta.hyper_parameters = get(graph, root, "hyper_parameters")
         .map(json)
-        .map(resolve_interpolations);
+        .map(crate::interpolate::resolve_interpolations);
     meta.datamodule_hyper_parameters = get(graph, root, "datamodule_hyper_parameters").map(json);
     if let Some(opts) = get(graph, root, "optimizer_states").and_then(|o| seq(graph, o)) {
         meta.optimizers = opts
@@ -177,45 +177,6 @@ pub fn extract(graph: &PickleGraph, readers: &Readers<'_>) -> CheckpointMeta {
         meta.model_checkpoint = all.into_iter().next();
     }
     meta
-}
-
-/// Resolve OmegaConf interpolations that are a whole string (`${model.dim}`)
-/// against the same tree, as `OmegaConf.to_container(resolve=True)` does;
-/// anything else (resolvers, partial strings, missing keys) stays as text.
-pub fn resolve_interpolations(mut root: Value) -> Value {
-    fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
-        path.split('.').try_fold(root, |v, key| match v {
-            Value::Object(m) => m.get(key),
-            Value::Array(a) => a.get(key.parse::<usize>().ok()?),
-            _ => None,
-        })
-    }
-    // Up to a few rounds, so chained interpolations resolve too.
-    for _ in 0..4 {
-        let snapshot = root.clone();
-        let mut changed = false;
-        let mut stack = vec![&mut root];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::Object(m) => stack.extend(m.values_mut()),
-                Value::Array(a) => stack.extend(a.iter_mut()),
-                Value::String(s) => {
-                    let inner = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'));
-                    if let Some(path) = inner.filter(|p| !p.contains(['$', ':', '{'])) {
-                        if let Some(found) = lookup(&snapshot, path) {
-                            *v = found.clone();
-                            changed = true;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    root
 }
 
 /// Summarise the optimizer `state_dict()` at `id` (a mapping with `state`
@@ -376,23 +337,5 @@ fn model_checkpoint(
         current_score: score("current_score"),
         state: json(state),
         key,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resolve_interpolations;
-    use serde_json::json;
-
-    #[test]
-    fn whole_string_interpolations_resolve_against_the_tree() {
-        let v = json!({"model": {"dim": 4, "alias": "${model.dim}"}, "ref": "${model.alias}",
-                       "partial": "dim=${model.dim}", "missing": "${nope.x}", "resolver": "${oc.env:HOME}"});
-        let r = resolve_interpolations(v);
-        assert_eq!(r["model"]["alias"], 4);
-        assert_eq!(r["ref"], 4);
-        assert_eq!(r["partial"], "dim=${model.dim}");
-        assert_eq!(r["missing"], "${nope.x}");
-        assert_eq!(r["resolver"], "${oc.env:HOME}");
     }
 }

@@ -474,7 +474,7 @@ fn omegaconf_json(
         let value = convert(graph, content, t, depth + 1);
         let root = get(graph, state, "_parent").is_none_or(|p| matches!(graph.node(p), Node::None));
         return Some(if root {
-            crate::meta::resolve_interpolations(value)
+            crate::interpolate::resolve_interpolations(value)
         } else {
             value
         });

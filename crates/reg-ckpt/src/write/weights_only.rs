@@ -476,7 +476,7 @@ impl Converter<'_> {
         };
         let mut value = view::to_json(g, id, &describe);
         if omegaconf {
-            value = crate::meta::resolve_interpolations(value);
+            value = crate::interpolate::resolve_interpolations(value);
         }
         self.json_to_emit(&value, 0)
     }
