@@ -86,6 +86,16 @@ class RegFileSystem(AbstractFileSystem):
         except VersionNotFoundError:
             return False
 
+    def modified(self, path):
+        """When the version was pushed (Lightning's ``ckpt_path="last"``
+        picks the newest candidate by this)."""
+        import datetime
+
+        created = self._show(path).get("created")
+        if created is None:
+            raise FileNotFoundError(path)
+        return datetime.datetime.fromtimestamp(int(created), tz=datetime.timezone.utc)
+
     def ls(self, path, detail=True, **kwargs):
         entry = self.info(path)
         return [entry] if detail else [entry["name"]]

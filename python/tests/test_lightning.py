@@ -135,6 +135,21 @@ def main() -> None:
         assert all(torch.equal(saved[k], v) for k, v in module.state_dict().items())
         assert "best" in r.show("async@best")["tags"]
 
+    @check("ckpt_path='last' with no local files resumes from the registry's newest version")
+    def _():
+        seen = {}
+
+        class Probe(L.Callback):
+            def on_train_start(self, tr, module):
+                seen["epoch"], seen["step"] = tr.current_epoch, tr.global_step
+
+        root = os.path.join(WORK, "async")  # where the run above saved (nothing local)
+        newest = r.show("async@latest")
+        io = AsyncCheckpointIO(RegCheckpointIO("async", registry=r))
+        trainer(root, 4, plugins=[io], callbacks=[Probe()]).fit(Net(), data(0), data(1), ckpt_path="last")
+        assert seen == {"epoch": newest["epoch"] + 1, "step": newest["global_step"]}, (seen, newest["epoch"])
+        assert local_checkpoints(root) == []
+
     @check("RegCheckpointIO(keep_local=True) writes the file too, and each version is that file byte for byte")
     def _():
         root = os.path.join(WORK, "kept")

@@ -13,6 +13,38 @@ from ._push import Pusher, as_registry, best_model_paths
 __all__ = ["RegCheckpointIO", "best_model_paths"]
 
 
+def _let_last_find_versions() -> None:
+    """Make ``ckpt_path="last"`` see the registry: Lightning's
+    ``ModelCheckpoint._find_last_checkpoints`` lists ``last*.ckpt`` files in
+    its folder, which a ``RegCheckpointIO`` that keeps no local files never
+    writes. Wrapped once per process: for a trainer whose CheckpointIO is a
+    RegCheckpointIO (under AsyncCheckpointIO too) the candidates also hold
+    ``reg://NAME@latest`` when the name has a version; Lightning then takes
+    the newest candidate by time (the version's push time, ``reg.fs``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.plugins.io.wrapper import _WrappingCheckpointIO
+
+    original = ModelCheckpoint._find_last_checkpoints
+    if getattr(original, "_reg_wrapped", False):
+        return
+
+    def find_last(self: Any, trainer: Any) -> Any:
+        found = original(self, trainer)
+        io = getattr(getattr(trainer, "strategy", None), "checkpoint_io", None)
+        while isinstance(io, _WrappingCheckpointIO) and io.checkpoint_io is not None:
+            io = io.checkpoint_io
+        if isinstance(io, RegCheckpointIO) and not io.keep_local:
+            try:
+                io.registry.show(f"{io.name}@latest")
+            except RegError:
+                return found
+            found = set(found) | {f"reg://{io.name}@latest"}
+        return found
+
+    find_last._reg_wrapped = True  # type: ignore[attr-defined]
+    ModelCheckpoint._find_last_checkpoints = find_last
+
+
 class RegCheckpointIO(TorchCheckpointIO):
     """Saves checkpoints like Lightning's ``TorchCheckpointIO`` and pushes
     each one to the registry as a version of ``name``.
@@ -57,6 +89,7 @@ class RegCheckpointIO(TorchCheckpointIO):
         self.keep_local = keep_local
         self.registry = as_registry(registry)
         self._pusher = Pusher(name, self.registry, remote, tag_best)
+        _let_last_find_versions()
 
     @property
     def pushed(self) -> List[str]:
