@@ -11,7 +11,6 @@ mod cli;
 mod commands;
 mod diff_view;
 mod human;
-mod remote_cmd;
 mod serve_cmd;
 
 use clap::Parser;

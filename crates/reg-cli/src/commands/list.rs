@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// The versions of a model, newest first in text.
 pub fn log(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     let log = match &args.remote.remote {
-        Some(r) => crate::remote_cmd::log(&ctx.config, r, &args.name)?,
+        Some(r) => super::remote::log(&ctx.config, r, &args.name)?,
         None => ctx.open()?.log_view(&args.name)?,
     };
     if args.json.json {
@@ -57,7 +57,7 @@ pub fn log(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
 /// The models.
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
     let names = match &args.remote.remote {
-        Some(r) => crate::remote_cmd::ls(&ctx.config, r)?,
+        Some(r) => super::remote::ls(&ctx.config, r)?,
         None => ctx.open()?.ls_view()?,
     };
     if args.json.json {

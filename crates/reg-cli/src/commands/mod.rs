@@ -13,6 +13,7 @@ mod maintenance;
 mod print;
 mod pull;
 mod push;
+mod remote;
 mod shell;
 mod show;
 mod tag;
@@ -49,7 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(args) => gc::prune(&ctx, args),
         Command::Bench { what } => crate::bench::command(&ctx.cwd, what, ctx.quiet),
         Command::Tag(args) => tag::run(&ctx, args),
-        Command::Remote { command } => ok(crate::remote_cmd::remote(&ctx.config, command, ctx.quiet)),
+        Command::Remote { command } => ok(remote::remote(&ctx.config, command, ctx.quiet)),
         Command::Serve(args) => ok(crate::serve_cmd::run(
             ctx.config.clone(),
             args.bind,
@@ -57,7 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             args.allow_hosts.clone(),
             ctx.quiet,
         )),
-        Command::Sync { command } => ok(crate::remote_cmd::sync(&ctx, command)),
+        Command::Sync { command } => ok(remote::sync(&ctx, command)),
         Command::Completions(_) | Command::Manpage(_) => Ok(ExitCode::SUCCESS),
     }
 }

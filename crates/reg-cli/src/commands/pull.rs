@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
     let reg = ctx.open()?;
     let quiet = ctx.quiet || args.json.json || to_stdout;
     let wanted = match &args.remote.remote {
-        Some(r) => crate::remote_cmd::fetch(&reg, r, &wanted, quiet)?,
+        Some(r) => super::remote::fetch(&reg, r, &wanted, quiet)?,
         None => wanted,
     };
     let v = reg.resolve(&wanted)?;

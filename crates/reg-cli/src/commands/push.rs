@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         views.push(PushView::new(&r, &shown));
     }
     let synced = match &args.remote.remote {
-        Some(r) => Some(crate::remote_cmd::upload_pushed(
+        Some(r) => Some(super::remote::upload_pushed(
             &reg,
             r,
             &pushed,

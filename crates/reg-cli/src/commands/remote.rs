@@ -151,7 +151,7 @@ pub fn fetch(reg: &Registry, which: &str, wanted: &VersionRef, quiet: bool) -> R
 
 /// `reg sync push|pull`: the registry opened as every command opens it
 /// (`--wait-timeout` bounds its waits, `--quiet` silences them).
-pub fn sync(ctx: &crate::commands::Ctx, cmd: SyncCommand) -> Result<()> {
+pub fn sync(ctx: &super::Ctx, cmd: SyncCommand) -> Result<()> {
     let (config, quiet) = (ctx.config.clone(), ctx.quiet);
     match cmd {
         SyncCommand::Push {
