@@ -1,8 +1,8 @@
 //! The JSON twins: exactly what the CLI prints with `--json` (`diff` with
 //! `--stats`), from the same library views and the same printer.
 
-use crate::app::AppState;
 use crate::failure::Failure;
+use crate::state::AppState;
 use crate::urls;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};

@@ -14,9 +14,9 @@
 //! | `/pull/REF/PATH` | a file of a directory version (not yet) |
 //! | `/static/FILE` | the built-in CSS and script |
 
-use crate::access::RegistryAccess;
 use crate::failure::Failure;
 use crate::host::HostRule;
+use crate::state::AppState;
 use crate::{api, assets, download, pages};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -26,18 +26,6 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The registry.
-    pub access: Arc<RegistryAccess>,
-    /// Permits for downloads streaming at once.
-    pub downloads: Arc<Semaphore>,
-    /// How long a download waits for a client that stopped reading.
-    pub stall_timeout: Duration,
-}
 
 /// The Content-Security-Policy of every response: the pages load only
 /// their own `/static/` stylesheet and script (no inline script or

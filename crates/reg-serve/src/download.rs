@@ -16,9 +16,9 @@
 //! bounded; a client that stops reading for `stall_timeout` is cut off.
 
 use crate::api::bad_path;
-use crate::app::AppState;
 use crate::failure::Failure;
 use crate::range::{self, Answer};
+use crate::state::AppState;
 use crate::urls;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -46,6 +46,7 @@ pub mod host;
 mod pages;
 mod range;
 mod server;
+mod state;
 mod svg;
 mod units;
 mod urls;

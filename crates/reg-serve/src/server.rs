@@ -13,8 +13,9 @@
 //! wait for one to finish.
 
 use crate::access::RegistryAccess;
-use crate::app::{self, AppState};
+use crate::app;
 use crate::host::{AllowedHost, HostRule};
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};

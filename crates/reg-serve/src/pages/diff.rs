@@ -4,8 +4,8 @@
 
 use super::layout::{compact, page, Crumb};
 use crate::api::DiffQuery;
-use crate::app::AppState;
 use crate::failure::Failure;
+use crate::state::AppState;
 use crate::svg::{self, Change, ChangeRow};
 use crate::{units, urls};
 use axum::extract::rejection::QueryRejection;

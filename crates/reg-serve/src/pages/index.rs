@@ -3,8 +3,8 @@
 
 use super::layout::{self, bytes, page, stat, time};
 use super::summary::{self, ModelRow};
-use crate::app::AppState;
 use crate::failure::Failure;
+use crate::state::AppState;
 use crate::{units, urls};
 use axum::extract::State;
 use axum::response::Html;

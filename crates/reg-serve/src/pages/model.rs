@@ -5,8 +5,8 @@
 use super::layout::{self, bytes, page, stat, time, Crumb};
 use super::summary::{self, VersionFacts};
 use crate::api::bad_path;
-use crate::app::AppState;
 use crate::failure::Failure;
+use crate::state::AppState;
 use crate::svg::{self, Bar, BarGroup, Point};
 use crate::{units, urls};
 use axum::extract::rejection::PathRejection;

@@ -4,8 +4,8 @@
 
 use super::layout::{self, bytes, compact, page, stat, time, Crumb};
 use crate::api::bad_path;
-use crate::app::AppState;
 use crate::failure::Failure;
+use crate::state::AppState;
 use crate::urls;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
