@@ -1,6 +1,6 @@
 //! A plain value tree and its protocol-2 pickle, as `torch.save` writes it.
 //!
-//! [`to_pickle`] names only globals that `torch.load(weights_only=True)`
+//! [`super::to_pickle`] (in `pickler`) names only globals that `torch.load(weights_only=True)`
 //! accepts: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` /
 //! `_v3` / `_rebuild_meta_tensor_no_storage`, torch's typed storage
 //! classes, `torch.storage.UntypedStorage`, torch dtypes, and for bytes and
@@ -131,11 +131,6 @@ pub(super) fn is_quantized(dtype: DType) -> bool {
     )
 }
 
-/// Pickle `root` at protocol 2.
-pub fn to_pickle(root: &Emit) -> Result<Vec<u8>, WriteError> {
-    super::pickler::pickle(root)
-}
-
 /// Refuse tensor descriptions torch could not load.
 pub(super) fn check_tensor(t: &TensorRef) -> Result<(), WriteError> {
     let bad = |reason: String| WriteError::BadTensor {
@@ -182,6 +177,7 @@ pub(super) fn check_tensor(t: &TensorRef) -> Result<(), WriteError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::to_pickle;
     use super::*;
 
     #[test]

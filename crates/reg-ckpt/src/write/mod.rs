@@ -22,7 +22,8 @@ pub mod weights_only;
 #[cfg(test)]
 mod tests;
 
-pub use emit::{to_pickle, Emit, MetaRef, TensorRef};
+pub use emit::{Emit, MetaRef, TensorRef};
+pub use pickler::to_pickle;
 pub use safetensors::{write_safetensors, write_safetensors_part, ExportTensor, SafetensorsPart};
 pub use torchzip::{write_checkpoint, Fill, StorageSource, TorchZipWriter};
 pub use weights_only::{weights_only, WeightsOnly};

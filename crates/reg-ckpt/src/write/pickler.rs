@@ -1,10 +1,15 @@
-//! The protocol-2 opcodes behind [`super::emit::to_pickle`], written as
+//! The protocol-2 opcodes of [`to_pickle`], written as
 //! CPython's pickler writes them.
 
 use std::collections::HashMap;
 
 use super::emit::{check_tensor, storage_class, Emit, MetaRef, TensorRef};
 use super::WriteError;
+
+/// Pickle `root` (a value tree, [`Emit`]) at protocol 2.
+pub fn to_pickle(root: &Emit) -> Result<Vec<u8>, WriteError> {
+    pickle(root)
+}
 use crate::dtype::DType;
 
 const MARK: u8 = b'(';

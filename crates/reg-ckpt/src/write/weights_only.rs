@@ -37,8 +37,9 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::emit::{is_quantized, to_pickle, Emit, MetaRef, TensorRef};
+use super::emit::{is_quantized, Emit, MetaRef, TensorRef};
 use super::pickler::minimal_twos_complement;
+use super::pickler::to_pickle;
 use super::torchzip::{write_records, StorageSource, TorchZipWriter};
 use super::WriteError;
 use crate::dtype::DType;
