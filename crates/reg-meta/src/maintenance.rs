@@ -387,7 +387,7 @@ impl Registry {
             }
             // A directory drops only the files holding training state; a
             // layout without such files keeps its state.
-            if m.is_directory() && !crate::retention_tree::has_training_files(m) {
+            if m.is_directory() && !m.has_droppable_training_files() {
                 continue;
             }
             dropped.push(v.number);

@@ -253,6 +253,36 @@ pub struct TreeFileEntry {
     pub pickle: Option<(u64, u64)>,
 }
 
+impl TreeFileEntry {
+    /// True when the file holds training state only (optimizer, scheduler
+    /// or RNG state: a Trainer's `optimizer.pt`, `scheduler.pt`,
+    /// `rng_state*.pth`, DeepSpeed's `*_optim_states.pt`, or a file whose
+    /// every tensor is optimizer state), which retention may drop.
+    pub fn holds_training_state_only(&self) -> bool {
+        let name = self.path.as_str().rsplit('/').next().unwrap_or("");
+        let by_name = matches!(name, "optimizer.pt" | "optimizer.bin" | "scheduler.pt" | "scaler.pt")
+            || name.starts_with("rng_state")
+            || name.ends_with("_optim_states.pt");
+        let by_tensors = !self.tensors.is_empty()
+            && self
+                .tensors
+                .iter()
+                .all(|t| t.role == reg_ckpt::tensors::Role::Optimizer);
+        by_name || by_tensors
+    }
+}
+
+impl Manifest {
+    /// True when this directory version has training-state files retention
+    /// can drop, and files left after dropping them.
+    pub fn has_droppable_training_files(&self) -> bool {
+        self.tree.as_ref().is_some_and(|t| {
+            t.files.iter().any(TreeFileEntry::holds_training_state_only)
+                && t.files.iter().any(|f| !f.holds_training_state_only())
+        })
+    }
+}
+
 /// A logical tensor of a directory version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogicalTensorEntry {

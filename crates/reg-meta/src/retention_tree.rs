@@ -10,30 +10,10 @@
 
 use crate::error::RegistryError;
 use crate::lock::WriteGuard;
-use crate::manifest::{DroppedFrom, Manifest, TreeFileEntry};
+use crate::manifest::{DroppedFrom, Manifest};
 use crate::push::{Commit, Committed};
 use crate::registry::Registry;
 use crate::resolve::Resolved;
-use reg_ckpt::tensors::Role;
-
-/// True when a directory file holds training state only: optimizer or
-/// scheduler state, or RNG state.
-fn training_state_only(f: &TreeFileEntry) -> bool {
-    let name = f.path.as_str().rsplit('/').next().unwrap_or("");
-    let by_name = matches!(name, "optimizer.pt" | "optimizer.bin" | "scheduler.pt" | "scaler.pt")
-        || name.starts_with("rng_state")
-        || name.ends_with("_optim_states.pt");
-    let by_tensors = !f.tensors.is_empty() && f.tensors.iter().all(|t| t.role == Role::Optimizer);
-    by_name || by_tensors
-}
-
-/// True when the directory version has training-state files retention
-/// can drop (and files left after dropping them).
-pub(crate) fn has_training_files(m: &Manifest) -> bool {
-    m.tree
-        .as_ref()
-        .is_some_and(|t| t.files.iter().any(training_state_only) && t.files.iter().any(|f| !training_state_only(f)))
-}
 
 impl Registry {
     /// Replace a directory version by the same tree without its
@@ -44,7 +24,7 @@ impl Registry {
         let Some(tree) = &old.tree else {
             return Ok(false);
         };
-        let keep: Vec<bool> = tree.files.iter().map(|f| !training_state_only(f)).collect();
+        let keep: Vec<bool> = tree.files.iter().map(|f| !f.holds_training_state_only()).collect();
         if keep.iter().all(|k| *k) || !keep.iter().any(|k| *k) {
             return Ok(false);
         }
