@@ -137,16 +137,7 @@ class Registry:
         Returns the push report: ``{name, version, id, created, tensors,
         payloads, new_payloads, logical_bytes, new_raw_bytes, ...}``.
         """
-        args = ["push", os.fspath(path)]
-        if name is not None:
-            args += ["--name", name]
-        if tag is not None:
-            args += ["--tag", tag]
-        if message is not None:
-            args += ["-m", message]
-        if keep_optimizer_last is not None:
-            args += ["--keep-optimizer-last", str(keep_optimizer_last)]
-        return self.json(*args)
+        return self.json("push", os.fspath(path), *_push_flags(name, None, tag, message, keep_optimizer_last))
 
     def save(
         self,
@@ -187,17 +178,7 @@ class Registry:
         works as ``torch.save`` needs), then return the push report.
         ``write`` may write a torch zip (``torch.save``), a legacy torch
         file or safetensors (``safetensors.torch.save``'s bytes)."""
-        args = ["push", "-", "--json"]
-        if name is not None:
-            args += ["--name", name]
-        if source is not None:
-            args += ["--source", source]
-        if tag is not None:
-            args += ["--tag", tag]
-        if message is not None:
-            args += ["-m", message]
-        if keep_optimizer_last is not None:
-            args += ["--keep-optimizer-last", str(keep_optimizer_last)]
+        args = ["push", "-", "--json", *_push_flags(name, source, tag, message, keep_optimizer_last)]
         cmd = self._command(args)
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -323,6 +304,17 @@ class Registry:
         if dry_run:
             args.append("--dry-run")
         return self.json(*args)
+
+
+def _push_flags(name: Optional[str], source: Optional[str], tag: Optional[str], message: Optional[str],
+                keep_optimizer_last: Optional[int]) -> List[str]:
+    """The ``reg push`` flags of the options given (None: not passed)."""
+    flags: List[str] = []
+    for flag, value in (("--name", name), ("--source", source), ("--tag", tag), ("-m", message),
+                        ("--keep-optimizer-last", keep_optimizer_last)):
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
 
 
 class _CountingWriter(io.RawIOBase):

@@ -23,13 +23,16 @@
 //! whose `NaN`, `Infinity` and `-Infinity` tokens standard JSON lacks.
 //!
 //! ```
+//! # fn main() -> Result<(), serde_json::Error> {
 //! use reg_ckpt::exact_json::{as_f64, float, parse, present};
 //! let stored = float(f64::NAN);
 //! assert_eq!(stored.to_string(), r#"{"$float":"nan"}"#);
 //! assert!(as_f64(&stored).is_some_and(f64::is_nan));
 //! assert_eq!(present(&stored), serde_json::json!("nan"));
-//! let state = parse(br#"{"best_metric": NaN, "loss": -Infinity}"#).unwrap();
+//! let state = parse(br#"{"best_metric": NaN, "loss": -Infinity}"#)?;
 //! assert_eq!(as_f64(&state["loss"]), Some(f64::NEG_INFINITY));
+//! # Ok(())
+//! # }
 //! ```
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -3,11 +3,14 @@
 //! safetensors header. Only the blobs of the chosen tensors are read.
 //!
 //! ```
+//! # fn main() -> Result<(), reg_meta::select::SelectionError> {
 //! use reg_meta::select::TensorSelection;
-//! let s = TensorSelection::new(&["encoder.*".to_string(), "head.bias".to_string()]).unwrap();
+//! let s = TensorSelection::new(&["encoder.*".to_string(), "head.bias".to_string()])?;
 //! assert!(s.matches("encoder.layers.0.weight"));
 //! assert!(s.matches("head.bias"));
 //! assert!(!s.matches("head.weight"));
+//! # Ok(())
+//! # }
 //! ```
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
