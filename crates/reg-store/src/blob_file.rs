@@ -130,6 +130,18 @@ pub fn write<W: TempFile + ?Sized>(
     })
 }
 
+/// Write exactly `raw_len` bytes read from `body` into `file`
+/// (positioned at 0, empty) as a raw blob: for a stream read once.
+pub fn write_raw_from<W: TempFile + ?Sized>(file: &mut W, body: &mut dyn Read, raw_len: u64) -> io::Result<Written> {
+    let header = plain(Codec::Raw, raw_len);
+    file.write_all(&header.bytes())?;
+    copy_exact(body, file, raw_len)?;
+    Ok(Written {
+        header,
+        stored_len: HEADER_LEN + raw_len,
+    })
+}
+
 /// Write the source's bytes into `file` (positioned at 0, empty) as a
 /// delta against `parent`, whose raw bytes (as long as the source's)
 /// `parent_raw` yields. Returns `None`, with `file` holding garbage, when

@@ -107,7 +107,7 @@ impl BlobStore {
             needed.extend(self.chain(parent)?);
             self.make_durable(&needed)?;
         }
-        self.install(id, tmp, written, true).map(Some)
+        self.install(id, tmp, written, true, false).map(Some)
     }
 
     /// Re-encode the stored blob `id` without its delta parent, so that it
@@ -134,7 +134,7 @@ impl BlobStore {
         let Some((tmp, written)) = tmp else {
             return Err(blob_file::corrupt(id, "cannot be re-encoded"));
         };
-        self.install(id, tmp, written, true)
+        self.install(id, tmp, written, true, false)
     }
 
     /// The element width the first frame of a framed blob records.

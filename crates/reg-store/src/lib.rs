@@ -66,6 +66,7 @@ mod blob_file;
 mod chain;
 mod codec;
 pub mod codecs;
+mod deferred;
 mod delta;
 mod error;
 mod frames;

@@ -14,9 +14,20 @@ pub struct PendingBlob<'s> {
     store: &'s BlobStore,
     tmp: Box<dyn TempFile>,
     written: Written,
+    /// Made durable already ([`PendingBlob::sync_now`]).
+    synced: bool,
 }
 
-impl PendingBlob<'_> {
+impl<'s> PendingBlob<'s> {
+    pub(crate) fn new(store: &'s BlobStore, tmp: Box<dyn TempFile>, written: Written) -> PendingBlob<'s> {
+        PendingBlob {
+            store,
+            tmp,
+            written,
+            synced: false,
+        }
+    }
+
     /// Length of the blob file.
     pub fn stored_len(&self) -> u64 {
         self.written.stored_len
@@ -49,7 +60,19 @@ impl PendingBlob<'_> {
     /// it was encoded from (the caller hashed them as they were read).
     /// When the blob exists already the temp file is dropped.
     pub fn commit(self, id: BlobId) -> Result<PutOutcome, StoreError> {
-        self.store.install(id, self.tmp, self.written, false)
+        self.store.install(id, self.tmp, self.written, false, self.synced)
+    }
+
+    /// Make the temp file durable now, as its commit would (per the
+    /// store's durability), so that the commit only renames it: a caller
+    /// that writes blobs one after another (a stream) syncs each one while
+    /// it writes the next.
+    pub fn sync_now(&mut self) -> Result<(), StoreError> {
+        if self.store.durability == crate::Durability::Full && !self.synced {
+            self.tmp.sync().map_err(StoreError::io("syncing", self.tmp.path()))?;
+            self.synced = true;
+        }
+        Ok(())
     }
 }
 
@@ -57,7 +80,17 @@ impl BlobStore {
     /// Encode `raw` (split into byte planes when `width` is given) into a
     /// temp file, as [`BlobStore::put_typed`] would store it.
     pub fn encode_pending(&self, raw: &dyn RawSource, width: Option<u8>) -> Result<PendingBlob<'_>, StoreError> {
-        let (level, width) = (self.policy.level(self.level), self.policy.width(width));
+        self.encode_with(raw, self.policy.level(self.level), self.policy.width(width))
+    }
+
+    /// Encode `raw` into a temp file with zstd `level` (`None`: raw) and
+    /// byte planes of `width`-byte elements.
+    pub(crate) fn encode_with(
+        &self,
+        raw: &dyn RawSource,
+        level: Option<i32>,
+        width: Option<u8>,
+    ) -> Result<PendingBlob<'_>, StoreError> {
         let (tmp, written) = self
             .encode_to_tmp(None, |file| blob_file::write(file, raw, level, width).map(Some))?
             .ok_or_else(|| StoreError::Io {
@@ -65,11 +98,7 @@ impl BlobStore {
                 path: self.temp_dir(),
                 source: std::io::Error::other("nothing was written"),
             })?;
-        Ok(PendingBlob {
-            store: self,
-            tmp,
-            written,
-        })
+        Ok(PendingBlob::new(self, tmp, written))
     }
 
     /// Encode `raw` as a delta against the stored blob `parent` (same
@@ -89,10 +118,6 @@ impl BlobStore {
         let encoded = self.encode_to_tmp(None, |file| {
             blob_file::write_delta(file, raw, width, level, parent, &mut parent_raw)
         })?;
-        Ok(encoded.map(|(tmp, written)| PendingBlob {
-            store: self,
-            tmp,
-            written,
-        }))
+        Ok(encoded.map(|(tmp, written)| PendingBlob::new(self, tmp, written)))
     }
 }

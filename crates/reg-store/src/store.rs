@@ -258,15 +258,16 @@ impl BlobStore {
         Ok(written.map(|w| (tmp, w)))
     }
 
-    /// fsync a finished temp file (as the durability asks) and rename it
-    /// to the blob's name (replacing an existing file of the same blob
-    /// when `replace`).
+    /// fsync a finished temp file (as the durability asks, unless
+    /// `synced` says it was already) and rename it to the blob's name
+    /// (replacing an existing file of the same blob when `replace`).
     pub(crate) fn install(
         &self,
         id: BlobId,
         mut tmp: Box<dyn TempFile>,
         written: blob_file::Written,
         replace: bool,
+        synced: bool,
     ) -> Result<PutOutcome, StoreError> {
         if !replace {
             // Stored meanwhile (another writer, or a duplicate payload):
@@ -278,7 +279,7 @@ impl BlobStore {
         // A file that replaces another is synced in every mode: an older
         // version may need the bytes it holds.
         let durable = replace || self.durability == Durability::Full;
-        if durable {
+        if durable && !synced {
             tmp.sync().map_err(StoreError::io("syncing", tmp.path()))?;
         }
         self.backend.install(tmp, id).map_err(|source| StoreError::Io {
