@@ -211,6 +211,11 @@ pub struct PushArgs {
     /// push does not wait for it).
     #[arg(long, value_name = "N")]
     pub keep_optimizer_last: Option<usize>,
+    /// Store the new tensors uncompressed and leave their compression to
+    /// the background job: the push costs what hashing and writing cost
+    /// (a save in the training loop). Compressed later, same bytes.
+    #[arg(long)]
+    pub fast: bool,
     #[command(flatten)]
     pub json: JsonFlag,
     #[command(flatten)]

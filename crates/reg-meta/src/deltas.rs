@@ -87,6 +87,8 @@ struct Finished {
     retained: Vec<(crate::ModelName, Vec<u8>)>,
     /// The first retention that failed (its request stays queued).
     first_error: Option<crate::RegistryError>,
+    /// What the deferred compressions did.
+    compressed: crate::deferred::Compressed,
 }
 
 impl DeltaReport {
@@ -301,19 +303,20 @@ impl Registry {
         // push renews meanwhile has a new value and is tried again.
         let mut tried: BTreeSet<(crate::ModelName, Vec<u8>)> = BTreeSet::new();
         loop {
-            let (pending, retention) = self.with_index("reg deltas reading its queue", |idx| {
+            let (pending, deferred, retention) = self.with_index("reg deltas reading its queue", |idx| {
                 let pending = idx.pending()?;
+                let deferred = idx.deferred()?;
                 let retention: Vec<_> = idx
                     .retention_queue()?
                     .into_iter()
                     .filter(|(name, _, token)| !tried.contains(&(name.clone(), token.clone())))
                     .collect();
-                if pending.is_empty() && retention.is_empty() {
+                if pending.is_empty() && deferred.is_empty() && retention.is_empty() {
                     lock.take();
                 }
-                Ok((pending, retention))
+                Ok((pending, deferred, retention))
             })?;
-            if pending.is_empty() && retention.is_empty() {
+            if pending.is_empty() && deferred.is_empty() && retention.is_empty() {
                 return Ok(finished);
             }
             for (name, from, retain) in pending {
@@ -331,6 +334,24 @@ impl Registry {
                     Ok(idx.remove_pending(&name, from, retain)?)
                 })?;
                 finished.reports.extend(rounds.into_iter().map(|r| (name.clone(), r)));
+            }
+            // After the delta rounds: a raw blob they made a delta is
+            // not compressed twice.
+            if !deferred.is_empty() {
+                let done = self.compress_deferred(&deferred)?;
+                finished.compressed.blobs += done.blobs;
+                finished.compressed.bytes_before += done.bytes_before;
+                finished.compressed.bytes_after += done.bytes_after;
+                if let Some(id) = done.damaged.first() {
+                    finished.first_error.get_or_insert(crate::RegistryError::Store(reg_store::StoreError::Corrupt {
+                        id: *id,
+                        reason: format!(
+                            "does not match its id, so it was left uncompressed ({} damaged blob(s); reg verify names their versions)",
+                            done.damaged.len()
+                        ),
+                    }));
+                }
+                finished.compressed.damaged.extend(done.damaged);
             }
             // One name's failure (a damaged version) neither stops the
             // others nor loses its request: it stays queued, and the first

@@ -142,6 +142,7 @@ impl Registry {
             tag: None,
             replaces: None,
             blobs,
+            deferred: Vec::new(),
             delta_edges: deltas,
             defer_deltas: false,
             retain: None,

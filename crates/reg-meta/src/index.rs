@@ -19,6 +19,11 @@
 //!   job still has to run for that name, moved here from `pending` in the
 //!   transaction that ends the re-encoding, removed (compare-and-swap on
 //!   the value) once it ran and a gc freed what it replaced.
+//! - `deferred`: key blob id (32 bytes) -> one byte, the element width
+//!   of its float storage (0: none): a blob a push stored raw, leaving
+//!   its compression to the background job (`PushOptions::fast`); written
+//!   in the transaction that commits the version, removed once the job
+//!   encoded it (or found it encoded or gone).
 //! - `removed`: key version id (32 bytes) -> `name \0 number(u32 BE)`:
 //!   versions taken out of the index (`rm`, or replaced by retention)
 //!   whose manifest blob may still be on disk. gc deletes such a blob and
@@ -161,6 +166,7 @@ pub struct Index {
     deltas: sled::Tree,
     pending: sled::Tree,
     retention: sled::Tree,
+    deferred: sled::Tree,
     removed: sled::Tree,
 }
 
@@ -311,6 +317,7 @@ impl Index {
             deltas: db.open_tree("deltas").map_err(err)?,
             pending: db.open_tree("pending").map_err(err)?,
             retention: db.open_tree("retention").map_err(err)?,
+            deferred: db.open_tree("deferred").map_err(err)?,
             removed: db.open_tree("removed").map_err(err)?,
             path: path.to_path_buf(),
             db,
@@ -438,8 +445,9 @@ impl Index {
         Ok(out)
     }
 
-    /// Make a version visible: its record, manifest, tag and new blob
-    /// records in one transaction, then flush to disk.
+    /// Make a version visible: its record, manifest, tag, new blob
+    /// records and the blobs whose compression it deferred (`deferred`:
+    /// id and element width) in one transaction, then flush to disk.
     pub fn commit_version(
         &self,
         record: &VersionRecord,
@@ -447,6 +455,7 @@ impl Index {
         name: &str,
         tag: Option<&str>,
         new_blobs: &[(BlobId, BlobRecord)],
+        deferred: &[(BlobId, Option<u8>)],
     ) -> Result<(), IndexError> {
         let rec = encode(record, || format!("version {name}@v{}", record.number))?;
         let vkey = version_key(name, record.number);
@@ -460,8 +469,9 @@ impl Index {
             k.extend_from_slice(t.as_bytes());
             k
         });
-        let result: Result<(), TransactionError<()>> = (&self.versions, &self.manifests, &self.tags, &self.blobs)
-            .transaction(|(versions, manifests, tags, blobs)| {
+        let trees = (&self.versions, &self.manifests, &self.tags, &self.blobs, &self.deferred);
+        let result: Result<(), TransactionError<()>> =
+            trees.transaction(|(versions, manifests, tags, blobs, deferred_tree)| {
                 versions.insert(vkey.as_slice(), rec.as_slice())?;
                 manifests.insert(&record.id.0, manifest_value.as_slice())?;
                 if let Some(k) = &tag_row {
@@ -469,6 +479,9 @@ impl Index {
                 }
                 for (id, row) in &blob_rows {
                     blobs.insert(id, row.as_slice())?;
+                }
+                for (id, width) in deferred {
+                    deferred_tree.insert(&id.0, &[width.unwrap_or(0)])?;
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
@@ -742,6 +755,41 @@ impl Index {
             .retention
             .compare_and_swap(name.as_bytes(), Some(token), None::<&[u8]>)
             .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Blobs stored raw whose compression is still to do: `(id, element
+    /// width)`, in id order.
+    pub fn deferred(&self) -> Result<Vec<(BlobId, Option<u8>)>, IndexError> {
+        let mut out = Vec::new();
+        for item in self.deferred.iter() {
+            let (k, v) = item.map_err(self.err())?;
+            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| IndexError::Damaged {
+                what: "a deferred compression".into(),
+                reason: format!("key is {} bytes, not 32", k.len()),
+            })?;
+            let width = match v.as_ref() {
+                [0] => None,
+                [w] => Some(*w),
+                _ => {
+                    return Err(IndexError::Damaged {
+                        what: format!("the deferred compression of blob {}", BlobId(id)),
+                        reason: format!("value is {} bytes, not 1", v.len()),
+                    })
+                }
+            };
+            out.push((BlobId(id), width));
+        }
+        Ok(out)
+    }
+
+    /// Forget deferred compressions that are done.
+    pub fn remove_deferred(&self, ids: &[BlobId]) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.0);
+        }
+        self.deferred.apply_batch(batch).map_err(self.err())?;
         Ok(())
     }
 

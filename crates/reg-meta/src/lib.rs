@@ -32,6 +32,7 @@
 
 mod background;
 pub mod config;
+mod deferred;
 pub mod deltas;
 pub mod diff;
 mod error;

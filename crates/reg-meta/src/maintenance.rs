@@ -547,7 +547,7 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<Rebui
     }
     for (id, bytes, m) in manifests.values() {
         let record = VersionRecord::from_manifest(crate::ids::VersionId(id.0), m);
-        index.commit_version(&record, bytes, &m.name, None, &[])?;
+        index.commit_version(&record, bytes, &m.name, None, &[], &[])?;
         report.restored += 1;
     }
     for (id, m) in &retired {

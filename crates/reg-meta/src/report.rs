@@ -473,10 +473,18 @@ pub struct PushView {
     pub rebased: RebasedView,
     /// Globals of unknown safety (stored with a warning).
     pub unknown_globals: Vec<String>,
+    /// New blobs a fast push stored uncompressed, for the background job
+    /// to compress (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: usize,
     /// A directory's files: path, size, format and new payload bytes each
     /// (absent for a file).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::push::PushedFile>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The `rebased` part of [`PushView`].
@@ -522,6 +530,7 @@ impl PushView {
                 in_background: r.pending,
             },
             unknown_globals: report.unknown_globals.clone(),
+            deferred: report.deferred,
             files: report.files.clone(),
         }
     }

@@ -91,6 +91,7 @@ impl Registry {
             tag: None,
             replaces: Some(v),
             blobs,
+            deferred: Vec::new(),
             delta_edges: Vec::new(),
             defer_deltas: false,
             retain: None,

@@ -39,6 +39,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         parent,
         keep_optimizer_last: args.keep_optimizer_last,
         source: None,
+        fast: args.fast,
     };
     let quiet = ctx.quiet || args.json.json;
     let mut views = Vec::new();
@@ -120,6 +121,12 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
             human::bytes(r.new_raw_bytes),
             human::bytes(r.written_bytes)
         );
+        if r.deferred > 0 {
+            crate::human::say!(
+                "  {} new tensors stored uncompressed (--fast): the background job compresses them",
+                r.deferred
+            );
+        }
         if r.deltas > 0 {
             crate::human::say!(
                 "  {} new tensors stored as deltas against the --parent version",

@@ -31,6 +31,9 @@ pub(crate) struct Commit<'a> {
     /// Every blob the version needs, with its raw length and, for a blob
     /// this operation wrote, what the store said.
     pub(crate) blobs: Vec<(BlobId, u64, Option<PutOutcome>)>,
+    /// Blobs this operation stored raw, with their element width, for
+    /// the background job to compress (recorded with the version).
+    pub(crate) deferred: Vec<(BlobId, Option<u8>)>,
     /// `(parent, child)`: blobs stored as deltas by this operation.
     pub(crate) delta_edges: Vec<(BlobId, BlobId)>,
     /// Leave the previous version's re-encoding to the background job:
@@ -155,7 +158,7 @@ impl Registry {
             .collect();
         self.store.make_durable(&unsynced)?;
         let record = VersionRecord::from_manifest(VersionId(manifest_id.0), &manifest);
-        idx.commit_version(&record, &json, name, c.tag, &records)?;
+        idx.commit_version(&record, &json, name, c.tag, &records, &c.deferred)?;
         for (parent, child) in &c.delta_edges {
             idx.add_delta(*parent, *child)?;
         }

@@ -4,66 +4,185 @@
 //!
 //! The stream is cut by [`reg_ckpt::stream_in::split`] as it arrives, so
 //! a stream that is not a checkpoint, ends early or has a record torch
-//! does not write is refused at once, before the rest is read. Every byte
-//! read goes to a private temp file in the registry's `tmp/` (never
-//! fsynced, removed when the push ends, whatever its outcome; gc removes
-//! one a crash left), and the push then reads that file as any pushed
-//! file: one code path for what is stored and checked. Memory is bounded
-//! by the read buffer and the largest non-storage record (docs/cli.md,
-//! "reg push -"); storages stream through.
+//! does not write is refused at once, before the rest is read. Each
+//! storage of [`STREAMED_MIN_LEN`] bytes or more goes straight into a
+//! pending blob of the store, stored raw, hashed (blake3 and the zip's
+//! CRC-32) as it passes: it is written once, never spooled. Everything
+//! else (the zip records, the pickle, the central directory, small
+//! storages) goes to a private sparse file in the registry's `tmp/` at
+//! its offset in the checkpoint, with holes where the big storages are;
+//! the push then understands that file as it understands any pushed
+//! file (its headers and pickle only: payload bytes are never read
+//! through the map) and takes the big storages' ids and blobs from the
+//! stream instead of reading them. The whole checkpoint's blake3 is
+//! taken as it passes too. Memory is bounded by the read buffer and the
+//! largest non-storage record (docs/cli.md, "reg push -").
+//!
+//! The big storages are stored raw; a fast push ([`PushOptions::fast`])
+//! leaves their compression to the background job, any other compresses
+//! them before it returns (both through the index's `deferred` queue, so
+//! a push killed in between leaves them to the next job).
 //!
 //! Legacy torch files cannot be cut in one pass (their storages' sizes
 //! are in a pickle that follows other pickles, see
 //! [`reg_ckpt::stream_in`]): they are read to the end into the same temp
 //! file and pushed from it.
 
+use super::payloads::NewBlob;
 use super::{PushOptions, PushReport};
 use crate::error::RegistryError;
 use crate::progress::Progress;
 use crate::registry::Registry;
 use reg_ckpt::stream_in::{self, StreamError, StreamLimits, StreamSink};
+use reg_store::{BlobId, BlobStore, PendingBlob};
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
 /// The name a stream's errors use when no `--source` was given.
 const STDIN: &str = "<stdin>";
 
-/// Reads the stream and writes every byte it reads to the spool file.
-struct Spooling<'a> {
+/// Storages at least this long stream into blobs; shorter ones are
+/// written to the spool and read from it as a file's are (a blob each
+/// would cost a temp file for a few bytes).
+pub(crate) const STREAMED_MIN_LEN: u64 = 64 << 10;
+
+/// Reads at least this long hash on two threads.
+const PARALLEL_HASH_MIN: usize = 128 << 10;
+
+/// A storage that went straight into a pending blob.
+pub(crate) struct StreamedPiece<'s> {
+    /// Its length.
+    pub(crate) len: u64,
+    /// blake3 of its bytes.
+    pub(crate) id: BlobId,
+    /// CRC-32 of its bytes (checked against the zip's record).
+    pub(crate) crc: u32,
+    /// Its bytes, stored raw.
+    pub(crate) pending: PendingBlob<'s>,
+}
+
+/// What the stream gave besides the spool: the whole checkpoint's hash
+/// and the storages that streamed into blobs, by their offset.
+pub(crate) struct Streamed<'s> {
+    /// blake3 of every byte of the checkpoint.
+    pub(crate) file_hash: blake3::Hash,
+    /// The big storages, by the offset of their first byte.
+    pub(crate) pieces: BTreeMap<u64, StreamedPiece<'s>>,
+}
+
+/// Reads the stream, writing what it reads to the spool at its offset
+/// while `recording` is on: until the cut's first piece (the bytes the
+/// cut's read buffer takes ahead), and for a legacy file to the end.
+struct Tee<'a> {
     input: &'a mut dyn Read,
-    spool: BufWriter<&'a File>,
+    spool: &'a File,
     read: u64,
+    recording: &'a Cell<bool>,
     progress: &'a dyn Progress,
 }
 
-impl Read for Spooling<'_> {
+impl Read for Tee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.input.read(buf)?;
-        self.spool.write_all(&buf[..n])?;
+        if self.recording.get() {
+            self.spool.write_all_at(&buf[..n], self.read)?;
+        }
         self.read += n as u64;
         self.progress.advance(n as u64);
         Ok(n)
     }
 }
 
-/// The cut's pieces are already spooled by [`Spooling`]: the sink only
-/// drains each payload through it.
-struct Drain;
+/// Where the cut's pieces go: skeleton and small storages into the spool
+/// at their offsets, big storages into pending blobs; everything through
+/// the whole-file hash.
+struct Store<'a, 's> {
+    store: &'s BlobStore,
+    spool: &'a File,
+    recording: &'a Cell<bool>,
+    whole: blake3::Hasher,
+    /// To the thread that syncs each blob while the next one streams.
+    pieces: std::sync::mpsc::Sender<(u64, StreamedPiece<'s>)>,
+}
 
-impl StreamSink for Drain {
-    fn skeleton(&mut self, _at: u64, _bytes: &[u8]) -> io::Result<()> {
-        Ok(())
+/// A storage's bytes on their way into its blob, hashed as they pass.
+struct Hashing<'a> {
+    body: &'a mut dyn Read,
+    whole: &'a mut blake3::Hasher,
+    own: blake3::Hasher,
+    crc: crc32fast::Hasher,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.body.read(buf)?;
+        let bytes = &buf[..n];
+        // The two hashes on two cores: the stream is read at the speed
+        // of this loop.
+        let (whole, own, crc) = (&mut *self.whole, &mut self.own, &mut self.crc);
+        if n >= PARALLEL_HASH_MIN {
+            rayon::join(
+                || whole.update(bytes),
+                || {
+                    own.update(bytes);
+                    crc.update(bytes);
+                },
+            );
+        } else {
+            whole.update(bytes);
+            own.update(bytes);
+            crc.update(bytes);
+        }
+        Ok(n)
+    }
+}
+
+impl StreamSink for Store<'_, '_> {
+    fn skeleton(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
+        self.recording.set(false);
+        self.whole.update(bytes);
+        self.spool.write_all_at(bytes, at)
     }
 
-    fn payload(&mut self, _at: u64, key: &str, len: u64, body: &mut dyn Read) -> io::Result<()> {
-        let got = io::copy(body, &mut io::sink())?;
-        if got != len {
-            return Err(io::Error::new(
+    fn payload(&mut self, at: u64, key: &str, len: u64, body: &mut dyn Read) -> io::Result<()> {
+        self.recording.set(false);
+        let ended = |got: u64| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("the stream ended inside storage {key}, after {got} of its {len} bytes"),
-            ));
+            )
+        };
+        if len < STREAMED_MIN_LEN {
+            let mut bytes = Vec::with_capacity(len as usize);
+            body.take(len).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 != len {
+                return Err(ended(bytes.len() as u64));
+            }
+            self.whole.update(&bytes);
+            return self.spool.write_all_at(&bytes, at);
         }
-        Ok(())
+        let mut hashing = Hashing {
+            body,
+            whole: &mut self.whole,
+            own: blake3::Hasher::new(),
+            crc: crc32fast::Hasher::new(),
+        };
+        let pending = self.store.pending_raw_from(len, &mut hashing).map_err(|e| match e {
+            reg_store::StoreError::Io { source, .. } if source.kind() == io::ErrorKind::UnexpectedEof => ended(0),
+            other => io::Error::other(other.to_string()),
+        })?;
+        let piece = StreamedPiece {
+            len,
+            id: BlobId(*hashing.own.finalize().as_bytes()),
+            crc: hashing.crc.finalize(),
+            pending,
+        };
+        self.pieces
+            .send((at, piece))
+            .map_err(|_| io::Error::other("the thread syncing streamed blobs stopped"))
     }
 }
 
@@ -86,6 +205,12 @@ impl Registry {
                 "a checkpoint read from {STDIN} needs a model name or a source file name"
             )));
         }
+        if opts.parent.is_some() {
+            return Err(RegistryError::Invalid(format!(
+                "{shown}: a parent version (deltas against a base model) needs the checkpoint as a file, \
+                 not a stream; nothing was stored"
+            )));
+        }
         // The writer guard (gc.lock shared) from the first byte: gc, which
         // cleans blobs/tmp/, waits until the spool is pushed or gone.
         let guard = self.writer()?;
@@ -97,21 +222,59 @@ impl Registry {
             .tempfile_in(&tmp_dir)
             .map_err(RegistryError::io("creating a temp file in", &tmp_dir))?;
         progress.phase("reading", 0);
-        spool_stream(input, spool.as_file(), &shown, progress)?;
+        let streamed = read_stream(&self.store, input, spool.as_file(), &shown, progress)?;
         let path = spool.path().to_path_buf();
         let mut opts = opts.clone();
         opts.source = Some(shown);
-        let result = self.push_inner(&guard, &path, &opts, progress, None);
+        let result = self.push_inner(&guard, &path, &opts, progress, None, streamed);
+        let result = result.and_then(|report| self.compress_unless_deferred(report, &opts));
         progress.finish();
         drop(spool);
         drop(guard);
         self.after_push(result?, &opts)
     }
+
+    /// The storages a stream brought are stored raw: unless the push
+    /// leaves them to the background job, compress them now (when a job
+    /// runs, it takes them: it holds `deltas.lock` and empties the queue
+    /// before it lets it go).
+    fn compress_unless_deferred(
+        &self,
+        mut report: PushReport,
+        opts: &PushOptions,
+    ) -> Result<PushReport, RegistryError> {
+        if report.deferred == 0 || self.defers_compression(opts) {
+            return Ok(report);
+        }
+        let Some(_lock) = self.locks.try_deltas("reg push compressing what it streamed")? else {
+            return Ok(report);
+        };
+        // This version's blobs only: others a fast push left are the job's.
+        let queued = self.with_index("reg push reading what it left to compress", |idx| {
+            let mine = idx.manifest(report.id)?.map(|m| m.payload_lens()).unwrap_or_default();
+            Ok(idx
+                .deferred()?
+                .into_iter()
+                .filter(|(id, _)| mine.contains_key(id))
+                .collect::<Vec<_>>())
+        })?;
+        let done = self.compress_deferred(&queued)?;
+        report.written_bytes = report.written_bytes.saturating_sub(done.bytes_before) + done.bytes_after;
+        report.deferred = report.deferred.saturating_sub(done.blobs);
+        Ok(report)
+    }
 }
 
-/// Read the whole stream into `spool`, checking as it goes that it is one
-/// checkpoint and nothing else.
-fn spool_stream(input: &mut dyn Read, spool: &File, shown: &str, progress: &dyn Progress) -> Result<(), RegistryError> {
+/// Read the whole stream, checking as it goes that it is one checkpoint
+/// and nothing else: big storages into pending blobs, the rest into
+/// `spool` at its offsets (all of it for a legacy file: `None`).
+fn read_stream<'s>(
+    store: &'s BlobStore,
+    input: &mut dyn Read,
+    spool: &File,
+    shown: &str,
+    progress: &dyn Progress,
+) -> Result<Option<Streamed<'s>>, RegistryError> {
     let stream_err = |e: StreamError| RegistryError::Stream {
         source_name: shown.to_string(),
         reason: e.to_string(),
@@ -123,13 +286,51 @@ fn spool_stream(input: &mut dyn Read, spool: &File, shown: &str, progress: &dyn 
             _ => format!("reading the stream: {e}"),
         },
     };
-    let mut reader = Spooling {
+    let recording = Cell::new(true);
+    let mut reader = Tee {
         input,
-        spool: BufWriter::with_capacity(1 << 20, spool),
+        spool,
         read: 0,
+        recording: &recording,
         progress,
     };
-    let cut = stream_in::split(&mut reader, &mut Drain, StreamLimits::default());
+    let (send, received) = std::sync::mpsc::channel::<(u64, StreamedPiece<'s>)>();
+    let (cut, whole, synced) = std::thread::scope(|scope| {
+        // Each blob is fsynced here while the stream brings the next, so
+        // the push's commit only renames them.
+        let syncer = scope.spawn(move || {
+            let mut pieces = BTreeMap::new();
+            let mut first_error = None;
+            for (at, mut piece) in received {
+                if let Err(e) = piece.pending.sync_now() {
+                    first_error.get_or_insert(e);
+                }
+                pieces.insert(at, piece);
+            }
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(pieces),
+            }
+        });
+        let mut sink = Store {
+            store,
+            spool,
+            recording: &recording,
+            whole: blake3::Hasher::new(),
+            pieces: send,
+        };
+        let cut = stream_in::split(&mut reader, &mut sink, StreamLimits::default());
+        let whole = sink.whole.finalize();
+        drop(sink);
+        let synced = syncer.join().unwrap_or_else(|_| {
+            Err(reg_store::StoreError::Io {
+                action: "syncing",
+                path: store.temp_dir(),
+                source: io::Error::other("the thread syncing streamed blobs panicked"),
+            })
+        });
+        (cut, whole, synced)
+    });
     match cut {
         Ok((_, len)) => {
             // What the read buffer took beyond the checkpoint, and what
@@ -144,12 +345,73 @@ fn spool_stream(input: &mut dyn Read, spool: &File, shown: &str, progress: &dyn 
                     ),
                 });
             }
+            // The holes where big storages are, up to the last byte.
+            spool.set_len(len).map_err(io_err)?;
+            Ok(Some(Streamed {
+                file_hash: whole,
+                pieces: synced?,
+            }))
         }
         Err(StreamError::NotOnePass) => {
             io::copy(&mut reader, &mut io::sink()).map_err(io_err)?;
+            Ok(None)
         }
-        Err(StreamError::Io(e)) => return Err(io_err(e)),
-        Err(e) => return Err(stream_err(e)),
+        Err(StreamError::Io(e)) => Err(io_err(e)),
+        Err(e) => Err(stream_err(e)),
     }
-    reader.spool.flush().map_err(io_err)
+}
+
+/// The ids of the payloads that streamed into blobs, and their new
+/// blobs: a piece for every payload segment of at least
+/// [`STREAMED_MIN_LEN`] bytes, at its offset and of its length, with the
+/// CRC its zip record names. `payloads` are the checkpoint's; the ones
+/// left over are read from the spool.
+pub(crate) fn take_streamed<'c, 's>(
+    store: &'s BlobStore,
+    streamed: &mut Streamed<'s>,
+    payloads: Vec<super::payloads::Payload<'c>>,
+    ids: &mut [Option<BlobId>],
+    shown: &std::path::Path,
+) -> Result<(Vec<super::payloads::Payload<'c>>, Vec<NewBlob<'s>>), RegistryError> {
+    let mut rest = Vec::new();
+    let mut new: Vec<NewBlob<'s>> = Vec::new();
+    for p in payloads {
+        let start = p.seg.range.start;
+        let len = p.seg.range.end - start;
+        let Some(piece) = streamed.pieces.remove(&start) else {
+            if len >= STREAMED_MIN_LEN {
+                return Err(cut_mismatch(shown, start));
+            }
+            rest.push(p);
+            continue;
+        };
+        if piece.len != len {
+            return Err(cut_mismatch(shown, start));
+        }
+        if let Some(want) = p.crc {
+            if want != piece.crc {
+                return Err(super::payloads::crc_error(shown, &p, want, piece.crc));
+            }
+        }
+        ids[p.index] = Some(piece.id);
+        if !store.contains(piece.id) && !new.iter().any(|n| n.id == piece.id) {
+            new.push(NewBlob {
+                id: piece.id,
+                pending: piece.pending,
+                raw_len: len,
+                deferred: Some(p.width),
+            });
+        }
+    }
+    if let Some(at) = streamed.pieces.keys().next() {
+        return Err(cut_mismatch(shown, *at));
+    }
+    Ok((rest, new))
+}
+
+fn cut_mismatch(shown: &std::path::Path, at: u64) -> RegistryError {
+    RegistryError::Stream {
+        source_name: shown.display().to_string(),
+        reason: format!("the storage at byte {at} is not where the checkpoint's own records put it"),
+    }
 }

@@ -69,6 +69,12 @@ pub struct PushOptions {
     /// Default: the pushed file's name. [`Registry::push_stream`] needs
     /// it or a model name.
     pub source: Option<String>,
+    /// Store new tensors uncompressed and leave their compression to the
+    /// background job (a save in the training loop: the push costs what
+    /// hashing and writing cost). Ignored when the registry does its work
+    /// inline (`deltas = "inline"`, [`crate::BackgroundRunner::Inline`]):
+    /// then encoding at push is the cheaper way.
+    pub fast: bool,
 }
 
 /// What [`Registry::push`] did.
@@ -98,6 +104,9 @@ pub struct PushReport {
     pub deltas: usize,
     /// The previous version's blobs re-encoded as deltas against this one's.
     pub previous_deltas: DeltaReport,
+    /// New blobs stored raw by a fast push, left to the background job
+    /// to compress.
+    pub deferred: usize,
     /// Globals with an unknown verdict (stored with a warning).
     pub unknown_globals: Vec<String>,
     /// For a directory: what was done with each file (empty for a file).
@@ -138,6 +147,7 @@ impl PushReport {
             written_bytes: 0,
             deltas: 0,
             previous_deltas: DeltaReport::default(),
+            deferred: 0,
             unknown_globals,
             files: Vec::new(),
         }
@@ -173,7 +183,7 @@ impl Registry {
             if path.is_dir() {
                 self.push_tree(&guard, path, opts, progress)
             } else {
-                self.push_inner(&guard, path, opts, progress, None)
+                self.push_inner(&guard, path, opts, progress, None, None)
             }
         });
         progress.finish();
@@ -188,7 +198,7 @@ impl Registry {
         // it (the job runs it after): the push starts the job and waits
         // for neither (crate::background).
         let queued = report.previous_deltas.pending;
-        if queued {
+        if queued || report.deferred > 0 {
             self.start_background()?;
         }
         if let (Some(n), true, false) = (self.retention(opts), report.created, queued) {
@@ -199,6 +209,14 @@ impl Registry {
             self.prune(&report.name, rules)?;
         }
         Ok(report)
+    }
+
+    /// True when a push with `opts` stores its new payloads raw, for the
+    /// background job to compress.
+    pub(crate) fn defers_compression(&self, opts: &PushOptions) -> bool {
+        opts.fast
+            && self.config.deltas != crate::DeltaTiming::Inline
+            && self.background != crate::BackgroundRunner::Inline
     }
 
     /// The retention a push asks for: its option, else the config's.
@@ -221,7 +239,7 @@ impl Registry {
             message: old.manifest.message.clone(),
             ..PushOptions::default()
         };
-        self.push_inner(guard, path, &opts, &Silent, Some(old))
+        self.push_inner(guard, path, &opts, &Silent, Some(old), None)
     }
 
     /// The push itself; `_guard` proves the caller holds `gc.lock`, so
@@ -233,6 +251,7 @@ impl Registry {
         opts: &PushOptions,
         progress: &dyn Progress,
         replaces: Option<&Resolved>,
+        streamed: Option<from_stream::Streamed<'_>>,
     ) -> Result<PushReport, RegistryError> {
         if let Some(tag) = &opts.tag {
             check_tag(tag)?;
@@ -280,15 +299,22 @@ impl Registry {
             path,
             file,
             segments: ckpt.segments.len(),
+            defer_compression: replaces.is_none() && self.defers_compression(opts),
         };
         // The whole-file hash first, with every core: a file identical to
         // a version of the name (last.ckpt beside the newest epoch, a push
         // run twice) costs only that. The work is the same either way on
         // a machine whose cores are all busy.
-        progress.phase("hashing", len);
-        let file_hash = hash_range(file, &(0..len), Hashing::Wide, progress)
-            .map_err(|e| RegistryError::io("reading", path)(e))?
-            .0;
+        let mut streamed = streamed;
+        let file_hash = match &streamed {
+            Some(s) => BlobId(*s.file_hash.as_bytes()),
+            None => {
+                progress.phase("hashing", len);
+                hash_range(file, &(0..len), Hashing::Wide, progress)
+                    .map_err(|e| RegistryError::io("reading", path)(e))?
+                    .0
+            }
+        };
         let file_hash = FileHash::from(file_hash);
         let same = existing.iter().find(|v| v.blake3 == file_hash && v.size == len);
         if let (Some(same), None) = (same, replaces) {
@@ -311,19 +337,37 @@ impl Registry {
                 unknown_globals,
             ));
         }
-        let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
+        let (ids, new) = match streamed.as_mut() {
+            // The big storages came as blobs; the rest is in the spool.
+            Some(s) => {
+                let mut ids = vec![None; ckpt.segments.len()];
+                let (rest, mut new) = from_stream::take_streamed(&self.store, s, payloads, &mut ids, shown)?;
+                let read = self.read_payloads(&src, &rest, &known_lens, &pair_with_base, &pool, progress)?;
+                for (slot, id) in ids.iter_mut().zip(read.ids) {
+                    *slot = slot.or(id);
+                }
+                // Small and big storages never share an id (their lengths differ).
+                new.extend(read.new);
+                (ids, new)
+            }
+            None => {
+                let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
+                (read.ids, read.new)
+            }
+        };
         let version = NewVersion {
             replaces,
             path: shown,
             file,
             bytes,
             ckpt: &ckpt,
-            ids: &read.ids,
+            ids: &ids,
             name: &name,
             file_hash,
             executable: replaces.map(|o| o.manifest.executable).unwrap_or(input.executable),
+            payloads_in_file: streamed.is_none(),
         };
-        self.store_version(&version, read.new, &pool, opts, unknown_globals, progress)
+        self.store_version(&version, new, &pool, opts, unknown_globals, progress)
     }
 
     /// Refuse dangerous globals (and unknown ones under the strict policy);
@@ -377,6 +421,7 @@ impl Registry {
 
         // The new payload blobs (encoded and checked while the file was
         // read) take their names; each fsync overlaps the others.
+        let deferred = payloads::deferred_of(&new);
         let outcomes: Vec<(BlobId, reg_store::PutOutcome, u64)> = pool.install(|| {
             new.into_par_iter()
                 .map(|n| n.pending.commit(n.id).map(|o| (n.id, o, n.raw_len)))
@@ -405,11 +450,13 @@ impl Registry {
             .filter(|(_, o, _)| o.written)
             .filter_map(|(id, o, _)| Some((o.parent?, *id)))
             .collect();
+        let deferred = payloads::deferred_written(&deferred, &outcomes);
         let committed = self.commit(Commit {
             manifest,
             tag: opts.tag.as_deref(),
             replaces: v.replaces,
             blobs,
+            deferred: deferred.clone(),
             delta_edges: deltas.clone(),
             defer_deltas: v.replaces.is_none() && self.deltas_in_background(),
             retain: self.retention(opts),
@@ -458,8 +505,11 @@ impl Registry {
                 (source, check)
             })
         };
+        let parents_in_file = v
+            .payloads_in_file
+            .then_some(&from_file as &crate::deltas::ParentSource<'_>);
         let previous_deltas =
-            pool.install(|| self.deltas_after_push(previous.as_deref(), &manifest, Some(&from_file), progress))?;
+            pool.install(|| self.deltas_after_push(previous.as_deref(), &manifest, parents_in_file, progress))?;
 
         let written = |o: &reg_store::PutOutcome| if o.written { o.stored_len } else { 0 };
         Ok(PushReport {
@@ -481,6 +531,7 @@ impl Registry {
                 + written(&manifest_put),
             deltas: deltas.len(),
             previous_deltas,
+            deferred: deferred.len(),
             unknown_globals,
             files: Vec::new(),
         })
@@ -639,6 +690,9 @@ struct NewVersion<'a> {
     file_hash: FileHash,
     /// The input file's owner executable bit.
     executable: bool,
+    /// Every payload's bytes are in `file` (not so for a stream, whose
+    /// big storages went into blobs as they arrived).
+    payloads_in_file: bool,
 }
 
 fn count_payloads(ckpt: &Checkpoint) -> usize {

@@ -10,6 +10,11 @@
 //!    already, so it skips step 1 and is read once, its id taken from this
 //!    read. CRCs are checked here too.
 //!
+//! A fast push (`PushOptions::fast`) writes each new payload raw instead
+//! of encoding it in step 2, and its version lists them for the
+//! background job to compress (`reg_store`'s deferred compression): the
+//! push costs what hashing and writing cost.
+//!
 //! Nothing is committed to the store here: a bad CRC or a changed file
 //! anywhere drops every pending blob, and the registry is as it was.
 
@@ -55,6 +60,35 @@ pub(crate) struct NewBlob<'s> {
     pub(crate) id: BlobId,
     pub(crate) pending: PendingBlob<'s>,
     pub(crate) raw_len: u64,
+    /// Stored raw, its compression left to the background job, which
+    /// needs its element width (planes for a float storage).
+    pub(crate) deferred: Option<Option<u8>>,
+}
+
+/// Payloads smaller than this are encoded at push even when it is fast:
+/// they cost little, and each deferred one is a queue entry.
+const DEFER_MIN_LEN: u64 = 64 << 10;
+
+/// The blobs of `new` stored raw for the background job, among those the
+/// push wrote (`outcomes`; one stored meanwhile keeps its own encoding).
+pub(crate) fn deferred_written(
+    deferred: &[(BlobId, Option<u8>)],
+    outcomes: &[(BlobId, reg_store::PutOutcome, u64)],
+) -> Vec<(BlobId, Option<u8>)> {
+    deferred
+        .iter()
+        .filter(|(id, _)| {
+            outcomes
+                .iter()
+                .any(|(o_id, o, _)| o_id == id && o.written && o.codec == reg_store::Codec::Raw)
+        })
+        .copied()
+        .collect()
+}
+
+/// The `(id, width)` of every deferred blob of `new`.
+pub(crate) fn deferred_of<'a, 's: 'a>(new: impl IntoIterator<Item = &'a NewBlob<'s>>) -> Vec<(BlobId, Option<u8>)> {
+    new.into_iter().filter_map(|n| Some((n.id, n.deferred?))).collect()
 }
 
 /// What [`Registry::read_payloads`] found.
@@ -70,9 +104,11 @@ pub(crate) struct Source<'a> {
     pub(crate) path: &'a Path,
     pub(crate) file: &'a File,
     pub(crate) segments: usize,
+    /// Store new payloads raw, for the background job to compress.
+    pub(crate) defer_compression: bool,
 }
 
-fn crc_error(path: &Path, p: &Payload<'_>, stored: u32, computed: u32) -> RegistryError {
+pub(crate) fn crc_error(path: &Path, p: &Payload<'_>, stored: u32, computed: u32) -> RegistryError {
     RegistryError::Inspect {
         file: path.to_path_buf(),
         source: reg_ckpt::InspectError::Zip(reg_ckpt::torchzip::TorchZipError::Crc {
@@ -183,8 +219,10 @@ impl Registry {
             (Some(pair), Some(w)) => self.store.encode_pending_delta(&source, w, pair.parent)?,
             _ => None,
         };
+        let defer = delta.is_none() && src.defer_compression && p.len() >= DEFER_MIN_LEN;
         let pending = match delta {
             Some(b) => b,
+            None if defer => self.store.encode_pending_raw(&source)?,
             None => self.store.encode_pending(&source, p.width)?,
         };
         let changed = || {
@@ -213,6 +251,7 @@ impl Registry {
             id,
             pending,
             raw_len: p.len(),
+            deferred: defer.then_some(p.width),
         })
     }
 }

@@ -13,7 +13,7 @@
 //! executable bit), so a byte-identical tree adds no version.
 //! The commit is the same short transaction as a file's.
 
-use super::payloads::{payloads_in, NewBlob, Source};
+use super::payloads::{self, payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
@@ -166,6 +166,7 @@ impl Registry {
                 path: &walked[i].abs,
                 file: &inputs[i].file,
                 segments: f.segments.len(),
+                defer_compression: self.defers_compression(opts),
             };
             let read = self.read_payloads(&src, &payloads, &known_lens, &no_base, &pool, progress)?;
             ids.push(read.ids);
@@ -217,6 +218,7 @@ impl Registry {
             }
             per
         };
+        let deferred = payloads::deferred_of(new.iter().map(|(_, n)| n));
         let outcomes: Vec<(BlobId, PutOutcome, u64)> = pool.install(|| {
             new.into_par_iter()
                 .map(|(_, n)| n.pending.commit(n.id).map(|o| (n.id, o, n.raw_len)))
@@ -239,11 +241,13 @@ impl Registry {
             blobs.push((id, len, put));
         }
         self.store.sync()?;
+        let deferred = payloads::deferred_written(&deferred, &outcomes);
         let committed = self.commit(Commit {
             manifest,
             tag: opts.tag.as_deref(),
             replaces: None,
             blobs,
+            deferred: deferred.clone(),
             delta_edges: Vec::new(),
             defer_deltas: self.deltas_in_background(),
             retain: self.retention(opts),
@@ -281,6 +285,7 @@ impl Registry {
                 + written(&manifest_put),
             deltas: 0,
             previous_deltas,
+            deferred: deferred.len(),
             unknown_globals,
             files: tree_files
                 .iter()
