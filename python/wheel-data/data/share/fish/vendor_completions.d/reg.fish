@@ -66,6 +66,7 @@ complete -c reg -n "__fish_reg_using_subcommand push" -l remote -d 'A remote fro
 complete -c reg -n "__fish_reg_using_subcommand push" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
 complete -c reg -n "__fish_reg_using_subcommand push" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
 complete -c reg -n "__fish_reg_using_subcommand push" -l allow-unsafe -d 'Store files whose pickle would run dangerous code when loaded'
+complete -c reg -n "__fish_reg_using_subcommand push" -l fast -d 'Store the new tensors uncompressed and leave their compression to the background job: the push costs what hashing and writing cost (a save in the training loop). Compressed later, same bytes'
 complete -c reg -n "__fish_reg_using_subcommand push" -l json -d 'Print JSON instead of text'
 complete -c reg -n "__fish_reg_using_subcommand push" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand push" -s h -l help -d 'Print help'
