@@ -24,7 +24,7 @@
 mod common;
 
 use common::{fixture, FINETUNE, SERIES};
-use reg_meta::{Config, DeltaTiming, PushOptions, Registry, RegistryError, VersionRef};
+use reg_meta::{BackgroundRunner, Config, DeltaTiming, PushOptions, Registry, RegistryError, VersionRef};
 use reg_store::backend::{CrashDisk, Writeback};
 use reg_store::Durability;
 use std::collections::BTreeMap;
@@ -37,6 +37,43 @@ const DIRS: [&str; 2] = [
     "dirs/lightning-sharded/net/epoch=1-step=8.ckpt",
 ];
 
+/// Two versions of a safetensors file with a 256 KiB float tensor (big
+/// enough for a fast push to store it raw; no fixture has one), made once
+/// per test process: absolute paths, which `fixture` keeps as they are.
+fn big_files() -> [&'static str; 2] {
+    static FILES: std::sync::OnceLock<[&'static str; 2]> = std::sync::OnceLock::new();
+    *FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("reg-crash-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir for generated files");
+        let make = |version: u32| -> &'static str {
+            const N: usize = 65536;
+            let header = format!(
+                r#"{{"w":{{"dtype":"F32","shape":[{N}],"data_offsets":[0,{}]}}}}"#,
+                N * 4
+            );
+            let mut header = header.into_bytes();
+            while header.len() % 8 != 0 {
+                header.push(b' ');
+            }
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&header);
+            let mut state = 0x1234_5678u64;
+            for i in 0..N {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let noise = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                let drift = if i % 3 == 0 { version as f32 * 1e-3 } else { 0.0 };
+                bytes.extend_from_slice(&(noise * 0.02 + drift).to_le_bytes());
+            }
+            let path = dir.join(format!("big-{version}.safetensors"));
+            std::fs::write(&path, bytes).expect("write generated file");
+            Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+        };
+        [make(0), make(1)]
+    })
+}
+
 /// One step of the workload.
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -44,6 +81,11 @@ enum Step {
     Push(&'static str, &'static str),
     /// Push a fine-tune against a base version.
     PushOnto(&'static str, &'static str, &'static str),
+    /// Push a fixture with `fast`: its big storages stored raw, their
+    /// compression left to the background job.
+    PushFast(&'static str, &'static str),
+    /// Run the background job's queue (deferred compression, retention).
+    Background,
     /// Remove a version, when it is still listed.
     Remove(&'static str, u32),
     /// Delete what no version needs.
@@ -52,7 +94,9 @@ enum Step {
 
 /// The workload: a run with inline deltas (each push re-encodes the
 /// previous version, replacing blob files), two folder versions, a
-/// fine-tune stored as deltas against its base, a removal and a gc.
+/// fine-tune stored as deltas against its base, two fast pushes whose
+/// raw blobs the background job then compresses (replacing blob files
+/// again), a removal and a gc.
 fn workload() -> Vec<Step> {
     vec![
         Step::Push(SERIES[0], "mlp"),
@@ -62,6 +106,9 @@ fn workload() -> Vec<Step> {
         Step::Push(DIRS[1], "net"),
         Step::Push(SERIES[3], "mlp"),
         Step::PushOnto(FINETUNE[0], "ft", "mlp@v4"),
+        Step::PushFast(big_files()[0], "big"),
+        Step::PushFast(big_files()[1], "big"),
+        Step::Background,
         Step::Remove("mlp", 2),
         Step::Gc,
     ]
@@ -72,7 +119,7 @@ fn workload() -> Vec<Step> {
 fn sources(steps: &[Step]) -> BTreeMap<String, Vec<&'static str>> {
     let mut out: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     for s in steps {
-        if let Step::Push(rel, name) | Step::PushOnto(rel, name, _) = s {
+        if let Step::Push(rel, name) | Step::PushOnto(rel, name, _) | Step::PushFast(rel, name) = s {
             out.entry(name.to_string()).or_default().push(rel);
         }
     }
@@ -109,8 +156,15 @@ fn open(dir: &Path, disk: &CrashDisk, durability: Durability) -> Registry {
     let mut config = Config::at(dir.join("reg"));
     config.durability = durability;
     config.deltas = DeltaTiming::Inline;
-    Registry::open_with_backend(config, Arc::new(disk.clone())).expect("open registry on the crash disk")
+    // The background job runs only in Step::Background, on this disk.
+    Registry::open_with_backend(config, Arc::new(disk.clone()))
+        .expect("open registry on the crash disk")
+        .with_background(BackgroundRunner::Queue)
 }
+
+/// Blobs the fast pushes of this process deferred (a pushed step that
+/// runs again after a kill may find its blobs stored already).
+static DEFERRED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn run_step(reg: &Registry, step: Step) -> Result<(), RegistryError> {
     let opts = |name: &str, parent: Option<&str>| PushOptions {
@@ -121,6 +175,16 @@ fn run_step(reg: &Registry, step: Step) -> Result<(), RegistryError> {
     match step {
         Step::Push(rel, name) => reg.push(&fixture(rel), &opts(name, None)).map(|_| ()),
         Step::PushOnto(rel, name, base) => reg.push(&fixture(rel), &opts(name, Some(base))).map(|_| ()),
+        Step::PushFast(rel, name) => {
+            let fast = PushOptions {
+                fast: true,
+                ..opts(name, None)
+            };
+            let report = reg.push(&fixture(rel), &fast)?;
+            DEFERRED.fetch_add(report.deferred, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        Step::Background => reg.wait_background().map(|_| ()),
         Step::Remove(name, number) => {
             let listed = reg
                 .all_versions()?
@@ -268,8 +332,13 @@ fn calibrate(durability: Durability) -> u64 {
     let disk = CrashDisk::new(0);
     let reg = open(dir.path(), &disk, durability);
     let steps = workload();
+    let before = DEFERRED.load(std::sync::atomic::Ordering::Relaxed);
     let stopped = run_until_dead(&reg, &disk, &steps, 0).expect("the workload runs clean");
     assert!(stopped.is_none());
+    assert!(
+        DEFERRED.load(std::sync::atomic::Ordering::Relaxed) > before,
+        "the fast pushes deferred nothing"
+    );
     disk.ops()
 }
 

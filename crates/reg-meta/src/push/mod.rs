@@ -71,9 +71,9 @@ pub struct PushOptions {
     pub source: Option<String>,
     /// Store new tensors uncompressed and leave their compression to the
     /// background job (a save in the training loop: the push costs what
-    /// hashing and writing cost). Ignored when the registry does its work
-    /// inline (`deltas = "inline"`, [`crate::BackgroundRunner::Inline`]):
-    /// then encoding at push is the cheaper way.
+    /// hashing and writing cost). Ignored when the background work runs
+    /// before the push returns ([`crate::BackgroundRunner::Inline`]): then
+    /// encoding at push is the cheaper way.
     pub fast: bool,
 }
 
@@ -214,9 +214,7 @@ impl Registry {
     /// True when a push with `opts` stores its new payloads raw, for the
     /// background job to compress.
     pub(crate) fn defers_compression(&self, opts: &PushOptions) -> bool {
-        opts.fast
-            && self.config.deltas != crate::DeltaTiming::Inline
-            && self.background != crate::BackgroundRunner::Inline
+        opts.fast && self.background != crate::BackgroundRunner::Inline
     }
 
     /// The retention a push asks for: its option, else the config's.
