@@ -566,3 +566,130 @@ fn sync_honours_wait_timeout_and_quiet() {
     drop(lock);
     reg.ok(&["sync", "push", &url]);
 }
+
+/// The tensor names of a safetensors header export (`--header-only -o -`).
+fn header_keys(bytes: &[u8]) -> Vec<String> {
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + len]).expect("header JSON");
+    let mut keys: Vec<String> = header
+        .as_object()
+        .expect("object")
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Blob files in a registry (temp files aside).
+fn local_blobs(reg: &Reg) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for shard in std::fs::read_dir(reg.home().join("blobs")).expect("blobs").flatten() {
+        if shard.file_name() == "tmp" || !shard.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).expect("shard").flatten() {
+            out.insert(f.path());
+        }
+    }
+    out
+}
+
+/// `pull REF --remote R --tensors GLOB --format safetensors` reads only
+/// what the export needs from the remote (the skeleton, those tensors'
+/// blobs and their delta parents): the output is what the registry that
+/// pushed would export, the local registry gets no version, and most of
+/// the version's blobs never move. Also for `--header-only` (no tensor
+/// blob) and for a directory version; a glob that matches nothing is a
+/// one-line error naming it.
+#[test]
+fn partial_pull_from_a_remote_moves_only_the_chosen_tensors() {
+    let s3 = S3Server::start();
+    let a = Reg::new();
+    push_files(&a, "lightning/mlp", &MLP[..3], "mlp");
+    a.settle(); // v1 and v2 become deltas against the next version
+    let dir = fixture("dirs/hf-trainer/tiny-bert/checkpoint-8");
+    ok(&a, &["push", path_str(&dir), "--name", "bert", "-q"]);
+    add_s3_remote(&a, "team", &s3.endpoint());
+    ok(&a, &["sync", "push", "team", "-q"]);
+
+    let b = Reg::new();
+    add_s3_remote(&b, "team", &s3.endpoint());
+    for version in ["mlp@v1", "bert@v1"] {
+        let header = |reg: &Reg, remote: bool| {
+            let mut args = vec!["pull", version, "--format", "safetensors", "--header-only", "-o", "-"];
+            if remote {
+                args.extend(["--remote", "team"]);
+            }
+            reg_cmd(reg, &args).output().expect("run").stdout
+        };
+        let theirs = header(&b, true);
+        assert_eq!(theirs, header(&a, false), "{version}: header read through the remote");
+        let keys = header_keys(&theirs);
+        assert!(keys.len() >= 3, "{version}: {keys:?}");
+        let chosen = keys[keys.len() / 2].clone();
+        let before = local_blobs(&b).len();
+        let export = |reg: &Reg, remote: bool| {
+            let mut args = vec![
+                "pull",
+                version,
+                "--format",
+                "safetensors",
+                "--tensors",
+                &chosen,
+                "-o",
+                "-",
+            ];
+            if remote {
+                args.extend(["--remote", "team"]);
+            }
+            let out = reg_cmd(reg, &args).output().expect("run");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let (got, said) = export(&b, true);
+        assert_eq!(
+            got,
+            export(&a, false).0,
+            "{version} {chosen}: what the remote's reader wrote"
+        );
+        assert!(said.contains("from remote team"), "{said}");
+        let all = ok(&a, &["show", version, "--json"]).json();
+        let stored = all["blobs"]
+            .as_u64()
+            .or_else(|| all["tensors"].as_array().map(|t| t.len() as u64));
+        let moved = local_blobs(&b).len() - before;
+        assert!(moved >= 1, "{version}: nothing was fetched");
+        assert!(
+            (moved as u64) < stored.unwrap_or(u64::MAX),
+            "{version}: {moved} blobs moved for one tensor of {stored:?}"
+        );
+    }
+    // b holds no version: only blobs, which gc frees.
+    assert_eq!(ok(&b, &["ls", "--json"]).json(), serde_json::json!([]));
+    let r = run(
+        &b,
+        &[
+            "pull",
+            "mlp@v2",
+            "--remote",
+            "team",
+            "--format",
+            "safetensors",
+            "--tensors",
+            "nope*",
+            "-o",
+            "-",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nope*"), "{}", r.stderr);
+    ok(&b, &["gc"]);
+    assert!(local_blobs(&b).is_empty(), "gc frees what a partial read fetched");
+}

@@ -28,6 +28,14 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// A version that is not in this registry's index (read from a
+    /// remote, `reg_remote::Remote::read_version`): nothing pins its
+    /// blobs, so the caller holds the registry's writer guard while it
+    /// reads them.
+    pub fn detached(record: VersionRecord, manifest: Manifest) -> Resolved {
+        Resolved::unpinned(record, manifest)
+    }
+
     /// A version found under a lock that already keeps its blobs (gc,
     /// prune, push internals): no reader guard.
     pub(crate) fn unpinned(record: VersionRecord, manifest: Manifest) -> Resolved {

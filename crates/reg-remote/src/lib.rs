@@ -35,12 +35,14 @@ pub mod layout;
 mod numbering;
 mod pull;
 mod push;
+mod read_through;
 mod remote;
 mod report;
 
 pub use error::RemoteError;
 pub use numbering::not_exclusive_note;
 pub use push::Selection;
+pub use read_through::ReadThrough;
 pub use remote::{Remote, Tuning};
 pub use report::{PushedAndSynced, SyncReport, SyncedVersion};
 

@@ -148,7 +148,7 @@ impl Remote {
     /// deltas waiting for it (a chain may not loop or exceed
     /// `reg_store::MAX_CHAIN`). Returns the stored length of it and of the
     /// parents fetched for it.
-    async fn download_blob(
+    pub(crate) async fn download_blob(
         &self,
         store: &BlobStore,
         id: BlobId,

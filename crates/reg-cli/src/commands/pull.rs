@@ -33,13 +33,42 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         header_only: args.header_only,
     };
     let wanted = args.best.apply(VersionRef::parse(&args.reference)?);
-    let reg = ctx.open()?;
+    let local = ctx.open()?;
     let quiet = ctx.quiet || args.json.json || to_stdout;
-    let wanted = match &args.remote.remote {
-        Some(r) => super::remote::fetch(&reg, r, &wanted, quiet)?,
-        None => wanted,
+    // Part of a remote version (--tensors, --header-only): read through
+    // to the remote, so only the blobs the export reads move
+    // (reg_remote::ReadThrough); the writer guard keeps gc off what was
+    // fetched until the export is written. A whole version is pulled
+    // into the registry first.
+    let mut through = None;
+    let (reading, v) = match (&args.remote.remote, selection.is_some() || args.header_only) {
+        (Some(r), true) => {
+            let remote = std::sync::Arc::new(super::remote::open_remote(local.config(), r)?);
+            let (v, label) = remote.read_version(&wanted)?;
+            let guard = local.writer()?;
+            let (reading, backend) = remote.read_through(&local, label)?;
+            through = Some((backend, guard, r.clone()));
+            (Some(reading), v)
+        }
+        (Some(r), false) => {
+            let wanted = super::remote::fetch(&local, r, &wanted, quiet)?;
+            (None, local.resolve(&wanted)?)
+        }
+        (None, _) => (None, local.resolve(&wanted)?),
     };
-    let v = reg.resolve(&wanted)?;
+    let reg = reading.as_ref().unwrap_or(&local);
+    let said_fetched = || {
+        if let (Some((backend, _, remote)), false) = (&through, ctx.quiet || args.json.json) {
+            let (blobs, bytes) = backend.fetched();
+            crate::human::say_err!(
+                "reg: read {blobs} blob{} ({}) of {}@v{} from remote {remote}; the rest stayed there",
+                if blobs == 1 { "" } else { "s" },
+                human::bytes(bytes),
+                v.manifest.name,
+                v.manifest.number
+            );
+        }
+    };
     print::note(&v.note, ctx.quiet);
     if to_stdout {
         // `-o -`: the bytes go to stdout, nothing else does.
@@ -58,6 +87,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
                 w.flush()?;
             }
         }
+        said_fetched();
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
@@ -87,6 +117,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
             (r.path, r.bytes, format!("{kind}, {} tensors", r.tensors), None)
         }
     };
+    said_fetched();
     let flagged: Vec<&str> = reg_ckpt::safety::not_safe(&v.manifest.globals)
         .map(|g| g.global.as_str())
         .collect();
