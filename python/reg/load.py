@@ -115,10 +115,12 @@ def load_state_dict(
     or glob that matches nothing raises RegError naming it.
 
     With ``weights_only=True`` (the default) no pickle is read in Python:
-    reg exports the state dict as safetensors to stdout (Lightning
-    checkpoints: ``state_dict``; plain state-dict files: every tensor;
-    directory versions: the consolidated weights, sharded chunks assembled)
-    and ``safetensors.torch.load`` turns it into tensors. Tensors are
+    reg exports the state dict as safetensors (Lightning checkpoints:
+    ``state_dict``; plain state-dict files: every tensor; directory
+    versions: the consolidated weights, sharded chunks assembled) into a
+    private file in shared memory (``/dev/shm``, unlinked at once) that
+    ``safetensors.torch.load_file`` maps; where there is none (or no room
+    in it) to stdout, for ``safetensors.torch.load``. Tensors are
     contiguous copies (tied weights are separate tensors with equal values).
 
     With ``weights_only=False`` the original file is loaded with
@@ -138,10 +140,44 @@ def load_state_dict(
         if isinstance(obj, dict):
             return obj
         raise RegError(f"{ref} holds a {type(obj).__name__}, not a dict with a state dict")
-    from safetensors.torch import load as safetensors_load
+    tensors = _load_via_shared_memory(ref, registry, keys)
+    if tensors is None:
+        from safetensors.torch import load as safetensors_load
 
-    tensors = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry, keys=keys))
+        tensors = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry, keys=keys))
     return _to_device(tensors, map_location)
+
+
+#: Where reg writes an export for :func:`load_state_dict` to map (a tmpfs:
+#: the file is memory, not disk); none where it does not exist.
+SHARED_MEMORY = "/dev/shm"
+
+
+def _load_via_shared_memory(ref: str, registry: Registry,
+                            keys: Optional[Sequence[str]]) -> Optional[Dict[str, "torch.Tensor"]]:
+    """The state dict of ``ref`` exported by reg into a private file in
+    shared memory and mapped by ``safetensors.torch.load_file`` (no copy
+    through a pipe, none into Python bytes): the file is unlinked at once,
+    its pages live as long as the tensors that view them. ``None`` where
+    there is no usable shared memory (no /dev/shm, not enough room in it),
+    and the caller reads the export from reg's stdout instead; any other
+    failure is reg's error."""
+    if not os.path.isdir(SHARED_MEMORY) or not os.access(SHARED_MEMORY, os.W_OK):
+        return None
+    from safetensors.torch import load_file
+
+    work = tempfile.mkdtemp(prefix="reg-load-", dir=SHARED_MEMORY)  # mode 0700
+    try:
+        out = os.path.join(work, "weights.safetensors")
+        try:
+            registry.run("pull", ref, "--quiet", "--format", "safetensors", *_tensor_args(keys), "-o", out)
+        except RegError as e:
+            if "no space left" in str(e).lower():
+                return None
+            raise
+        return load_file(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class LazyVersion:
