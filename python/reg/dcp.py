@@ -104,22 +104,38 @@ class RegStorageWriter(FileSystemWriter):
         super().set_up_storage_writer(is_coordinator, *args, **kwargs)
         self._close_session()  # what a failed save through this writer left
         self.report = None
-        path = self._open_session() if is_coordinator else None
+        # The coordinator broadcasts whatever happens: a failure to open the
+        # session (no reg binary, a registry it cannot write) goes to every
+        # rank as ("error", message), or the others would wait for the
+        # broadcast forever while the coordinator reports its error.
+        failure: Optional[BaseException] = None
+        sent: Tuple[str, str] = ("error", "no staging folder came from the coordinator (rank 0)")
+        if is_coordinator:
+            try:
+                sent = ("path", self._open_session())
+            except BaseException as e:  # noqa: BLE001 - re-raised below, after the broadcast
+                failure = e
+                sent = ("error", f"the coordinator (rank 0) could not start the save: {e}")
         if dist.is_available() and dist.is_initialized() and self.use_collectives:
-            box: List[Optional[str]] = [path]
+            box: List[Optional[Tuple[str, str]]] = [sent]
             dist.broadcast_object_list(box, src=0)
-            path = box[0]
-        if path is None:
-            raise RegError("RegStorageWriter: no staging folder came from the coordinator (rank 0)")
-        self.path = self.fs.init_path(path)
+            sent = box[0] or sent
+        if failure is not None:
+            raise failure
+        kind, value = sent
+        if kind != "path":
+            raise RegError(f"RegStorageWriter: {value}")
+        self.path = self.fs.init_path(value)
 
     def finish(self, metadata: Any, results: Any) -> None:
         super().finish(metadata, results)
         if self._session is None:
             raise RegError("RegStorageWriter.finish on a rank that is not the coordinator")
         try:
+            # fast: the files are hashed and stored as they are; reg's
+            # background job compresses them after the save returns.
             self.report = self.registry.push(os.fspath(self.path), name=self.name, tag=self.tag,
-                                             message=self.message)
+                                             message=self.message, fast=True)
         finally:
             self._close_session()
 

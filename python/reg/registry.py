@@ -126,6 +126,7 @@ class Registry:
         message: Optional[str] = None,
         *,
         keep_optimizer_last: Optional[int] = None,
+        fast: bool = False,
     ) -> Dict[str, Any]:
         """``reg push PATH``: store a checkpoint file (or a checkpoint
         directory, where the binary supports them) as a new version.
@@ -133,11 +134,13 @@ class Registry:
         ``name`` defaults as in reg (``default_name``, else the file stem).
         ``keep_optimizer_last=N`` then drops optimizer state from all but
         the newest N versions of the name, in reg's background job (the
-        push does not wait for it; ``reg deltas`` waits).
+        push does not wait for it; ``reg deltas`` waits). ``fast=True``
+        (``reg push --fast``) stores new tensors uncompressed and leaves
+        their compression to that job.
         Returns the push report: ``{name, version, id, created, tensors,
         payloads, new_payloads, logical_bytes, new_raw_bytes, ...}``.
         """
-        return self.json("push", os.fspath(path), *_push_flags(name, None, tag, message, keep_optimizer_last))
+        return self.json("push", os.fspath(path), *_push_flags(name, None, tag, message, keep_optimizer_last, fast))
 
     def save(
         self,

@@ -11,6 +11,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 
 import torch
 import torch.distributed as dist
@@ -70,6 +71,8 @@ def _save(rank, world, port, name, step, mode, out):
     mesh = _init(rank, world, port)
     r = reg.Registry(REGISTRY)
     sd = {"model": _sharded(full_state(step), mesh), "step": step, "rank_note": f"saved by {world}"}
+    if mode == "no-binary":
+        r = reg.Registry(REGISTRY, binary=os.path.join(WORK, "no-such-reg"))
     writer = reg.dcp.RegStorageWriter(name, registry=r)
     if mode == "fail" and rank == world - 1:
         sd["model"]["bad"] = _Unpicklable()
@@ -101,13 +104,23 @@ class _Unpicklable:
         raise RuntimeError("this rank cannot serialize its state")
 
 
-def spawn(fn, world, *args):
-    mp.spawn(fn, args=(world, random.randint(20000, 60000), *args), nprocs=world, join=True)
+def spawn(fn, world, *args, timeout: float = 600):
+    """Run `fn` on `world` ranks; a rank that fails raises here, and ranks
+    still running after `timeout` seconds (waiting for each other) are
+    killed and reported."""
+    ctx = mp.start_processes(fn, args=(world, random.randint(20000, 60000), *args), nprocs=world, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            raise AssertionError(f"{fn.__name__} on {world} ranks still ran after {timeout} s (a rank waits forever)")
 
 
-def save(name, world, step, mode="sync"):
+def save(name, world, step, mode="sync", timeout: float = 600):
     out = os.path.join(WORK, f"saved-{name}-{step}")
-    spawn(_save, world, name, step, mode, out)
+    spawn(_save, world, name, step, mode, out, timeout=timeout)
     with open(out) as f:
         return int(f.read())
 
@@ -183,6 +196,19 @@ def main() -> None:
         assert len(r.log("run")) == versions
         r.run("gc")
         assert staging_sessions() == [], staging_sessions()
+
+    @check("a coordinator that cannot start the save (no reg binary) fails every rank at once, none waits")
+    def _():
+        versions = len(r.log("run"))
+        try:
+            save("run", 3, step=4, mode="no-binary", timeout=120)
+        except AssertionError:
+            raise  # the ranks did not all end: one waited for the others
+        except Exception:  # noqa: BLE001 - the spawned ranks raise (each prints the coordinator's reason)
+            pass
+        else:
+            raise AssertionError("the save succeeded")
+        assert len(r.log("run")) == versions
 
     @check("the reader refuses a file version and a ref that does not exist, naming the ref")
     def _():
