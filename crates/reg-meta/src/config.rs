@@ -8,7 +8,7 @@
 //! see [`crate::remotes`]) and from a `registry.toml` that names this
 //! registry.
 
-pub use crate::remotes::RemoteSpec;
+pub use crate::remote_spec::RemoteSpec;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -147,8 +147,12 @@ pub enum ConfigError {
     NoLocation,
     /// A remote declaration, or the registry's own config, is not usable.
     #[error(transparent)]
-    Remotes(#[from] crate::remotes::RemoteConfigError),
+    Remotes(#[from] crate::remote_spec::RemoteConfigError),
 }
+
+/// Longest delta chain (links) a registry makes unless configured
+/// (`max_delta_chain`; see [`crate::deltas`]).
+pub const DEFAULT_MAX_DELTA_CHAIN: usize = 8;
 
 /// Default zstd level.
 pub const DEFAULT_LEVEL: i32 = 3;
@@ -164,7 +168,7 @@ impl Config {
             strict_pickles: false,
             keep_optimizer_last: None,
             codecs: reg_store::CodecPolicy::Auto,
-            max_delta_chain: crate::deltas::DEFAULT_MAX_DELTA_CHAIN,
+            max_delta_chain: DEFAULT_MAX_DELTA_CHAIN,
             durability: reg_store::Durability::Full,
             deltas: DeltaTiming::Background,
             remotes: Vec::new(),
@@ -198,7 +202,7 @@ impl Config {
         // it names, not of another one used from the same folder.
         let names_root = from_file.as_deref().is_some_and(|f| same_dir(f, &root));
         let toml_remotes = if names_root { toml_remotes } else { Default::default() };
-        let remotes = crate::remotes::load(&root, toml_remotes, found.as_deref())?;
+        let remotes = crate::remote_spec::load(&root, toml_remotes, found.as_deref())?;
         Ok(Config {
             strict_pickles: matches!(section.pickle_policy, Some(PicklePolicy::Strict)),
             keep_optimizer_last: section.keep_optimizer_last,
@@ -207,7 +211,7 @@ impl Config {
             deltas: section.deltas.unwrap_or_default(),
             max_delta_chain: section
                 .max_delta_chain
-                .unwrap_or(crate::deltas::DEFAULT_MAX_DELTA_CHAIN)
+                .unwrap_or(DEFAULT_MAX_DELTA_CHAIN)
                 .min(reg_store::MAX_CHAIN),
             root,
             compression_level: section.compression_level.unwrap_or(DEFAULT_LEVEL).clamp(1, 19),
@@ -242,26 +246,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// A TOML error as one line: the message, and where it is (the line
-/// number and the line itself), e.g. ``line 3 (durability = "fastest"):
-/// unknown variant `fastest`, expected `full` or `fast` ``.
-pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let start = span.start.min(text.len());
-            let line_no = text[..start].matches('\n').count() + 1;
-            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-            if line.is_empty() {
-                format!("line {line_no}: {message}")
-            } else {
-                format!("line {line_no} ({line}): {message}")
-            }
-        }
-        None => message,
-    }
-}
-
 fn find_file(start: &Path) -> Option<PathBuf> {
     start.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.is_file())
 }
@@ -272,7 +256,7 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(toml_message(&text, &e)))?;
+    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| bad(crate::toml_text::toml_message(&text, &e)))?;
     Ok(parsed)
 }
 

@@ -31,8 +31,7 @@ use rayon::prelude::*;
 use reg_store::{BlobId, ParentCheck, RawSource};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// Longest delta chain (links) a registry makes unless configured.
-pub const DEFAULT_MAX_DELTA_CHAIN: usize = 8;
+pub use crate::config::DEFAULT_MAX_DELTA_CHAIN;
 
 /// An older blob to re-encode against a newer one (or a new blob to store
 /// against a base).

@@ -34,7 +34,7 @@ pub struct Registry {
     /// Skeleton blobs read lately (packs shared by many files).
     pub(crate) skeletons: crate::skeleton_cache::SkeletonCache,
     /// How the work a push leaves runs (crate::background).
-    pub(crate) background: crate::background::BackgroundRunner,
+    pub(crate) background: crate::runner::BackgroundRunner,
 }
 
 thread_local! {
