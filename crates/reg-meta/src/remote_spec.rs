@@ -100,6 +100,16 @@ pub enum Creates {
 }
 
 impl RemoteSpec {
+    /// A declaration of remote `name` at `url`, every other field at its
+    /// default (not checked: see [`RemoteSpec::check`]).
+    pub fn named(name: &str, url: &str) -> RemoteSpec {
+        RemoteSpec {
+            name: name.into(),
+            url: url.into(),
+            ..RemoteSpec::default()
+        }
+    }
+
     /// A remote named by its URL, as `reg sync push file:///x` gives one.
     pub fn from_url(url: &str) -> RemoteSpec {
         RemoteSpec {
@@ -482,11 +492,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, url: &str) -> RemoteSpec {
-        RemoteSpec {
-            name: name.into(),
-            url: url.into(),
-            ..RemoteSpec::default()
-        }
+        RemoteSpec::named(name, url)
     }
 
     #[test]

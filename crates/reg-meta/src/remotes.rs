@@ -121,11 +121,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn spec(name: &str, url: &str) -> RemoteSpec {
-        RemoteSpec {
-            name: name.into(),
-            url: url.into(),
-            ..RemoteSpec::default()
-        }
+        RemoteSpec::named(name, url)
     }
 
     #[test]
