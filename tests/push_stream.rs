@@ -256,12 +256,18 @@ fn a_fast_push_stores_raw_and_the_background_job_compresses_it() {
         );
     };
     pull_same("run@v1", 0);
-    let raw = stored_bytes(&reg);
+    // The job the push started may be done already: what the push wrote
+    // (raw) is the reference, not a stats taken now.
+    let raw = fast["written_bytes"].as_u64().expect("written_bytes");
     reg.settle();
     let compressed = stored_bytes(&reg);
     assert!(compressed < raw, "the job compressed nothing: {raw} -> {compressed}");
     let stats = reg.ok(&["stats", "--json"]).json();
     assert!(stats["codecs"]["planes"][0].as_u64() >= Some(deferred), "{stats}");
+    assert!(
+        stats.get("deferred_blobs").is_none(),
+        "nothing left to compress: {stats}"
+    );
     pull_same("run@v1", 0);
 
     // Not fast: compressed before the push returns, nothing left queued.

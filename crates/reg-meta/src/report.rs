@@ -239,6 +239,10 @@ pub struct StatsView {
     pub dedupe_ratio: f64,
     /// What compression saves: `content_bytes / content_stored_bytes`.
     pub compression_ratio: f64,
+    /// Blobs fast pushes stored raw whose compression the background job
+    /// has still to do (`reg deltas` runs it now); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred_blobs: usize,
 }
 
 impl Registry {
@@ -378,7 +382,7 @@ impl Registry {
 
     /// Registry-wide numbers.
     pub fn stats(&self) -> Result<StatsView, RegistryError> {
-        let (all, blobs, content, metadata) = self.with_index("reg stats", |idx| {
+        let (all, blobs, content, metadata, deferred) = self.with_index("reg stats", |idx| {
             let all = idx.all_versions()?;
             // What each version's files are made of, and what describes them.
             let mut content: HashSet<reg_store::BlobId> = HashSet::new();
@@ -400,7 +404,7 @@ impl Registry {
                     }));
                 }
             }
-            Ok((all, idx.blob_records()?, content, metadata))
+            Ok((all, idx.blob_records()?, content, metadata, idx.deferred()?.len()))
         })?;
         let names: std::collections::BTreeSet<&ModelName> = all.iter().map(|(n, _)| n).collect();
         let logical: u64 = all.iter().map(|(_, v)| v.size).sum();
@@ -437,6 +441,7 @@ impl Registry {
             unreferenced_stored_bytes: unreferenced_stored,
             dedupe_ratio: ratio(logical, content_bytes),
             compression_ratio: ratio(content_bytes, content_stored),
+            deferred_blobs: deferred,
         })
     }
 }

@@ -117,6 +117,12 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> Result<ExitCode> {
     for (codec, (n, bytes)) in &s.codecs {
         text.push_str(&format!("  {codec:<8} {n} blobs, {}\n", human::bytes(*bytes)));
     }
+    if s.deferred_blobs > 0 {
+        text.push_str(&format!(
+            "deferred     {} blobs stored raw by fast pushes, for the background job to compress (`reg deltas` does it now)\n",
+            s.deferred_blobs
+        ));
+    }
     print::out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
