@@ -86,8 +86,6 @@ struct Finished {
     retained: Vec<(crate::ModelName, Vec<u8>)>,
     /// The first retention that failed (its request stays queued).
     first_error: Option<crate::RegistryError>,
-    /// What the deferred compressions did.
-    compressed: crate::deferred::Compressed,
 }
 
 impl DeltaReport {
@@ -338,9 +336,6 @@ impl Registry {
             // not compressed twice.
             if !deferred.is_empty() {
                 let done = self.compress_deferred(&deferred)?;
-                finished.compressed.blobs += done.blobs;
-                finished.compressed.bytes_before += done.bytes_before;
-                finished.compressed.bytes_after += done.bytes_after;
                 if let Some(id) = done.damaged.first() {
                     finished.first_error.get_or_insert(crate::RegistryError::Store(reg_store::StoreError::Corrupt {
                         id: *id,
@@ -350,7 +345,6 @@ impl Registry {
                         ),
                     }));
                 }
-                finished.compressed.damaged.extend(done.damaged);
             }
             // One name's failure (a damaged version) neither stops the
             // others nor loses its request: it stays queued, and the first

@@ -519,11 +519,7 @@ impl Index {
 
     /// Forget removed versions whose manifest blobs are gone.
     pub fn forget_removed(&self, ids: &[VersionId]) -> Result<(), IndexError> {
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&id.0);
-        }
-        self.removed.apply_batch(batch).map_err(self.err())?;
+        self.remove_keys(&self.removed, ids.iter().map(|id| id.0))?;
         self.flush()
     }
 
@@ -581,11 +577,7 @@ impl Index {
 
     /// Forget blob records (after their files were deleted).
     pub fn remove_blob_records(&self, ids: &[BlobId]) -> Result<(), IndexError> {
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&id.0);
-        }
-        self.blobs.apply_batch(batch).map_err(self.err())?;
+        self.remove_keys(&self.blobs, ids.iter().map(|id| id.0))?;
         self.flush()
     }
 
@@ -785,11 +777,17 @@ impl Index {
 
     /// Forget deferred compressions that are done.
     pub fn remove_deferred(&self, ids: &[BlobId]) -> Result<(), IndexError> {
+        self.remove_keys(&self.deferred, ids.iter().map(|id| id.0))?;
+        Ok(())
+    }
+
+    /// Remove the 32-byte `keys` from `tree` in one batch.
+    fn remove_keys(&self, tree: &sled::Tree, keys: impl Iterator<Item = [u8; 32]>) -> Result<(), IndexError> {
         let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&id.0);
+        for key in keys {
+            batch.remove(&key);
         }
-        self.deferred.apply_batch(batch).map_err(self.err())?;
+        tree.apply_batch(batch).map_err(self.err())?;
         Ok(())
     }
 

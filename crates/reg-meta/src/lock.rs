@@ -20,7 +20,7 @@
 //! | deltas (`deltas.lock`) | exclusive | `reg deltas` (the push's background job: the push takes it and the child inherits it, [`DeltasHandOff`]), a push's inline deltas | its whole run, the queue pushes add meanwhile included: one re-encoding at a time, so chain bounds hold |
 //! | readers (`readers.0.lock` / `readers.1.lock`, the generation `readers.gen` names) | shared | pull, show, diff, tag, export, verify, sync push, push `--parent` (its base), serve requests | from reading the index until the last blob is read (the life of a [`crate::Resolved`]) |
 //! | readers, the old generation | exclusive, released at once | gc, rm | after their index commit and before deleting files: they move the generation on, then wait for the readers of the old one |
-//! | a staging session (`staging/ID/.lock`) | exclusive | the process that stages files there (the Python package's DCP writer: its coordinator rank) | from creating the folder until its push is committed and the folder removed; gc removes a session folder whose lock it can take ([`staging_abandoned`]) |
+//! | a staging session (`staging/ID/.lock`) | exclusive | the process that stages files there (the Python package's DCP writer: its coordinator rank) | from creating the folder until its push is committed and the folder removed; gc removes a session folder whose lock it can take (`staging_abandoned`) |
 //!
 //! The rules that follow from it:
 //! - Readers (`ls`, `log`, `show`, `diff`, `pull`, `stats`, `verify`,

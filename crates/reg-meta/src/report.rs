@@ -535,7 +535,7 @@ impl PushView {
                 in_background: r.pending,
             },
             unknown_globals: report.unknown_globals.clone(),
-            deferred: report.deferred,
+            deferred: report.deferred.len(),
             files: report.files.clone(),
         }
     }

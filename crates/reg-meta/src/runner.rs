@@ -13,13 +13,13 @@ pub enum BackgroundRunner {
     Process(PathBuf),
     /// A thread of this process. It stops when the process exits, leaving
     /// the rest queued for the next job; call
-    /// [`Registry::wait_background`] before exiting to finish it.
+    /// [`crate::Registry::wait_background`] before exiting to finish it.
     #[default]
     Thread,
     /// Before the push returns.
     Inline,
     /// Nothing is started: the work stays queued until
-    /// [`Registry::wait_background`] (or `reg deltas`) runs it, for
+    /// [`crate::Registry::wait_background`] (or `reg deltas`) runs it, for
     /// programs that schedule it themselves (and tests).
     Queue,
 }

@@ -181,7 +181,7 @@ fn run_step(reg: &Registry, step: Step) -> Result<(), RegistryError> {
                 ..opts(name, None)
             };
             let report = reg.push(&fixture(rel), &fast)?;
-            DEFERRED.fetch_add(report.deferred, std::sync::atomic::Ordering::Relaxed);
+            DEFERRED.fetch_add(report.deferred.len(), std::sync::atomic::Ordering::Relaxed);
             Ok(())
         }
         Step::Background => reg.wait_background().map(|_| ()),

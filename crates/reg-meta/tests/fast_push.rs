@@ -62,11 +62,11 @@ fn a_fast_push_is_raw_until_the_background_work_compresses_it() {
     let files: Vec<_> = (0..2).map(|e| epoch_file(&s, e)).collect();
     let first = s.push_opts(&files[0], &fast("run"));
     // The big storage is deferred; the small one is encoded at once.
-    assert_eq!(first.deferred, 1, "{first:?}");
+    assert_eq!(first.deferred.len(), 1, "{first:?}");
     assert_eq!(s.reg.stats().expect("stats").deferred_blobs, 1);
     pulls_identical(&s, "run@v1", &files[0]);
     let second = s.push_opts(&files[1], &fast("run"));
-    assert_eq!(second.deferred, 1, "{second:?}");
+    assert_eq!(second.deferred.len(), 1, "{second:?}");
     let before = s.reg.stats().expect("stats");
     assert_eq!(before.deferred_blobs, 2);
     assert_eq!(
@@ -96,7 +96,7 @@ fn a_registry_that_runs_its_work_inline_defers_nothing() {
         .with_background(BackgroundRunner::Inline);
     let file = epoch_file(&s, 0);
     let r = reg.push(&file, &fast("run")).expect("push");
-    assert_eq!(r.deferred, 0, "{r:?}");
+    assert_eq!(r.deferred.len(), 0, "{r:?}");
     assert_eq!(reg.stats().expect("stats").deferred_blobs, 0);
     // The big storage was encoded at push (byte planes), not left raw.
     let codecs = reg.stats().expect("stats").codecs;

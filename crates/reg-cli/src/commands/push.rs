@@ -121,10 +121,10 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
             human::bytes(r.new_raw_bytes),
             human::bytes(r.written_bytes)
         );
-        if r.deferred > 0 {
+        if !r.deferred.is_empty() {
             crate::human::say!(
                 "  {} new tensors stored uncompressed (--fast): the background job compresses them",
-                r.deferred
+                r.deferred.len()
             );
         }
         if r.deltas > 0 {

@@ -5,7 +5,7 @@
 //! The stream is cut by [`reg_ckpt::stream_in::split`] as it arrives, so
 //! a stream that is not a checkpoint, ends early or has a record torch
 //! does not write is refused at once, before the rest is read. Each
-//! storage of [`STREAMED_MIN_LEN`] bytes or more goes straight into a
+//! storage of [`DEFER_MIN_LEN`] bytes or more goes straight into a
 //! pending blob of the store, stored raw, hashed (blake3 and the zip's
 //! CRC-32) as it passes: it is written once, never spooled. Everything
 //! else (the zip records, the pickle, the central directory, small
@@ -28,7 +28,7 @@
 //! [`reg_ckpt::stream_in`]): they are read to the end into the same temp
 //! file and pushed from it.
 
-use super::payloads::NewBlob;
+use super::payloads::{NewBlob, DEFER_MIN_LEN};
 use super::{PushOptions, PushReport};
 use crate::error::RegistryError;
 use crate::progress::Progress;
@@ -43,11 +43,6 @@ use std::os::unix::fs::FileExt;
 
 /// The name a stream's errors use when no `--source` was given.
 const STDIN: &str = "<stdin>";
-
-/// Storages at least this long stream into blobs; shorter ones are
-/// written to the spool and read from it as a file's are (a blob each
-/// would cost a temp file for a few bytes).
-pub(crate) const STREAMED_MIN_LEN: u64 = 64 << 10;
 
 /// Reads at least this long hash on two threads.
 const PARALLEL_HASH_MIN: usize = 128 << 10;
@@ -155,7 +150,7 @@ impl StreamSink for Store<'_, '_> {
                 format!("the stream ended inside storage {key}, after {got} of its {len} bytes"),
             )
         };
-        if len < STREAMED_MIN_LEN {
+        if len < DEFER_MIN_LEN {
             let mut bytes = Vec::with_capacity(len as usize);
             body.take(len).read_to_end(&mut bytes)?;
             if bytes.len() as u64 != len {
@@ -243,24 +238,17 @@ impl Registry {
         mut report: PushReport,
         opts: &PushOptions,
     ) -> Result<PushReport, RegistryError> {
-        if report.deferred == 0 || self.defers_compression(opts) {
+        if report.deferred.is_empty() || self.defers_compression(opts) {
             return Ok(report);
         }
         let Some(_lock) = self.locks.try_deltas("reg push compressing what it streamed")? else {
             return Ok(report);
         };
-        // This version's blobs only: others a fast push left are the job's.
-        let queued = self.with_index("reg push reading what it left to compress", |idx| {
-            let mine = idx.manifest(report.id)?.map(|m| m.payload_lens()).unwrap_or_default();
-            Ok(idx
-                .deferred()?
-                .into_iter()
-                .filter(|(id, _)| mine.contains_key(id))
-                .collect::<Vec<_>>())
-        })?;
-        let done = self.compress_deferred(&queued)?;
+        // This push's blobs only: others a fast push left are the job's.
+        let done = self.compress_deferred(&report.deferred)?;
         report.written_bytes = report.written_bytes.saturating_sub(done.bytes_before) + done.bytes_after;
-        report.deferred = report.deferred.saturating_sub(done.blobs);
+        // Each one is compressed now, or stays raw where that does not pay.
+        report.deferred.clear();
         Ok(report)
     }
 }
@@ -363,7 +351,7 @@ fn read_stream<'s>(
 
 /// The ids of the payloads that streamed into blobs, and their new
 /// blobs: a piece for every payload segment of at least
-/// [`STREAMED_MIN_LEN`] bytes, at its offset and of its length, with the
+/// [`DEFER_MIN_LEN`] bytes, at its offset and of its length, with the
 /// CRC its zip record names. `payloads` are the checkpoint's; the ones
 /// left over are read from the spool.
 pub(crate) fn take_streamed<'c, 's>(
@@ -379,7 +367,7 @@ pub(crate) fn take_streamed<'c, 's>(
         let start = p.seg.range.start;
         let len = p.seg.range.end - start;
         let Some(piece) = streamed.pieces.remove(&start) else {
-            if len >= STREAMED_MIN_LEN {
+            if len >= DEFER_MIN_LEN {
                 return Err(cut_mismatch(shown, start));
             }
             rest.push(p);

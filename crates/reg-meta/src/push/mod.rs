@@ -105,8 +105,8 @@ pub struct PushReport {
     /// The previous version's blobs re-encoded as deltas against this one's.
     pub previous_deltas: DeltaReport,
     /// New blobs stored raw by a fast push, left to the background job
-    /// to compress.
-    pub deferred: usize,
+    /// to compress, with the element width each is compressed with.
+    pub deferred: Vec<(BlobId, Option<u8>)>,
     /// Globals with an unknown verdict (stored with a warning).
     pub unknown_globals: Vec<String>,
     /// For a directory: what was done with each file (empty for a file).
@@ -147,7 +147,7 @@ impl PushReport {
             written_bytes: 0,
             deltas: 0,
             previous_deltas: DeltaReport::default(),
-            deferred: 0,
+            deferred: Vec::new(),
             unknown_globals,
             files: Vec::new(),
         }
@@ -198,7 +198,7 @@ impl Registry {
         // it (the job runs it after): the push starts the job and waits
         // for neither (crate::background).
         let queued = report.previous_deltas.pending;
-        if queued || report.deferred > 0 {
+        if queued || !report.deferred.is_empty() {
             self.start_background()?;
         }
         if let (Some(n), true, false) = (self.retention(opts), report.created, queued) {
@@ -529,7 +529,7 @@ impl Registry {
                 + written(&manifest_put),
             deltas: deltas.len(),
             previous_deltas,
-            deferred: deferred.len(),
+            deferred,
             unknown_globals,
             files: Vec::new(),
         })

@@ -66,8 +66,10 @@ pub(crate) struct NewBlob<'s> {
 }
 
 /// Payloads smaller than this are encoded at push even when it is fast:
-/// they cost little, and each deferred one is a queue entry.
-const DEFER_MIN_LEN: u64 = 64 << 10;
+/// they cost little, and each deferred one is a queue entry. The same
+/// bound says which storages of a stream go straight into blobs (the
+/// rest are read from its spool as a file's are).
+pub(crate) const DEFER_MIN_LEN: u64 = 64 << 10;
 
 /// The blobs of `new` stored raw for the background job, among those the
 /// push wrote (`outcomes`; one stored meanwhile keeps its own encoding).
@@ -75,15 +77,12 @@ pub(crate) fn deferred_written(
     deferred: &[(BlobId, Option<u8>)],
     outcomes: &[(BlobId, reg_store::PutOutcome, u64)],
 ) -> Vec<(BlobId, Option<u8>)> {
-    deferred
+    let raw: HashSet<BlobId> = outcomes
         .iter()
-        .filter(|(id, _)| {
-            outcomes
-                .iter()
-                .any(|(o_id, o, _)| o_id == id && o.written && o.codec == reg_store::Codec::Raw)
-        })
-        .copied()
-        .collect()
+        .filter(|(_, o, _)| o.written && o.codec == reg_store::Codec::Raw)
+        .map(|(id, _, _)| *id)
+        .collect();
+    deferred.iter().filter(|(id, _)| raw.contains(id)).copied().collect()
 }
 
 /// The `(id, width)` of every deferred blob of `new`.

@@ -285,7 +285,7 @@ impl Registry {
                 + written(&manifest_put),
             deltas: 0,
             previous_deltas,
-            deferred: deferred.len(),
+            deferred,
             unknown_globals,
             files: tree_files
                 .iter()
