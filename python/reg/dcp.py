@@ -2,15 +2,21 @@
 load from a reg registry.
 
 - :class:`RegStorageWriter` (``dcp.save(sd, storage_writer=RegStorageWriter("run"))``
-  and ``dcp.async_save``): every rank writes its shard as torch's
-  ``FileSystemWriter`` does, into a private staging folder of the
-  registry (``staging/ID/``, not fsynced, shared by the ranks of one
-  machine or of a shared file system); once every rank has written, the
-  coordinator's ``finish`` writes ``.metadata`` and pushes the folder as
-  one directory version (layout ``dcp``; its chunks deduplicated against
-  every version), then removes it. The coordinator holds the session's
-  lock from the start, so gc never removes a live session and removes one
-  whose coordinator died; a save that fails leaves no version.
+  and ``dcp.async_save``): every rank streams each data file it would
+  write (the bytes torch's ``FileSystemWriter`` writes) into a ``reg
+  stage`` process of its own, which cuts it item by item as it arrives:
+  each tensor chunk goes straight into a blob of the registry (hashed,
+  fsynced; a chunk the registry holds already, a frozen tensor, is only
+  hashed), the rest (zip records, pickles, small tensors) into a sparse
+  file of a private staging session (``staging/ID/``, shared by the
+  ranks of one machine or of a shared file system). No folder of the
+  checkpoint is written first. Once every rank has written, the
+  coordinator's ``finish`` writes ``.metadata`` and runs ``reg push
+  --staged``, which makes one directory version (layout ``dcp``; its
+  chunks deduplicated against every version) from the session, then
+  removes it. The coordinator holds the session's lock from the start, so
+  gc never removes a live session and removes one whose coordinator died;
+  a save that fails leaves no version.
 - :class:`RegStorageReader` (``dcp.load(sd, storage_reader=RegStorageReader("run@step=400"))``):
   each rank reads only the byte ranges of the chunks its plan needs
   (``reg cat REF FILE --range START:LEN``), so loading with another number
@@ -35,8 +41,10 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import torch.distributed as dist
 from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
 
+from torch.distributed.checkpoint.filesystem import FileSystem
+
 from .errors import RegError
-from .registry import Registry, default_registry
+from .registry import Registry, _push_flags, default_registry
 
 __all__ = ["RegStorageWriter", "RegStorageReader"]
 
@@ -47,6 +55,29 @@ def _as_registry(registry: Union[None, str, "os.PathLike[str]", Registry]) -> Re
     if isinstance(registry, Registry):
         return registry
     return Registry(registry) if registry is not None else default_registry()
+
+
+class _StagingFiles(FileSystem):
+    """The ``fs`` of a :class:`RegStorageWriter`: a data file written is
+    streamed into ``reg stage`` (its session is the checkpoint folder's
+    parent); other files (``.metadata``) are written as files."""
+
+    def __init__(self, registry: Registry):
+        super().__init__()
+        self.registry = registry
+
+    @contextmanager
+    def create_stream(self, path: Any, mode: str) -> Iterator[Any]:
+        name = os.fspath(path)
+        if "w" in mode and name.endswith(".distcp"):
+            folder = os.path.dirname(name)
+            session = os.path.dirname(folder)
+            rel = os.path.relpath(name, session)
+            with self.registry.piped("stage", session, rel, "--json") as run:
+                yield run.writer
+        else:
+            with super().create_stream(path, mode) as stream:
+                yield stream
 
 
 class RegStorageWriter(FileSystemWriter):
@@ -83,6 +114,8 @@ class RegStorageWriter(FileSystemWriter):
             thread_count=thread_count,
             overwrite=True,
         )
+        self.fs = _StagingFiles(self.registry)
+        self._global_plan: Optional[List[Any]] = None
         atexit.register(self._close_session)
 
     @classmethod
@@ -127,17 +160,36 @@ class RegStorageWriter(FileSystemWriter):
             raise RegError(f"RegStorageWriter: {value}")
         self.path = self.fs.init_path(value)
 
+    def prepare_global_plan(self, plans: List[Any]) -> List[Any]:
+        self._global_plan = super().prepare_global_plan(plans)
+        return self._global_plan
+
     def finish(self, metadata: Any, results: Any) -> None:
-        super().finish(metadata, results)
         if self._session is None:
             raise RegError("RegStorageWriter.finish on a rank that is not the coordinator")
         try:
-            # fast: the files are hashed and stored as they are; reg's
-            # background job compresses them after the save returns.
-            self.report = self.registry.push(os.fspath(self.path), name=self.name, tag=self.tag,
-                                             message=self.message, fast=True)
+            self._check_results(results)
+            super().finish(metadata, results)
+            # fast: the chunks are stored as they came; reg's background
+            # job compresses them after the save returns.
+            flags = _push_flags(self.name, None, self.tag, self.message, None, True)
+            self.report = self.registry.json("push", os.fspath(self.path), *flags, "--staged", self._session[0])
         finally:
             self._close_session()
+
+    def _check_results(self, results: List[List[Any]]) -> None:
+        """Every item a rank wrote is one its save plan listed: a rank that
+        sends another leaves no version, and the error names it."""
+        if self._global_plan is None:
+            return
+        for rank, (plan, written) in enumerate(zip(self._global_plan, results)):
+            planned = {item.index for item in plan.items}
+            for result in written:
+                if result.index not in planned:
+                    raise RegError(
+                        f"rank {rank} wrote {result.index.fqn!r} (offset {list(result.index.offset or [])}), "
+                        "which its save plan did not list; no version was stored"
+                    )
 
     def _open_session(self) -> str:
         staging = self.registry.json("init")["staging"]

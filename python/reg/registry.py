@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from ._binary import INSTALL_HINT, find_binary
 from .errors import BinaryNotFoundError, RegError, classify
@@ -189,6 +190,24 @@ class Registry:
         file or safetensors (``safetensors.torch.save``'s bytes). ``fast``
         as in :meth:`save`."""
         args = ["push", "-", "--json", *_push_flags(name, source, tag, message, keep_optimizer_last, fast)]
+        with self.piped(*args) as run:
+            write(run.writer)
+        try:
+            return json.loads(run.stdout.decode("utf-8", errors="replace"))
+        except ValueError as e:
+            raise RegError(f"reg push - --json printed something that is not JSON: {e}") from e
+
+    @contextmanager
+    def piped(self, *args: str) -> Iterator["PipedRun"]:
+        """Run ``reg ARGS...`` with a pipe into its standard input: the
+        body writes to the yielded run's :attr:`PipedRun.writer` (which
+        counts what it passed on, so ``tell()`` works as ``torch.save``
+        needs); on leaving, the pipe is closed and reg waited for, and
+        :attr:`PipedRun.stdout` holds what it printed. reg's failure raises
+        RegError with its one-line reason (also when it refused the stream
+        before its end and the body's write broke the pipe); the body's
+        own error is raised as it is (reg then sees a cut stream and
+        stores nothing)."""
         cmd = self._command(args)
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -206,34 +225,30 @@ class Registry:
         for t in readers:
             t.start()
         _widen_pipe(proc.stdin)
-        writer = _CountingWriter(proc.stdin)
+        run = PipedRun(_CountingWriter(proc.stdin))
         failure: Optional[BaseException] = None
         try:
-            write(writer)
+            yield run
         except BaseException as e:
             # reg refused the stream before its end (the pipe broke: torch
             # reports that as its own error): reg's error says why. Else
-            # the caller's writer failed: the stream ends where it stopped,
-            # and reg refuses a cut checkpoint (nothing stored).
-            if not writer.broken:
-                failure = e
+            # the body failed: the stream ends where it stopped, and reg
+            # refuses a cut checkpoint (nothing stored).
+            failure = e
         finally:
             try:
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-        code = proc.wait()
-        for t in readers:
-            t.join()
+            code = proc.wait()
+            for t in readers:
+                t.join()
+        if code != 0 and (failure is None or run.writer.broken):
+            stderr = outputs.get("err", b"").decode("utf-8", errors="replace")
+            raise _error_from(stderr, code, args[0] if args else None) from failure
         if failure is not None:
             raise failure
-        if code != 0:
-            stderr = outputs.get("err", b"").decode("utf-8", errors="replace")
-            raise _error_from(stderr, code, "push")
-        try:
-            return json.loads(outputs.get("out", b"").decode("utf-8", errors="replace"))
-        except ValueError as e:
-            raise RegError(f"reg push - --json printed something that is not JSON: {e}") from e
+        run.stdout = outputs.get("out", b"")
 
     def pull(
         self,
@@ -337,6 +352,16 @@ def _widen_pipe(pipe: Any) -> None:
         fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     except (ImportError, OSError, ValueError, AttributeError):
         pass
+
+
+class PipedRun:
+    """A ``reg`` process fed through a pipe (:meth:`Registry.piped`)."""
+
+    def __init__(self, writer: "_CountingWriter"):
+        #: The stream into reg's standard input.
+        self.writer = writer
+        #: What reg printed, once it ended.
+        self.stdout = b""
 
 
 class _CountingWriter(io.RawIOBase):

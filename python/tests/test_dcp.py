@@ -73,13 +73,21 @@ def _save(rank, world, port, name, step, mode, out):
     sd = {"model": _sharded(full_state(step), mesh), "step": step, "rank_note": f"saved by {world}"}
     if mode == "no-binary":
         r = reg.Registry(REGISTRY, binary=os.path.join(WORK, "no-such-reg"))
-    writer = reg.dcp.RegStorageWriter(name, registry=r)
+    if mode == "logged":
+        r = reg.Registry(REGISTRY, binary=LOGGED_REG)
+    writer = (_ExtraItemWriter if mode == "extra" and rank == world - 1 else reg.dcp.RegStorageWriter)(name, registry=r)
     if mode == "fail" and rank == world - 1:
         sd["model"]["bad"] = _Unpicklable()
-    if mode == "async":
-        dcp.async_save(sd, storage_writer=writer).result()
-    else:
-        dcp.save(sd, storage_writer=writer)
+    try:
+        if mode == "async":
+            dcp.async_save(sd, storage_writer=writer).result()
+        else:
+            dcp.save(sd, storage_writer=writer)
+    except BaseException as e:
+        # What each rank saw, for the checks that read the reason.
+        with open(f"{out}.error.{rank}", "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+        raise
     if rank == 0:
         with open(out, "w") as f:
             f.write(str(writer.report["version"]))
@@ -97,6 +105,37 @@ def _load(rank, world, port, ref, step, out):
     with open(f"{out}.{rank}", "w") as f:
         f.write("ok")
     _finish_rank()
+
+
+LOGGED_REG = os.path.join(WORK, "reg-logged")
+
+
+def _write_logged_reg() -> str:
+    """A `reg` that logs its arguments (one line per run) before it runs."""
+    from reg._binary import find_binary
+
+    log = os.path.join(WORK, "reg-calls.log")
+    with open(LOGGED_REG, "w") as f:
+        f.write(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{find_binary()}" "$@"\n')
+    os.chmod(LOGGED_REG, 0o755)
+    return log
+
+
+class _ExtraItemWriter(reg.dcp.RegStorageWriter):
+    """A rank that reports an item its plan did not list."""
+
+    def write_data(self, plan, planner):
+        from torch.distributed.checkpoint.filesystem import _StorageInfo
+        from torch.distributed.checkpoint.metadata import MetadataIndex
+        from torch.distributed.checkpoint.storage import WriteResult
+        from torch.futures import Future
+
+        results = super().write_data(plan, planner).wait()
+        ghost = WriteResult(index=MetadataIndex("model.ghost", [0]), size_in_bytes=4,
+                            storage_data=_StorageInfo(results[0].storage_data.relative_path, 0, 4))
+        fut = Future()
+        fut.set_result(results + [ghost])
+        return fut
 
 
 class _Unpicklable:
@@ -183,6 +222,39 @@ def main() -> None:
         # The frozen encoder (the larger half) is stored once.
         assert grew <= 0.6 * first["size"], (grew, first["size"])
         load("run@latest", 2, step=2)
+
+    @check("each rank streams its data file into a `reg stage` of its own; the coordinator pushes --staged")
+    def _():
+        log = _write_logged_reg()
+        v = save("run", 4, step=5, mode="logged")
+        with open(log) as f:
+            calls = [line.split() for line in f]
+        stages = [c for c in calls if "stage" in c]
+        pushes = [c for c in calls if "push" in c]
+        assert len(stages) == 4 and all(c[-2].endswith(".distcp") for c in stages), calls
+        assert len(pushes) == 1 and "--staged" in pushes[0], calls
+        assert r.show(f"run@v{v}")["layout"] == "dcp"
+        assert staging_sessions() == [], staging_sessions()
+        load(f"run@v{v}", 3, step=5)
+        r.run("verify")  # exit 2 (RegError) on any damage
+
+    @check("a rank that reports an item its plan did not list: the error names the rank, no version")
+    def _():
+        versions = len(r.log("run"))
+        try:
+            save("run", 2, step=6, mode="extra")
+        except AssertionError:
+            raise
+        except Exception:  # noqa: BLE001 - the spawned ranks raise
+            pass
+        else:
+            raise AssertionError("the save succeeded")
+        with open(os.path.join(WORK, "saved-run-6.error.0")) as f:
+            seen = f.read()
+        assert "rank 1 wrote 'model.ghost'" in seen and "did not list" in seen, seen[-2000:]
+        assert len(r.log("run")) == versions
+        r.run("gc")
+        assert staging_sessions() == [], staging_sessions()
 
     @check("a rank that fails leaves no version and no staging folder")
     def _():

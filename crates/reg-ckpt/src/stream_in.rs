@@ -153,10 +153,30 @@ pub fn split(
     limits: StreamLimits,
 ) -> Result<(Streamed, u64), StreamError> {
     let mut buffered = io::BufReader::with_capacity(1 << 20, input);
-    let mut r = Counting {
-        inner: &mut buffered,
-        at: 0,
-    };
+    let (format, len) = split_next(&mut buffered, sink, limits)?;
+    // One checkpoint and nothing else.
+    let after = io::copy(&mut Read::take(&mut buffered, limits.max_tail), &mut io::sink())?;
+    if after > 0 {
+        return Err(StreamError::NotACheckpoint(format!(
+            "{after} bytes follow the end of the zip at byte {len}"
+        )));
+    }
+    Ok((format, len))
+}
+
+/// Cut the checkpoint that `input` streams next into `sink`, reading no
+/// byte past its end when it is a torch zip (a zip ends with its end
+/// record): a stream of zips one after another (a DCP data file, whose
+/// items are each a `torch.save`) is cut by calling this once per item
+/// on the same reader. A safetensors file takes the rest of the stream.
+/// Offsets given to the sink count from the checkpoint's first byte.
+/// `input` should be buffered (it is read in small pieces).
+pub fn split_next(
+    input: &mut dyn Read,
+    sink: &mut dyn StreamSink,
+    limits: StreamLimits,
+) -> Result<(Streamed, u64), StreamError> {
+    let mut r = Counting { inner: input, at: 0 };
     let head = r.take_exact(8, "its first bytes").map_err(|e| match e {
         StreamError::Truncated { at, .. } => StreamError::NotACheckpoint(format!("it is {at} bytes long")),
         other => other,
@@ -251,7 +271,59 @@ fn stream_payload(
     Ok(())
 }
 
+/// Read the rest of a zip's tail into `tail` (which holds its first
+/// bytes, from the central directory's first signature on), record by
+/// record, up to the end of the end record: the central directory
+/// headers, the zip64 end record and locator, the end record and its
+/// comment. Never reads past the zip's last byte.
+fn read_tail(r: &mut Counting<'_>, tail: &mut Vec<u8>, limits: StreamLimits) -> Result<(), StreamError> {
+    let mut at = 0usize;
+    // Make `tail` at least `len` bytes long.
+    let mut need = |tail: &mut Vec<u8>, len: usize| -> Result<(), StreamError> {
+        if len as u64 > limits.max_tail {
+            return Err(StreamError::TooLong {
+                what: "the central directory".into(),
+                limit: limits.max_tail,
+            });
+        }
+        if tail.len() < len {
+            let more = r.take_exact(len - tail.len(), "the zip's central directory (no end record)")?;
+            tail.extend_from_slice(&more);
+        }
+        Ok(())
+    };
+    loop {
+        need(tail, at + 4)?;
+        let sig = [tail[at], tail[at + 1], tail[at + 2], tail[at + 3]];
+        let record_end = if &sig == CENTRAL {
+            need(tail, at + 46)?;
+            at + 46 + (le16(tail, at + 28) + le16(tail, at + 30) + le16(tail, at + 32)) as usize
+        } else if &sig == ZIP64_END {
+            need(tail, at + 12)?;
+            let size = usize::try_from(le64(tail, at + 4)).unwrap_or(usize::MAX);
+            (at + 12).saturating_add(size)
+        } else if &sig == ZIP64_LOCATOR {
+            at + 20
+        } else if &sig == END {
+            need(tail, at + 22)?;
+            let end = at + 22 + le16(tail, at + 20) as usize;
+            return need(tail, end);
+        } else {
+            return Err(StreamError::BadRecord {
+                name: "(central directory)".into(),
+                at: at as u64,
+                reason: "a record that is not part of a zip's central directory".into(),
+            });
+        };
+        need(tail, record_end)?;
+        at = record_end;
+    }
+}
+
 const LOCAL: &[u8; 4] = b"PK\x03\x04";
+const ZIP64_END: &[u8; 4] = b"PK\x06\x06";
+const ZIP64_LOCATOR: &[u8; 4] = b"PK\x06\x07";
+const END: &[u8; 4] = b"PK\x05\x06";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
 const CENTRAL: &[u8; 4] = b"PK\x01\x02";
 
@@ -286,34 +358,7 @@ fn zip(
             }
             let mut tail = sig;
             tail.extend_from_slice(&carry);
-            let mut rest = Vec::new();
-            Read::take(&mut *r, limits.max_tail + 1).read_to_end(&mut rest)?;
-            if rest.len() as u64 > limits.max_tail {
-                return Err(StreamError::TooLong {
-                    what: "the central directory".into(),
-                    limit: limits.max_tail,
-                });
-            }
-            tail.extend_from_slice(&rest);
-            // It must end with the end-of-central-directory record (a cut
-            // stream ends elsewhere).
-            let end_record = tail.windows(4).rposition(|w| w == b"PK\x05\x06");
-            let end = end_record
-                .filter(|at| tail.len() >= at + 22)
-                .map(|at| at + 22 + le16(&tail, at + 20) as usize);
-            if let Some(end) = end.filter(|end| tail.len() > *end) {
-                return Err(StreamError::NotACheckpoint(format!(
-                    "{} bytes follow the end of the zip at byte {}",
-                    tail.len() - end,
-                    start + end as u64
-                )));
-            }
-            if end != Some(tail.len()) {
-                return Err(StreamError::Truncated {
-                    at: r.at,
-                    what: "the zip's central directory (no end record)".into(),
-                });
-            }
+            read_tail(r, &mut tail, limits)?;
             sink.skeleton(start, &tail)?;
             return Ok(());
         }

@@ -87,6 +87,10 @@ pub enum Command {
     Push(PushArgs),
     /// Write a version back to a file, byte for byte.
     Pull(PullArgs),
+    /// Stream one file of a staging session from stdin, its tensor chunks
+    /// straight into blobs (the DCP writer's ranks; `reg push --staged`
+    /// makes the version).
+    Stage(StageArgs),
     /// Describe one version: metadata, optimizer, tensors.
     Show(ShowArgs),
     /// Write byte ranges of one file of a version to stdout, reading only the blobs they overlap.
@@ -216,10 +220,27 @@ pub struct PushArgs {
     /// (a save in the training loop). Compressed later, same bytes.
     #[arg(long)]
     pub fast: bool,
+    /// The pushed folder is in this staging session (`staging/ID` of the
+    /// registry), whose files `reg stage` streamed: their hashes and
+    /// chunks come from its records (the DCP writer's coordinator).
+    #[arg(long, value_name = "SESSION")]
+    pub staged: Option<PathBuf>,
     #[command(flatten)]
     pub json: JsonFlag,
     #[command(flatten)]
     pub remote: RemoteFlag,
+}
+
+/// `reg stage`.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The staging session (a folder of the registry's `staging/`, holding
+    /// its `.lock`).
+    pub session: PathBuf,
+    /// The file to write, relative to the session (`run/__0_0.distcp`).
+    pub path: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// `reg pull`.

@@ -19,6 +19,8 @@
 //!   deltas.failed   why the last background `reg deltas` failed (absent after a success)
 //!   staging/ID/     files a writer stages for one version (the DCP writer), with
 //!   staging/ID/.lock  held by the stager while the session lives; gc removes the rest
+//!   staging/ID/.staged/files/PATH.json  what `reg stage` streamed into staging/ID/PATH
+//!   staging/ID/.staged/blobs/<64 hex>   a chunk `reg stage` stored, raw, for the push to adopt
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,22 @@ use std::path::{Path, PathBuf};
 /// The lock file of a staging session (`staging/ID/.lock`, see
 /// [`RegistryLayout::staging_dir`] and `crate::lock`).
 pub const STAGING_LOCK: &str = ".lock";
+
+/// The folder of a staging session holding what `reg stage` recorded
+/// (files and blobs, see [`staged_record`] and [`staged_blob`]).
+pub const STAGED: &str = ".staged";
+
+/// Where `reg stage` records how it streamed the file `rel` of the
+/// staging session `session` (`rel` relative to the session folder).
+pub fn staged_record(session: &Path, rel: &str) -> PathBuf {
+    session.join(STAGED).join("files").join(format!("{rel}.json"))
+}
+
+/// Where `reg stage` keeps the chunk `id` of the staging session
+/// `session` until the push adopts it.
+pub fn staged_blob(session: &Path, id: reg_store::BlobId) -> PathBuf {
+    session.join(STAGED).join("blobs").join(id.to_hex())
+}
 
 /// The paths of one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]

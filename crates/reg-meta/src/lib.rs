@@ -84,7 +84,7 @@ pub use lock::{ReadGuard, WaitNotice, WaitPolicy, WriteGuard};
 pub use manifest::{Manifest, Piece, TensorEntry};
 pub use progress::{Progress, Silent};
 pub use pull::PullReport;
-pub use push::{PushOptions, PushReport, PushedFile};
+pub use push::{PushOptions, PushReport, PushedFile, StageReport};
 pub use refs::{RefSpec, VersionRef};
 pub use registry::Registry;
 pub use resolve::Resolved;

@@ -63,6 +63,20 @@ impl<'s> PendingBlob<'s> {
         self.store.install(id, self.tmp, self.written, false, self.synced)
     }
 
+    /// Keep the blob as the file `path` outside the store (same file
+    /// system), durable, for another process's push to adopt with
+    /// [`BlobStore::adopt_kept`]: a DCP rank's `reg stage` hands its
+    /// chunks to the coordinator's push this way.
+    pub fn keep_as(mut self, path: &std::path::Path) -> Result<(), StoreError> {
+        if !self.synced {
+            self.tmp.sync().map_err(StoreError::io("syncing", self.tmp.path()))?;
+        }
+        self.store
+            .backend()
+            .keep_temp(self.tmp, path)
+            .map_err(StoreError::io("keeping a staged blob as", path))
+    }
+
     /// Make the temp file durable now, as its commit would (per the
     /// store's durability), so that the commit only renames it: a caller
     /// that writes blobs one after another (a stream) syncs each one while
@@ -77,6 +91,29 @@ impl<'s> PendingBlob<'s> {
 }
 
 impl BlobStore {
+    /// The blob another process kept at `path` ([`PendingBlob::keep_as`]),
+    /// as a pending blob of this store: its commit renames the file into
+    /// place (it is durable already), dropping it deletes the file. Its
+    /// header must say a raw (uncompressed) blob of `raw_len` bytes.
+    pub fn adopt_kept(&self, path: &std::path::Path, id: BlobId, raw_len: u64) -> Result<PendingBlob<'_>, StoreError> {
+        let tmp = self
+            .backend()
+            .adopt_temp(path)
+            .map_err(StoreError::io("adopting the staged blob", path))?;
+        let mut reader = tmp.reader().map_err(StoreError::io("reading", path))?;
+        let header = blob_file::read_header(&mut reader, id)?;
+        let stored_len = reader.file_len();
+        if header.codec != Codec::Raw || header.raw_len != raw_len || stored_len != header.body_start() + raw_len {
+            return Err(blob_file::corrupt(
+                id,
+                format!("the staged blob {} is not a raw blob of {raw_len} bytes", path.display()),
+            ));
+        }
+        let mut pending = PendingBlob::new(self, tmp, Written { header, stored_len });
+        pending.synced = true;
+        Ok(pending)
+    }
+
     /// Encode `raw` (split into byte planes when `width` is given) into a
     /// temp file, as [`BlobStore::put_typed`] would store it.
     pub fn encode_pending(&self, raw: &dyn RawSource, width: Option<u8>) -> Result<PendingBlob<'_>, StoreError> {

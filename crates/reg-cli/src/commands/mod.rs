@@ -15,6 +15,7 @@ mod pull;
 mod push;
 mod remote;
 mod shell;
+mod stage;
 mod show;
 mod tag;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Push(args) => push::run(&ctx, args),
+        Command::Stage(args) => stage::run(&ctx, args),
         Command::Pull(args) => pull::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Cat(args) => cat::run(&ctx, args),

@@ -40,6 +40,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
         keep_optimizer_last: args.keep_optimizer_last,
         source: None,
         fast: args.fast,
+        staged: args.staged,
     };
     let quiet = ctx.quiet || args.json.json;
     let mut views = Vec::new();

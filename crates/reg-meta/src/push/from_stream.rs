@@ -55,8 +55,9 @@ pub(crate) struct StreamedPiece<'s> {
     pub(crate) id: BlobId,
     /// CRC-32 of its bytes (checked against the zip's record).
     pub(crate) crc: u32,
-    /// Its bytes, stored raw.
-    pub(crate) pending: PendingBlob<'s>,
+    /// Its bytes, stored raw; `None` when the store holds them already
+    /// (a chunk `reg stage` found stored) or another piece brings them.
+    pub(crate) pending: Option<PendingBlob<'s>>,
 }
 
 /// What the stream gave besides the spool: the whole checkpoint's hash
@@ -94,13 +95,54 @@ impl Read for Tee<'_> {
 /// Where the cut's pieces go: skeleton and small storages into the spool
 /// at their offsets, big storages into pending blobs; everything through
 /// the whole-file hash.
-struct Store<'a, 's> {
-    store: &'s BlobStore,
-    spool: &'a File,
-    recording: &'a Cell<bool>,
-    whole: blake3::Hasher,
+pub(super) struct Store<'a, 's> {
+    pub(super) store: &'s BlobStore,
+    pub(super) spool: &'a File,
+    /// Set while the [`Tee`] under the cut writes what it reads to the
+    /// spool (a piece turns it off).
+    pub(super) recording: &'a Cell<bool>,
+    pub(super) whole: blake3::Hasher,
+    /// Where the checkpoint being cut starts in the spool (a DCP data
+    /// file is many, one after another).
+    pub(super) base: u64,
     /// To the thread that syncs each blob while the next one streams.
-    pieces: std::sync::mpsc::Sender<(u64, StreamedPiece<'s>)>,
+    pub(super) pieces: std::sync::mpsc::Sender<(u64, StreamedPiece<'s>)>,
+}
+
+/// Run `cut` with a sender for the pieces it streams into blobs, each
+/// fsynced on a thread of its own while the next one streams (so a
+/// commit only renames them); returns what `cut` returned and the pieces
+/// by offset, or the first error syncing one.
+pub(super) fn with_synced_pieces<'s, T>(
+    store: &'s BlobStore,
+    cut: impl FnOnce(std::sync::mpsc::Sender<(u64, StreamedPiece<'s>)>) -> T,
+) -> (T, Result<BTreeMap<u64, StreamedPiece<'s>>, reg_store::StoreError>) {
+    let (send, received) = std::sync::mpsc::channel::<(u64, StreamedPiece<'s>)>();
+    std::thread::scope(|scope| {
+        let syncer = scope.spawn(move || {
+            let mut pieces = BTreeMap::new();
+            let mut first_error = None;
+            for (at, mut piece) in received {
+                if let Some(Err(e)) = piece.pending.as_mut().map(PendingBlob::sync_now) {
+                    first_error.get_or_insert(e);
+                }
+                pieces.insert(at, piece);
+            }
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(pieces),
+            }
+        });
+        let out = cut(send);
+        let synced = syncer.join().unwrap_or_else(|_| {
+            Err(reg_store::StoreError::Io {
+                action: "syncing",
+                path: store.temp_dir(),
+                source: io::Error::other("the thread syncing streamed blobs panicked"),
+            })
+        });
+        (out, synced)
+    })
 }
 
 /// A storage's bytes on their way into its blob, hashed as they pass.
@@ -139,7 +181,7 @@ impl StreamSink for Store<'_, '_> {
     fn skeleton(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
         self.recording.set(false);
         self.whole.update(bytes);
-        self.spool.write_all_at(bytes, at)
+        self.spool.write_all_at(bytes, self.base + at)
     }
 
     fn payload(&mut self, at: u64, key: &str, len: u64, body: &mut dyn Read) -> io::Result<()> {
@@ -157,7 +199,7 @@ impl StreamSink for Store<'_, '_> {
                 return Err(ended(bytes.len() as u64));
             }
             self.whole.update(&bytes);
-            return self.spool.write_all_at(&bytes, at);
+            return self.spool.write_all_at(&bytes, self.base + at);
         }
         let mut hashing = Hashing {
             body,
@@ -173,10 +215,10 @@ impl StreamSink for Store<'_, '_> {
             len,
             id: BlobId(*hashing.own.finalize().as_bytes()),
             crc: hashing.crc.finalize(),
-            pending,
+            pending: Some(pending),
         };
         self.pieces
-            .send((at, piece))
+            .send((self.base + at, piece))
             .map_err(|_| io::Error::other("the thread syncing streamed blobs stopped"))
     }
 }
@@ -282,42 +324,17 @@ fn read_stream<'s>(
         recording: &recording,
         progress,
     };
-    let (send, received) = std::sync::mpsc::channel::<(u64, StreamedPiece<'s>)>();
-    let (cut, whole, synced) = std::thread::scope(|scope| {
-        // Each blob is fsynced here while the stream brings the next, so
-        // the push's commit only renames them.
-        let syncer = scope.spawn(move || {
-            let mut pieces = BTreeMap::new();
-            let mut first_error = None;
-            for (at, mut piece) in received {
-                if let Err(e) = piece.pending.sync_now() {
-                    first_error.get_or_insert(e);
-                }
-                pieces.insert(at, piece);
-            }
-            match first_error {
-                Some(e) => Err(e),
-                None => Ok(pieces),
-            }
-        });
+    let ((cut, whole), synced) = with_synced_pieces(store, |send| {
         let mut sink = Store {
             store,
             spool,
             recording: &recording,
             whole: blake3::Hasher::new(),
+            base: 0,
             pieces: send,
         };
         let cut = stream_in::split(&mut reader, &mut sink, StreamLimits::default());
-        let whole = sink.whole.finalize();
-        drop(sink);
-        let synced = syncer.join().unwrap_or_else(|_| {
-            Err(reg_store::StoreError::Io {
-                action: "syncing",
-                path: store.temp_dir(),
-                source: io::Error::other("the thread syncing streamed blobs panicked"),
-            })
-        });
-        (cut, whole, synced)
+        (cut, sink.whole.finalize())
     });
     match cut {
         Ok((_, len)) => {
@@ -353,13 +370,16 @@ fn read_stream<'s>(
 /// blobs: a piece for every payload segment of at least
 /// [`DEFER_MIN_LEN`] bytes, at its offset and of its length, with the
 /// CRC its zip record names. `payloads` are the checkpoint's; the ones
-/// left over are read from the spool.
+/// left over are read from the spool. The ids of pieces that brought no
+/// blob and are not in the store go to `elsewhere` (another file of the
+/// push must bring them).
 pub(crate) fn take_streamed<'c, 's>(
     store: &'s BlobStore,
     streamed: &mut Streamed<'s>,
     payloads: Vec<super::payloads::Payload<'c>>,
     ids: &mut [Option<BlobId>],
     shown: &std::path::Path,
+    elsewhere: &mut Vec<BlobId>,
 ) -> Result<(Vec<super::payloads::Payload<'c>>, Vec<NewBlob<'s>>), RegistryError> {
     let mut rest = Vec::new();
     let mut new: Vec<NewBlob<'s>> = Vec::new();
@@ -382,13 +402,17 @@ pub(crate) fn take_streamed<'c, 's>(
             }
         }
         ids[p.index] = Some(piece.id);
-        if !store.contains(piece.id) && !new.iter().any(|n| n.id == piece.id) {
-            new.push(NewBlob {
+        if store.contains(piece.id) || new.iter().any(|n| n.id == piece.id) {
+            continue;
+        }
+        match piece.pending {
+            Some(pending) => new.push(NewBlob {
                 id: piece.id,
-                pending: piece.pending,
+                pending,
                 raw_len: len,
                 deferred: Some(p.width),
-            });
+            }),
+            None => elsewhere.push(piece.id),
         }
     }
     if let Some(at) = streamed.pieces.keys().next() {

@@ -38,10 +38,12 @@ mod from_stream;
 mod pack;
 mod payloads;
 mod read;
+mod staged;
 mod tree;
 mod walk;
 pub(crate) use commit::{Commit, Committed};
 use std::path::Path;
+pub use staged::StageReport;
 pub use tree::PushedFile;
 
 /// Options of [`Registry::push`].
@@ -75,6 +77,11 @@ pub struct PushOptions {
     /// before the push returns ([`crate::BackgroundRunner::Inline`]): then
     /// encoding at push is the cheaper way.
     pub fast: bool,
+    /// The staging session (`staging/ID`) whose `reg stage` records
+    /// describe files of the pushed folder (which must be in it): those
+    /// files' hashes and chunks come from the records, their chunks' blobs
+    /// are adopted from the session ([`Registry::stage_stream`]).
+    pub staged: Option<std::path::PathBuf>,
 }
 
 /// What [`Registry::push`] did.
@@ -339,7 +346,9 @@ impl Registry {
             // The big storages came as blobs; the rest is in the spool.
             Some(s) => {
                 let mut ids = vec![None; ckpt.segments.len()];
-                let (rest, mut new) = from_stream::take_streamed(&self.store, s, payloads, &mut ids, shown)?;
+                let mut elsewhere = Vec::new();
+                let (rest, mut new) =
+                    from_stream::take_streamed(&self.store, s, payloads, &mut ids, shown, &mut elsewhere)?;
                 let read = self.read_payloads(&src, &rest, &known_lens, &pair_with_base, &pool, progress)?;
                 for (slot, id) in ids.iter_mut().zip(read.ids) {
                     *slot = slot.or(id);

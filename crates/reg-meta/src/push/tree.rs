@@ -15,6 +15,8 @@
 
 use super::payloads::{self, payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
+use super::staged::{StagedFiles, StagedInput};
+use super::from_stream;
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
 use crate::error::RegistryError;
@@ -89,6 +91,18 @@ impl Registry {
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::after_walk(dir);
         let inputs: Vec<Input> = walked.iter().map(Input::open_listed).collect::<Result<_, _>>()?;
+        // What `reg stage` streamed: hashes and chunks from its records.
+        let mut staged_inputs: Vec<Option<StagedInput<'_>>> = match &opts.staged {
+            Some(session) => {
+                let mut staged = StagedFiles::of(self, session, dir)?;
+                walked
+                    .iter()
+                    .zip(&inputs)
+                    .map(|(w, i)| staged.take(&self.store, w.rel.as_str(), i.bytes().len() as u64))
+                    .collect::<Result<_, _>>()?
+            }
+            None => walked.iter().map(|_| None).collect(),
+        };
         let files: Vec<TreeFile<'_>> = walked
             .iter()
             .zip(&inputs)
@@ -115,8 +129,13 @@ impl Registry {
         let total: u64 = inputs.iter().map(|i| i.bytes().len() as u64).sum();
         progress.phase("hashing", total);
         let mut hashes = Vec::with_capacity(inputs.len());
-        for (w, i) in walked.iter().zip(&inputs) {
+        for ((w, i), staged) in walked.iter().zip(&inputs).zip(&staged_inputs) {
             let len = i.bytes().len() as u64;
+            if let Some(s) = staged {
+                hashes.push(FileHash(*s.streamed.file_hash.as_bytes()));
+                progress.advance(len);
+                continue;
+            }
             let (id, _) = hash_range(&i.file, &(0..len), Hashing::Wide, progress)
                 .map_err(RegistryError::io("reading", &w.abs))?;
             hashes.push(FileHash::from(id));
@@ -160,6 +179,7 @@ impl Registry {
         let no_base = |_: &str, _: BlobId, _: u64| None;
         let mut ids: Vec<Vec<Option<BlobId>>> = Vec::with_capacity(tree.files.len());
         let mut new: Vec<(usize, NewBlob<'_>)> = Vec::new();
+        let mut elsewhere = Vec::new();
         for (i, f) in tree.files.iter().enumerate() {
             let payloads = payloads_in(&f.segments, &f.tensors, &f.deferred_crcs);
             let src = Source {
@@ -168,13 +188,44 @@ impl Registry {
                 segments: f.segments.len(),
                 defer_compression: self.defers_compression(opts),
             };
-            let read = self.read_payloads(&src, &payloads, &known_lens, &no_base, &pool, progress)?;
-            ids.push(read.ids);
-            new.extend(read.new.into_iter().map(|n| (i, n)));
+            match staged_inputs[i].as_mut() {
+                // The big chunks are blobs already; the rest is in the file.
+                Some(s) => {
+                    let mut file_ids = vec![None; f.segments.len()];
+                    let (rest, streamed) = from_stream::take_streamed(
+                        &self.store,
+                        &mut s.streamed,
+                        payloads,
+                        &mut file_ids,
+                        &walked[i].abs,
+                        &mut elsewhere,
+                    )?;
+                    let read = self.read_payloads(&src, &rest, &known_lens, &no_base, &pool, progress)?;
+                    for (slot, id) in file_ids.iter_mut().zip(read.ids) {
+                        *slot = slot.or(id);
+                    }
+                    ids.push(file_ids);
+                    new.extend(streamed.into_iter().chain(read.new).map(|n| (i, n)));
+                }
+                None => {
+                    let read = self.read_payloads(&src, &payloads, &known_lens, &no_base, &pool, progress)?;
+                    ids.push(read.ids);
+                    new.extend(read.new.into_iter().map(|n| (i, n)));
+                }
+            }
         }
         // A chunk stored by two files of the tree is one blob.
         let mut kept = HashSet::new();
         new.retain(|(_, n)| kept.insert(n.id));
+        // A staged chunk found stored when it was staged must still be.
+        if let Some(gone) = elsewhere.iter().find(|id| !kept.contains(*id) && !self.store.contains(**id)) {
+            return Err(RegistryError::Invalid(format!(
+                "{}: chunk {} was staged as stored already and is no longer in the store (removed by gc or \
+                 prune since); nothing was stored, save again",
+                dir.display(),
+                gone.to_hex()
+            )));
+        }
 
         let mut cuts: Vec<Cut<'_>> = tree
             .files

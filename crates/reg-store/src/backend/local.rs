@@ -157,6 +157,19 @@ impl Backend for LocalDisk {
     fn location(&self) -> PathBuf {
         self.root.clone()
     }
+
+    fn keep_temp(&self, temp: Box<dyn TempFile>, path: &Path) -> io::Result<()> {
+        let temp: Box<dyn std::any::Any> = temp;
+        let temp = temp.downcast::<LocalTemp>().map_err(|_| foreign_temp())?;
+        temp.file.persist(path).map(|_| ()).map_err(|e| e.error)
+    }
+
+    fn adopt_temp(&self, path: &Path) -> io::Result<Box<dyn TempFile>> {
+        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        let file = tempfile::NamedTempFile::from_parts(file, tempfile::TempPath::try_from_path(path)?);
+        Ok(Box::new(LocalTemp { file }))
+    }
 }
 
 /// A file of the local disk open for reading.

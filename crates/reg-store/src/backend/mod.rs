@@ -30,7 +30,7 @@ use crate::BlobId;
 use std::any::Any;
 use std::fmt;
 use std::io::{self, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[cfg(feature = "crash-sim")]
 mod crash;
@@ -97,6 +97,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Where the backend keeps its files as a whole (a directory on a
     /// local disk), for messages.
     fn location(&self) -> PathBuf;
+
+    /// Keep `temp` (made by [`Backend::create_temp`]) as the file `path`,
+    /// outside the store on the same file system, for another process to
+    /// adopt ([`Backend::adopt_temp`]): a blob one process stages for
+    /// another's push. Backends without such files refuse.
+    fn keep_temp(&self, temp: Box<dyn TempFile>, path: &Path) -> io::Result<()> {
+        let _ = (temp, path);
+        Err(no_kept_files())
+    }
+
+    /// Take the file at `path` (kept by [`Backend::keep_temp`], by any
+    /// process) as a temp file of this backend, positioned at its end:
+    /// [`Backend::install`] renames it into place; dropping it deletes
+    /// it. Backends without such files refuse.
+    fn adopt_temp(&self, path: &Path) -> io::Result<Box<dyn TempFile>> {
+        let _ = path;
+        Err(no_kept_files())
+    }
+}
+
+fn no_kept_files() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this storage backend keeps no files outside the store (staged blobs need a local disk)",
+    )
 }
 
 /// A blob file open for reading (from [`Backend::open`], or a
