@@ -10,14 +10,14 @@ use std::time::Duration;
 
 /// What a `reg` run that read a stream returned, and the peak of its
 /// anonymous memory (RssAnon of /proc, sampled every few ms), in bytes.
-struct StreamRun {
-    run: Run,
-    peak_anon: u64,
+pub(crate) struct StreamRun {
+    pub(crate) run: Run,
+    pub(crate) peak_anon: u64,
 }
 
 /// Run reg with `bytes` written to its standard input through a pipe, in
 /// chunks of 64 KiB (as torch.save writes to a stream).
-fn run_piped(reg: &Reg, args: &[&str], input: impl Read + Send + 'static) -> StreamRun {
+pub(crate) fn run_piped(reg: &Reg, args: &[&str], input: impl Read + Send + 'static) -> StreamRun {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reg"))
         .args(args)
         .env("REG_HOME", reg.home())

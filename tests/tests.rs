@@ -54,5 +54,7 @@ mod s3_server;
 mod serve;
 /// `reg show --json` agrees with what torch reports (issue 2, point 2).
 mod show_json;
+/// `reg stage` and `push --staged`: DCP data files streamed into a staging session make the version a folder push makes (issue 27).
+mod stage;
 /// Trust boundaries: remote input, read errors in gc, index damage, file modes (issue 19).
 mod trust;

@@ -106,7 +106,10 @@ impl BlobStore {
         if header.codec != Codec::Raw || header.raw_len != raw_len || stored_len != header.body_start() + raw_len {
             return Err(blob_file::corrupt(
                 id,
-                format!("the staged blob {} is not a raw blob of {raw_len} bytes", path.display()),
+                format!(
+                    "the staged blob {} is not a raw blob of {raw_len} bytes",
+                    path.display()
+                ),
             ));
         }
         let mut pending = PendingBlob::new(self, tmp, Written { header, stored_len });

@@ -15,8 +15,8 @@ mod pull;
 mod push;
 mod remote;
 mod shell;
-mod stage;
 mod show;
+mod stage;
 mod tag;
 
 pub use context::Ctx;

@@ -42,8 +42,8 @@ mod staged;
 mod tree;
 mod walk;
 pub(crate) use commit::{Commit, Committed};
-use std::path::Path;
 pub use staged::StageReport;
+use std::path::Path;
 pub use tree::PushedFile;
 
 /// Options of [`Registry::push`].

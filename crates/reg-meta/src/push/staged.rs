@@ -183,7 +183,8 @@ impl Registry {
         let json = serde_json::to_vec(&written)
             .map_err(|e| RegistryError::Internal(format!("encoding the record of {rel}: {e}")))?;
         let dir = record.parent().unwrap_or(&session);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(RegistryError::io("creating a temp file in", dir))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(RegistryError::io("creating a temp file in", dir))?;
         io::Write::write_all(&mut tmp, &json).map_err(RegistryError::io("writing", &record))?;
         tmp.persist(&record)
             .map_err(|e| RegistryError::io("writing", &record)(e.error))?;
@@ -214,7 +215,10 @@ impl Registry {
 fn check_staged_path(rel: &str) -> Result<(), RegistryError> {
     let path = Path::new(rel);
     let plain = !rel.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
-    let first = path.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let first = path
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     if !plain || first.as_deref() == Some(STAGED) || rel == STAGING_LOCK {
         return Err(RegistryError::Invalid(format!(
             "{rel:?} is not a path a staging session can hold (a relative path of plain names, not {STAGED}/ or {STAGING_LOCK})"
@@ -271,10 +275,13 @@ fn cut_items(input: &mut dyn Read, sink: &mut Store<'_, '_>) -> Result<u64, (u64
                 <= StreamLimits::default().max_record;
         if !(zip || safetensors) {
             // Not an item reg cuts: the rest of the file as it is.
-            return copy_rest(input, &head[..n], sink).map(|rest| at + rest).map_err(|e| (at, e.to_string()));
+            return copy_rest(input, &head[..n], sink)
+                .map(|rest| at + rest)
+                .map_err(|e| (at, e.to_string()));
         }
         let mut item = io::Cursor::new(&head[..n]).chain(&mut *input);
-        let (_, len) = stream_in::split_next(&mut item, sink, StreamLimits::default()).map_err(|e| (at, e.to_string()))?;
+        let (_, len) =
+            stream_in::split_next(&mut item, sink, StreamLimits::default()).map_err(|e| (at, e.to_string()))?;
         at += len;
     }
 }

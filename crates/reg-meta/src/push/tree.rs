@@ -13,10 +13,10 @@
 //! executable bit), so a byte-identical tree adds no version.
 //! The commit is the same short transaction as a file's.
 
+use super::from_stream;
 use super::payloads::{self, payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
 use super::staged::{StagedFiles, StagedInput};
-use super::from_stream;
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
 use crate::error::RegistryError;
@@ -218,7 +218,10 @@ impl Registry {
         let mut kept = HashSet::new();
         new.retain(|(_, n)| kept.insert(n.id));
         // A staged chunk found stored when it was staged must still be.
-        if let Some(gone) = elsewhere.iter().find(|id| !kept.contains(*id) && !self.store.contains(**id)) {
+        if let Some(gone) = elsewhere
+            .iter()
+            .find(|id| !kept.contains(*id) && !self.store.contains(**id))
+        {
             return Err(RegistryError::Invalid(format!(
                 "{}: chunk {} was staged as stored already and is no longer in the store (removed by gc or \
                  prune since); nothing was stored, save again",
