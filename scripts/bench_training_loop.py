@@ -68,10 +68,19 @@ def main():
     ap.add_argument("--mb", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reg", default=os.path.join(ROOT, "target", "release", "reg"))
+    ap.add_argument("--keep-newest-raw", action="store_true",
+                    help="the registry keeps the newest version raw (keep_newest_raw = true): loads map it")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="reg-bench-loop-", dir=os.environ.get("REG_BENCH_DIR"))
+    if a.keep_newest_raw:
+        # reg reads registry.toml from its working directory (settings
+        # apply with an explicit --registry too).
+        with open(os.path.join(work, "registry.toml"), "w") as f:
+            f.write("[registry]\nkeep_newest_raw = true\n")
+        os.chdir(work)
     r = reg.Registry(os.path.join(work, "registry"), binary=a.reg)
-    print(f"checkpoint of {a.mb} MiB, {a.rounds} rounds, in {work}", flush=True)
+    print(f"checkpoint of {a.mb} MiB, {a.rounds} rounds, in {work}"
+          f"{' (keep_newest_raw)' if a.keep_newest_raw else ''}", flush=True)
 
     # 1. save
     ours, base, background = [], [], []

@@ -225,3 +225,77 @@ fn gc_removes_a_staging_session_only_once_its_lock_is_free() {
     reg.ok(&["gc"]);
     assert!(!session.exists(), "gc kept an abandoned session");
 }
+
+/// `reg locate`: with `keep_newest_raw` the newest version's tensors are
+/// mapped from raw blob files (the bytes at each offset are the tensor's,
+/// as the safetensors export holds them); once a newer version arrives the
+/// older one's are encoded and listed for export instead. Without the
+/// setting, a pushed version's blobs are encoded and nothing maps.
+#[test]
+fn locate_maps_the_newest_raw_version_and_exports_the_rest() {
+    let reg = Reg::new();
+    std::fs::write(reg.work().join("registry.toml"), "[registry]\nkeep_newest_raw = true\n").expect("toml");
+    for epoch in 0..2 {
+        let src = reg.work().join(format!("gen-{epoch}.ckpt"));
+        let s = src.to_str().expect("utf8");
+        reg.ok(&["bench", "generate", s, "--size", "6M", "--epoch", &epoch.to_string()]);
+        reg.ok(&["push", s, "-n", "run"]);
+        reg.settle();
+        let located = reg.ok(&["locate", "run@latest", "--json"]).json();
+        let mapped = located["mapped"].as_array().expect("mapped");
+        assert!(!mapped.is_empty(), "{located}");
+        // The export, to compare bytes with.
+        let out = reg.work().join("export.safetensors");
+        let o = out.to_str().expect("utf8");
+        reg.ok(&["pull", "run@latest", "--format", "safetensors", "-o", o, "--force"]);
+        let export = std::fs::read(&out).expect("export");
+        let header_len = u64::from_le_bytes(export[..8].try_into().expect("8 bytes")) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&export[8..8 + header_len]).expect("header");
+        for t in mapped {
+            let name = t["name"].as_str().expect("name");
+            let range = header[name]["data_offsets"].as_array().expect("offsets");
+            let (a, b) = (
+                range[0].as_u64().expect("a") as usize,
+                range[1].as_u64().expect("b") as usize,
+            );
+            let want = &export[8 + header_len + a..8 + header_len + b];
+            let file = std::fs::read(t["file"].as_str().expect("file")).expect("blob file");
+            assert_eq!(file.len() as u64, t["file_len"].as_u64().expect("file_len"));
+            let at = t["offset"].as_u64().expect("offset") as usize;
+            assert!(
+                &file[at..at + want.len()] == want,
+                "{name}: mapped bytes differ from the export"
+            );
+            assert_eq!(t["len"].as_u64(), Some(want.len() as u64));
+        }
+    }
+    // v1's changed tensors are encoded now; the ones it shares with v2
+    // (unchanged layers) are v2's blobs, raw as the newest version's.
+    let older = reg.ok(&["locate", "run@v1", "--json"]).json();
+    let newest = reg.ok(&["locate", "run@v2", "--json"]).json();
+    let newest_files: Vec<&str> = newest["mapped"]
+        .as_array()
+        .expect("mapped")
+        .iter()
+        .filter_map(|t| t["file"].as_str())
+        .collect();
+    for t in older["mapped"].as_array().expect("mapped") {
+        assert!(newest_files.contains(&t["file"].as_str().expect("file")), "{older}");
+    }
+    assert!(!older["exported"].as_array().expect("exported").is_empty(), "{older}");
+    reg.ok(&["verify"]);
+
+    // The default: pushed blobs are encoded; a glob that matches nothing
+    // is an error naming it.
+    let plain = Reg::new();
+    plain.push("lightning/mlp/epoch=00.ckpt", "mlp");
+    plain.settle();
+    let located = plain.ok(&["locate", "mlp", "--json"]).json();
+    assert!(
+        !located["exported"].as_array().expect("exported").is_empty(),
+        "{located}"
+    );
+    let r = plain.run(&["locate", "mlp", "--tensors", "no.such.*"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no.such.*"), "{}", r.stderr);
+}

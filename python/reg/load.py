@@ -6,6 +6,7 @@ import os
 import shutil
 import struct
 import tempfile
+import warnings
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from .errors import RegError
@@ -140,7 +141,7 @@ def load_state_dict(
         if isinstance(obj, dict):
             return obj
         raise RegError(f"{ref} holds a {type(obj).__name__}, not a dict with a state dict")
-    tensors = _load_via_shared_memory(ref, registry, keys)
+    tensors = _load_mapped(ref, registry, keys)
     if tensors is None:
         from safetensors.torch import load as safetensors_load
 
@@ -151,6 +152,74 @@ def load_state_dict(
 #: Where reg writes an export for :func:`load_state_dict` to map (a tmpfs:
 #: the file is memory, not disk); none where it does not exist.
 SHARED_MEMORY = "/dev/shm"
+
+
+def _escape_glob(name: str) -> str:
+    """``name`` as a glob matching only itself (reg's globs: ``*`` and ``\\``)."""
+    return name.replace("\\", "\\\\").replace("*", "\\*")
+
+
+#: A reg blob file starts with this magic; its sixth byte is the codec
+#: (0: raw), docs/format.md.
+_BLOB_MAGIC = b"REGB"
+_RAW_CODEC_AT = 5
+
+
+def _load_mapped(ref: str, registry: Registry,
+                 keys: Optional[Sequence[str]]) -> Dict[str, "torch.Tensor"]:
+    """The state dict of ``ref``, each tensor stored raw in the registry
+    mapped from its blob file as it is (``reg locate``: a fast save's
+    tensors until reg's job compresses them, the newest version with
+    ``keep_newest_raw``), copy-on-write, like ``safetensors.torch.load_file``
+    maps its file; the others exported through shared memory. A blob file
+    that is not what reg located (compressed or removed meanwhile) sends
+    its tensors to the export too."""
+    import json
+    import mmap
+
+    import torch
+
+    located = json.loads(registry.run("locate", ref, *_tensor_args(keys), "--json"))
+    out: Dict[str, "torch.Tensor"] = {}
+    exported: List[str] = list(located["exported"])
+    maps: Dict[str, Optional[mmap.mmap]] = {}
+    seen: set = set()
+    for t in located["mapped"]:
+        path = t["file"]
+        if path not in maps:
+            maps[path] = None
+            try:
+                with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_size == t["file_len"]:
+                        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+                        if mm[:len(_BLOB_MAGIC)] == _BLOB_MAGIC and mm[_RAW_CODEC_AT] == 0:
+                            maps[path] = mm
+            except OSError:
+                pass
+        mm = maps[path]
+        dtype = getattr(torch, t["dtype"], None)
+        if mm is None or not isinstance(dtype, torch.dtype):
+            exported.append(t["name"])
+            continue
+        numel = 1
+        for n in t["shape"]:
+            numel *= n
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the map is copy-on-write: writable
+            tensor = torch.frombuffer(mm, dtype=dtype, count=numel, offset=t["offset"]).view(t["shape"])
+        # Tied weights come back as separate tensors, as from an export.
+        span = (path, t["offset"])
+        out[t["name"]] = tensor.clone() if span in seen else tensor
+        seen.add(span)
+    if exported:
+        rest = _load_via_shared_memory(ref, registry, [_escape_glob(n) for n in exported])
+        if rest is None:
+            from safetensors.torch import load as safetensors_load
+
+            rest = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry,
+                                               keys=[_escape_glob(n) for n in exported]))
+        out.update(rest)
+    return out
 
 
 def _load_via_shared_memory(ref: str, registry: Registry,

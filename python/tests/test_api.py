@@ -95,6 +95,55 @@ def main() -> None:
         r.push(st_file, name="st")
         same_tensors(reg.load_state_dict("st"), load_file(st_file), "safetensors")
 
+    @check("load_state_dict maps raw blobs (keep_newest_raw): equal tensors, writes stay private, views and ties exported")
+    def _():
+        work = os.path.join(WORK, "newest-raw")
+        os.makedirs(work)
+        with open(os.path.join(work, "registry.toml"), "w") as f:
+            f.write("[registry]\npath = \"reg\"\nkeep_newest_raw = true\n")
+        here = os.getcwd()
+        os.chdir(work)  # reg reads registry.toml from its working directory
+        try:
+            raw = reg.Registry()
+            g = torch.Generator().manual_seed(3)
+            sd = {f"layer{i}.weight": torch.randn(128, 256, generator=g) for i in range(4)}
+            sd["layer0.bias"] = torch.randn(7, generator=g).to(torch.bfloat16)
+            sd["tied"] = sd["layer1.weight"]
+            sd["view"] = sd["layer2.weight"][:, :5]
+            for epoch in range(2):
+                state = {k: v + epoch for k, v in sd.items()}
+                state["view"] = state["layer2.weight"][:, :5]
+                raw.save({"state_dict": state, "epoch": epoch}, "run", source="run.ckpt")
+                raw.wait_background()
+                located = raw.json("locate", "run@latest")
+                mapped = {t["name"] for t in located["mapped"]}
+                assert {"layer0.weight", "layer3.weight"} <= mapped and "view" in located["exported"], located
+                got = reg.load_state_dict("run@latest", registry=raw)
+                same_tensors(got, {k: v.contiguous() for k, v in state.items()}, f"mapped epoch {epoch}")
+                got["layer0.weight"].add_(1)  # copy-on-write: the registry is untouched
+                got["tied"].add_(1)
+                assert torch.equal(got["layer1.weight"], state["layer1.weight"]), "a tie shares memory"
+            # The older version is encoded now (deltas against the newer):
+            # its big tensors are exported (a tiny blob may stay raw).
+            older = {t["name"] for t in raw.json("locate", "run@v1")["mapped"]}
+            assert not older & {f"layer{i}.weight" for i in range(4)}, older
+            old = {k: v.contiguous() for k, v in sd.items()}
+            same_tensors(reg.load_state_dict("run@v1", registry=raw), old, "compressed epoch 0")
+            same_tensors(reg.load_state_dict("run@latest", registry=raw, keys=["layer3.*"]),
+                         {"layer3.weight": sd["layer3.weight"] + 1}, "keys")
+            raw.run("verify")
+        finally:
+            os.chdir(here)
+
+    @check("load_state_dict right after a fast save, while reg's job compresses: equal tensors every time")
+    def _():
+        g = torch.Generator().manual_seed(5)
+        for i in range(4):
+            state = {f"w{j}": torch.randn(256, 256, generator=g) for j in range(6)}
+            r.save({"state_dict": state}, "racing", source="racing.ckpt")
+            same_tensors(reg.load_state_dict("racing@latest", registry=r), state, f"save {i}")
+        r.wait_background()
+
     @check("load_state_dict(weights_only=False) reads the original pickle, views intact")
     def _():
         want = torch.load(SERIES["mlp"][1], weights_only=False)["state_dict"]

@@ -95,6 +95,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Write byte ranges of one file of a version to stdout, reading only the blobs they overlap.
     Cat(CatArgs),
+    /// Where a version's tensors lie on disk as they are, for a loader that maps them.
+    Locate(LocateArgs),
     /// List the versions of a model.
     Log(LogArgs),
     /// List models.
@@ -296,6 +298,19 @@ pub struct CatArgs {
     /// default: the whole file).
     #[arg(long = "range", value_name = "START:LEN")]
     pub ranges: Vec<reg_meta::ranges::ByteRange>,
+}
+
+/// `reg locate`.
+#[derive(Debug, Args)]
+pub struct LocateArgs {
+    /// NAME[@REF].
+    pub reference: String,
+    /// Only the tensors (safetensors export names) this glob matches
+    /// (repeatable).
+    #[arg(long = "tensors", value_name = "GLOB")]
+    pub tensors: Vec<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// `reg show`.

@@ -41,6 +41,13 @@ pub struct Config {
     /// Longest chain of delta blobs (links) a pull may have to decode;
     /// 0 stores no deltas (`max_delta_chain`, see [`crate::deltas`]).
     pub max_delta_chain: usize,
+    /// Keep the newest version of each name stored raw (`keep_newest_raw
+    /// = true`): pushes store new tensors uncompressed (as `--fast` does)
+    /// and the background job compresses a blob only once no newest
+    /// version names it, so loads map the newest version's tensors
+    /// (`reg locate`) instead of decoding them. Costs the compression of
+    /// one version per name on disk.
+    pub keep_newest_raw: bool,
     /// Remotes of this registry (its own config, and a `registry.toml`
     /// that names it), sorted by name.
     pub remotes: Vec<RemoteSpec>,
@@ -85,6 +92,7 @@ struct RegistrySection {
     max_delta_chain: Option<usize>,
     durability: Option<DurabilitySetting>,
     deltas: Option<DeltaTiming>,
+    keep_newest_raw: Option<bool>,
 }
 
 /// `pickle_policy = "default" | "strict"`.
@@ -171,6 +179,7 @@ impl Config {
             max_delta_chain: DEFAULT_MAX_DELTA_CHAIN,
             durability: reg_store::Durability::Full,
             deltas: DeltaTiming::Background,
+            keep_newest_raw: false,
             remotes: Vec::new(),
         }
     }
@@ -209,6 +218,7 @@ impl Config {
             codecs: section.codecs.map(Into::into).unwrap_or_default(),
             durability: section.durability.map(Into::into).unwrap_or_default(),
             deltas: section.deltas.unwrap_or_default(),
+            keep_newest_raw: section.keep_newest_raw.unwrap_or(false),
             max_delta_chain: section
                 .max_delta_chain
                 .unwrap_or(DEFAULT_MAX_DELTA_CHAIN)

@@ -25,6 +25,22 @@ pub(crate) struct Compressed {
     pub(crate) damaged: Vec<BlobId>,
 }
 
+/// The payload blobs of the newest version of every name (kept raw with
+/// `keep_newest_raw`).
+pub(crate) fn newest_blobs(
+    idx: &crate::index::Index,
+) -> Result<std::collections::HashSet<BlobId>, crate::index::IndexError> {
+    let mut out = std::collections::HashSet::new();
+    for (name, _) in idx.names()? {
+        if let Some(newest) = idx.versions(&name)?.last() {
+            if let Some(m) = idx.manifest(newest.id)? {
+                out.extend(m.payload_lens().into_keys());
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl Registry {
     /// Compress the blobs `queued` (`(id, element width)`, as the index's
     /// deferred tree lists them). The caller holds `gc.lock` shared and

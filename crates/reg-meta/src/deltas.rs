@@ -302,7 +302,13 @@ impl Registry {
         loop {
             let (pending, deferred, retention) = self.with_index("reg deltas reading its queue", |idx| {
                 let pending = idx.pending()?;
-                let deferred = idx.deferred()?;
+                let mut deferred = idx.deferred()?;
+                if self.config.keep_newest_raw && !deferred.is_empty() {
+                    // The newest version of each name stays raw: its blobs
+                    // wait until a newer version replaces it.
+                    let newest = crate::deferred::newest_blobs(idx)?;
+                    deferred.retain(|(id, _)| !newest.contains(id));
+                }
                 let retention: Vec<_> = idx
                     .retention_queue()?
                     .into_iter()

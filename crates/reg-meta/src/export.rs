@@ -216,7 +216,12 @@ impl Registry {
     /// or nested tensor (`sp/indices`, `sp/values`) as if they were tensors
     /// of their own, as the official writer refuses them; the pickle says
     /// which tensors are such parts.
-    fn refuse_composites(&self, m: &Manifest, label: &str, tensors: &[ExportTensor]) -> Result<(), RegistryError> {
+    pub(crate) fn refuse_composites(
+        &self,
+        m: &Manifest,
+        label: &str,
+        tensors: &[ExportTensor],
+    ) -> Result<(), RegistryError> {
         let graph = self.object_graph(m, label)?;
         let composites = reg_ckpt::tensors::find_composites(&graph).map_err(|e| export_err(label, e))?;
         if composites.is_empty() {
@@ -278,7 +283,7 @@ fn flat_tree(m: &Manifest) -> WeightsOnly {
 /// The tensors a safetensors export holds: the Lightning `state_dict`
 /// (names without the `state_dict/` prefix) when there is one, else every
 /// tensor, named by its path.
-fn state_dict_tensors(m: &Manifest) -> Vec<ExportTensor> {
+pub(crate) fn state_dict_tensors(m: &Manifest) -> Vec<ExportTensor> {
     let has_state_dict = m.meta.top_keys.iter().any(|k| k == "state_dict");
     m.tensors
         .iter()

@@ -43,6 +43,7 @@ pub mod ids;
 pub mod import;
 pub mod index;
 pub mod layout;
+pub mod locate;
 pub mod lock;
 pub mod logical;
 pub mod maintenance;

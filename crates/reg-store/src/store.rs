@@ -361,6 +361,20 @@ impl BlobStore {
         chain::open_file(&*self.backend, id).map(|(_, h)| h.into())
     }
 
+    /// Where blob `id`'s bytes lie as they are, when it is stored raw (no
+    /// codec, no parent): its file and the offset of its first raw byte.
+    /// `None` for an encoded blob. The file may be replaced (compressed by
+    /// the background job) or removed (gc) at any time after: a caller
+    /// that maps it checks what it opened (docs/format.md: the header's
+    /// codec byte, the file's length).
+    pub fn raw_extent(&self, id: BlobId) -> Result<Option<(PathBuf, u64)>, StoreError> {
+        let (_, header) = chain::open_file(&*self.backend, id)?;
+        if header.codec != Codec::Raw || header.parent.is_some() {
+            return Ok(None);
+        }
+        Ok(Some((self.path_of(id), header.body_start())))
+    }
+
     /// Stream the blob's raw bytes into `out`, verifying length and hash.
     /// On error the bytes already written to `out` must be discarded.
     pub fn copy_to(&self, id: BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {

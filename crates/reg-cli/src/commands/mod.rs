@@ -9,6 +9,7 @@ mod diff;
 mod gc;
 mod init;
 mod list;
+mod locate;
 mod maintenance;
 mod print;
 mod pull;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(args) => pull::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Cat(args) => cat::run(&ctx, args),
+        Command::Locate(args) => locate::run(&ctx, args),
         Command::Log(args) => list::log(&ctx, args),
         Command::Ls(args) => list::ls(&ctx, args),
         Command::Stats(args) => list::stats(&ctx, args),

@@ -221,7 +221,7 @@ impl Registry {
     /// True when a push with `opts` stores its new payloads raw, for the
     /// background job to compress.
     pub(crate) fn defers_compression(&self, opts: &PushOptions) -> bool {
-        opts.fast && self.background != crate::BackgroundRunner::Inline
+        (opts.fast || self.config.keep_newest_raw) && self.background != crate::BackgroundRunner::Inline
     }
 
     /// The retention a push asks for: its option, else the config's.
