@@ -121,6 +121,14 @@ impl Reg {
         self.ok(&["deltas"]);
     }
 
+    /// Generate a checkpoint of `size` (`6M`) with big storages into the
+    /// work folder as `gen.ckpt` (`reg bench generate`); returns its bytes.
+    pub fn generated(&self, size: &str) -> Vec<u8> {
+        let src = self.work().join("gen.ckpt");
+        self.ok(&["bench", "generate", src.to_str().expect("utf8"), "--size", size]);
+        std::fs::read(&src).expect("generated")
+    }
+
     /// Push a fixture under a name.
     pub fn push(&self, rel: &str, name: &str) -> Run {
         let path = fixture(rel);

@@ -304,9 +304,7 @@ fn a_fast_push_stores_raw_and_the_background_job_compresses_it() {
 #[test]
 fn a_stream_cut_or_damaged_in_a_big_storage_is_refused() {
     let reg = Reg::new();
-    let src = reg.work().join("gen.ckpt");
-    reg.ok(&["bench", "generate", src.to_str().expect("utf8"), "--size", "6M"]);
-    let bytes = std::fs::read(&src).expect("generated");
+    let bytes = reg.generated("6M");
     reg.push("lightning/mlp/epoch=00.ckpt", "run");
     reg.settle();
     let before = snapshot(&reg);

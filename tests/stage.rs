@@ -102,9 +102,7 @@ fn staged_dcp_folders_make_the_version_a_folder_push_makes() {
 #[test]
 fn big_chunks_go_straight_into_blobs_and_are_kept_once() {
     let reg = Reg::new();
-    let src = reg.work().join("gen.ckpt");
-    reg.ok(&["bench", "generate", src.to_str().expect("utf8"), "--size", "8M"]);
-    let bytes = std::fs::read(&src).expect("generated");
+    let bytes = reg.generated("8M");
     let session_a = session(&reg, "dcp-a");
     let r = stage(&reg, &session_a, "run/model.ckpt", bytes.clone());
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -173,9 +171,7 @@ fn big_chunks_go_straight_into_blobs_and_are_kept_once() {
 #[test]
 fn bad_sessions_paths_and_streams_are_refused_in_one_line() {
     let reg = Reg::new();
-    let src = reg.work().join("gen.ckpt");
-    reg.ok(&["bench", "generate", src.to_str().expect("utf8"), "--size", "6M"]);
-    let bytes = std::fs::read(&src).expect("generated");
+    let bytes = reg.generated("6M");
     reg.push("lightning/mlp/epoch=00.ckpt", "run");
     reg.settle();
     let session = session(&reg, "dcp-bad");
