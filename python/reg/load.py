@@ -121,8 +121,11 @@ def load_state_dict(
     versions: the consolidated weights, sharded chunks assembled) into a
     private file in shared memory (``/dev/shm``, unlinked at once) that
     ``safetensors.torch.load_file`` maps; where there is none (or no room
-    in it) to stdout, for ``safetensors.torch.load``. Tensors are
-    contiguous copies (tied weights are separate tensors with equal values).
+    in it) to stdout, for ``safetensors.torch.load``. Tensors stored raw
+    (a fast save's until reg's job compresses them; with
+    ``keep_newest_raw``, the newest version's) are not exported but
+    mapped from their blob files copy-on-write (``reg locate``). Tensors
+    are contiguous (tied weights are separate tensors with equal values).
 
     With ``weights_only=False`` the original file is loaded with
     ``torch.load(weights_only=False)`` (which runs the pickle: trusted
@@ -141,12 +144,7 @@ def load_state_dict(
         if isinstance(obj, dict):
             return obj
         raise RegError(f"{ref} holds a {type(obj).__name__}, not a dict with a state dict")
-    tensors = _load_mapped(ref, registry, keys)
-    if tensors is None:
-        from safetensors.torch import load as safetensors_load
-
-        tensors = safetensors_load(pull_bytes(ref, export="safetensors", registry=registry, keys=keys))
-    return _to_device(tensors, map_location)
+    return _to_device(_load_mapped(ref, registry, keys), map_location)
 
 
 #: Where reg writes an export for :func:`load_state_dict` to map (a tmpfs:

@@ -106,10 +106,7 @@ impl Registry {
                     match extents.get(id) {
                         Some(e) => e.clone(),
                         None => {
-                            let e = match self.store.raw_extent(*id)? {
-                                Some((file, body)) => Some((file, body, self.store.stored_len(*id)?)),
-                                None => None,
-                            };
+                            let e = self.store.raw_extent(*id)?;
                             extents.insert(*id, e.clone());
                             e
                         }

@@ -362,17 +362,17 @@ impl BlobStore {
     }
 
     /// Where blob `id`'s bytes lie as they are, when it is stored raw (no
-    /// codec, no parent): its file and the offset of its first raw byte.
-    /// `None` for an encoded blob. The file may be replaced (compressed by
+    /// codec, no parent): its file, the offset of its first raw byte and
+    /// the file's length. `None` for an encoded blob. The file may be replaced (compressed by
     /// the background job) or removed (gc) at any time after: a caller
     /// that maps it checks what it opened (docs/format.md: the header's
     /// codec byte, the file's length).
-    pub fn raw_extent(&self, id: BlobId) -> Result<Option<(PathBuf, u64)>, StoreError> {
-        let (_, header) = chain::open_file(&*self.backend, id)?;
+    pub fn raw_extent(&self, id: BlobId) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
+        let (file, header) = chain::open_file(&*self.backend, id)?;
         if header.codec != Codec::Raw || header.parent.is_some() {
             return Ok(None);
         }
-        Ok(Some((self.path_of(id), header.body_start())))
+        Ok(Some((self.path_of(id), header.body_start(), file.file_len())))
     }
 
     /// Stream the blob's raw bytes into `out`, verifying length and hash.

@@ -421,6 +421,37 @@ pub(crate) fn take_streamed<'c, 's>(
     Ok((rest, new))
 }
 
+impl Registry {
+    /// The payloads of a file some of whose storages arrived as blobs
+    /// (`streamed`: a stream push's or a staged file's): those pieces by
+    /// [`take_streamed`], the rest read from the file as any file's
+    /// payloads. Returns the id of each segment and the new blobs; errors
+    /// name the file `shown`; `elsewhere` as for [`take_streamed`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read_streamed_payloads<'s>(
+        &'s self,
+        src: &super::payloads::Source<'_>,
+        streamed: &mut Streamed<'s>,
+        payloads: Vec<super::payloads::Payload<'_>>,
+        known_lens: &std::collections::HashSet<u64>,
+        bases: &(dyn Fn(&str, BlobId, u64) -> Option<crate::deltas::Pair> + Sync),
+        pool: &rayon::ThreadPool,
+        progress: &dyn Progress,
+        shown: &std::path::Path,
+        elsewhere: &mut Vec<BlobId>,
+    ) -> Result<super::payloads::Payloads<'s>, RegistryError> {
+        let mut ids = vec![None; src.segments];
+        let (rest, mut new) = take_streamed(&self.store, streamed, payloads, &mut ids, shown, elsewhere)?;
+        let read = self.read_payloads(src, &rest, known_lens, bases, pool, progress)?;
+        for (slot, id) in ids.iter_mut().zip(read.ids) {
+            *slot = slot.or(id);
+        }
+        // Small and big storages never share an id (their lengths differ).
+        new.extend(read.new);
+        Ok(super::payloads::Payloads { ids, new })
+    }
+}
+
 fn cut_mismatch(shown: &std::path::Path, at: u64) -> RegistryError {
     RegistryError::Stream {
         source_name: shown.display().to_string(),

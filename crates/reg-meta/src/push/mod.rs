@@ -342,26 +342,22 @@ impl Registry {
                 unknown_globals,
             ));
         }
-        let (ids, new) = match streamed.as_mut() {
+        let read = match streamed.as_mut() {
             // The big storages came as blobs; the rest is in the spool.
-            Some(s) => {
-                let mut ids = vec![None; ckpt.segments.len()];
-                let mut elsewhere = Vec::new();
-                let (rest, mut new) =
-                    from_stream::take_streamed(&self.store, s, payloads, &mut ids, shown, &mut elsewhere)?;
-                let read = self.read_payloads(&src, &rest, &known_lens, &pair_with_base, &pool, progress)?;
-                for (slot, id) in ids.iter_mut().zip(read.ids) {
-                    *slot = slot.or(id);
-                }
-                // Small and big storages never share an id (their lengths differ).
-                new.extend(read.new);
-                (ids, new)
-            }
-            None => {
-                let read = self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?;
-                (read.ids, read.new)
-            }
+            Some(s) => self.read_streamed_payloads(
+                &src,
+                s,
+                payloads,
+                &known_lens,
+                &pair_with_base,
+                &pool,
+                progress,
+                shown,
+                &mut Vec::new(),
+            )?,
+            None => self.read_payloads(&src, &payloads, &known_lens, &pair_with_base, &pool, progress)?,
         };
+        let (ids, new) = (read.ids, read.new);
         let version = NewVersion {
             replaces,
             path: shown,

@@ -328,12 +328,6 @@ pub(crate) struct StagedFiles {
     adopted: HashSet<BlobId>,
 }
 
-/// One staged file of a push: its hash and its chunks.
-pub(crate) struct StagedInput<'s> {
-    /// What the push takes instead of reading the holes.
-    pub(crate) streamed: Streamed<'s>,
-}
-
 impl StagedFiles {
     /// The staged files of the folder `dir`, which must be in the staging
     /// session `session` of `registry`.
@@ -358,14 +352,16 @@ impl StagedFiles {
     }
 
     /// What `reg stage` recorded of the folder's file `rel` (of length
-    /// `len`), its kept chunks adopted as pending blobs of `store`; `None`
-    /// for a file it did not stage (the coordinator's `.metadata`).
+    /// `len`): its hash and chunks, which the push takes instead of
+    /// reading the holes, the kept chunks adopted as pending blobs of
+    /// `store`; `None` for a file it did not stage (the coordinator's
+    /// `.metadata`).
     pub(crate) fn take<'s>(
         &mut self,
         store: &'s BlobStore,
         rel: &str,
         len: u64,
-    ) -> Result<Option<StagedInput<'s>>, RegistryError> {
+    ) -> Result<Option<Streamed<'s>>, RegistryError> {
         let in_session = self.prefix.join(rel);
         let in_session = in_session.to_string_lossy();
         let record = staged_record(&self.session, &in_session);
@@ -405,8 +401,6 @@ impl StagedFiles {
                 },
             );
         }
-        Ok(Some(StagedInput {
-            streamed: Streamed { file_hash, pieces },
-        }))
+        Ok(Some(Streamed { file_hash, pieces }))
     }
 }

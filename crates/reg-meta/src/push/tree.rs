@@ -13,10 +13,10 @@
 //! executable bit), so a byte-identical tree adds no version.
 //! The commit is the same short transaction as a file's.
 
-use super::from_stream;
+use super::from_stream::Streamed;
 use super::payloads::{self, payloads_in, NewBlob, Source};
 use super::read::{hash_range, Hashing, Input};
-use super::staged::{StagedFiles, StagedInput};
+use super::staged::StagedFiles;
 use super::walk::walk;
 use super::{cut_file, tensor_entries, writer_pool, Commit, Committed, Cut, PushOptions, PushReport};
 use crate::error::RegistryError;
@@ -92,7 +92,7 @@ impl Registry {
         crate::test_hooks::after_walk(dir);
         let inputs: Vec<Input> = walked.iter().map(Input::open_listed).collect::<Result<_, _>>()?;
         // What `reg stage` streamed: hashes and chunks from its records.
-        let mut staged_inputs: Vec<Option<StagedInput<'_>>> = match &opts.staged {
+        let mut staged_inputs: Vec<Option<Streamed<'_>>> = match &opts.staged {
             Some(session) => {
                 let mut staged = StagedFiles::of(self, session, dir)?;
                 walked
@@ -132,7 +132,7 @@ impl Registry {
         for ((w, i), staged) in walked.iter().zip(&inputs).zip(&staged_inputs) {
             let len = i.bytes().len() as u64;
             if let Some(s) = staged {
-                hashes.push(FileHash(*s.streamed.file_hash.as_bytes()));
+                hashes.push(FileHash(*s.file_hash.as_bytes()));
                 progress.advance(len);
                 continue;
             }
@@ -188,31 +188,23 @@ impl Registry {
                 segments: f.segments.len(),
                 defer_compression: self.defers_compression(opts),
             };
-            match staged_inputs[i].as_mut() {
+            let read = match staged_inputs[i].as_mut() {
                 // The big chunks are blobs already; the rest is in the file.
-                Some(s) => {
-                    let mut file_ids = vec![None; f.segments.len()];
-                    let (rest, streamed) = from_stream::take_streamed(
-                        &self.store,
-                        &mut s.streamed,
-                        payloads,
-                        &mut file_ids,
-                        &walked[i].abs,
-                        &mut elsewhere,
-                    )?;
-                    let read = self.read_payloads(&src, &rest, &known_lens, &no_base, &pool, progress)?;
-                    for (slot, id) in file_ids.iter_mut().zip(read.ids) {
-                        *slot = slot.or(id);
-                    }
-                    ids.push(file_ids);
-                    new.extend(streamed.into_iter().chain(read.new).map(|n| (i, n)));
-                }
-                None => {
-                    let read = self.read_payloads(&src, &payloads, &known_lens, &no_base, &pool, progress)?;
-                    ids.push(read.ids);
-                    new.extend(read.new.into_iter().map(|n| (i, n)));
-                }
-            }
+                Some(s) => self.read_streamed_payloads(
+                    &src,
+                    s,
+                    payloads,
+                    &known_lens,
+                    &no_base,
+                    &pool,
+                    progress,
+                    &walked[i].abs,
+                    &mut elsewhere,
+                )?,
+                None => self.read_payloads(&src, &payloads, &known_lens, &no_base, &pool, progress)?,
+            };
+            ids.push(read.ids);
+            new.extend(read.new.into_iter().map(|n| (i, n)));
         }
         // A chunk stored by two files of the tree is one blob.
         let mut kept = HashSet::new();
