@@ -20,14 +20,14 @@ fn put(target: &str, name: &str, bytes: &[u8]) {
 
 fn main() {
     // A tiny Lightning-shaped checkpoint: 3 layers, 1 frozen, Adam state.
-    let spec = reg_ckpt::synth::RunSpec {
+    let spec = reg_write::synth::RunSpec {
         file_bytes: 2048,
         layers: 3,
         frozen: 1,
         seed: 1,
         label: 0,
     };
-    let ckpt = reg_ckpt::synth::write_epoch(Vec::new(), &spec, 1).unwrap();
+    let ckpt = reg_write::synth::write_epoch(Vec::new(), &spec, 1).unwrap();
     reg_ckpt::inspect(&ckpt).expect("the synthetic checkpoint reads back");
     put("torchzip", "synth_small.ckpt", &ckpt);
     put("inspect", "synth_small.ckpt", &ckpt);

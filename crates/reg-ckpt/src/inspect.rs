@@ -1,11 +1,11 @@
 //! One entry point: read a checkpoint file and say what is in it.
 
 use crate::meta::{self, CheckpointMeta, Readers};
-use crate::pickle::{self, NodeId, PickleGraph};
 use crate::safety::{self, GlobalVerdict};
 use crate::segment::{Format, Segment};
 use crate::tensors::{self, Role, TensorInfo};
 use crate::{legacy, safetensors, torchzip, DType};
+use reg_pickle::{NodeId, PickleGraph};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -50,7 +50,7 @@ pub enum InspectError {
     Legacy(#[from] legacy::LegacyError),
     /// data.pkl could not be read.
     #[error("data.pkl: {0}")]
-    Pickle(#[from] pickle::PickleError),
+    Pickle(#[from] reg_pickle::PickleError),
     /// A tensor record is malformed.
     #[error(transparent)]
     Tensor(#[from] tensors::TensorError),
@@ -120,7 +120,7 @@ fn inspect_zip(file: &[u8], check_payloads: bool) -> Result<Checkpoint, InspectE
             .map(|e| (e.data.clone(), e.crc32))
             .collect()
     };
-    let graph = pickle::parse(slice(file, &zip.pickle), &pickle::Limits::default())?;
+    let graph = reg_pickle::parse(slice(file, &zip.pickle), &reg_pickle::Limits::default())?;
     let records: BTreeMap<String, Range<u64>> = zip.storages.iter().cloned().collect();
     let (tensors, meta, globals) = understand(&graph, &records, file)?;
     Ok(Checkpoint {
@@ -250,7 +250,7 @@ fn understand(
 
 /// How a tensor node reads in JSON: its value when it has one element, else
 /// `<tensor DTYPE [SHAPE]>`; `None` for a node that is not a tensor.
-pub(crate) fn describe_tensor(
+pub fn describe_tensor(
     graph: &PickleGraph,
     id: NodeId,
     records: &BTreeMap<String, Range<u64>>,

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use crate::dtype::DType;
-use crate::pickle::{parse, Limits, Node, NodeId, PickleError, PickleGraph};
 use crate::segment::{cover, Segment};
+use reg_pickle::{parse, Limits, Node, NodeId, PickleError, PickleGraph};
 
 /// `torch.serialization.MAGIC_NUMBER`, little-endian, as `LONG1` carries it.
 const MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];

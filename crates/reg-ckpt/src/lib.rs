@@ -1,16 +1,18 @@
-//! Checkpoint formats for `reg`: what is in a file or a checkpoint
-//! directory, and where; and writers for the new files `reg` exports.
+//! Checkpoint file formats for `reg`: what is in one checkpoint file, and
+//! where.
 //!
-//! Readers take bytes (the caller memory-maps files) and never touch the
-//! file system. Above all nothing here imports or calls anything a pickle
-//! names: the pickle reader is a stack machine that records globals and
-//! calls as data, and files are never run. The only bytes this crate
-//! produces are new files ([`mod@write`]: weights-only torch zips and
-//! safetensors exports; [`synth`]: generated training runs for benchmarks
-//! and tests); it never stores anything or rewrites an input.
+//! This crate owns reading a single file: detecting its format by content
+//! (torch zip, legacy torch, safetensors), cutting it into skeleton and
+//! storage segments, listing its tensors, reading its training metadata out
+//! of the object tree, and judging the globals its pickle names. Readers
+//! take bytes (the caller memory-maps files) and never touch the file
+//! system. It never imports or calls anything a pickle names (the pickle
+//! machine is `reg-pickle`, which records globals and calls as data), never
+//! writes a file (`reg-write` does), never reads a directory as one
+//! checkpoint (`reg-tree` does, on top of this crate) and never stores
+//! anything (`reg-store`, `reg-meta`).
 //!
-//! [`inspect`] takes a whole file, detects its format by content (torch
-//! zip, torch legacy, safetensors) and returns a [`Checkpoint`]:
+//! [`inspect`] takes a whole file and returns a [`Checkpoint`]:
 //! - `segments`: the file cut into skeleton bytes and tensor-storage
 //!   payloads, covering every byte once, so the file can be rebuilt by
 //!   concatenation;
@@ -21,12 +23,7 @@
 //! - `globals`: every global the pickle names with a safety verdict
 //!   ([`safety::Verdict`]).
 //!
-//! [`tree::inspect_tree`] does the same for every file of a directory
-//! (torch DCP / FSDP shards, Lightning sharded checkpoints, Hugging Face
-//! model and Trainer folders, DeepSpeed checkpoints) and understands the
-//! tree as one checkpoint: its layout, its logical tensors (a sharded
-//! tensor is one entry with its global shape and its chunks) and its
-//! training metadata ([`tree::TreeCheckpoint`]).
+//! [`stream_in`] cuts the same formats as they arrive on a pipe.
 //!
 //! ```no_run
 //! let bytes = std::fs::read("epoch=3.ckpt").unwrap_or_default();
@@ -37,9 +34,9 @@
 //! ```
 //!
 //! Modules: `zip`, `torchzip`, `legacy`, `safetensors` read containers;
-//! `pickle` reads pickles; `tensors`, `meta` and `view` interpret the object
-//! tree; `safety` judges globals; `tree` reads directories; `write` and
-//! `synth` make new files.
+//! `tensors`, `meta` and `view` interpret the object tree; `safety` judges
+//! globals; `stream_in` cuts streams; `dtype`, `float`, `exact_json` and
+//! `interpolate` are the small vocabularies they share.
 #![deny(missing_docs)]
 
 pub mod dtype;
@@ -49,19 +46,16 @@ mod inspect;
 pub mod interpolate;
 pub mod legacy;
 pub mod meta;
-pub mod pickle;
+
 pub mod safetensors;
 pub mod safety;
 pub mod segment;
 pub mod stream_in;
-pub mod synth;
 pub mod tensors;
 pub mod torchzip;
-pub mod tree;
 pub mod view;
-pub mod write;
 pub mod zip;
 
 pub use dtype::DType;
-pub use inspect::{decode_scalar, inspect, inspect_deferred, Checkpoint, InspectError};
+pub use inspect::{decode_scalar, describe_tensor, inspect, inspect_deferred, Checkpoint, InspectError};
 pub use segment::{cover, Format, Segment, SegmentKind};

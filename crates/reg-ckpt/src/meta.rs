@@ -1,8 +1,8 @@
 //! What a checkpoint says about its training: epoch, step, hyperparameters,
 //! optimizer, scheduler and ModelCheckpoint state.
 
-use crate::pickle::{Node, NodeId, PickleGraph};
 use crate::view::{self, as_f64, as_int, as_str, get, key_string, mapping, seq};
+use reg_pickle::{Node, NodeId, PickleGraph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -445,7 +445,7 @@ fn note_pickle(name: &str, data: &[u8], storages: &mut Option<BTreeMap<String, u
     if !(name == "data.pkl" || name.ends_with("/data.pkl")) || storages.is_some() {
         return Ok(());
     }
-    let graph = crate::pickle::parse(data, &crate::pickle::Limits::default()).map_err(|e| e.to_string())?;
+    let graph = reg_pickle::parse(data, &reg_pickle::Limits::default()).map_err(|e| e.to_string())?;
     let declared = tensors::storages(&graph).map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
     for (key, s) in declared {

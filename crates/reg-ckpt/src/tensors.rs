@@ -15,8 +15,8 @@
 //! shared or cyclic structures cannot make it loop.
 
 use crate::dtype::DType;
-use crate::pickle::{Node, NodeId, PickleGraph};
 use crate::view::{self, as_bool, as_int, as_str, call_args, callable_name, global_name, key_string, mapping, seq};
+use reg_pickle::{Node, NodeId, PickleGraph};
 use std::collections::BTreeMap;
 
 /// Where a tensor's bytes serve in training.
@@ -612,7 +612,7 @@ mod tests {
     fn cycles_end_the_walk_instead_of_multiplying_paths() {
         // d = {}; d['me'] = d; d['l'] = [d, {'x': d}]
         let bytes = b"\x80\x02}q\x00(X\x02\x00\x00\x00meq\x01h\x00X\x01\x00\x00\x00lq\x02]q\x03(h\x00}q\x04X\x01\x00\x00\x00xq\x05h\x00seu.";
-        let graph = crate::pickle::parse(bytes, &crate::pickle::Limits::default()).expect("parse");
+        let graph = reg_pickle::parse(bytes, &reg_pickle::Limits::default()).expect("parse");
         let start = std::time::Instant::now();
         assert!(find_tensors(&graph).expect("walk").is_empty());
         assert!(start.elapsed() < std::time::Duration::from_secs(5));

@@ -7,7 +7,7 @@
 //! is bounded, so a deeply nested hostile pickle costs a placeholder, not a
 //! stack overflow.
 
-use crate::pickle::{Node, NodeId, PickleGraph};
+use reg_pickle::{Node, NodeId, PickleGraph};
 use serde_json::{Map, Value};
 
 /// Deepest nesting converted to JSON; deeper values become a placeholder.

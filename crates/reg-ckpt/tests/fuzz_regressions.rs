@@ -47,7 +47,7 @@ fn run(target: &str, bytes: &[u8]) -> String {
     match target {
         "pickle" => format!(
             "{:?}",
-            reg_ckpt::pickle::parse(bytes, &reg_ckpt::pickle::Limits::default()).map(|_| ())
+            reg_pickle::parse(bytes, &reg_pickle::Limits::default()).map(|_| ())
         ),
         "torchzip" => {
             let a = reg_ckpt::torchzip::read(bytes).map(|_| ());

@@ -56,7 +56,7 @@ pub enum RegistryError {
         /// The input directory.
         dir: PathBuf,
         /// Why (boxed: it is large).
-        source: Box<reg_ckpt::tree::TreeError>,
+        source: Box<reg_tree::TreeError>,
     },
     /// The pickle names globals that would run code when loaded.
     #[error("{file}: refused, its pickle would call {globals} when loaded")]

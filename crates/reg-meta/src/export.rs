@@ -1,6 +1,6 @@
 //! New files made from a version: weights-only torch checkpoints and
 //! safetensors exports. Unlike pull, these are written by reg's own writers
-//! (`reg_ckpt::write`), streaming tensor bytes out of the blob store.
+//! (`reg_write`), streaming tensor bytes out of the blob store.
 
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
@@ -9,9 +9,9 @@ use crate::output::OutputFile;
 use crate::registry::Registry;
 use crate::resolve::Resolved;
 use crate::select::ExportScope;
-use reg_ckpt::pickle::{self, PickleGraph};
-use reg_ckpt::write::{self, Emit, ExportTensor, TensorRef, WeightsOnly};
+use reg_pickle::PickleGraph;
 use reg_store::BlobId;
+use reg_write::{Emit, ExportTensor, TensorRef, WeightsOnly};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -44,11 +44,11 @@ pub struct ExportReport {
 }
 
 /// The part of a safetensors file a scope asks for.
-pub(crate) fn part_of(scope: ExportScope<'_>) -> write::SafetensorsPart {
+pub(crate) fn part_of(scope: ExportScope<'_>) -> reg_write::SafetensorsPart {
     if scope.header_only {
-        write::SafetensorsPart::Header
+        reg_write::SafetensorsPart::Header
     } else {
-        write::SafetensorsPart::Whole
+        reg_write::SafetensorsPart::Whole
     }
 }
 
@@ -82,7 +82,7 @@ impl Registry {
         let bytes = skeleton
             .get(start as usize..end as usize)
             .ok_or_else(|| export_err(label, "pickle outside the skeleton"))?;
-        pickle::parse(bytes, &pickle::Limits::default()).map_err(|e| export_err(label, e))
+        reg_pickle::parse(bytes, &reg_pickle::Limits::default()).map_err(|e| export_err(label, e))
     }
 
     /// Write a new file from version `v` in `format` to `out` (appearing
@@ -165,7 +165,7 @@ impl Registry {
             ExportFormat::WeightsOnly => {
                 let tree = match m.format {
                     VersionFormat::Safetensors => flat_tree(m),
-                    _ => write::weights_only(&self.object_graph(m, &label)?).map_err(|e| export_err(&label, e))?,
+                    _ => reg_write::weights_only(&self.object_graph(m, &label)?).map_err(|e| export_err(&label, e))?,
                 };
                 let mut fill = |key: &str, w: &mut dyn Write| -> std::io::Result<()> {
                     let id = blob_of(key)?;
@@ -199,7 +199,7 @@ impl Registry {
                         std::io::Error::other(msg)
                     })
                 };
-                let written = write::write_safetensors_part(w, &tensors, &metadata, &mut read, part_of(scope));
+                let written = reg_write::write_safetensors_part(w, &tensors, &metadata, &mut read, part_of(scope));
                 if let Some(e) = store_error.take() {
                     return Err(damaged(e));
                 }

@@ -24,8 +24,8 @@ use crate::logical::{assemble, tensors_of, LogicalTensor};
 use crate::manifest::Manifest;
 use crate::registry::Registry;
 use reg_ckpt::tensors::{contiguous_stride, Role};
-use reg_ckpt::tree::Layout;
-use reg_ckpt::write::{self, Emit, ExportTensor, MetaRef, TensorRef, WeightsOnly};
+use reg_tree::Layout;
+use reg_write::{Emit, ExportTensor, MetaRef, TensorRef, WeightsOnly};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -98,7 +98,7 @@ impl Registry {
                         meta: t.meta,
                     })
                     .collect();
-                write::write_safetensors_part(
+                reg_write::write_safetensors_part(
                     w,
                     &list,
                     &crate::export::safetensors_metadata(m),

@@ -7,14 +7,14 @@
 //!
 //! [`assemble`] gathers one tensor's elements in row-major order from its
 //! parts: each part's blob is read through its storage offset and strides
-//! (`reg_ckpt::tree::runs` plans the copies), gaps and overlaps having
+//! (`reg_tree::runs` plans the copies), gaps and overlaps having
 //! been refused when the version was pushed.
 
 use crate::manifest::Manifest;
 use reg_ckpt::tensors::Role;
-use reg_ckpt::tree::{runs, Chunk};
 use reg_ckpt::DType;
 use reg_store::{BlobId, BlobStore, StoreError};
+use reg_tree::{runs, Chunk};
 
 /// A tensor of a version, whole.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,9 +19,9 @@ use crate::ids::{FileHash, ModelName, SourceName, TreePath};
 use reg_ckpt::meta::CheckpointMeta;
 use reg_ckpt::safety::GlobalVerdict;
 use reg_ckpt::tensors::Role;
-use reg_ckpt::tree::{FileFormat, Layout};
 use reg_ckpt::{DType, Format};
 use reg_store::BlobId;
+use reg_tree::{FileFormat, Layout};
 use serde::{Deserialize, Serialize};
 
 /// Current manifest schema version.

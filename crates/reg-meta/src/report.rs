@@ -64,7 +64,7 @@ pub struct ShowView {
     pub kind: Option<&'static str>,
     /// What kind of checkpoint directory it is (`dcp`, `hf-trainer` ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub layout: Option<reg_ckpt::tree::Layout>,
+    pub layout: Option<reg_tree::Layout>,
     /// A directory version's files, sorted by path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<FileView>>,

@@ -395,16 +395,16 @@ mod tests {
             ..Config::at(dir.path().join("reg"))
         };
         let reg = Registry::open(config).expect("open");
-        let spec = reg_ckpt::synth::RunSpec {
+        let spec = reg_write::synth::RunSpec {
             layers: 1,
             frozen: 0,
-            ..reg_ckpt::synth::RunSpec::of_size(30 << 20)
+            ..reg_write::synth::RunSpec::of_size(30 << 20)
         };
         let mut files = Vec::new();
         for epoch in 0..2 {
             let path = dir.path().join(format!("epoch={epoch}.ckpt"));
             let f = std::fs::File::create(&path).expect("create");
-            reg_ckpt::synth::write_epoch(std::io::BufWriter::new(f), &spec, epoch).expect("write");
+            reg_write::synth::write_epoch(std::io::BufWriter::new(f), &spec, epoch).expect("write");
             let opts = PushOptions {
                 name: Some("big".into()),
                 ..PushOptions::default()

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use reg_ckpt::write::Emit;
 use reg_ckpt::DType;
 use reg_meta::diff::{Changed, Present};
 use reg_meta::{Diff, DiffOptions, Only};
+use reg_write::Emit;
 use serde_json::{json, Value};
 
 fn diff(s: &Scratch, a: &str, b: &str, opts: DiffOptions) -> Diff {

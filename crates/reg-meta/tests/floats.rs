@@ -11,9 +11,9 @@ mod common;
 use common::{named, Scratch};
 use proptest::prelude::*;
 use reg_ckpt::exact_json;
-use reg_ckpt::write::{write_checkpoint, Emit, StorageSource, TensorRef};
 use reg_ckpt::DType;
 use reg_meta::{DiffOptions, Only};
+use reg_write::{write_checkpoint, Emit, StorageSource, TensorRef};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -273,7 +273,7 @@ fn write(path: &Path, m: &Meta, epoch: i64) {
         s("hyper_parameters"),
         Emit::Dict(m.hparams.iter().map(|(k, v)| (s(k), emit_hp(v))).collect()),
     ));
-    let pickle = reg_ckpt::write::to_pickle(&Emit::Dict(root)).expect("pickle");
+    let pickle = reg_write::to_pickle(&Emit::Dict(root)).expect("pickle");
     let sources: Vec<StorageSource<'_>> = storages
         .iter()
         .map(|(key, bytes)| StorageSource {

@@ -230,7 +230,7 @@ fn keep_optimizer_last_leaves_weights_only_files() {
         .expect("top_keys")
         .iter()
         .filter_map(|k| k.as_str())
-        .filter(|k| reg_ckpt::write::weights_only::KEPT_KEYS.contains(k))
+        .filter(|k| reg_write::weights_only::KEPT_KEYS.contains(k))
         .collect();
     let ckpt = reg_ckpt::inspect(&pulled).expect("inspect");
     assert_eq!(ckpt.meta.top_keys, keys);

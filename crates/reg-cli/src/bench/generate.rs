@@ -3,7 +3,7 @@
 //! skeleton.
 
 use anyhow::{Context, Result};
-use reg_ckpt::synth::{self, RunSpec};
+use reg_write::synth::{self, RunSpec};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 

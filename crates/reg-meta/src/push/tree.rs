@@ -1,7 +1,7 @@
 //! `push` of a checkpoint directory: the whole tree is one version.
 //!
 //! Every file is listed ([`super::walk`]), memory-mapped and cut by its
-//! own format with `reg_ckpt::tree::inspect_tree` (torch zip, legacy,
+//! own format with `reg_tree::inspect_tree` (torch zip, legacy,
 //! safetensors, DCP data files by what `.metadata` locates; anything else
 //! whole). Each file's payloads are read, hashed and encoded exactly as a
 //! single file's are, so a tensor chunk is stored once whichever rank
@@ -29,9 +29,9 @@ use crate::progress::Progress;
 use crate::refs::check_tag;
 use crate::registry::Registry;
 use rayon::prelude::*;
-use reg_ckpt::tree::{inspect_tree, FileCheckpoint, TreeFile};
 use reg_ckpt::{Segment, SegmentKind};
 use reg_store::{BlobId, PutOutcome};
+use reg_tree::{inspect_tree, FileCheckpoint, TreeFile};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
@@ -360,7 +360,7 @@ impl Registry {
         walked: &[super::walk::WalkedFile],
         inputs: &[Input],
         hashes: &[FileHash],
-        tree: &reg_ckpt::tree::TreeCheckpoint,
+        tree: &reg_tree::TreeCheckpoint,
     ) -> Result<Manifest, RegistryError> {
         let mut entries = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {

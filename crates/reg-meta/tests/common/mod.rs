@@ -1,15 +1,15 @@
 //! What the library-level tests share: a scratch registry, the fixtures of
 //! `tests/fixtures/` (see its README.md), small checkpoints written with
-//! `reg_ckpt::write` for shapes the fixtures lack, and looks at blob
+//! `reg_write` for shapes the fixtures lack, and looks at blob
 //! headers through the store's own API.
 //!
 //! Each test binary uses part of this module.
 #![allow(dead_code)]
 
-use reg_ckpt::write::{write_checkpoint, Emit, StorageSource, TensorRef};
 use reg_ckpt::DType;
 use reg_meta::{Config, Manifest, PushOptions, PushReport, Registry, Resolved, VersionRef};
 use reg_store::BlobId;
+use reg_write::{write_checkpoint, Emit, StorageSource, TensorRef};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -264,7 +264,7 @@ pub fn write_ckpt(path: &Path, epoch: i64, step: i64, tensors: &[Tensor], extra:
         (Emit::Str("state_dict".into()), Emit::OrderedDict(state_dict)),
     ];
     root.extend(extra);
-    let pickle = reg_ckpt::write::to_pickle(&Emit::Dict(root)).expect("pickle");
+    let pickle = reg_write::to_pickle(&Emit::Dict(root)).expect("pickle");
     let sources: Vec<StorageSource<'_>> = tensors
         .iter()
         .enumerate()

@@ -2,7 +2,7 @@
 //! file (its path in the tree) it is about.
 
 use super::chunks::TilingError;
-use crate::InspectError;
+use reg_ckpt::InspectError;
 
 /// Returned by [`inspect_tree`](super::inspect_tree).
 #[derive(Debug, thiserror::Error)]

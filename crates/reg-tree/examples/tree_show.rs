@@ -1,9 +1,9 @@
-//! Print what `reg_ckpt::tree::inspect_tree` reads from a directory:
+//! Print what `reg_tree::inspect_tree` reads from a directory:
 //! `cargo run -p reg-ckpt --example tree_show -- DIR`.
 
 use std::path::Path;
 
-use reg_ckpt::tree::{inspect_tree, TreeFile};
+use reg_tree::{inspect_tree, TreeFile};
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {

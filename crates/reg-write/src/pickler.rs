@@ -10,7 +10,7 @@ use super::WriteError;
 pub fn to_pickle(root: &Emit) -> Result<Vec<u8>, WriteError> {
     pickle(root)
 }
-use crate::dtype::DType;
+use reg_ckpt::dtype::DType;
 
 const MARK: u8 = b'(';
 const EMPTY_TUPLE: u8 = b')';
@@ -359,9 +359,9 @@ pub(crate) fn minimal_twos_complement(v: i128) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pickle::{parse, Limits, Node};
+    use reg_pickle::{parse, Limits, Node};
 
-    fn round(v: &Emit) -> crate::pickle::PickleGraph {
+    fn round(v: &Emit) -> reg_pickle::PickleGraph {
         parse(&pickle(v).unwrap(), &Limits::default()).unwrap()
     }
 

@@ -23,7 +23,7 @@
 //! allows `_codecs.encode` and `complex`); anything else (OmegaConf
 //! configs, numpy scalars, paths, enums, unknown objects) becomes its plain
 //! JSON form from
-//! [`crate::view::to_json`], unknown objects as `{"__class__": ...}` dicts
+//! [`reg_ckpt::view::to_json`], unknown objects as `{"__class__": ...}` dicts
 //! and tensors inside them as description strings. Dict keys keep ints as
 //! ints and strings as strings; other keys become their `str()`.
 //!
@@ -42,10 +42,10 @@ use super::pickler::minimal_twos_complement;
 use super::pickler::to_pickle;
 use super::torchzip::{write_records, StorageSource, TorchZipWriter};
 use super::WriteError;
-use crate::dtype::DType;
-use crate::pickle::{Node, NodeId, PickleGraph};
-use crate::tensors::{self, StorageRef, TensorInfo};
-use crate::view::{self, as_str, global_name, key_string, mapping};
+use reg_ckpt::dtype::DType;
+use reg_ckpt::tensors::{self, StorageRef, TensorInfo};
+use reg_ckpt::view::{self, as_str, global_name, key_string, mapping};
+use reg_pickle::{Node, NodeId, PickleGraph};
 
 /// Top-level keys of a Lightning checkpoint that a weights-only save keeps.
 pub const KEPT_KEYS: &[&str] = &[
@@ -429,7 +429,7 @@ impl Converter<'_> {
         let Node::Object { state: Some(state), .. } = self.graph.node(id) else {
             return Ok(None);
         };
-        let Some(meta) = crate::view::get(self.graph, *state, "_metadata") else {
+        let Some(meta) = reg_ckpt::view::get(self.graph, *state, "_metadata") else {
             return Ok(None);
         };
         let shape = self.shape(meta, format!("{path}/_metadata"))?;
@@ -477,7 +477,7 @@ impl Converter<'_> {
         };
         let mut value = view::to_json(g, id, &describe);
         if omegaconf {
-            value = crate::interpolate::resolve_interpolations(value);
+            value = reg_ckpt::interpolate::resolve_interpolations(value);
         }
         self.json_to_emit(&value, 0)
     }
@@ -514,8 +514,8 @@ impl Converter<'_> {
                     .collect::<Result<_, _>>()?,
             ),
             // A float tag is a float; an escaped object is its inner one.
-            Value::Object(_) => match crate::exact_json::as_object(v) {
-                None => Emit::Float(crate::exact_json::as_f64(v).unwrap_or(f64::NAN)),
+            Value::Object(_) => match reg_ckpt::exact_json::as_object(v) {
+                None => Emit::Float(reg_ckpt::exact_json::as_f64(v).unwrap_or(f64::NAN)),
                 Some(map) => Emit::Dict(
                     map.iter()
                         .map(|(k, v)| Ok((Emit::Str(k.clone()), self.json_to_emit(v, depth + 1)?)))

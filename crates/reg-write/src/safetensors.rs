@@ -17,8 +17,8 @@ use std::io::Write;
 use serde_json::{Map, Value};
 
 use super::WriteError;
-use crate::dtype::DType;
-use crate::tensors::TensorInfo;
+use reg_ckpt::dtype::DType;
+use reg_ckpt::tensors::TensorInfo;
 
 /// A tensor to export: a named view of a storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -329,7 +329,7 @@ mod tests {
         .unwrap();
         assert_eq!(reads, 1, "consecutive tensors on one storage share a read");
         assert_eq!(u64::from_le_bytes(f[..8].try_into().unwrap()) % 8, 0);
-        let st = crate::safetensors::read(&f).unwrap();
+        let st = reg_ckpt::safetensors::read(&f).unwrap();
         let get = |n: &str| {
             let x = st.tensors.iter().find(|x| x.name == n).unwrap();
             f[x.data.start as usize..x.data.end as usize].to_vec()

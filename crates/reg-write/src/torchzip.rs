@@ -370,7 +370,7 @@ pub(crate) fn write_records<'a, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zip::read_entries;
+    use reg_ckpt::zip::read_entries;
 
     #[test]
     fn layout_matches_torch() {
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(&f[h2 + 34 + 14..h2 + 42 + 14], &entries[2].header_offset.to_le_bytes());
         // The end record saturates the directory offset (>= threshold).
         assert_eq!(&f[f.len() - 6..f.len() - 2], &u32::MAX.to_le_bytes());
-        assert!(crate::torchzip::read(&f).is_ok());
+        assert!(reg_ckpt::torchzip::read(&f).is_ok());
     }
 
     #[test]

@@ -23,8 +23,8 @@
 //! finds the checkpoint and reads its training metadata.
 
 use super::files::TorchObject;
-use crate::meta::{self, CheckpointMeta, SchedulerSummary};
-use crate::view;
+use reg_ckpt::meta::{self, CheckpointMeta, SchedulerSummary};
+use reg_ckpt::view;
 
 /// Does this torch file's top-level dict look like a DeepSpeed model states
 /// file?

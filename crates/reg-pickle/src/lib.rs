@@ -4,6 +4,20 @@
 //! memo and produces a [`PickleGraph`]: globals stay strings, calls stay
 //! records. It never recurses on input depth and every allocation is bounded
 //! by [`Limits`] or by the input length.
+//!
+//! This crate owns the pickle machine and nothing else: it knows nothing of
+//! torch, tensors or checkpoints (`reg-ckpt` reads those out of the graph),
+//! never imports or calls a global it names, never touches the file system,
+//! and never writes a pickle (`reg-write` does, for the files reg exports).
+//!
+//! ```
+//! use reg_pickle::{parse, Limits, Node};
+//! // pickle.dumps({"epoch": 3}, protocol=2)
+//! let bytes = b"\x80\x02}q\x00X\x05\x00\x00\x00epochq\x01K\x03s.";
+//! let graph = parse(bytes, &Limits::default()).expect("a valid pickle");
+//! assert!(matches!(graph.root_node(), Node::Dict(_)));
+//! ```
+#![deny(missing_docs)]
 
 mod error;
 mod graph;

@@ -24,7 +24,7 @@
 //! requires_grad)`, as torch's `Tensor.__reduce_ex__` writes it: no storage.
 
 use super::WriteError;
-use crate::dtype::DType;
+use reg_ckpt::dtype::DType;
 
 /// A value to pickle.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,10 +8,10 @@ use std::ops::Range;
 use serde_json::Value;
 
 use super::{FileCheckpoint, FileFormat, TreeError};
-use crate::inspect::describe_tensor;
-use crate::pickle::{self, NodeId, PickleGraph};
-use crate::segment::{Segment, SegmentKind};
-use crate::{inspect_deferred, legacy, safetensors, torchzip, view, Checkpoint, InspectError};
+use reg_ckpt::describe_tensor;
+use reg_ckpt::segment::{Segment, SegmentKind};
+use reg_ckpt::{inspect_deferred, legacy, safetensors, torchzip, view, Checkpoint, InspectError};
+use reg_pickle::{NodeId, PickleGraph};
 
 /// A file read by its own format: what the tree records, and the single-file
 /// [`Checkpoint`] when it is one.
@@ -68,7 +68,7 @@ impl FileCheckpoint {
             path: path.to_owned(),
             size,
             format: FileFormat::Other,
-            segments: crate::cover(size, Vec::new()),
+            segments: reg_ckpt::cover(size, Vec::new()),
             tensors: Vec::new(),
             deferred_crcs: Vec::new(),
             pickle: None,
@@ -101,12 +101,12 @@ pub(super) struct TorchObject<'f> {
 impl<'f> TorchObject<'f> {
     /// The object of a torch file `bytes` that `ckpt` describes; `None` for
     /// safetensors (no pickle).
-    pub fn open(bytes: &'f [u8], ckpt: &Checkpoint) -> Result<Option<Self>, pickle::PickleError> {
+    pub fn open(bytes: &'f [u8], ckpt: &Checkpoint) -> Result<Option<Self>, reg_pickle::PickleError> {
         let Some(range) = &ckpt.pickle else {
             return Ok(None);
         };
         let pickle_bytes = slice(bytes, range);
-        let graph = pickle::parse(pickle_bytes, &pickle::Limits::default())?;
+        let graph = reg_pickle::parse(pickle_bytes, &reg_pickle::Limits::default())?;
         Ok(Some(TorchObject {
             graph,
             records: payload_ranges(&ckpt.segments),

@@ -24,9 +24,9 @@ use serde_json::Value;
 use super::dcp_metadata::{DcpMetadata, StorageItem};
 use super::files::{payload_ranges, slice, TorchObject};
 use super::{paths, Chunk, FileCheckpoint, FileFormat, TreeError};
-use crate::segment::cover;
-use crate::tensors::TensorInfo;
-use crate::{decode_scalar, inspect_deferred, safetensors, torchzip, Checkpoint};
+use reg_ckpt::segment::cover;
+use reg_ckpt::tensors::TensorInfo;
+use reg_ckpt::{decode_scalar, inspect_deferred, safetensors, torchzip, Checkpoint};
 
 /// One file of the tree: its path and bytes.
 pub(super) type Source<'a> = (&'a str, &'a [u8]);
@@ -244,7 +244,7 @@ fn cut_safetensors(
                 t.dtype, t.shape, entry.dtype
             )));
         }
-        let stride = crate::tensors::contiguous_stride(&t.shape);
+        let stride = reg_ckpt::tensors::contiguous_stride(&t.shape);
         file.tensors.push(TensorInfo {
             path: item.fqn.clone(),
             dtype: t.dtype,
@@ -254,7 +254,7 @@ fn cut_safetensors(
             storage_key: t.name.clone(),
             requires_grad: false,
             parameter: false,
-            role: crate::tensors::Role::Other,
+            role: reg_ckpt::tensors::Role::Other,
             meta: false,
         });
         out.chunks.entry(item.fqn.clone()).or_default().push(Chunk {

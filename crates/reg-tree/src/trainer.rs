@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::files::TorchObject;
 use super::TreeError;
-use crate::exact_json::{as_f64, opt_f64_exact};
-use crate::meta::{self, CheckpointMeta, ModelCheckpointState, SchedulerSummary, Score};
+use reg_ckpt::exact_json::{as_f64, opt_f64_exact};
+use reg_ckpt::meta::{self, CheckpointMeta, ModelCheckpointState, SchedulerSummary, Score};
 
 /// What `trainer_state.json` (and `training_args.bin`) record.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub(super) fn read(
     state_json: &[u8],
     files: &TrainerFiles,
 ) -> Result<(TrainerState, CheckpointMeta), TreeError> {
-    let json: Value = crate::exact_json::parse(state_json).map_err(|e| TreeError::Json {
+    let json: Value = reg_ckpt::exact_json::parse(state_json).map_err(|e| TreeError::Json {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;

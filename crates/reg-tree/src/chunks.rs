@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tensors::contiguous_stride;
+use reg_ckpt::tensors::contiguous_stride;
 
 /// One saved piece of a logical tensor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ impl Chunk {
 
     /// True when the chunk's elements are laid out row-major in its storage.
     pub fn is_contiguous(&self) -> bool {
-        crate::tensors::is_contiguous(&self.sizes, &self.stride)
+        reg_ckpt::tensors::is_contiguous(&self.sizes, &self.stride)
     }
 }
 

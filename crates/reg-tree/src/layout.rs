@@ -160,7 +160,7 @@ fn unit_at(tree: &Tree, dir: &str, model_states: &BTreeSet<&str>) -> Option<Unit
         })
     };
     if let Some(state) = file_in(tree, dir, "trainer_state.json") {
-        let json: Option<serde_json::Value> = crate::exact_json::parse(tree.bytes[state]).ok();
+        let json: Option<serde_json::Value> = reg_ckpt::exact_json::parse(tree.bytes[state]).ok();
         let is_state = json
             .as_ref()
             .and_then(|v| v.as_object())

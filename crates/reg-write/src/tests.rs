@@ -7,9 +7,9 @@ use std::ops::Range;
 
 use super::torchzip::write_records;
 use super::*;
-use crate::pickle::{parse, Limits, PickleGraph};
-use crate::safety::Verdict;
-use crate::tensors::TensorInfo;
+use reg_ckpt::safety::Verdict;
+use reg_ckpt::tensors::TensorInfo;
+use reg_pickle::{parse, Limits, PickleGraph};
 
 fn fixture(rel: &str) -> Vec<u8> {
     let path = format!("{}/../../tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
@@ -22,7 +22,7 @@ fn slice<'a>(file: &'a [u8], r: &Range<u64>) -> &'a [u8] {
 
 /// Storage key -> bytes of a torch zip.
 fn storage_bytes(file: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let zip = crate::torchzip::read(file).unwrap();
+    let zip = reg_ckpt::torchzip::read(file).unwrap();
     zip.storages
         .iter()
         .map(|(k, r)| (k.clone(), slice(file, r).to_vec()))
@@ -30,7 +30,7 @@ fn storage_bytes(file: &[u8]) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn graph_of(file: &[u8]) -> PickleGraph {
-    let zip = crate::torchzip::read(file).unwrap();
+    let zip = reg_ckpt::torchzip::read(file).unwrap();
     parse(slice(file, &zip.pickle), &Limits::default()).unwrap()
 }
 
@@ -94,7 +94,7 @@ fn built_tree_round_trips() {
     let pickle = to_pickle(&tree).unwrap();
     let file = write_checkpoint(Vec::new(), "archive", &pickle, sources(&storages, &["0", "1"])).unwrap();
 
-    let ckpt = crate::inspect(&file).unwrap();
+    let ckpt = reg_ckpt::inspect(&file).unwrap();
     for g in &ckpt.globals {
         assert_eq!(g.verdict, Verdict::Safe, "{}", g.global);
     }
@@ -122,7 +122,7 @@ fn built_tree_round_trips() {
     assert_eq!(ckpt.meta.epoch, Some(3));
     assert_eq!(storage_bytes(&file), storages);
 
-    let zip = crate::torchzip::read(&file).unwrap();
+    let zip = reg_ckpt::torchzip::read(&file).unwrap();
     let names: Vec<&str> = zip.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
@@ -138,11 +138,11 @@ fn built_tree_round_trips() {
         ]
     );
     let graph = graph_of(&file);
-    let json = crate::view::to_json(&graph, graph.root.unwrap(), &|_| None);
+    let json = reg_ckpt::view::to_json(&graph, graph.root.unwrap(), &|_| None);
     assert_eq!(json["-70000"][1]["deep"], serde_json::json!([]));
     // Stored exactly as a float tag; shown as the string users read.
-    assert_eq!(crate::exact_json::as_f64(&json["inf"]), Some(f64::INFINITY));
-    assert_eq!(crate::exact_json::present(&json["inf"]), "inf");
+    assert_eq!(reg_ckpt::exact_json::as_f64(&json["inf"]), Some(f64::INFINITY));
+    assert_eq!(reg_ckpt::exact_json::present(&json["inf"]), "inf");
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn new_dtypes_use_rebuild_tensor_v3() {
     ]);
     let pickle = to_pickle(&tree).unwrap();
     let file = write_checkpoint(Vec::new(), "a", &pickle, sources(&storages, &["u"])).unwrap();
-    let ckpt = crate::inspect(&file).unwrap();
+    let ckpt = reg_ckpt::inspect(&file).unwrap();
     assert_eq!(ckpt.tensors.len(), 2);
     assert!(ckpt.tensors.iter().all(|t| t.dtype == DType::Uint16));
     let globals: Vec<&str> = ckpt.globals.iter().map(|g| g.global.as_str()).collect();
@@ -167,7 +167,7 @@ fn new_dtypes_use_rebuild_tensor_v3() {
             "torch.uint16"
         ]
     );
-    let storage = crate::tensors::storages(&graph_of(&file)).unwrap();
+    let storage = reg_ckpt::tensors::storages(&graph_of(&file)).unwrap();
     assert_eq!((storage["u"].dtype, storage["u"].numel), (DType::Uint8, 6));
 }
 
@@ -179,7 +179,7 @@ fn zip64_checkpoint_is_readable() {
     let mut zip = TorchZipWriter::with_zip64_limit(Vec::new(), "archive", 1000);
     write_records(&mut zip, &pickle, sources(&storages, &["0"])).unwrap();
     let file = zip.finish().unwrap();
-    let ckpt = crate::inspect(&file).unwrap();
+    let ckpt = reg_ckpt::inspect(&file).unwrap();
     assert_eq!(ckpt.tensors.len(), 1);
     assert_eq!(storage_bytes(&file), storages);
     if let Ok(dir) = std::env::var("REG_WRITE_TEST_OUT") {
@@ -201,19 +201,19 @@ fn essence(t: &TensorInfo) -> (String, DType, Vec<u64>, Vec<u64>, u64, String) {
 
 /// Transform a fixture, write it with storages streamed from the original,
 /// and check the result against the original.
-fn weights_only_fixture(rel: &str, prefix: &str) -> (crate::Checkpoint, crate::Checkpoint, Vec<u8>) {
+fn weights_only_fixture(rel: &str, prefix: &str) -> (reg_ckpt::Checkpoint, reg_ckpt::Checkpoint, Vec<u8>) {
     let original = fixture(rel);
-    let before = crate::inspect(&original).unwrap();
+    let before = reg_ckpt::inspect(&original).unwrap();
     let graph = graph_of(&original);
     let wo = weights_only(&graph).unwrap();
-    let zip = crate::torchzip::read(&original).unwrap();
+    let zip = reg_ckpt::torchzip::read(&original).unwrap();
     let records: BTreeMap<String, Range<u64>> = zip.storages.iter().cloned().collect();
     let file = wo
         .write_torch(Vec::new(), prefix, &mut |key, w| {
             w.write_all(slice(&original, &records[key]))
         })
         .unwrap();
-    let after = crate::inspect(&file).unwrap();
+    let after = reg_ckpt::inspect(&file).unwrap();
     for g in &after.globals {
         assert_eq!(g.verdict, Verdict::Safe, "{rel}: {}", g.global);
     }
@@ -271,8 +271,8 @@ fn lightning_checkpoint_keeps_weights_and_hparams() {
     let g_before = graph_of(&fixture("lightning/mlp/epoch=02.ckpt"));
     let g_after = graph_of(&file);
     let loops = |g: &PickleGraph| {
-        let l = crate::view::get(g, g.root.unwrap(), "loops").unwrap();
-        crate::view::to_json(g, l, &|_| None)
+        let l = reg_ckpt::view::get(g, g.root.unwrap(), "loops").unwrap();
+        reg_ckpt::view::to_json(g, l, &|_| None)
     };
     assert_eq!(loops(&g_after), loops(&g_before));
     if let Ok(dir) = std::env::var("REG_WRITE_TEST_OUT") {
@@ -290,7 +290,7 @@ fn plain_checkpoints_are_kept_whole() {
             "{rel}"
         );
         assert!(after.tensors.iter().all(|t| !t.parameter));
-        let json = |g: &PickleGraph| crate::view::to_json(g, g.root.unwrap(), &|id| describe(g, id));
+        let json = |g: &PickleGraph| reg_ckpt::view::to_json(g, g.root.unwrap(), &|id| describe(g, id));
         let (g_before, g_after) = (graph_of(&fixture(rel)), graph_of(&file));
         assert_eq!(json(&g_after), json(&g_before), "{rel}");
         if let Ok(dir) = std::env::var("REG_WRITE_TEST_OUT") {
@@ -300,8 +300,8 @@ fn plain_checkpoints_are_kept_whole() {
 }
 
 /// A tensor node as a JSON string of what weights-only must keep.
-fn describe(g: &PickleGraph, id: crate::pickle::NodeId) -> Option<serde_json::Value> {
-    let t = crate::tensors::tensor_at(g, id, "").ok().flatten()?;
+fn describe(g: &PickleGraph, id: reg_pickle::NodeId) -> Option<serde_json::Value> {
+    let t = reg_ckpt::tensors::tensor_at(g, id, "").ok().flatten()?;
     let text = format!(
         "{} {:?} {:?} {} {}",
         t.dtype, t.shape, t.stride, t.storage_offset, t.storage_key
@@ -328,7 +328,7 @@ fn naive_gather(t: &ExportTensor, storage: &[u8]) -> Vec<u8> {
 #[test]
 fn safetensors_of_zoo() {
     let file = fixture("torch/zoo.pt");
-    let ckpt = crate::inspect(&file).unwrap();
+    let ckpt = reg_ckpt::inspect(&file).unwrap();
     let storages = storage_bytes(&file);
     let tensors: Vec<ExportTensor> = ckpt
         .tensors
@@ -344,7 +344,7 @@ fn safetensors_of_zoo() {
         Ok(storages[k].clone())
     })
     .unwrap();
-    let st = crate::safetensors::read(&out).unwrap();
+    let st = reg_ckpt::safetensors::read(&out).unwrap();
     assert_eq!(st.metadata, Some(metadata));
     assert_eq!(st.tensors.len(), tensors.len());
     for t in &tensors {
@@ -360,7 +360,7 @@ fn safetensors_of_zoo() {
     // complex64 is a safetensors dtype (C64) too: the whole zoo exports.
     let all: Vec<ExportTensor> = ckpt.tensors.iter().map(ExportTensor::from).collect();
     let whole = write_safetensors(Vec::new(), &all, &BTreeMap::new(), &mut |k| Ok(storages[k].clone())).unwrap();
-    let back = crate::safetensors::read(&whole).unwrap();
+    let back = reg_ckpt::safetensors::read(&whole).unwrap();
     assert!(back
         .tensors
         .iter()
@@ -391,7 +391,7 @@ fn crc_half_of_the_serialization_id_is_torchs() {
     // CRC-32s; fold the same CRCs the same way.
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/torch/zoo.pt");
     let f = std::fs::read(path).unwrap();
-    let entries = crate::zip::read_entries(&f).unwrap();
+    let entries = reg_ckpt::zip::read_entries(&f).unwrap();
     let (id_entry, records) = entries.split_last().unwrap();
     let id = &f[id_entry.data.start as usize..id_entry.data.end as usize];
     let mut combined = 0u64;

@@ -14,10 +14,10 @@ use super::{
     dcp_metadata, deepspeed, lightning_sharded, paths, trainer, FileCheckpoint, LogicalTensor, TrainerState, TreeError,
     TreeFile,
 };
-use crate::meta::CheckpointMeta;
-use crate::safety::GlobalVerdict;
-use crate::tensors::{Role, TensorInfo};
-use crate::InspectError;
+use reg_ckpt::meta::CheckpointMeta;
+use reg_ckpt::safety::GlobalVerdict;
+use reg_ckpt::tensors::{Role, TensorInfo};
+use reg_ckpt::InspectError;
 
 /// A tree being read: its files and what each step found.
 pub(super) struct Reading<'a> {
@@ -122,7 +122,7 @@ impl<'a> Reading<'a> {
                 self.reads.push(Some(files::whole(path, bytes)));
             } else {
                 if paths::file_name(path) == "trainer_state.json" {
-                    if let Err(e) = crate::exact_json::parse(bytes) {
+                    if let Err(e) = reg_ckpt::exact_json::parse(bytes) {
                         return Err(TreeError::Json {
                             path: (*path).to_owned(),
                             reason: e.to_string(),

@@ -6,7 +6,7 @@
 //! `torch.save` of the rest of the checkpoint dict (epoch, global_step,
 //! hyper_parameters, callbacks, loops, lr_schedulers, versions).
 
-use crate::meta::{CheckpointMeta, OptimizerSummary};
+use reg_ckpt::meta::{CheckpointMeta, OptimizerSummary};
 
 /// The version's metadata: `meta.pt`'s, with the optimizers the DCP holds
 /// (`optimizer_0`, `optimizer_1` ... in that order), since `meta.pt` no

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::files::Read;
 use super::{paths, LogicalTensor, TreeError};
-use crate::segment::Format;
-use crate::tensors::Role;
+use reg_ckpt::segment::Format;
+use reg_ckpt::tensors::Role;
 
 /// The weights of the HF model folders of a tree.
 #[derive(Default)]
@@ -143,7 +143,7 @@ fn weight_map(path: &str, bytes: &[u8]) -> Result<BTreeMap<String, Vec<String>>,
         path: path.to_owned(),
         reason,
     };
-    let json: Value = crate::exact_json::parse(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let json: Value = reg_ckpt::exact_json::parse(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(Value::as_object)
@@ -160,5 +160,5 @@ fn weight_map(path: &str, bytes: &[u8]) -> Result<BTreeMap<String, Vec<String>>,
 
 /// `config.json` of a folder, when it is a JSON object.
 pub(super) fn config(bytes: &[u8]) -> Option<Value> {
-    crate::exact_json::parse(bytes).ok().filter(Value::is_object)
+    reg_ckpt::exact_json::parse(bytes).ok().filter(Value::is_object)
 }

@@ -18,10 +18,16 @@
 //! - `globals`: every global any pickle of the tree names, with a verdict.
 //!
 //! No pickle is ever run: `.metadata`, `meta.pt`, `training_args.bin` and
-//! every torch file are read with the pickle machine.
+//! every torch file are read with the pickle machine (`reg-pickle`).
+//!
+//! This crate owns the directory layouts (one module each: [`layout`]
+//! detects them; `dcp`, `hf`, `trainer`, `deepspeed`, `lightning_sharded`
+//! read them) and how sharded tensors tile ([`Chunk`], [`runs`]). Each
+//! file is cut by `reg-ckpt`; this crate never reads a file system, never
+//! stores anything and never writes a file.
 //!
 //! ```no_run
-//! use reg_ckpt::tree::{inspect_tree, TreeFile};
+//! use reg_tree::{inspect_tree, TreeFile};
 //! let metadata = std::fs::read("ckpt/.metadata").unwrap_or_default();
 //! let rank0 = std::fs::read("ckpt/__0_0.distcp").unwrap_or_default();
 //! let files = [
@@ -33,6 +39,7 @@
 //!     Err(e) => eprintln!("{e}"),
 //! }
 //! ```
+#![deny(missing_docs)]
 
 mod chunks;
 mod dcp;
@@ -59,11 +66,11 @@ pub use error::TreeError;
 pub use layout::Layout;
 pub use trainer::TrainerState;
 
-use crate::meta::CheckpointMeta;
-use crate::safety::GlobalVerdict;
-use crate::segment::{Format, Segment};
-use crate::tensors::{Role, TensorInfo};
-use crate::DType;
+use reg_ckpt::meta::CheckpointMeta;
+use reg_ckpt::safety::GlobalVerdict;
+use reg_ckpt::segment::{Format, Segment};
+use reg_ckpt::tensors::{Role, TensorInfo};
+use reg_ckpt::DType;
 
 /// One file of a checkpoint directory: its path relative to the directory
 /// root, `/`-separated, and its bytes.
@@ -166,7 +173,7 @@ pub struct FileCheckpoint {
     /// How it is read.
     pub format: FileFormat,
     /// Skeleton and payload segments covering the file exactly, in file
-    /// order (see [`crate::cover`]); payload storage keys are unique within
+    /// order (see [`reg_ckpt::cover`]); payload storage keys are unique within
     /// the file (`<item offset>/<key>` for DCP items).
     pub segments: Vec<Segment>,
     /// The file's tensors as `reg show` names tensors of a single file (for
@@ -174,7 +181,7 @@ pub struct FileCheckpoint {
     /// bytes item as `fqn/PATH`).
     pub tensors: Vec<TensorInfo>,
     /// Payload CRC-32s left for the caller to check as it reads the
-    /// payloads (see [`crate::inspect_deferred`]).
+    /// payloads (see [`reg_ckpt::inspect_deferred`]).
     pub deferred_crcs: Vec<(Range<u64>, u32)>,
     /// Where the object pickle lies (torch files), inside skeleton bytes.
     pub pickle: Option<Range<u64>>,
@@ -246,7 +253,7 @@ impl LogicalTensor {
 }
 
 /// Read every file of a directory checkpoint (payload CRCs deferred as in
-/// [`crate::inspect_deferred`]): cut each file, find the layout, and list
+/// [`reg_ckpt::inspect_deferred`]): cut each file, find the layout, and list
 /// the logical tensors and training metadata.
 pub fn inspect_tree(files: &[TreeFile<'_>]) -> Result<TreeCheckpoint, TreeError> {
     if files.is_empty() {

@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use super::dcp_data::{self, DcpData, Source};
 use super::dcp_metadata::{DcpMetadata, PathKey};
 use super::{paths, LogicalTensor, TreeError};
-use crate::meta::{optimizer_kind, CheckpointMeta, OptimizerSummary};
-use crate::tensors::Role;
+use reg_ckpt::meta::{optimizer_kind, CheckpointMeta, OptimizerSummary};
+use reg_ckpt::tensors::Role;
 
 /// A DCP checkpoint read whole.
 pub(super) struct Dcp {
@@ -229,7 +229,7 @@ impl Dcp {
                 .scalars
                 .get(fqn)
                 .copied()
-                .or_else(|| self.data.values.get(fqn).and_then(crate::exact_json::as_f64))?;
+                .or_else(|| self.data.values.get(fqn).and_then(reg_ckpt::exact_json::as_f64))?;
             (v.is_finite() && v.fract() == 0.0).then_some(v as i64)
         })
     }

@@ -7,8 +7,8 @@
 //! fully. Values come from a counter-based generator, so any element of any
 //! epoch can be produced independently and files are written in a stream.
 
-use crate::dtype::DType;
-use crate::write::{write_checkpoint, Emit, StorageSource, TensorRef, WriteError};
+use crate::{write_checkpoint, Emit, StorageSource, TensorRef, WriteError};
+use reg_ckpt::dtype::DType;
 use std::io::Write;
 
 /// Shape of a synthetic run.
@@ -199,7 +199,7 @@ pub fn write_epoch<W: Write>(out: W, spec: &RunSpec, epoch: u32) -> Result<W, Wr
             ]),
         ),
     ]);
-    let pickle = crate::write::to_pickle(&root)?;
+    let pickle = crate::to_pickle(&root)?;
     let numel = spec.shape()[0] * spec.shape()[1];
     let mut sources: Vec<StorageSource<'_>> = Vec::new();
     let mut all: Vec<(usize, Option<(usize, Kind)>)> =
@@ -232,15 +232,15 @@ mod tests {
         let spec = RunSpec::of_size(200_000);
         let a = write_epoch(Vec::new(), &spec, 0).unwrap();
         let b = write_epoch(Vec::new(), &spec, 1).unwrap();
-        let (ca, cb) = (crate::inspect(&a).unwrap(), crate::inspect(&b).unwrap());
+        let (ca, cb) = (reg_ckpt::inspect(&a).unwrap(), reg_ckpt::inspect(&b).unwrap());
         assert_eq!(ca.meta.epoch, Some(0));
         assert_eq!(cb.meta.global_step, Some(200));
         assert_eq!(ca.tensors.len(), 8 + 6 * 3);
-        let bytes = |f: &[u8], c: &crate::Checkpoint, key: &str| {
+        let bytes = |f: &[u8], c: &reg_ckpt::Checkpoint, key: &str| {
             let seg = c
                 .segments
                 .iter()
-                .find(|s| matches!(&s.kind, crate::SegmentKind::Payload { storage_key } if storage_key == key))
+                .find(|s| matches!(&s.kind, reg_ckpt::SegmentKind::Payload { storage_key } if storage_key == key))
                 .unwrap();
             f[seg.range.start as usize..seg.range.end as usize].to_vec()
         };

@@ -1,7 +1,8 @@
 //! Writing new checkpoint files: weights-only torch zips and safetensors.
 //!
-//! Byte-exact pull needs no writer (it concatenates stored segments); these
-//! writers produce *new* files:
+//! This crate owns the files `reg` makes that no one gave it. Byte-exact
+//! pull needs no writer (it concatenates stored segments); these writers
+//! produce *new* files:
 //! - [`emit`]: a plain value tree ([`Emit`]) to a protocol-2 pickle that
 //!   names only globals `torch.load(weights_only=True)` accepts;
 //! - [`torchzip`]: a streaming torch zip writer laid out like torch 2.x
@@ -11,11 +12,28 @@
 //! - [`mod@weights_only`]: what Lightning's `save_weights_only=True` keeps of a
 //!   checkpoint's object tree, as an [`Emit`] tree;
 //! - [`safetensors`]: a safetensors writer that gathers each tensor's view
-//!   out of its storage.
+//!   out of its storage;
+//! - [`synth`]: generated training runs (weights, Adam moments, a
+//!   schedule) for benchmarks and tests.
+//!
+//! It never reads a stored version or opens the registry (`reg-meta` feeds
+//! it storage bytes through [`StorageSource`] and [`ExportTensor`]), never
+//! rewrites an input, and writes nothing a weights-only `torch.load` or a
+//! safetensors reader would refuse.
+//!
+//! ```
+//! use reg_write::{to_pickle, Emit};
+//! let tree = Emit::Dict(vec![(Emit::Str("epoch".into()), Emit::Int(3))]);
+//! let pickle = to_pickle(&tree).expect("plain values always pickle");
+//! assert_eq!(pickle.first(), Some(&0x80)); // PROTO
+//! assert_eq!(pickle.last(), Some(&b'.')); // STOP
+//! ```
+#![deny(missing_docs)]
 
 pub mod emit;
 mod pickler;
 pub mod safetensors;
+pub mod synth;
 pub mod torchzip;
 pub mod weights_only;
 
@@ -28,7 +46,7 @@ pub use safetensors::{write_safetensors, write_safetensors_part, ExportTensor, S
 pub use torchzip::{write_checkpoint, Fill, StorageSource, TorchZipWriter};
 pub use weights_only::{weights_only, WeightsOnly};
 
-use crate::dtype::DType;
+use reg_ckpt::dtype::DType;
 
 /// Why a file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +135,7 @@ pub enum WriteError {
     TooManyValues(usize),
     /// A tensor record in the source pickle is malformed.
     #[error(transparent)]
-    Tensor(#[from] crate::tensors::TensorError),
+    Tensor(#[from] reg_ckpt::tensors::TensorError),
 }
 
 impl WriteError {

@@ -18,10 +18,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::pickle::{self, Node, NodeId, PickleGraph};
-use crate::safety::{self, GlobalVerdict};
-use crate::view::{as_int, as_str, call_args, callable_name, get, global_name, mapping, seq};
-use crate::DType;
+use reg_ckpt::safety::{self, GlobalVerdict};
+use reg_ckpt::view::{as_int, as_str, call_args, callable_name, get, global_name, mapping, seq};
+use reg_ckpt::DType;
+use reg_pickle::{Node, NodeId, PickleGraph};
 
 /// What a DCP `.metadata` says.
 #[derive(Clone, Debug, Default)]
@@ -94,12 +94,12 @@ pub(super) fn looks_like(bytes: &[u8]) -> bool {
 
 /// Read a `.metadata` file. The error is a one-line reason.
 pub(super) fn read(bytes: &[u8]) -> Result<DcpMetadata, String> {
-    let graph = pickle::parse(bytes, &pickle::Limits::default()).map_err(|e| format!("not a pickle: {e}"))?;
+    let graph = reg_pickle::parse(bytes, &reg_pickle::Limits::default()).map_err(|e| format!("not a pickle: {e}"))?;
     let root = graph.root.ok_or("empty pickle")?;
     if callable_name(&graph, root) != Some((MODULE, "Metadata")) {
         return Err(format!(
             "the pickle holds {}, not {MODULE}.Metadata",
-            crate::view::kind_name(&graph, root)
+            reg_ckpt::view::kind_name(&graph, root)
         ));
     }
     let state = state_of(&graph, root).ok_or("Metadata without fields")?;
@@ -124,7 +124,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<DcpMetadata, String> {
             _ => {
                 return Err(format!(
                     "{fqn}: unknown storage metadata {}",
-                    crate::view::kind_name(g, v)
+                    reg_ckpt::view::kind_name(g, v)
                 ))
             }
         }
@@ -223,7 +223,7 @@ fn storage_item(g: &PickleGraph, key: NodeId, info: NodeId) -> Result<StorageIte
     if callable_name(g, key) != Some((MODULE, "MetadataIndex")) {
         return Err(format!(
             "a storage_data key is {}, not a MetadataIndex",
-            crate::view::kind_name(g, key)
+            reg_ckpt::view::kind_name(g, key)
         ));
     }
     let fqn = field(g, key, "fqn")

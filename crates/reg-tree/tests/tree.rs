@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use reg_ckpt::safety::Verdict;
 use reg_ckpt::segment::SegmentKind;
 use reg_ckpt::tensors::Role;
-use reg_ckpt::tree::{
-    inspect_tree, runs, Chunk, FileFormat, Layout, LogicalTensor, TreeCheckpoint, TreeError, TreeFile,
-};
 use reg_ckpt::DType;
+use reg_tree::{inspect_tree, runs, Chunk, FileFormat, Layout, LogicalTensor, TreeCheckpoint, TreeError, TreeFile};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -37,7 +35,7 @@ fn load_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn inspect(files: &BTreeMap<String, Vec<u8>>) -> Result<TreeCheckpoint, reg_ckpt::tree::TreeError> {
+fn inspect(files: &BTreeMap<String, Vec<u8>>) -> Result<TreeCheckpoint, reg_tree::TreeError> {
     let list: Vec<TreeFile> = files.iter().map(|(p, b)| TreeFile { path: p, bytes: b }).collect();
     inspect_tree(&list)
 }
