@@ -43,7 +43,7 @@ fn missing_blob_fails_pull() {
 }
 
 /// Files of 32 MiB and more are written by one writer thread that the
-/// decoders feed (`write_through_one_writer` in reg-meta's pull): the
+/// decoders feed (`write_through_one_writer` in reg-registry's pull): the
 /// same bytes come back through delta chains, and damage found by a
 /// decoder mid-file still fails the pull with nothing left behind.
 #[test]

@@ -100,13 +100,13 @@ fn manifest_seeds() {
         registries.push((fixture.to_string(), home));
     }
     let fresh = scratch.path().join("fresh");
-    let reg = reg_meta::Registry::open(reg_meta::Config::at(&fresh)).unwrap();
+    let reg = reg_registry::Registry::open(reg_registry::Config::at(&fresh)).unwrap();
     for (rel, name) in [
         ("lightning/diverged/epoch=01.ckpt", "diverged"),
         ("dirs/dcp/fsdp2-2rank", "dcp"),
         ("dirs/hf-trainer/tiny-bert/checkpoint-8", "trainer"),
     ] {
-        let opts = reg_meta::PushOptions {
+        let opts = reg_registry::PushOptions {
             name: Some(name.into()),
             ..Default::default()
         };
@@ -115,7 +115,7 @@ fn manifest_seeds() {
     drop(reg);
     registries.push(("fresh".into(), fresh));
     for (label, home) in registries {
-        let reg = reg_meta::Registry::open(reg_meta::Config::at(&home)).unwrap();
+        let reg = reg_registry::Registry::open(reg_registry::Config::at(&home)).unwrap();
         for entry in reg.ls_view().unwrap() {
             for v in reg.versions(&entry.name).unwrap() {
                 let json = reg.manifest_json(&entry.name, &v).unwrap();

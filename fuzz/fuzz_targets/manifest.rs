@@ -9,7 +9,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use reg_ckpt::exact_json;
-use reg_meta::Manifest;
+use reg_registry::Manifest;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Manifest::from_json(data) {
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = exact_json::present(&meta);
         let _ = exact_json::to_text(&meta);
         let hp = m.meta.hyper_parameters.clone().unwrap_or_default();
-        let d = reg_meta::diff::diff_values(&hp, &hp, "");
+        let d = reg_registry::diff::diff_values(&hp, &hp, "");
         assert_eq!(d.count(), 0, "a value differs from itself");
     }
     if let Ok(v) = exact_json::parse(data) {

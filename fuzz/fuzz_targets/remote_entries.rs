@@ -12,7 +12,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use object_store::path::Path;
-use reg_meta::{Config, PushOptions, Registry};
+use reg_registry::{Config, PushOptions, Registry};
 use reg_remote::layout;
 use std::sync::OnceLock;
 
@@ -26,7 +26,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config {
-            deltas: reg_meta::DeltaTiming::Off,
+            deltas: reg_registry::DeltaTiming::Off,
             durability: reg_store::Durability::Fast,
             ..Config::at(dir.path().join("registry"))
         };
@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let f = fixture();
-            let parsed = reg_meta::Manifest::from_json(rest);
+            let parsed = reg_registry::Manifest::from_json(rest);
             let guard = f.reg.writer().expect("writer");
             let imported = f.reg.import_version(&guard, rest, &["fuzzed".to_string()], "fuzz:mlp@v1");
             drop(guard);
@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
                     let v = f
                         .reg
                         .resolve(
-                            &reg_meta::VersionRef::parse(&format!("{}@v{}", report.name, report.number)).expect("ref"),
+                            &reg_registry::VersionRef::parse(&format!("{}@v{}", report.name, report.number)).expect("ref"),
                         )
                         .expect("the imported version resolves");
                     // What pull would write in the working directory is one

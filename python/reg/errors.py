@@ -28,7 +28,7 @@ class BinaryNotFoundError(RegError):
     ``$REG_BIN``, not on ``PATH``."""
 
 
-# Messages reg prints (crates/reg-meta/src/error.rs) when a name or ref
+# Messages reg prints (crates/reg-registry/src/error/mod.rs) when a name or ref
 # resolves to nothing; everything else is a real failure.
 _NOT_FOUND_PREFIXES = ("no model named ",)
 _NOT_FOUND_INFIXES = (" matches no version",)

@@ -10,7 +10,7 @@
 //! machine is `reg-pickle`, which records globals and calls as data), never
 //! writes a file (`reg-write` does), never reads a directory as one
 //! checkpoint (`reg-tree` does, on top of this crate) and never stores
-//! anything (`reg-store`, `reg-meta`).
+//! anything (`reg-store`, `reg-registry`).
 //!
 //! [`inspect`] takes a whole file and returns a [`Checkpoint`]:
 //! - `segments`: the file cut into skeleton bytes and tensor-storage

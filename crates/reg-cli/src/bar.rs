@@ -33,7 +33,7 @@ impl Bar {
     }
 }
 
-impl reg_meta::Progress for Bar {
+impl reg_registry::Progress for Bar {
     fn phase(&self, name: &'static str, total: u64) {
         self.bar.set_prefix(name);
         self.bar.set_length(total);

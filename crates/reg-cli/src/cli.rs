@@ -60,10 +60,10 @@ pub struct BestFlags {
 
 impl BestFlags {
     /// Apply to a parsed ref.
-    pub fn apply(&self, r: reg_meta::VersionRef) -> reg_meta::VersionRef {
+    pub fn apply(&self, r: reg_registry::VersionRef) -> reg_registry::VersionRef {
         let mode = self.mode.map(|m| match m {
-            Mode::Min => reg_meta::refs::ScoreMode::Min,
-            Mode::Max => reg_meta::refs::ScoreMode::Max,
+            Mode::Min => reg_format::refs::ScoreMode::Min,
+            Mode::Max => reg_format::refs::ScoreMode::Max,
         });
         r.with_best(self.by.as_deref(), mode)
     }
@@ -297,7 +297,7 @@ pub struct CatArgs {
     /// START:LEN, in bytes (repeatable; written in the order given;
     /// default: the whole file).
     #[arg(long = "range", value_name = "START:LEN")]
-    pub ranges: Vec<reg_meta::ranges::ByteRange>,
+    pub ranges: Vec<reg_registry::ranges::ByteRange>,
 }
 
 /// `reg locate`.

@@ -2,7 +2,7 @@
 //! kind of change, aligned, coloured on a terminal.
 
 use crate::human;
-use reg_meta::diff::{Changed, Diff};
+use reg_registry::diff::{Changed, Diff};
 use serde_json::Value;
 use std::io::IsTerminal;
 

@@ -1,7 +1,7 @@
 //! Human-readable formatting helpers.
 
-pub use reg_meta::units::bytes;
-use reg_meta::units::Civil;
+pub use reg_registry::units::bytes;
+use reg_registry::units::Civil;
 
 /// `took 1.23 s, 812.4 MiB/s`.
 pub fn rate(bytes: u64, took: std::time::Duration) -> String {

@@ -1,6 +1,6 @@
 //! The `reg` binary: parse arguments, call the libraries, print.
 //!
-//! All logic lives in `reg-meta` (registry), `reg-ckpt` (formats) and
+//! All logic lives in `reg-registry` (registry), `reg-ckpt` (formats) and
 //! `reg-store` (blobs). Errors print once, on one line, to stderr.
 //! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found,
 //! 3 reg itself failed (an internal error).
@@ -32,11 +32,11 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            let registry_error = err.downcast_ref::<reg_meta::RegistryError>();
+            let registry_error = err.downcast_ref::<reg_registry::RegistryError>();
             let remote_error = err.downcast_ref::<reg_remote::RemoteError>();
-            let damage = registry_error.is_some_and(reg_meta::RegistryError::is_damage)
+            let damage = registry_error.is_some_and(reg_registry::RegistryError::is_damage)
                 || remote_error.is_some_and(reg_remote::RemoteError::is_damage);
-            let internal = registry_error.is_some_and(reg_meta::RegistryError::is_internal)
+            let internal = registry_error.is_some_and(reg_registry::RegistryError::is_internal)
                 || remote_error.is_some_and(reg_remote::RemoteError::is_internal);
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             let mut line = chain.first().cloned().unwrap_or_default();
@@ -47,9 +47,9 @@ fn main() -> ExitCode {
                 }
             }
             let config_error = err
-                .downcast_ref::<reg_meta::config::ConfigError>()
+                .downcast_ref::<reg_registry::config::ConfigError>()
                 .or(match registry_error {
-                    Some(reg_meta::RegistryError::Config(c)) => Some(c),
+                    Some(reg_registry::RegistryError::Config(c)) => Some(c),
                     _ => None,
                 });
             if let Some(hint) = registry_error.and_then(hint_for).or(config_error.and_then(config_hint)) {
@@ -68,17 +68,24 @@ fn main() -> ExitCode {
 
 /// What to run or pass about an error, where the library's message (which
 /// names no CLI command or flag) leaves it to the user to know.
-fn hint_for(e: &reg_meta::RegistryError) -> Option<&'static str> {
-    use reg_meta::RegistryError as E;
+fn hint_for(e: &reg_registry::RegistryError) -> Option<&'static str> {
+    use reg_registry::RegistryError as E;
     match e {
         E::Unsafe { .. } => Some("pass --allow-unsafe to store it anyway"),
         E::Exists(_) => Some("pass --force to overwrite it"),
         E::Locked { .. } => Some("raise --wait-timeout to wait longer"),
-        E::TagExists { .. } => Some("pass --force to move it"),
+        E::Tag(reg_registry::TagError::Exists { .. }) => Some("pass --force to move it"),
+        E::Read(reg_registry::ReadError::DirectoryVersion { .. }) => Some("pass -o DIR"),
+        E::Read(reg_registry::ReadError::PickFromSingleFile { .. }) => {
+            Some("--files picks files of a directory version")
+        }
+        E::Push(reg_registry::PushError::ParentOfStream { .. } | reg_registry::PushError::ParentOfDirectory { .. }) => {
+            Some("drop --parent")
+        }
         E::IndexLost { .. } | E::IndexIncomplete { .. } => {
             Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
         }
-        E::Index(reg_meta::index::IndexError::Damaged { .. }) => {
+        E::Index(reg_format::index::IndexError::Damaged { .. }) => {
             Some("run `reg verify --rebuild-index` to rebuild the index from the blobs")
         }
         _ => None,
@@ -86,9 +93,9 @@ fn hint_for(e: &reg_meta::RegistryError) -> Option<&'static str> {
 }
 
 /// [`hint_for`] of a configuration error.
-fn config_hint(e: &reg_meta::config::ConfigError) -> Option<&'static str> {
+fn config_hint(e: &reg_registry::config::ConfigError) -> Option<&'static str> {
     match e {
-        reg_meta::config::ConfigError::NoLocation => Some("pass --registry DIR or set REG_HOME"),
+        reg_registry::config::ConfigError::NoLocation => Some("pass --registry DIR or set REG_HOME"),
         _ => None,
     }
 }

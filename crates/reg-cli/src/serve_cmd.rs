@@ -1,7 +1,7 @@
 //! `reg serve`: check the registry opens, bind, say where, serve.
 
 use anyhow::Result;
-use reg_meta::Config;
+use reg_registry::Config;
 use reg_serve::{AllowedHost, ServeOptions, Server};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};

@@ -1,6 +1,6 @@
 //! Errors of remote operations.
 
-use reg_meta::RegistryError;
+use reg_registry::RegistryError;
 use reg_store::StoreError;
 
 /// Returned by [`crate::Remote`] operations.
@@ -92,7 +92,7 @@ pub enum RemoteError {
     },
     /// The registry's own config, where probe answers are recorded, failed.
     #[error(transparent)]
-    Config(#[from] reg_meta::remotes::RemoteConfigError),
+    Config(#[from] crate::config::RemoteConfigError),
     /// The local registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),

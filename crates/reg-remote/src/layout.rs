@@ -17,8 +17,8 @@
 //! damage of the remote, reported with the key.
 
 use object_store::path::Path;
-use reg_meta::ids::{FileHash, ModelName, SourceName, VersionId};
-use reg_meta::refs::check_tag;
+use reg_format::ids::{FileHash, ModelName, SourceName, VersionId};
+use reg_format::refs::check_tag;
 use reg_store::BlobId;
 use serde::{Deserialize, Serialize};
 
@@ -189,7 +189,7 @@ pub struct VersionEntry {
     /// Remote version number (the key's number).
     pub number: u32,
     /// Manifest id (hex): `manifests/<id>`.
-    #[serde(with = "reg_meta::ids::hex_version_id")]
+    #[serde(with = "reg_format::ids::hex_version_id")]
     pub id: VersionId,
     /// Whole-file blake3 (hex).
     pub blake3: FileHash,
@@ -234,7 +234,7 @@ pub struct TagEntry {
     /// Remote version number it points at.
     pub number: u32,
     /// Manifest id (hex) of that version.
-    #[serde(with = "reg_meta::ids::hex_version_id")]
+    #[serde(with = "reg_format::ids::hex_version_id")]
     pub id: VersionId,
 }
 

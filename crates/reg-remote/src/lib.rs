@@ -10,14 +10,22 @@
 //! `versions/<name>/<number>` map remote version numbers to manifests and
 //! `tags/<name>/<tag>` name versions.
 //!
+//! It owns remote configuration too ([`config`]): how a remote is declared
+//! (`[remotes.NAME]` in the registry's own `config.toml` or a
+//! `registry.toml`), the checks a declaration passes, `reg remote add` /
+//! `rm`, and what probes recorded about a store. It never changes a local
+//! version or blob except through the registry's own operations (a pull
+//! imports through `reg-registry`), and never sends credentials anywhere
+//! but to the store (they come from the environment).
+//!
 //! Main types:
 //! - [`Remote`]: an open remote (`push`, `pull`, `list_names`, `log`, `resolve`).
 //! - [`Selection`]: which local versions a push sends.
 //! - [`SyncReport`]: objects and bytes transferred or skipped.
 //!
 //! ```no_run
-//! use reg_meta::config::RemoteSpec;
-//! use reg_meta::{Config, Registry, Silent, VersionRef};
+//! use reg_registry::{Config, Registry, Silent, VersionRef};
+//! use reg_remote::config::RemoteSpec;
 //! use reg_remote::{Remote, Selection};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let reg = Registry::open(Config::at("/tmp/reg-example"))?;
@@ -30,6 +38,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod config;
+mod declarations;
 mod error;
 pub mod layout;
 mod numbering;

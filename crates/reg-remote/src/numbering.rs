@@ -25,15 +25,15 @@
 //! recorded in the registry's own config. Either way the push reads its
 //! entries back afterwards (push.rs `confirm_entries`).
 
+use crate::config::Creates;
 use crate::error::RemoteError;
 use crate::layout::{self, VersionEntry};
 use crate::push::Outgoing;
 use crate::remote::Remote;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use reg_meta::ids::VersionId;
-use reg_meta::remotes::Creates;
-use reg_meta::Registry;
+use reg_format::ids::VersionId;
+use reg_registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -117,7 +117,7 @@ impl Remote {
             return Ok((*c, None));
         }
         let c = self.probe_async().await?;
-        reg_meta::remotes::record_creates(&reg.config().root, &self.spec, c)?;
+        crate::config::record_creates(&reg.config().root, &self.spec, c)?;
         let _ = self.creates.set(c);
         Ok((c, (c == Creates::NotExclusive).then(|| not_exclusive_note(&self.name))))
     }

@@ -7,7 +7,7 @@
 //! that it can be checked; a chain that loops or is longer than
 //! `reg_store::MAX_CHAIN` is damage), and only then is the version
 //! committed to the local index, with the next free local number (see
-//! `reg_meta::import`, which checks the manifest again as it imports it). A damaged or
+//! `reg_registry::import`, which checks the manifest again as it imports it). A damaged or
 //! missing remote object stops the pull with an error naming the version;
 //! nothing damaged is stored and no version appears. Blobs that arrived
 //! intact before the error stay (a retry does not fetch them again; `reg gc`
@@ -19,7 +19,7 @@ use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use reg_meta::{Progress, Registry, VersionRef};
+use reg_registry::{Progress, Registry, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::io::Write;
 use std::sync::Mutex;

@@ -8,16 +8,16 @@
 //! bytes) is not sent again; a version whose file (name and whole-file
 //! blake3) is already on the remote is not sent again either.
 
+use crate::config::Creates;
 use crate::error::RemoteError;
 use crate::layout::{self, TagEntry, VersionEntry};
 use crate::remote::Remote;
 use crate::report::{SyncReport, SyncedVersion};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use reg_meta::ids::ModelName;
-use reg_meta::index::VersionRecord;
-use reg_meta::remotes::Creates;
-use reg_meta::{Manifest, Progress, Registry, RegistryError, VersionRef};
+use reg_format::ids::ModelName;
+use reg_format::index::VersionRecord;
+use reg_registry::{Manifest, Progress, Registry, RegistryError, VersionRef};
 use reg_store::{BlobId, BlobStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -128,7 +128,7 @@ impl Remote {
             }
             let json = reg.manifest_json(&name, &record)?;
             let manifest = Manifest::from_json(&json).map_err(|e| RegistryError::Damaged {
-                version: reg_meta::VersionLabel::new(&name, record.number).to_string(),
+                version: reg_registry::VersionLabel::new(&name, record.number).to_string(),
                 source: StoreError::Corrupt {
                     id: BlobId::of(&json),
                     reason: format!("manifest does not parse: {e}"),
@@ -147,7 +147,7 @@ impl Remote {
         // LIST, then only what is missing, parents before their deltas.
         let mut needed: BTreeMap<BlobId, (String, usize)> = BTreeMap::new();
         for o in &outgoing {
-            let label = reg_meta::VersionLabel::new(&o.name, o.record.number).to_string();
+            let label = reg_registry::VersionLabel::new(&o.name, o.record.number).to_string();
             for id in o.manifest.blobs() {
                 let chain = reg.store().chain(id).map_err(|source| RemoteError::Damaged {
                     version: label.clone(),

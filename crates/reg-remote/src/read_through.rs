@@ -12,9 +12,9 @@
 //! blob in between.
 
 use crate::{Remote, RemoteError};
-use reg_meta::index::VersionRecord;
-use reg_meta::manifest::Manifest;
-use reg_meta::{Registry, Resolved, VersionId, VersionRef};
+use reg_format::index::VersionRecord;
+use reg_format::manifest::Manifest;
+use reg_registry::{Registry, Resolved, VersionId, VersionRef};
 use reg_store::{Backend, BlobFile, BlobId, BlobStore, TempFile};
 use std::io;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ impl ReadThrough {
             &store,
             id,
             &self.label,
-            &reg_meta::Silent,
+            &reg_registry::Silent,
             Vec::new(),
             &added,
         ));

@@ -1,6 +1,7 @@
 //! An open remote: an object store plus the runtime that drives it, and
 //! the read side (names, versions, tags, refs, manifests).
 
+use crate::config::{split_bucket, Creates, RemoteSpec};
 use crate::error::RemoteError;
 use crate::layout::{self, Marker, TagEntry, VersionEntry, REMOTE_FORMAT};
 use futures::{StreamExt, TryStreamExt};
@@ -9,11 +10,10 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use reg_meta::ids::ModelName;
-use reg_meta::refs::ScoreMode;
-use reg_meta::remotes::{split_bucket, Creates, RemoteSpec};
-use reg_meta::report::{LogEntry, NameEntry};
-use reg_meta::{Manifest, RefSpec, VersionRef};
+use reg_format::ids::ModelName;
+use reg_format::refs::ScoreMode;
+use reg_registry::report::{LogEntry, NameEntry};
+use reg_registry::{Manifest, RefSpec, VersionRef};
 use reg_store::{BlobId, StoreError};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,7 +39,7 @@ impl Default for Tuning {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             part_concurrency: 4,
-            concurrency: reg_meta::remotes::DEFAULT_CONCURRENCY,
+            concurrency: crate::config::DEFAULT_CONCURRENCY,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What a push or pull transferred.
 
-use reg_meta::ids::{ModelName, VersionId};
+use reg_format::ids::{ModelName, VersionId};
 use serde::Serialize;
 
 /// One version of a sync.
@@ -13,10 +13,10 @@ pub struct SyncedVersion {
     /// Its number on the remote.
     pub remote: u32,
     /// Local version id (hex).
-    #[serde(with = "reg_meta::ids::hex_version_id")]
+    #[serde(with = "reg_format::ids::hex_version_id")]
     pub local_id: VersionId,
     /// Remote manifest id (hex).
-    #[serde(with = "reg_meta::ids::hex_version_id")]
+    #[serde(with = "reg_format::ids::hex_version_id")]
     pub remote_id: VersionId,
     /// False when the other side had this version (same name and file
     /// hash) already.
@@ -73,7 +73,7 @@ impl SyncReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct PushedAndSynced<'a> {
     /// One view per file pushed.
-    pub pushed: &'a [reg_meta::report::PushView],
+    pub pushed: &'a [reg_registry::report::PushView],
     /// The upload.
     pub remote: &'a SyncReport,
 }

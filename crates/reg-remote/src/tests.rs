@@ -1,11 +1,11 @@
 //! Remote round trips on `file://` remotes (the S3 tests live in the
 //! workspace's tests/remote.rs).
 
+use crate::config::RemoteSpec;
 use crate::layout;
 use crate::push::Outgoing;
 use crate::{Remote, Selection, Tuning};
-use reg_meta::config::RemoteSpec;
-use reg_meta::{Config, Manifest, PushOptions, Registry, Silent, VersionRef};
+use reg_registry::{Config, Manifest, PushOptions, Registry, Silent, VersionRef};
 use reg_store::BlobId;
 use std::path::{Path, PathBuf};
 
@@ -98,7 +98,7 @@ fn taken_numbers_are_skipped() -> R {
     let rec = a.versions("mlp")?.remove(0);
     let json = a.manifest_json("mlp", &rec)?;
     let o = Outgoing {
-        name: reg_meta::ModelName::new("mlp")?,
+        name: reg_registry::ModelName::new("mlp")?,
         id: BlobId::of(&json),
         manifest: Manifest::from_json(&json)?,
         record: rec,

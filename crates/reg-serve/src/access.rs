@@ -1,6 +1,6 @@
 //! The one way a request reaches the registry.
 //!
-//! A `reg_meta::Registry` holds no lock (see `reg_meta::lock`): the index
+//! A `reg_registry::Registry` holds no lock (see `reg_registry::lock`): the index
 //! is opened for one short transaction at a time and every read sees the
 //! last committed state, so the server keeps one registry for its whole
 //! life and requests run side by side, a push landing between two of
@@ -11,10 +11,10 @@
 //! A request that waits for another process (a push committing, gc) is
 //! said on stderr, at most once every [`NOTICE_EVERY`] however many
 //! requests wait; the requests' waits for each other are never said
-//! (`reg_meta::lock` queues the threads of one process among themselves).
+//! (`reg_registry::lock` queues the threads of one process among themselves).
 
 use crate::failure::Failure;
-use reg_meta::{Config, Registry, RegistryError, WaitNotice, WaitPolicy};
+use reg_registry::{Config, Registry, RegistryError, WaitNotice, WaitPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@ use crate::urls;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use reg_meta::{DiffOptions, Only};
+use reg_registry::{DiffOptions, Only};
 use serde::{Deserialize, Serialize};
 
 /// `?a=REF&b=REF` of a diff.
@@ -29,9 +29,9 @@ impl DiffQuery {
     }
 }
 
-/// Exactly what `reg ... --json` prints ([`reg_meta::report::to_json_text`]).
+/// Exactly what `reg ... --json` prints ([`reg_registry::report::to_json_text`]).
 pub fn json<T: Serialize>(value: &T) -> Result<Response, Failure> {
-    let text = reg_meta::report::to_json_text(value).map_err(|e| Failure::internal(e.to_string()))?;
+    let text = reg_registry::report::to_json_text(value).map_err(|e| Failure::internal(e.to_string()))?;
     Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         text,

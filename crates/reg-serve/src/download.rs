@@ -2,7 +2,7 @@
 //! `Range` support, `ETag` = the version id) or an export
 //! (`?format=safetensors`, `?weights_only=1`, as `reg pull`).
 //!
-//! The original file is read by `reg_meta::stream::VersionReader`, piece
+//! The original file is read by `reg_registry::stream::VersionReader`, piece
 //! by piece, starting at the range's first byte: nothing is assembled in
 //! memory and the registry is closed before the first byte is sent (the
 //! reader holds only blob files). Exports are written by
@@ -26,8 +26,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use reg_meta::stream::VersionReader;
-use reg_meta::{ExportFormat, Registry, RegistryError, Resolved, VersionRef};
+use reg_registry::stream::VersionReader;
+use reg_registry::{ExportFormat, Registry, RegistryError, Resolved, VersionRef};
 use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
@@ -290,7 +290,7 @@ fn prepare(
         None => (format!("\"{id}\""), v.manifest.source.to_string()),
         Some(fmt) => (
             format!("\"{id}.{}\"", export_tag(fmt)),
-            reg_meta::export_file_name(&v.manifest, fmt),
+            reg_registry::export_file_name(&v.manifest, fmt),
         ),
     };
     match export {

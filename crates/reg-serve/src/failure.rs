@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use reg_meta::RegistryError;
+use reg_registry::RegistryError;
 
 /// An error response.
 #[derive(Debug)]
@@ -57,7 +57,13 @@ impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
         let status = match &e {
             RegistryError::NoSuchName { .. } | RegistryError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
-            RegistryError::BadRef(_) | RegistryError::BadName(_) | RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RegistryError::BadRef(_)
+            | RegistryError::BadName(_)
+            | RegistryError::Read(_)
+            | RegistryError::Push(_)
+            | RegistryError::Tag(_)
+            | RegistryError::Import(_)
+            | RegistryError::Open(_) => StatusCode::BAD_REQUEST,
             RegistryError::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -5,7 +5,7 @@
 //! CLI's `--json` output, and downloads (byte-exact files with `Range`
 //! support, and exports). It never changes the registry and never prints
 //! anything but one line per failure to stderr; what the registry holds
-//! and how it is read is `reg-meta`'s.
+//! and how it is read is `reg-registry`'s.
 //!
 //! How it is built (docs/serve.md has more):
 //! - [`Server::bind`] binds a `std` listener (so the caller can print the
@@ -27,7 +27,7 @@
 //! ```no_run
 //! use reg_serve::{ServeOptions, Server};
 //! # fn main() -> Result<(), reg_serve::ServeError> {
-//! let config = reg_meta::Config::at("/tmp/reg-example");
+//! let config = reg_registry::Config::at("/tmp/reg-example");
 //! let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
 //! let server = Server::bind(loopback, config, ServeOptions::default())?;
 //! println!("http://{}/", server.local_addr());

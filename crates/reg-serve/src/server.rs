@@ -20,7 +20,7 @@ use axum::body::{Body, Bytes};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use reg_meta::Config;
+use reg_registry::Config;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,7 +83,7 @@ pub enum ServeError {
     },
     /// The registry cannot be opened.
     #[error(transparent)]
-    Registry(#[from] reg_meta::RegistryError),
+    Registry(#[from] reg_registry::RegistryError),
     /// The runtime or the listener failed.
     #[error("serving on {addr}: {source}")]
     Serve {

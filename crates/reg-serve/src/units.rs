@@ -1,8 +1,8 @@
 //! Numbers for people: sizes in binary units, times in UTC (the pages'
 //! script shows them in the viewer's time zone), scores, ratios.
 
-pub use reg_meta::units::bytes;
-use reg_meta::units::Civil;
+pub use reg_registry::units::bytes;
+use reg_registry::units::Civil;
 
 /// `logical / stored` as `3.2×`, or `-` when nothing is stored.
 pub fn ratio(logical: u64, stored: u64) -> String {

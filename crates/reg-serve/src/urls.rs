@@ -4,7 +4,7 @@
 
 use crate::failure::Failure;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reg_meta::VersionRef;
+use reg_registry::VersionRef;
 
 /// Characters kept as they are in a path segment (refs read well:
 /// `mlp@epoch=3`, `mlp@best:val_loss`).
@@ -81,15 +81,15 @@ pub fn pull_file(spec: &str, path: &str) -> String {
 
 /// `NAME@vN`.
 pub fn spec(name: &str, number: u32) -> String {
-    reg_meta::VersionLabel::new(name, number).to_string()
+    reg_registry::VersionLabel::new(name, number).to_string()
 }
 
 /// A model name from a URL, checked before any lookup (the index finds
 /// names by prefix, so a name must never carry a separator such as NUL).
 pub fn model_name(name: &str) -> Result<&str, Failure> {
-    reg_meta::ModelName::new(name)
+    reg_registry::ModelName::new(name)
         .map(|_| name)
-        .map_err(|e| Failure::from(reg_meta::RegistryError::BadName(e)))
+        .map_err(|e| Failure::from(reg_registry::RegistryError::BadName(e)))
 }
 
 /// A ref from a `/m/NAME/REF` URL.
@@ -100,7 +100,7 @@ pub fn path_ref(name: &str, reference: &str) -> Result<VersionRef, Failure> {
 
 /// A `NAME[@REF]` from a URL or a query.
 pub fn parse_ref(text: &str) -> Result<VersionRef, Failure> {
-    VersionRef::parse(text).map_err(|e| Failure::from(reg_meta::RegistryError::BadRef(e)))
+    VersionRef::parse(text).map_err(|e| Failure::from(reg_registry::RegistryError::BadRef(e)))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! that is already stored and does not itself depend on the blob, so
 //! chains end in a self-contained blob and never loop. How long chains
 //! may grow, and which blob is whose parent, is the caller's policy
-//! (`reg-meta` bounds chains by `max_delta_chain`). Re-encodings replace a
+//! (`reg-registry` bounds chains by `max_delta_chain`). Re-encodings replace a
 //! blob file atomically: same id, same bytes, another encoding.
 
 use crate::blob_file;

@@ -16,7 +16,7 @@
 //! - [`synth`]: generated training runs (weights, Adam moments, a
 //!   schedule) for benchmarks and tests.
 //!
-//! It never reads a stored version or opens the registry (`reg-meta` feeds
+//! It never reads a stored version or opens the registry (`reg-registry` feeds
 //! it storage bytes through [`StorageSource`] and [`ExportTensor`]), never
 //! rewrites an input, and writes nothing a weights-only `torch.load` or a
 //! safetensors reader would refuse.

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::cli::CatArgs;
 use anyhow::Result;
-use reg_meta::VersionRef;
+use reg_registry::VersionRef;
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 
 use crate::cli::Cli;
 use anyhow::{Context, Result};
-use reg_meta::{BackgroundRunner, Config, Registry, WaitPolicy};
+use reg_registry::{BackgroundRunner, Config, Registry, WaitPolicy};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ impl Ctx {
         let cwd = std::env::current_dir().context("cannot read the working directory")?;
         let reg_home = std::env::var_os("REG_HOME").map(PathBuf::from);
         let config = Config::locate(cli.registry.as_deref(), reg_home.as_deref(), &cwd)?;
+        // A bad remote declaration fails every command, not only the
+        // ones that use a remote: a typo is found where it is made.
+        reg_remote::config::remotes(&config)?;
         let timeout = match cli.wait_timeout {
             Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
             Some(s) => anyhow::bail!("--wait-timeout {s}: give a number of seconds, 0 or more"),

@@ -5,8 +5,8 @@ use super::{print, Ctx};
 use crate::cli::DeltasArgs;
 use crate::human;
 use anyhow::Result;
-use reg_meta::report::DeltasView;
-use reg_meta::ModelName;
+use reg_registry::report::DeltasView;
+use reg_registry::ModelName;
 use std::process::ExitCode;
 
 /// Re-encode the named models (with none: what pushes left queued, then
@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     }
     let print_text = !ctx.quiet && !args.json.json;
     let mut views = Vec::new();
-    let mut say = |name: &str, r: reg_meta::deltas::DeltaReport| {
+    let mut say = |name: &str, r: reg_registry::deltas::DeltaReport| {
         if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
             crate::human::say!(
                 "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
@@ -39,9 +39,9 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     };
     if args.background {
         // Started by a push: the lock it handed over, the queue it left
-        // (reg_meta::background).
-        let reg = ctx.with_waits(reg_meta::Registry::open_existing(ctx.config.clone())?);
-        let fd = std::env::var(reg_meta::lock::DELTAS_LOCK_FD_ENV)
+        // (reg_registry::background).
+        let reg = ctx.with_waits(reg_registry::Registry::open_existing(ctx.config.clone())?);
+        let fd = std::env::var(reg_registry::lock::DELTAS_LOCK_FD_ENV)
             .ok()
             .and_then(|v| v.parse::<i32>().ok());
         for (name, r) in reg.run_background_job(fd)? {
@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         }
     }
     for (name, from) in &wanted {
-        for r in reg.make_deltas(name, *from, &reg_meta::Silent)? {
+        for r in reg.make_deltas(name, *from, &reg_registry::Silent)? {
             say(name, r);
         }
     }

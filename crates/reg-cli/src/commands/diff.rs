@@ -3,7 +3,7 @@
 use super::{print, Ctx};
 use crate::cli::{DiffArgs, Section};
 use anyhow::Result;
-use reg_meta::{DiffOptions, Only, VersionRef};
+use reg_registry::{DiffOptions, Only, VersionRef};
 use std::process::ExitCode;
 
 /// What changed between two versions.

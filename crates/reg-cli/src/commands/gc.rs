@@ -4,7 +4,7 @@ use super::{print, Ctx};
 use crate::cli::{GcArgs, PruneArgs};
 use crate::human;
 use anyhow::Result;
-use reg_meta::maintenance::PruneRules;
+use reg_registry::maintenance::PruneRules;
 use std::process::ExitCode;
 
 /// Delete blobs no version needs.

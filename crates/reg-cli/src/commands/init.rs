@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::cli::InitArgs;
 use anyhow::Result;
-use reg_meta::Config;
+use reg_registry::Config;
 use std::process::ExitCode;
 
 /// Create (or check) the registry.

@@ -5,8 +5,8 @@
 use super::{print, Ctx};
 use crate::cli::LocateArgs;
 use anyhow::Result;
-use reg_meta::select::TensorSelection;
-use reg_meta::VersionRef;
+use reg_registry::select::TensorSelection;
+use reg_registry::VersionRef;
 use std::process::ExitCode;
 
 /// Resolve the version and print what can be mapped.

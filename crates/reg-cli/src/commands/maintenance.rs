@@ -3,7 +3,7 @@
 use super::{print, Ctx};
 use crate::cli::{RmArgs, VerifyArgs};
 use anyhow::Result;
-use reg_meta::VersionRef;
+use reg_registry::VersionRef;
 use std::process::ExitCode;
 
 /// Check versions (exit 2 on damage); `--rebuild-index` first rebuilds

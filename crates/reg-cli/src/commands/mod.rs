@@ -1,6 +1,6 @@
 //! One module per subcommand: each parses nothing more, calls the
 //! libraries and prints the result as text or JSON (the JSON shapes are
-//! typed views in `reg_meta::report`).
+//! typed views in `reg_registry::report`).
 
 mod cat;
 mod context;

@@ -22,7 +22,7 @@ pub fn out_trusted(text: &str) -> Result<()> {
 
 /// Print a view as pretty JSON, the contract of every `--json`.
 pub fn json<T: Serialize>(v: &T) -> Result<()> {
-    out_trusted(&reg_meta::report::to_json_text(v)?)
+    out_trusted(&reg_registry::report::to_json_text(v)?)
 }
 
 /// Compact JSON of a value, for one-line summaries.

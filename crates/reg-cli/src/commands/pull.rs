@@ -5,9 +5,9 @@ use crate::bar::Bar;
 use crate::cli::{OutFormat, PullArgs};
 use crate::human;
 use anyhow::Result;
-use reg_meta::report::PullView;
-use reg_meta::select::{ExportScope, TensorSelection};
-use reg_meta::{ExportFormat, VersionRef};
+use reg_registry::report::PullView;
+use reg_registry::select::{ExportScope, TensorSelection};
+use reg_registry::{ExportFormat, VersionRef};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         Some(fmt) => {
             let out = args
                 .output
-                .unwrap_or_else(|| ctx.cwd.join(reg_meta::export_file_name(&v.manifest, fmt)));
+                .unwrap_or_else(|| ctx.cwd.join(reg_registry::export_file_name(&v.manifest, fmt)));
             let r = reg.export_scoped(&v, fmt, scope, &out, args.force)?;
             let kind = match fmt {
                 ExportFormat::WeightsOnly => "weights only",

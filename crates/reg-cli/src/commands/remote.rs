@@ -2,7 +2,7 @@
 //! `--remote` variants of push, pull, ls and log.
 //!
 //! Remotes belong to the registry (`<registry>/config.toml`, see
-//! `reg_meta::remotes`, which also checks and edits them). Credentials are
+//! `reg_remote::config`, which also checks and edits them). Credentials are
 //! never written there: object_store reads them from the environment
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` ...).
 //! Remote errors reach main as `RemoteError`, which picks the exit code.
@@ -11,9 +11,9 @@ use crate::bar::Bar;
 use crate::cli::{RemoteCommand, SyncCommand};
 use crate::human;
 use anyhow::{Context, Result};
-use reg_meta::remotes::{self, Creates, RemoteSpec, RemoteView};
-use reg_meta::report::{LogEntry, NameEntry};
-use reg_meta::{Config, ModelName, Registry, VersionRef};
+use reg_registry::report::{LogEntry, NameEntry};
+use reg_registry::{Config, ModelName, Registry, VersionRef};
+use reg_remote::config::{self as remotes, Creates, RemoteSpec, RemoteView};
 use reg_remote::{Remote, Selection, SyncReport};
 use serde::Serialize;
 use std::io::Write;
@@ -24,7 +24,7 @@ pub fn open_remote(config: &Config, which: &str) -> Result<Remote> {
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
-    let text = reg_meta::report::to_json_text(v)?;
+    let text = reg_registry::report::to_json_text(v)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -145,7 +145,7 @@ pub fn fetch(reg: &Registry, which: &str, wanted: &VersionRef, quiet: bool) -> R
     let v = r.versions.first().context("the pull named no version")?;
     Ok(VersionRef {
         name: v.name.clone(),
-        spec: reg_meta::RefSpec::Number(v.local),
+        spec: reg_registry::RefSpec::Number(v.local),
     })
 }
 
@@ -236,10 +236,11 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
             }
         }
         RemoteCommand::Ls { json } => {
+            let known = remotes::remotes(config)?;
             if json.json {
-                let list: Vec<RemoteView> = config.remotes.iter().map(RemoteView::from).collect();
+                let list: Vec<RemoteView> = known.iter().map(RemoteView::from).collect();
                 print_json(&list)?;
-            } else if config.remotes.is_empty() {
+            } else if known.is_empty() {
                 if !quiet {
                     crate::human::say!("no remotes; add one with: reg remote add NAME URL");
                 }
@@ -250,7 +251,7 @@ pub fn remote(config: &Config, cmd: RemoteCommand, quiet: bool) -> Result<()> {
                     "endpoint".into(),
                     "region".into(),
                 ]];
-                for r in &config.remotes {
+                for r in &known {
                     rows.push(vec![
                         r.name.clone(),
                         r.url.clone(),

@@ -4,8 +4,8 @@ use super::{print, Ctx};
 use crate::cli::ShowArgs;
 use crate::human;
 use anyhow::Result;
-use reg_meta::report::{ShowView, TensorsView};
-use reg_meta::VersionRef;
+use reg_registry::report::{ShowView, TensorsView};
+use reg_registry::VersionRef;
 use std::process::ExitCode;
 
 /// Describe one version.

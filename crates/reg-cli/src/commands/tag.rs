@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::cli::TagArgs;
 use anyhow::{Context, Result};
-use reg_meta::{RefSpec, VersionRef};
+use reg_registry::{RefSpec, VersionRef};
 use std::process::ExitCode;
 
 /// Set, move or delete a tag.
@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let tag = args.tag.context("reg tag NAME@REF TAG: missing TAG")?;
-    reg_meta::refs::check_tag(&tag)?;
+    reg_format::refs::check_tag(&tag)?;
     let reg = ctx.open()?;
     let v = reg.resolve(&r)?;
     let moved = reg.tag(&v, &tag, args.force)?;

@@ -13,8 +13,8 @@ use axum::extract::{Query, State};
 use axum::response::Html;
 use maud::{html, Markup};
 use reg_ckpt::tensors::Role;
-use reg_meta::diff::{Changed, ChangedTensor};
-use reg_meta::{Diff, DiffOptions, Only};
+use reg_registry::diff::{Changed, ChangedTensor};
+use reg_registry::{Diff, DiffOptions, Only};
 use std::collections::HashMap;
 
 /// Most rows drawn in one chart; the tables below list everything.
@@ -58,7 +58,7 @@ pub async fn handler(
     Ok(render(&g, &root))
 }
 
-fn side_spec(s: &reg_meta::diff::Side) -> String {
+fn side_spec(s: &reg_registry::diff::Side) -> String {
     urls::spec(&s.name, s.version)
 }
 

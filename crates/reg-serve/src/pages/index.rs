@@ -9,7 +9,7 @@ use crate::{units, urls};
 use axum::extract::State;
 use axum::response::Html;
 use maud::html;
-use reg_meta::report::StatsView;
+use reg_registry::report::StatsView;
 
 /// `/`.
 pub async fn handler(State(state): State<AppState>) -> Result<Html<String>, Failure> {

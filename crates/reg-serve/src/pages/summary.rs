@@ -3,9 +3,9 @@
 //! model totals and the best score.
 
 use reg_ckpt::meta::Score;
-use reg_meta::ranking::{self, ScoredVersion};
-use reg_meta::report::StoredView;
-use reg_meta::{Manifest, Registry, RegistryError};
+use reg_registry::ranking::{self, ScoredVersion};
+use reg_registry::report::StoredView;
+use reg_registry::{Manifest, Registry, RegistryError};
 use reg_store::{BlobId, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -72,13 +72,13 @@ pub struct Best {
     pub number: u32,
 }
 
-/// The metric a model's versions are ranked by ([`reg_meta::ranking`]).
+/// The metric a model's versions are ranked by ([`reg_registry::ranking`]).
 pub fn monitored_metric(versions: &[VersionFacts]) -> Option<String> {
     let scored: Vec<ScoredVersion> = versions.iter().map(VersionFacts::ranked).collect();
     ranking::monitored_metric(&scored)
 }
 
-/// The version `NAME@best` names, with its score ([`reg_meta::ranking`]).
+/// The version `NAME@best` names, with its score ([`reg_registry::ranking`]).
 pub fn best(versions: &[VersionFacts]) -> Option<Best> {
     let scored: Vec<ScoredVersion> = versions.iter().map(VersionFacts::ranked).collect();
     let ranking = ranking::rank(&scored, None, None)?;
@@ -96,7 +96,7 @@ pub fn best(versions: &[VersionFacts]) -> Option<Best> {
 fn versions_with_manifests(
     reg: &Registry,
     name: &str,
-) -> Result<Vec<(reg_meta::index::VersionRecord, Manifest)>, RegistryError> {
+) -> Result<Vec<(reg_format::index::VersionRecord, Manifest)>, RegistryError> {
     reg.with_index(&format!("reg serve reading {name}"), |idx| {
         let records = idx.versions(name)?;
         if records.is_empty() {
@@ -110,7 +110,7 @@ fn versions_with_manifests(
             .into_iter()
             .map(|record| {
                 let m = idx.manifest(record.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: reg_meta::VersionLabel::new(name, record.number).to_string(),
+                    version: reg_registry::VersionLabel::new(name, record.number).to_string(),
                     source: StoreError::Missing(BlobId(record.id.0)),
                 })?;
                 Ok((record, m))
@@ -186,7 +186,7 @@ pub fn models(reg: &Registry) -> Result<Vec<ModelRow>, RegistryError> {
     let mut out = Vec::new();
     for entry in reg.ls_view()? {
         let versions = versions_with_manifests(reg, &entry.name)?;
-        let records: Vec<&reg_meta::index::VersionRecord> = versions.iter().map(|(r, _)| r).collect();
+        let records: Vec<&reg_format::index::VersionRecord> = versions.iter().map(|(r, _)| r).collect();
         let mut blobs: HashSet<BlobId> = HashSet::new();
         let mut facts = Vec::with_capacity(records.len());
         let mut logical = 0;

@@ -11,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use maud::{html, Markup};
-use reg_meta::report::{ShowView, TensorsView};
+use reg_registry::report::{ShowView, TensorsView};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -343,7 +343,7 @@ fn param_groups(groups: &[Value]) -> Markup {
 }
 
 /// The tensors of a file version (none for a directory version).
-fn file_tensors(t: &TensorsView) -> &[reg_meta::report::TensorView] {
+fn file_tensors(t: &TensorsView) -> &[reg_registry::report::TensorView] {
     match t {
         TensorsView::File(t) => t,
         TensorsView::Directory(_) => &[],
