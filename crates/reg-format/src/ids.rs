@@ -9,6 +9,7 @@
 //! - [`ModelName`]: what versions are grouped under.
 //! - [`VersionId`]: the blake3 of a version's manifest JSON.
 //! - [`FileHash`]: the blake3 of a version's whole file (its checksum).
+//! - [`VersionNumber`]: a version's number under its name (`vN`).
 //! - [`SourceName`]: the file (or directory) name a version was pushed
 //!   from: one plain path component, safe to write in the working
 //!   directory.
@@ -450,6 +451,44 @@ mod tests {
     }
 }
 
+/// A version's number under its name: 1, 2, ... in push order, as `vN`
+/// names it. Displayed as the bare number (`NAME@v{number}` is
+/// [`VersionLabel`]'s to spell); serialized as the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionNumber(pub u32);
+
+impl VersionNumber {
+    /// The number as an integer.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for VersionNumber {
+    fn from(n: u32) -> VersionNumber {
+        VersionNumber(n)
+    }
+}
+
+impl From<VersionNumber> for u32 {
+    fn from(n: VersionNumber) -> u32 {
+        n.0
+    }
+}
+
+impl PartialEq<u32> for VersionNumber {
+    fn eq(&self, other: &u32) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for VersionNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A version as people name it, `NAME@vN`: the one place that spells it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VersionLabel {
@@ -461,10 +500,10 @@ pub struct VersionLabel {
 
 impl VersionLabel {
     /// The label of version `number` of `name`.
-    pub fn new(name: impl AsRef<str>, number: u32) -> VersionLabel {
+    pub fn new(name: impl AsRef<str>, number: impl Into<u32>) -> VersionLabel {
         VersionLabel {
             name: name.as_ref().to_string(),
-            number,
+            number: number.into(),
         }
     }
 }

@@ -35,8 +35,9 @@
 //! record, manifest and blob records together; the index is flushed before
 //! a push reports success.
 
-use crate::ids::{FileHash, ModelName, SourceName, VersionId};
+use crate::ids::{FileHash, ModelName, SourceName, VersionId, VersionNumber};
 use crate::manifest::Manifest;
+use crate::refs::TagName;
 use reg_store::{BlobId, Codec};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -90,7 +91,7 @@ pub enum IndexError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VersionRecord {
     /// Version number within its name.
-    pub number: u32,
+    pub number: VersionNumber,
     /// Manifest hash.
     pub id: VersionId,
     /// Push time (Unix seconds).
@@ -118,7 +119,7 @@ impl VersionRecord {
     /// The index record of a version whose manifest hashes to `id`.
     pub fn from_manifest(id: VersionId, m: &Manifest) -> VersionRecord {
         VersionRecord {
-            number: m.number,
+            number: VersionNumber(m.number),
             id,
             created: m.created,
             size: m.size,
@@ -341,8 +342,8 @@ impl Index {
     }
 
     /// Every model name with its number of versions, sorted.
-    pub fn names(&self) -> Result<Vec<(ModelName, u32)>, IndexError> {
-        let mut out: Vec<(ModelName, u32)> = Vec::new();
+    pub fn names(&self) -> Result<Vec<(ModelName, usize)>, IndexError> {
+        let mut out: Vec<(ModelName, usize)> = Vec::new();
         for item in self.versions.iter() {
             let (k, _) = item.map_err(self.err())?;
             let (name, _) = split_version_key(&k)?;
@@ -355,7 +356,7 @@ impl Index {
     }
 
     /// Versions of a name, oldest first.
-    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, IndexError> {
+    pub fn versions(&self, name: &ModelName) -> Result<Vec<VersionRecord>, IndexError> {
         let mut out = Vec::new();
         for item in self.versions.scan_prefix(name_prefix(name)) {
             let (k, v) = item.map_err(self.err())?;
@@ -390,7 +391,7 @@ impl Index {
     }
 
     /// Tags of a name: `(tag, version number)`, sorted by tag.
-    pub fn tags(&self, name: &str) -> Result<Vec<(String, u32)>, IndexError> {
+    pub fn tags(&self, name: &ModelName) -> Result<Vec<(TagName, VersionNumber)>, IndexError> {
         let prefix = name_prefix(name);
         let mut out = Vec::new();
         for item in self.tags.scan_prefix(&prefix) {
@@ -402,25 +403,26 @@ impl Index {
             let tag = std::str::from_utf8(&k[prefix.len()..])
                 .map_err(|_| damaged("tag is not UTF-8"))?
                 .to_string();
+            let tag = TagName::stored(tag);
             let number: [u8; 4] = v
                 .as_ref()
                 .try_into()
                 .map_err(|_| damaged(&format!("value is {} bytes, not a 4-byte version number", v.len())))?;
-            out.push((tag, u32::from_be_bytes(number)));
+            out.push((tag, VersionNumber(u32::from_be_bytes(number))));
         }
         Ok(out)
     }
 
     /// Point `tag` of `name` at version `number`.
-    pub fn set_tag(&self, name: &str, tag: &str, number: u32) -> Result<(), IndexError> {
+    pub fn set_tag(&self, name: &ModelName, tag: &TagName, number: VersionNumber) -> Result<(), IndexError> {
         let mut k = name_prefix(name);
         k.extend_from_slice(tag.as_bytes());
-        self.tags.insert(k, &number.to_be_bytes()).map_err(self.err())?;
+        self.tags.insert(k, &number.0.to_be_bytes()).map_err(self.err())?;
         Ok(())
     }
 
     /// Delete a tag; true when it existed.
-    pub fn remove_tag(&self, name: &str, tag: &str) -> Result<bool, IndexError> {
+    pub fn remove_tag(&self, name: &ModelName, tag: &TagName) -> Result<bool, IndexError> {
         let mut k = name_prefix(name);
         k.extend_from_slice(tag.as_bytes());
         Ok(self.tags.remove(k).map_err(self.err())?.is_some())
@@ -452,13 +454,13 @@ impl Index {
         &self,
         record: &VersionRecord,
         manifest_json: &[u8],
-        name: &str,
-        tag: Option<&str>,
+        name: &ModelName,
+        tag: Option<&TagName>,
         new_blobs: &[(BlobId, BlobRecord)],
         deferred: &[(BlobId, Option<u8>)],
     ) -> Result<(), IndexError> {
         let rec = encode(record, || format!("version {name}@v{}", record.number))?;
-        let vkey = version_key(name, record.number);
+        let vkey = version_key(name, record.number.0);
         let blob_rows: Vec<([u8; 32], Vec<u8>)> = new_blobs
             .iter()
             .map(|(id, r)| Ok((id.0, encode(r, || format!("blob {id}"))?)))
@@ -475,7 +477,7 @@ impl Index {
                 versions.insert(vkey.as_slice(), rec.as_slice())?;
                 manifests.insert(&record.id.0, manifest_value.as_slice())?;
                 if let Some(k) = &tag_row {
-                    tags.insert(k.as_slice(), &record.number.to_be_bytes())?;
+                    tags.insert(k.as_slice(), &record.number.0.to_be_bytes())?;
                 }
                 for (id, row) in &blob_rows {
                     blobs.insert(id, row.as_slice())?;
@@ -503,7 +505,7 @@ impl Index {
 
     /// Versions removed from the index whose manifest blob gc may still
     /// have to delete: `(version id, name, number)`.
-    pub fn removed(&self) -> Result<Vec<(VersionId, ModelName, u32)>, IndexError> {
+    pub fn removed(&self) -> Result<Vec<(VersionId, ModelName, VersionNumber)>, IndexError> {
         let mut out = Vec::new();
         for item in self.removed.iter() {
             let (k, v) = item.map_err(self.err())?;
@@ -512,7 +514,7 @@ impl Index {
                 reason: format!("key is {} bytes, not a 32-byte version id", k.len()),
             })?;
             let (name, number) = split_version_key(&v)?;
-            out.push((VersionId(id), name, number));
+            out.push((VersionId(id), name, VersionNumber(number)));
         }
         Ok(out)
     }
@@ -525,8 +527,8 @@ impl Index {
 
     /// Take a manifest out of the index that a replacement took the place
     /// of (retention), noting it in `removed` in the same transaction.
-    pub fn retire_manifest(&self, id: VersionId, name: &str, number: u32) -> Result<(), IndexError> {
-        let note = version_key(name, number);
+    pub fn retire_manifest(&self, id: VersionId, name: &ModelName, number: VersionNumber) -> Result<(), IndexError> {
+        let note = version_key(name, number.0);
         let result: Result<(), TransactionError<()>> =
             (&self.manifests, &self.removed).transaction(|(manifests, removed)| {
                 manifests.remove(&id.0)?;
@@ -539,8 +541,8 @@ impl Index {
 
     /// Remove a version: its record, its manifest and the tags pointing at
     /// it, noting it in `removed`, in one transaction, then flush.
-    pub fn remove_version(&self, name: &str, number: u32, id: VersionId) -> Result<(), IndexError> {
-        let vkey = version_key(name, number);
+    pub fn remove_version(&self, name: &ModelName, number: VersionNumber, id: VersionId) -> Result<(), IndexError> {
+        let vkey = version_key(name, number.0);
         let tag_keys: Vec<Vec<u8>> = self
             .tags(name)?
             .into_iter()
@@ -668,17 +670,17 @@ impl Index {
     /// Record that `name` needs re-encoding as deltas from version `from`
     /// on, and then retention keeping optimizer state in the newest
     /// `retain` versions, when given.
-    pub fn add_pending(&self, name: &str, from: u32, retain: Option<u32>) -> Result<(), IndexError> {
+    pub fn add_pending(&self, name: &ModelName, from: VersionNumber, retain: Option<u32>) -> Result<(), IndexError> {
         let value = retain.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default();
         self.pending
-            .insert(version_key(name, from), value)
+            .insert(version_key(name, from.0), value)
             .map_err(self.err())?;
         Ok(())
     }
 
     /// The background work still to do: `(name, from, retain)`, by name
     /// then number.
-    pub fn pending(&self) -> Result<Vec<(ModelName, u32, Option<u32>)>, IndexError> {
+    pub fn pending(&self) -> Result<Vec<(ModelName, VersionNumber, Option<u32>)>, IndexError> {
         let mut out = Vec::new();
         for item in self.pending.iter() {
             let (k, v) = item.map_err(self.err())?;
@@ -693,7 +695,7 @@ impl Index {
                     })
                 }
             };
-            out.push((name, from, retain));
+            out.push((name, VersionNumber(from), retain));
         }
         Ok(out)
     }
@@ -702,14 +704,14 @@ impl Index {
     /// as [`Index::pending`] read it), if any, moves to the `retention`
     /// tree in the same transaction, so a job killed in between leaves
     /// one or the other, never neither.
-    pub fn remove_pending(&self, name: &str, from: u32, retain: Option<u32>) -> Result<(), IndexError> {
-        let key = version_key(name, from);
+    pub fn remove_pending(&self, name: &ModelName, from: VersionNumber, retain: Option<u32>) -> Result<(), IndexError> {
+        let key = version_key(name, from.0);
         let result: Result<(), TransactionError<()>> =
             (&self.pending, &self.retention).transaction(|(pending, retention)| {
                 pending.remove(key.as_slice())?;
                 if let Some(n) = retain {
                     let mut value = n.to_be_bytes().to_vec();
-                    value.extend_from_slice(&from.to_be_bytes());
+                    value.extend_from_slice(&from.0.to_be_bytes());
                     retention.insert(name.as_bytes(), value)?;
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
@@ -741,7 +743,7 @@ impl Index {
 
     /// Forget a retention request that ran, unless a newer one replaced
     /// it meanwhile (`token` is the value [`Index::retention_queue`] read).
-    pub fn remove_retention(&self, name: &str, token: &[u8]) -> Result<(), IndexError> {
+    pub fn remove_retention(&self, name: &ModelName, token: &[u8]) -> Result<(), IndexError> {
         // A failed swap means a newer request: it stays for its own run.
         let _swapped = self
             .retention

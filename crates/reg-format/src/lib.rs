@@ -31,7 +31,7 @@ pub mod logical;
 pub mod manifest;
 pub mod refs;
 
-pub use ids::{FileHash, ModelName, SourceName, VersionId, VersionLabel};
+pub use ids::{FileHash, ModelName, SourceName, VersionId, VersionLabel, VersionNumber};
 pub use layout::RegistryLayout;
 pub use manifest::{Manifest, Piece, TensorEntry};
-pub use refs::{RefSpec, VersionRef};
+pub use refs::{RefSpec, TagName, VersionRef};

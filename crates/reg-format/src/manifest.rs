@@ -367,6 +367,11 @@ pub struct DroppedFrom {
 }
 
 impl Manifest {
+    /// This version's number under its name.
+    pub fn version_number(&self) -> crate::ids::VersionNumber {
+        crate::ids::VersionNumber(self.number)
+    }
+
     /// `NAME@vN` of this version.
     pub fn label(&self) -> crate::ids::VersionLabel {
         crate::ids::VersionLabel::new(&self.name, self.number)

@@ -175,6 +175,57 @@ pub fn looks_like_id(word: &str) -> bool {
     word.len() >= 6 && word.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A tag name (`prod`, `best`): checked by [`check_tag`] when it comes
+/// from a user, so no tag takes the place of another ref form or of a
+/// version id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TagName(String);
+
+impl TagName {
+    /// A tag name a user gave, checked.
+    pub fn new(tag: &str) -> Result<TagName, BadRef> {
+        check_tag(tag)?;
+        Ok(TagName(tag.to_string()))
+    }
+
+    /// A tag name as the index holds it: set by a check when it was
+    /// made (an older reg's rules may have been looser, and a stored tag
+    /// must stay removable), so only UTF-8 is required.
+    pub fn stored(tag: String) -> TagName {
+        TagName(tag)
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TagName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TagName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TagName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for TagName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Validate a tag name for `reg tag` / `push --tag`: not another ref form
 /// and not a version id ([`looks_like_id`]), so no tag can take the
 /// place of a version's permalink.

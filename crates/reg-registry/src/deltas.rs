@@ -28,6 +28,7 @@ use crate::registry::Registry;
 use rayon::prelude::*;
 use reg_format::index::{BlobRecord, Index};
 use reg_format::manifest::Manifest;
+use reg_format::{ModelName, VersionNumber};
 use reg_store::{BlobId, ParentCheck, RawSource};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -192,8 +193,8 @@ impl Registry {
     /// what was re-encoded.
     pub fn make_deltas(
         &self,
-        name: &str,
-        from: u32,
+        name: &ModelName,
+        from: VersionNumber,
         progress: &dyn crate::Progress,
     ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         if !self.deltas_enabled() {
@@ -400,8 +401,8 @@ impl Registry {
     /// `deltas.lock`.
     fn make_deltas_locked(
         &self,
-        name: &str,
-        from: u32,
+        name: &ModelName,
+        from: VersionNumber,
         progress: &dyn crate::Progress,
     ) -> Result<Vec<DeltaReport>, crate::RegistryError> {
         let rounds = self.with_index(&format!("reg deltas of {name} to plan"), |idx| {
@@ -413,7 +414,7 @@ impl Registry {
                     continue;
                 }
                 if let (Some(old_m), Some(new_m)) = (idx.manifest(older.id)?, idx.manifest(newer.id)?) {
-                    rounds.push((older.number, old_m, new_m));
+                    rounds.push((older.number.get(), old_m, new_m));
                 }
             }
             Ok(rounds)
@@ -472,19 +473,19 @@ impl Registry {
             return Ok(DeltaReport::default());
         };
         if self.config.deltas != crate::DeltaTiming::Inline {
-            return Ok(DeltaReport::queued(prev.record.number, newer.number));
+            return Ok(DeltaReport::queued(prev.record.number.get(), newer.number));
         }
         let _one_at_a_time = self
             .locks
             .deltas(&format!("reg push of {} (inline deltas)", newer.name))?;
         match parent_raw {
-            Some(source) => self.delta_round(prev.record.number, &prev.manifest, newer, source, progress),
+            Some(source) => self.delta_round(prev.record.number.get(), &prev.manifest, newer, source, progress),
             None => {
                 let from_store = |id: BlobId| -> Option<(Box<dyn RawSource + '_>, ParentCheck)> {
                     let s = self.store.unchecked_source(id).ok()?;
                     Some((Box::new(s) as Box<dyn RawSource>, ParentCheck::Id))
                 };
-                self.delta_round(prev.record.number, &prev.manifest, newer, &from_store, progress)
+                self.delta_round(prev.record.number.get(), &prev.manifest, newer, &from_store, progress)
             }
         }
     }

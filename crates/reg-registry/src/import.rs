@@ -23,7 +23,8 @@ use reg_format::ids::VersionLabel;
 use reg_format::ids::{FileHash, VersionId};
 use reg_format::index::VersionRecord;
 use reg_format::manifest::{Manifest, MANIFEST_SCHEMA};
-use reg_format::refs::check_tag;
+use reg_format::refs::{check_tag, TagName};
+use reg_format::{ModelName, VersionNumber};
 use reg_store::{BlobId, StoreError};
 
 /// What [`Registry::import_version`] did.
@@ -65,7 +66,7 @@ impl Registry {
     /// The version of `name` whose file has this blake3 and size, if any.
     pub fn find_identical(
         &self,
-        name: &str,
+        name: &ModelName,
         blake3: FileHash,
         size: u64,
     ) -> Result<Option<VersionRecord>, RegistryError> {
@@ -150,8 +151,8 @@ impl Registry {
             retain: None,
         })?;
         let (number, id, created) = match committed {
-            Committed::New { record, .. } => (record.number, record.id, true),
-            Committed::Same(same) => (same.number, same.id, false),
+            Committed::New { record, .. } => (record.number.get(), record.id, true),
+            Committed::Same(same) => (same.number.get(), same.id, false),
         };
         let mut out = ImportReport {
             name: name.to_string(),
@@ -165,11 +166,11 @@ impl Registry {
             self.with_index(&format!("reg sync tagging {name}"), |idx| {
                 let local_tags = idx.tags(&name)?;
                 for tag in tags {
-                    match local_tags.iter().find(|(t, _)| t == tag) {
+                    match local_tags.iter().find(|(t, _)| t.as_str() == tag.as_str()) {
                         Some((_, n)) if *n == out.number => {}
-                        Some((_, n)) => out.tags_kept.push((tag.clone(), *n)),
+                        Some((_, n)) => out.tags_kept.push((tag.clone(), n.get())),
                         None => {
-                            idx.set_tag(&name, tag, out.number)?;
+                            idx.set_tag(&name, &TagName::new(tag)?, VersionNumber(out.number))?;
                             out.tags_set.push(tag.clone());
                         }
                     }

@@ -7,10 +7,11 @@ use crate::manifest_blobs::{kind_of, BlobKind};
 use crate::ranking::{rank, ScoredVersion};
 use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
-use reg_format::ids::ModelName;
 use reg_format::ids::VersionLabel;
+use reg_format::ids::{ModelName, VersionNumber};
 use reg_format::index::{BlobRecord, Index, VersionRecord};
 use reg_format::manifest::{Manifest, Piece};
+use reg_format::refs::TagName;
 use reg_store::{BlobId, BlobStore, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -274,7 +275,7 @@ impl Registry {
         id: crate::VersionId,
     ) -> Result<(), RegistryError> {
         self.with_index(&format!("reg rm of {name}@v{number}"), |idx| {
-            idx.remove_version(name, number, id)?;
+            idx.remove_version(name, VersionNumber(number), id)?;
             Ok(idx.remove_blob_records(&[id.blob()])?)
         })?;
         // Readers that resolved it before the transaction may still open
@@ -297,18 +298,18 @@ impl Registry {
     pub fn prune(&self, name: &str, rules: PruneRules) -> Result<PruneReport, RegistryError> {
         let model = ModelName::new(name)?;
         let guard = self.maintenance(&format!("reg prune of {name}"))?;
-        let (versions, tags, manifests) = self.versions_to_judge(name, "reg prune")?;
+        let (versions, tags, manifests) = self.versions_to_judge(&model, "reg prune")?;
         let mut keep: BTreeSet<u32> = BTreeSet::new();
-        keep.extend(versions.iter().rev().take(rules.keep_last).map(|v| v.number));
+        keep.extend(versions.iter().rev().take(rules.keep_last).map(|v| v.number.get()));
         if rules.keep_tagged {
-            keep.extend(tags.into_iter().map(|(_, n)| n));
+            keep.extend(tags.into_iter().map(|(_, n)| n.get()));
         }
         if rules.keep_best > 0 {
             // The rule `@best` follows (crate::ranking): NaN never kept by
             // it, ties to the newer version.
             let scored: Vec<ScoredVersion> = versions
                 .iter()
-                .filter_map(|v| Some(ScoredVersion::of(v.number, &manifests.get(&v.number)?.meta)))
+                .filter_map(|v| Some(ScoredVersion::of(v.number.get(), &manifests.get(&v.number.get())?.meta)))
                 .collect();
             if let Some(ranking) = rank(&scored, None, None) {
                 keep.extend(ranking.numbers().into_iter().take(rules.keep_best));
@@ -317,10 +318,10 @@ impl Registry {
         let mut report = PruneReport::default();
         let removes_versions = rules.keep_last > 0 || rules.keep_best > 0 || rules.keep_tagged;
         for v in &versions {
-            if keep.contains(&v.number) || !removes_versions {
-                report.kept.push(v.number);
+            if keep.contains(&v.number.get()) || !removes_versions {
+                report.kept.push(v.number.get());
             } else {
-                report.removed.push(v.number);
+                report.removed.push(v.number.get());
             }
         }
         if let Some(n) = rules.keep_optimizer_last {
@@ -330,8 +331,8 @@ impl Registry {
         if rules.dry_run {
             return Ok(report);
         }
-        for v in versions.iter().filter(|v| report.removed.contains(&v.number)) {
-            self.remove_locked(&guard, &model, v.number, v.id)?;
+        for v in versions.iter().filter(|v| report.removed.contains(&v.number.get())) {
+            self.remove_locked(&guard, &model, v.number.get(), v.id)?;
         }
         report.freed_bytes = self.gc_locked(&guard, false)?.freed_bytes;
         Ok(report)
@@ -340,23 +341,27 @@ impl Registry {
 
 /// The versions of a name with their manifests and tags, read to judge
 /// them (prune, retention).
-type Judged = (Vec<VersionRecord>, Vec<(String, u32)>, BTreeMap<u32, Manifest>);
+type Judged = (
+    Vec<VersionRecord>,
+    Vec<(TagName, VersionNumber)>,
+    BTreeMap<u32, Manifest>,
+);
 
 impl Registry {
     /// The versions of `name`, their tags and manifests, in one index
     /// transaction. A version whose manifest cannot be read cannot be
     /// ranked or judged: that stops the caller rather than have it remove
     /// what may be the one to keep.
-    fn versions_to_judge(&self, name: &str, doing: &str) -> Result<Judged, RegistryError> {
+    fn versions_to_judge(&self, name: &ModelName, doing: &str) -> Result<Judged, RegistryError> {
         self.with_index(&format!("{doing} of {name} to plan"), |idx| {
             let versions = versions_of(idx, name)?;
             let mut manifests = BTreeMap::new();
             for v in &versions {
                 let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: VersionLabel::new(name, v.number).to_string(),
+                    version: VersionLabel::new(name, v.number.get()).to_string(),
                     source: reg_store::StoreError::Missing(BlobId(v.id.0)),
                 })?;
-                manifests.insert(v.number, m);
+                manifests.insert(v.number.get(), m);
             }
             Ok((versions, idx.tags(name)?, manifests))
         })
@@ -375,13 +380,15 @@ impl Registry {
         skip: &[u32],
         dry_run: bool,
     ) -> Result<Vec<u32>, RegistryError> {
-        let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number).collect();
+        let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number.get()).collect();
         let mut dropped = Vec::new();
         for v in versions {
-            if recent.contains(&v.number) || v.optimizer_dropped || skip.contains(&v.number) {
+            if recent.contains(&v.number.get()) || v.optimizer_dropped || skip.contains(&v.number.get()) {
                 continue;
             }
-            let Some(m) = manifests.get(&v.number) else { continue };
+            let Some(m) = manifests.get(&v.number.get()) else {
+                continue;
+            };
             if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
                 continue;
             }
@@ -390,7 +397,7 @@ impl Registry {
             if m.is_directory() && !m.has_droppable_training_files() {
                 continue;
             }
-            dropped.push(v.number);
+            dropped.push(v.number.get());
             if dry_run {
                 continue;
             }
@@ -412,7 +419,7 @@ impl Registry {
     pub(crate) fn retain_optimizer_state(
         &self,
         guard: &WriteGuard,
-        name: &str,
+        name: &ModelName,
         n: usize,
     ) -> Result<Vec<u32>, RegistryError> {
         let (versions, _, manifests) = self.versions_to_judge(name, "reg deltas retention")?;
@@ -551,7 +558,7 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<Rebui
         report.restored += 1;
     }
     for (id, m) in &retired {
-        index.retire_manifest(reg_format::ids::VersionId(id.0), &m.name, m.number)?;
+        index.retire_manifest(reg_format::ids::VersionId(id.0), &m.name, m.version_number())?;
     }
     index.insert_blob_records(&records)?;
     index.set_deltas(&deltas)?;

@@ -7,9 +7,10 @@
 use crate::config::Config;
 use crate::error::{OpenError, RegistryError};
 use crate::lock::{Locks, ReadGuard, WaitNotice, WaitPolicy, WriteGuard};
-use reg_format::ids::ModelName;
+use reg_format::ids::{ModelName, VersionNumber};
 use reg_format::index::{Index, VersionRecord};
 use reg_format::layout::RegistryLayout;
+use reg_format::refs::TagName;
 use reg_store::BlobStore;
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -192,13 +193,13 @@ impl Registry {
     }
 
     /// Model names with their version counts.
-    pub fn names(&self) -> Result<Vec<(ModelName, u32)>, RegistryError> {
+    pub fn names(&self) -> Result<Vec<(ModelName, usize)>, RegistryError> {
         self.with_index("reg ls", |idx| Ok(idx.names()?))
     }
 
     /// Versions of a name, oldest first; an unknown name is an error that
     /// suggests what exists.
-    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+    pub fn versions(&self, name: &ModelName) -> Result<Vec<VersionRecord>, RegistryError> {
         self.with_index("reg log", |idx| versions_of(idx, name))
     }
 
@@ -208,14 +209,23 @@ impl Registry {
     }
 
     /// Tags of a name: `(tag, version number)`, sorted by tag.
-    pub fn tags(&self, name: &str) -> Result<Vec<(String, u32)>, RegistryError> {
+    pub fn tags(&self, name: &ModelName) -> Result<Vec<(TagName, VersionNumber)>, RegistryError> {
         self.with_index("reading tags", |idx| Ok(idx.tags(name)?))
+    }
+}
+
+/// `name` as a model name; a string that cannot be one is reported as
+/// [`no_such_name`] would (it names no model), with what exists.
+pub(crate) fn model_name(idx: &Index, name: &str) -> Result<ModelName, RegistryError> {
+    match ModelName::new(name) {
+        Ok(n) => Ok(n),
+        Err(_) => Err(no_such_name(idx, name)?),
     }
 }
 
 /// Versions of a name in an open index, oldest first; an unknown name is
 /// an error that suggests what exists.
-pub(crate) fn versions_of(idx: &Index, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+pub(crate) fn versions_of(idx: &Index, name: &ModelName) -> Result<Vec<VersionRecord>, RegistryError> {
     let versions = idx.versions(name)?;
     if versions.is_empty() {
         return Err(no_such_name(idx, name)?);

@@ -2,7 +2,7 @@
 //! These are a contract for scripts (docs/cli.md); add fields, never rename.
 
 use crate::error::RegistryError;
-use crate::registry::{versions_of, Registry};
+use crate::registry::{model_name, versions_of, Registry};
 use crate::resolve::Resolved;
 use reg_ckpt::meta::CheckpointMeta;
 use reg_ckpt::safety::GlobalVerdict;
@@ -247,12 +247,12 @@ pub struct StatsView {
 
 impl Registry {
     /// Tags of `name` by version number.
-    fn tags_of(&self, name: &str, number: u32) -> Result<Vec<String>, RegistryError> {
+    fn tags_of(&self, name: &ModelName, number: u32) -> Result<Vec<String>, RegistryError> {
         Ok(self
             .tags(name)?
             .into_iter()
             .filter(|(_, n)| *n == number)
-            .map(|(t, _)| t)
+            .map(|(t, _)| t.to_string())
             .collect())
     }
 
@@ -335,17 +335,18 @@ impl Registry {
     /// The `log` view of a name, oldest first.
     pub fn log_view(&self, name: &str) -> Result<Vec<LogEntry>, RegistryError> {
         let (versions, tags) = self.with_index(&format!("reg log of {name}"), |idx| {
-            Ok((versions_of(idx, name)?, idx.tags(name)?))
+            let name = model_name(idx, name)?;
+            Ok((versions_of(idx, &name)?, idx.tags(&name)?))
         })?;
         Ok(versions
             .into_iter()
             .map(|v: VersionRecord| LogEntry {
-                version: v.number,
+                version: v.number.get(),
                 id: v.id,
                 tags: tags
                     .iter()
                     .filter(|(_, n)| *n == v.number)
-                    .map(|(t, _)| t.clone())
+                    .map(|(t, _)| t.to_string())
                     .collect(),
                 created: v.created,
                 size: v.size,
@@ -367,12 +368,12 @@ impl Registry {
                 match out.last_mut() {
                     Some(e) if e.name == name => {
                         e.versions += 1;
-                        e.latest = e.latest.max(rec.number);
+                        e.latest = e.latest.max(rec.number.get());
                     }
                     _ => out.push(NameEntry {
                         name,
                         versions: 1,
-                        latest: rec.number,
+                        latest: rec.number.get(),
                     }),
                 }
             }

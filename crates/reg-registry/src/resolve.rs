@@ -117,8 +117,8 @@ pub(crate) fn resolve_in(
                 None => {
                     return Err(not_found(format!(
                         "versions are v1..v{}{}",
-                        versions.last().map(|v| v.number).unwrap_or(0),
-                        if versions.len() as u32 != versions.last().map(|v| v.number).unwrap_or(0) {
+                        versions.last().map(|v| v.number.get()).unwrap_or(0),
+                        if versions.len() as u32 != versions.last().map(|v| v.number.get()).unwrap_or(0) {
                             format!(" (existing: {})", list_numbers(&versions.iter().collect::<Vec<_>>()))
                         } else {
                             String::new()
@@ -166,7 +166,7 @@ pub(crate) fn resolve_in(
                 } else {
                     Vec::new()
                 };
-                let tagged = tags.iter().find(|(t, _)| t == w);
+                let tagged = tags.iter().find(|(t, _)| t.as_str() == w.as_str());
                 if let (Some((_, n)), true) = (tagged, by_id.is_empty()) {
                     match versions.iter().find(|v| v.number == *n) {
                         Some(v) => (v.clone(), None),
@@ -180,7 +180,7 @@ pub(crate) fn resolve_in(
                             let tag_list = summarize(tags.iter().map(|(t, n)| format!("{t}->v{n}")));
                             return Err(not_found(format!(
                                 "no tag or version id {w}; tags: {tag_list}; versions: v1..v{}",
-                                versions.last().map(|v| v.number).unwrap_or(0)
+                                versions.last().map(|v| v.number.get()).unwrap_or(0)
                             )));
                         }
                         many => {
@@ -217,7 +217,7 @@ fn best(
     }
     let scored: Vec<ScoredVersion> = manifests
         .iter()
-        .map(|(v, m)| ScoredVersion::of(v.number, &m.meta))
+        .map(|(v, m)| ScoredVersion::of(v.number.get(), &m.meta))
         .collect();
     let ranking = rank(&scored, metric, mode);
     let Some((ranking, (number, value))) = ranking.as_ref().and_then(|r| Some((r, r.best()?))) else {

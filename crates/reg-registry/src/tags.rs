@@ -3,14 +3,13 @@
 use crate::error::{RegistryError, TagError};
 use crate::registry::{versions_of, Registry};
 use crate::resolve::Resolved;
-use reg_format::refs::check_tag;
+use reg_format::{ModelName, TagName, VersionNumber};
 
 impl Registry {
     /// Point `tag` at a version. Returns the version number it pointed at
     /// before when it was moved (`force`); an existing tag elsewhere without
     /// `force` is an error.
-    pub fn tag(&self, v: &Resolved, tag: &str, force: bool) -> Result<Option<u32>, RegistryError> {
-        check_tag(tag)?;
+    pub fn tag(&self, v: &Resolved, tag: &TagName, force: bool) -> Result<Option<VersionNumber>, RegistryError> {
         let name = &v.manifest.name;
         self.with_index(&format!("reg tag of {name}"), |idx| {
             let existing = idx.tags(name)?.into_iter().find(|(t, _)| t == tag).map(|(_, n)| n);
@@ -20,7 +19,7 @@ impl Registry {
                     return Err(TagError::Exists {
                         name: name.to_string(),
                         tag: tag.to_string(),
-                        number: n,
+                        number: n.get(),
                     }
                     .into())
                 }
@@ -33,17 +32,17 @@ impl Registry {
                 }
                 .into());
             }
-            idx.set_tag(name, tag, v.manifest.number)?;
+            idx.set_tag(name, tag, v.manifest.version_number())?;
             Ok(existing)
         })
     }
 
     /// Delete `name@tag`.
-    pub fn remove_tag(&self, name: &str, tag: &str) -> Result<(), RegistryError> {
+    pub fn remove_tag(&self, name: &ModelName, tag: &TagName) -> Result<(), RegistryError> {
         self.with_index(&format!("reg tag -d of {name}"), |idx| {
             versions_of(idx, name)?;
             if !idx.remove_tag(name, tag)? {
-                let tags: Vec<String> = idx.tags(name)?.into_iter().map(|(t, _)| t).collect();
+                let tags: Vec<String> = idx.tags(name)?.into_iter().map(|(t, _)| t.to_string()).collect();
                 return Err(TagError::NoSuchTag {
                     name: name.to_string(),
                     tag: tag.to_string(),

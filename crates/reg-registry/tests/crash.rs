@@ -278,9 +278,9 @@ fn listed(reg: &Registry, steps: &[Step]) -> Result<Vec<(String, u32, &'static s
     for (name, rec) in reg.all_versions().map_err(|e| format!("listing versions: {e}"))? {
         let rel = sources
             .get(name.as_str())
-            .and_then(|s| s.get(rec.number as usize - 1))
+            .and_then(|s| s.get(rec.number.get() as usize - 1))
             .ok_or_else(|| format!("{name}@v{} is no version the workload made", rec.number))?;
-        out.push((name.to_string(), rec.number, *rel));
+        out.push((name.to_string(), rec.number.get(), *rel));
     }
     Ok(out)
 }

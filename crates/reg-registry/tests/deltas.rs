@@ -21,7 +21,10 @@ fn chain_lens(s: &Scratch, name: &str, path: &str) -> Vec<usize> {
 fn each_older_blob_is_a_delta_against_the_same_tensor_of_the_next_version() {
     let s = Scratch::new();
     s.push_all(&SERIES, "mlp");
-    let reports = s.reg.make_deltas("mlp", 1, &Silent).expect("make_deltas");
+    let reports = s
+        .reg
+        .make_deltas(&common::model("mlp"), reg_format::VersionNumber(1), &Silent)
+        .expect("make_deltas");
     let rounds: Vec<(Option<u32>, Option<u32>)> = reports.iter().map(|r| (r.version, r.against)).collect();
     assert_eq!(rounds, vec![(Some(1), Some(2)), (Some(2), Some(3)), (Some(3), Some(4))]);
 
@@ -127,7 +130,9 @@ fn only_floats_of_one_path_dtype_and_length_become_deltas() {
             path
         })
         .collect();
-    s.reg.make_deltas("rules", 1, &Silent).expect("make_deltas");
+    s.reg
+        .make_deltas(&common::model("rules"), reg_format::VersionNumber(1), &Silent)
+        .expect("make_deltas");
     let (v1, v2) = (s.resolve("rules@v1").manifest, s.resolve("rules@v2").manifest);
     let parent_of = |path: &str| s.parent(blob_of(&v1, &format!("state_dict/{path}")));
     let new_blob = |path: &str| Some(blob_of(&v2, &format!("state_dict/{path}")));
@@ -260,7 +265,9 @@ fn a_long_run_reaches_the_default_bound_and_never_passes_it() {
         s.push(&path, "long");
         files.push(path);
     }
-    s.reg.make_deltas("long", 1, &Silent).expect("make_deltas");
+    s.reg
+        .make_deltas(&common::model("long"), reg_format::VersionNumber(1), &Silent)
+        .expect("make_deltas");
     let max = reg_registry::deltas::DEFAULT_MAX_DELTA_CHAIN;
     assert_eq!(max, 8);
     // v1..v9 chain up to the bound; v10 cannot join (v1 would need 9
@@ -280,7 +287,10 @@ fn making_deltas_a_second_time_changes_nothing() {
     let s = Scratch::new();
     s.push_series_with_deltas("mlp");
     let before = s.store_snapshot();
-    let again = s.reg.make_deltas("mlp", 1, &Silent).expect("make_deltas");
+    let again = s
+        .reg
+        .make_deltas(&common::model("mlp"), reg_format::VersionNumber(1), &Silent)
+        .expect("make_deltas");
     assert_eq!(again.len(), 3);
     for r in &again {
         assert_eq!((r.blobs, r.bytes_before, r.bytes_after), (0, 0, 0), "{r:?}");
@@ -288,7 +298,10 @@ fn making_deltas_a_second_time_changes_nothing() {
     }
     assert!(s.store_snapshot() == before, "a second run rewrote blobs");
     // From a later version on: only the rounds from there.
-    let later = s.reg.make_deltas("mlp", 3, &Silent).expect("make_deltas");
+    let later = s
+        .reg
+        .make_deltas(&common::model("mlp"), reg_format::VersionNumber(3), &Silent)
+        .expect("make_deltas");
     assert_eq!(later.iter().map(|r| r.version).collect::<Vec<_>>(), vec![Some(3)]);
 }
 
@@ -319,7 +332,12 @@ fn a_push_leaves_its_deltas_pending_makes_them_inline_or_not_at_all() {
     ];
     for s in &off {
         s.push_all(&SERIES[..2], "mlp");
-        assert_eq!(s.reg.make_deltas("mlp", 1, &Silent).expect("make_deltas"), Vec::new());
+        assert_eq!(
+            s.reg
+                .make_deltas(&common::model("mlp"), reg_format::VersionNumber(1), &Silent)
+                .expect("make_deltas"),
+            Vec::new()
+        );
         let all: Vec<BlobId> = s.blobs_on_disk().into_iter().collect();
         assert!(all.iter().all(|b| s.parent(*b).is_none()), "a delta was made");
     }

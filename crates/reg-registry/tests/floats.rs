@@ -443,7 +443,7 @@ fn the_null_score_the_last_release_wrote_reads_as_nan_and_would_not_be_stored_ag
     copy_dir(&common::fixture("registry-nan-score"), &home);
     let reg = reg_registry::Registry::open(reg_registry::Config::at(&home)).expect("open");
     let record = reg
-        .versions("diverged")
+        .versions(&common::model("diverged"))
         .expect("versions")
         .into_iter()
         .find(|v| v.number == 2)

@@ -272,7 +272,9 @@ fn gc_stops_with_nothing_deleted_when_a_header_cannot_be_read() {
     let e = gc_on_damaged(|s| {
         let id = s.resolve("mlp@v2").record.id;
         s.reg
-            .with_index("test", |idx| Ok(idx.retire_manifest(id, "mlp", 2)?))
+            .with_index("test", |idx| {
+                Ok(idx.retire_manifest(id, &model("mlp"), reg_format::VersionNumber(2))?)
+            })
             .expect("remove manifest");
         None
     });

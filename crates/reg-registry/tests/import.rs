@@ -15,10 +15,12 @@ type State = (Vec<(u32, String)>, Vec<(String, u32)>, Vec<(BlobId, Vec<u8>)>);
 fn state(s: &Scratch, name: &str) -> State {
     let versions = s
         .reg
-        .versions(name)
-        .map(|v| v.iter().map(|r| (r.number, r.id.to_hex())).collect())
+        .versions(&model(name))
+        .map(|v| v.iter().map(|r| (r.number.get(), r.id.to_hex())).collect())
         .unwrap_or_default();
-    (versions, s.reg.tags(name).expect("tags"), s.store_snapshot())
+    let tags = s.reg.tags(&model(name)).expect("tags");
+    let tags = tags.into_iter().map(|(t, n)| (t.to_string(), n.get())).collect();
+    (versions, tags, s.store_snapshot())
 }
 
 /// Copy the blobs `blobs` needs from `from` to `to`, as a sync does:
@@ -150,8 +152,12 @@ fn tags_are_set_unless_they_point_at_another_version_here() {
     let r = import(&here, &offer(&there, &here, "mlp@v4"), &["prod", "new"]).expect("import again");
     assert!(!r.created && r.tags_set.is_empty());
     assert_eq!(r.tags_kept, vec![("prod".to_string(), 2)]);
-    let tags = vec![("best".to_string(), 2), ("new".to_string(), 3), ("prod".to_string(), 2)];
-    assert_eq!(here.reg.tags("mlp").expect("tags"), tags);
+    let tags = vec![
+        (tag("best"), reg_format::VersionNumber(2)),
+        (tag("new"), reg_format::VersionNumber(3)),
+        (tag("prod"), reg_format::VersionNumber(2)),
+    ];
+    assert_eq!(here.reg.tags(&common::model("mlp")).expect("tags"), tags);
     // A tag that is not a valid tag refuses the whole import.
     let json = offer(&there, &here, "mlp@v2");
     let before = state(&here, "mlp");

@@ -137,7 +137,7 @@ fn keep_tagged_keeps_every_tagged_version() {
     let s = Scratch::new();
     s.push_all(&SERIES, "mlp");
     let v2 = s.resolve("mlp@v2");
-    s.reg.tag(&v2, "prod", false).expect("tag");
+    s.reg.tag(&v2, &common::tag("prod"), false).expect("tag");
     drop(v2);
     let tagged = PruneRules {
         keep_tagged: true,
@@ -154,7 +154,10 @@ fn keep_tagged_keeps_every_tagged_version() {
     assert_eq!(lists(&dry), (vec![1, 3, 4], vec![2], vec![]));
     let r = prune(&s, "mlp", PruneRules { keep_last: 1, ..tagged });
     assert_eq!(lists(&r), (vec![1, 3], vec![2, 4], vec![]));
-    assert_eq!(s.reg.tags("mlp").expect("tags"), vec![("prod".to_string(), 2)]);
+    assert_eq!(
+        s.reg.tags(&common::model("mlp")).expect("tags"),
+        vec![(tag("prod"), reg_format::VersionNumber(2))]
+    );
     s.assert_pulls("mlp@prod", SERIES[1]);
     // No rule at all removes nothing.
     let none = prune(&s, "mlp", PruneRules::default());
@@ -200,7 +203,7 @@ fn keep_optimizer_last_leaves_weights_only_files() {
     assert!(r.freed_bytes > 0);
     let dropped: Vec<bool> = s
         .reg
-        .versions("mlp")
+        .versions(&common::model("mlp"))
         .expect("versions")
         .iter()
         .map(|v| v.optimizer_dropped)
@@ -274,7 +277,7 @@ fn keep_optimizer_last_in_the_config_runs_after_each_push() {
     // re-encoding: nothing ran yet.
     let before: Vec<bool> = s
         .reg
-        .versions("mlp")
+        .versions(&common::model("mlp"))
         .expect("versions")
         .iter()
         .map(|v| v.optimizer_dropped)
@@ -286,7 +289,7 @@ fn keep_optimizer_last_in_the_config_runs_after_each_push() {
         .expect("background work");
     let dropped: Vec<bool> = s
         .reg
-        .versions("mlp")
+        .versions(&common::model("mlp"))
         .expect("versions")
         .iter()
         .map(|v| v.optimizer_dropped)
@@ -305,12 +308,18 @@ fn a_dry_run_reports_what_prune_would_do_and_changes_nothing() {
         keep_optimizer_last: Some(1),
         ..PruneRules::default()
     };
-    let before = (s.store_snapshot(), s.reg.versions("mlp").expect("versions"));
+    let before = (
+        s.store_snapshot(),
+        s.reg.versions(&common::model("mlp")).expect("versions"),
+    );
     let dry = prune(&s, "mlp", PruneRules { dry_run: true, ..rules });
     assert_eq!(lists(&dry), (vec![1, 2], vec![3, 4], vec![3]));
     assert_eq!(dry.freed_bytes, 0);
     assert!(
-        (s.store_snapshot(), s.reg.versions("mlp").expect("versions")) == before,
+        (
+            s.store_snapshot(),
+            s.reg.versions(&common::model("mlp")).expect("versions")
+        ) == before,
         "a dry run changed the registry"
     );
     let r = prune(&s, "mlp", rules);
@@ -325,7 +334,9 @@ fn a_version_whose_manifest_is_missing_stops_prune() {
     s.push_all(&SERIES, "mlp");
     let id = s.resolve("mlp@v2").record.id;
     s.reg
-        .with_index("test", |idx| Ok(idx.retire_manifest(id, "mlp", 2)?))
+        .with_index("test", |idx| {
+            Ok(idx.retire_manifest(id, &model("mlp"), reg_format::VersionNumber(2))?)
+        })
         .expect("remove manifest");
     let before = s.store_snapshot();
     for rules in [
@@ -349,7 +360,7 @@ fn a_version_whose_manifest_is_missing_stops_prune() {
             matches!(&e, RegistryError::Damaged { version, .. } if version == "mlp@v2"),
             "{e}"
         );
-        assert_eq!(s.reg.versions("mlp").expect("versions").len(), 4);
+        assert_eq!(s.reg.versions(&common::model("mlp")).expect("versions").len(), 4);
         assert!(s.store_snapshot() == before, "prune changed the store");
     }
     // Names are checked first.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 fn resolves(s: &Scratch, spec: &str) -> (u32, Option<String>) {
     let v = s.resolve(spec);
     assert_eq!(v.record.number, v.manifest.number, "{spec}");
-    (v.record.number, v.note.clone())
+    (v.record.number.get(), v.note.clone())
 }
 
 /// The error resolving `spec` gives.
@@ -88,7 +88,7 @@ fn best_follows_the_monitor_and_its_mode() {
         .with_best(None, Some(reg_format::refs::ScoreMode::Max));
     let v = s.reg.resolve(&max).expect("resolve");
     let note = format!("best val_loss (max) = {} at v1", score("epoch=00.ckpt"));
-    assert_eq!((v.record.number, v.note.as_deref()), (1, Some(note.as_str())));
+    assert_eq!((v.record.number.get(), v.note.as_deref()), (1, Some(note.as_str())));
     // --by a metric no version records: says which ones do.
     assert_eq!(available(fails(&s, "mon@best:train_loss")), "scored metrics: val_loss");
 }
@@ -119,7 +119,7 @@ fn best_of_a_max_metric_takes_the_highest_and_the_newest_of_equals() {
         .with_best(None, Some(reg_format::refs::ScoreMode::Min));
     let v = s.reg.resolve(&min).expect("resolve");
     assert_eq!(
-        (v.record.number, v.note.as_deref()),
+        (v.record.number.get(), v.note.as_deref()),
         (5, Some("best acc (min) = 0.2 at v5"))
     );
 }
@@ -133,7 +133,7 @@ fn best_without_a_monitor_is_the_tag_named_best() {
         "no version records a monitored score (its ModelCheckpoint had no monitor)"
     );
     let v2 = s.resolve("mlp@v2");
-    s.reg.tag(&v2, "best", false).expect("tag");
+    s.reg.tag(&v2, &common::tag("best"), false).expect("tag");
     drop(v2);
     assert_eq!(resolves(&s, "mlp@best"), (2, Some("best by tag".into())));
     // A metric asked for by name has no tag to fall back to.
@@ -148,33 +148,44 @@ fn tags_point_at_one_version_and_move_only_when_forced() {
     let s = Scratch::new();
     s.push_all(&SERIES, "mlp");
     let (v2, v3) = (s.resolve("mlp@v2"), s.resolve("mlp@v3"));
-    assert_eq!(s.reg.tag(&v2, "prod", false).expect("tag"), None);
-    assert_eq!(s.reg.tag(&v2, "prod", false).expect("tag again"), None);
+    assert_eq!(s.reg.tag(&v2, &common::tag("prod"), false).expect("tag"), None);
+    assert_eq!(s.reg.tag(&v2, &common::tag("prod"), false).expect("tag again"), None);
     assert_eq!(resolves(&s, "mlp@prod"), (2, None));
-    match s.reg.tag(&v3, "prod", false) {
+    match s.reg.tag(&v3, &common::tag("prod"), false) {
         Err(RegistryError::Tag(reg_registry::TagError::Exists { tag, number, .. })) => {
             assert_eq!((tag.as_str(), number), ("prod", 2))
         }
         other => panic!("moved without force: {other:?}"),
     }
-    assert_eq!(s.reg.tag(&v3, "prod", true).expect("tag --force"), Some(2));
+    assert_eq!(
+        s.reg.tag(&v3, &common::tag("prod"), true).expect("tag --force"),
+        Some(reg_format::VersionNumber(2))
+    );
     assert_eq!(resolves(&s, "mlp@prod"), (3, None));
-    assert_eq!(s.reg.tags("mlp").expect("tags"), vec![("prod".to_string(), 3)]);
+    assert_eq!(
+        s.reg.tags(&common::model("mlp")).expect("tags"),
+        vec![(common::tag("prod"), reg_format::VersionNumber(3))]
+    );
     for bad in ["v1", "latest", "epoch=1", "best:loss", "a/b", ""] {
-        assert!(s.reg.tag(&v3, bad, false).is_err(), "tag {bad:?} accepted");
+        assert!(reg_format::TagName::new(bad).is_err(), "tag {bad:?} accepted");
     }
-    s.reg.remove_tag("mlp", "prod").expect("tag -d");
+    s.reg
+        .remove_tag(&common::model("mlp"), &common::tag("prod"))
+        .expect("tag -d");
     assert_eq!(
         available(fails(&s, "mlp@prod")),
         "no tag or version id prod; tags: none; versions: v1..v4"
     );
-    let e = s.reg.remove_tag("mlp", "prod").expect_err("tag -d twice");
+    let e = s
+        .reg
+        .remove_tag(&common::model("mlp"), &common::tag("prod"))
+        .expect_err("tag -d twice");
     assert_eq!(e.to_string(), "mlp has no tag prod; tags: none");
     // Removing a version removes its tags.
-    s.reg.tag(&v2, "old", false).expect("tag");
+    s.reg.tag(&v2, &common::tag("old"), false).expect("tag");
     s.reg.remove(v2.clone()).expect("rm");
     drop((v2, v3));
-    assert_eq!(s.reg.tags("mlp").expect("tags"), Vec::new());
+    assert_eq!(s.reg.tags(&common::model("mlp")).expect("tags"), Vec::new());
 }
 
 #[test]
@@ -277,7 +288,10 @@ fn an_unknown_name_suggests_the_nearest_names() {
     // By edit distance: mlp 2, zoo 3, mnist 4, mlp-finetune 11; three of them.
     let e = fails(&s, "mpl@v1");
     assert_eq!(e.to_string(), "no model named \"mpl\"; known names: mlp, zoo, mnist");
-    let e = s.reg.versions("mpl").expect_err("versions of an unknown name");
+    let e = s
+        .reg
+        .versions(&common::model("mpl"))
+        .expect_err("versions of an unknown name");
     assert!(matches!(e, RegistryError::NoSuchName { .. }), "{e}");
 }
 
@@ -291,7 +305,7 @@ fn an_unknown_ref_says_what_exists() {
     assert_eq!(available(fails(&s, "mlp@epoch=9")), "available epochs: 0, 1, 2, 3");
     assert_eq!(available(fails(&s, "mlp@step=5")), "available steps: 8, 16, 24, 32");
     let v3 = s.resolve("mlp@v3");
-    s.reg.tag(&v3, "prod", false).expect("tag");
+    s.reg.tag(&v3, &common::tag("prod"), false).expect("tag");
     drop(v3);
     assert_eq!(
         available(fails(&s, "mlp@nosuch")),

@@ -111,19 +111,23 @@ fn an_id_prefix_names_its_version_even_when_an_old_release_made_it_a_tag() {
     let v1 = s.resolve("mon@v1");
     let prefix = v1.record.id.to_hex()[..12].to_string();
     // reg refuses such a tag now ...
-    let v3 = s.resolve("mon@v3");
-    let e = s.reg.tag(&v3, &prefix, false).expect_err("a hex tag");
+    let e = reg_format::TagName::new(&prefix).expect_err("a hex tag");
     assert!(e.to_string().contains("may not look like a version id"), "{e}");
-    drop(v3);
     // ... and one an older release set does not take the id's place.
     s.reg
-        .with_index("test", |idx| Ok(idx.set_tag(&v1.manifest.name, &prefix, 3)?))
+        .with_index("test", |idx| {
+            Ok(idx.set_tag(
+                &v1.manifest.name,
+                &reg_format::TagName::stored(prefix.clone()),
+                reg_format::VersionNumber(3),
+            )?)
+        })
         .expect("legacy tag");
     drop(v1);
     assert_eq!(s.resolve(&format!("mon@{prefix}")).record.number, 1);
     // A short hex word is no id: it can be a tag.
     let v2 = s.resolve("mon@v2");
-    s.reg.tag(&v2, "cafe", false).expect("tag cafe");
+    s.reg.tag(&v2, &common::tag("cafe"), false).expect("tag cafe");
     drop(v2);
     assert_eq!(s.resolve("mon@cafe").record.number, 2);
 }

@@ -49,7 +49,7 @@ impl Remote {
         if let Some(local) = reg.find_identical(&entry.name, entry.blake3, entry.size)? {
             report.versions.push(SyncedVersion {
                 name: entry.name.clone(),
-                local: local.number,
+                local: local.number.get(),
                 remote: entry.number,
                 local_id: local.id,
                 remote_id: entry.id,

@@ -80,7 +80,7 @@ impl Remote {
                 let name = ModelName::new(name).map_err(RegistryError::from)?;
                 reg.versions(&name)?
                     .into_iter()
-                    .filter(|v| numbers.contains(&v.number))
+                    .filter(|v| numbers.contains(&v.number.get()))
                     .map(|v| (name.clone(), v))
                     .collect()
             }
@@ -118,7 +118,7 @@ impl Remote {
             if let Some(e) = there {
                 report.versions.push(SyncedVersion {
                     name: name.clone(),
-                    local: record.number,
+                    local: record.number.get(),
                     remote: e.number,
                     local_id: record.id,
                     remote_id: e.id,
@@ -235,7 +235,7 @@ impl Remote {
             let o = &outgoing[*i];
             report.versions.push(SyncedVersion {
                 name: o.name.clone(),
-                local: o.record.number,
+                local: o.record.number.get(),
                 remote: entry.number,
                 local_id: o.record.id,
                 remote_id: entry.id,
@@ -384,13 +384,13 @@ impl Remote {
                 let Some(v) = report
                     .versions
                     .iter()
-                    .find(|v| v.name == name && v.local == local_number)
+                    .find(|v| v.name == name && local_number == v.local)
                 else {
                     continue;
                 };
                 let entry = TagEntry {
                     name: name.clone(),
-                    tag: tag.clone(),
+                    tag: tag.to_string(),
                     number: v.remote,
                     id: v.remote_id,
                 };

@@ -95,7 +95,7 @@ fn taken_numbers_are_skipped() -> R {
     push(&a, "lightning/mlp/epoch=00.ckpt", "mlp")?;
     let rem = remote(&tmp.path().join("remote"))?;
     // Someone else took v1 and v2 after this push looked.
-    let rec = a.versions("mlp")?.remove(0);
+    let rec = a.versions(&reg_format::ModelName::new("mlp")?)?.remove(0);
     let json = a.manifest_json("mlp", &rec)?;
     let o = Outgoing {
         name: reg_registry::ModelName::new("mlp")?,
@@ -117,7 +117,7 @@ fn multipart_and_tags_travel() -> R {
     let a = registry(&tmp.path().join("a"))?;
     push(&a, "lightning/mlp/epoch=01.ckpt", "mlp")?;
     let v = a.resolve(&VersionRef::parse("mlp@v1")?)?;
-    a.tag(&v, "good", false)?;
+    a.tag(&v, &reg_format::TagName::new("good")?, false)?;
     let tuning = Tuning {
         multipart_threshold: 1,
         part_size: 4096,

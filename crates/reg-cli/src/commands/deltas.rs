@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
         }
     }
     for (name, from) in &wanted {
-        for r in reg.make_deltas(name, *from, &reg_registry::Silent)? {
+        for r in reg.make_deltas(name, reg_format::VersionNumber(*from), &reg_registry::Silent)? {
             say(name, r);
         }
     }

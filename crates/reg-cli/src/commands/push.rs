@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<ExitCode> {
     }
     let opts = PushOptions {
         name: args.name,
-        tag: args.tag.clone(),
+        tag: args.tag.as_deref().map(reg_format::TagName::new).transpose()?,
         message: args.message,
         allow_unsafe: args.allow_unsafe,
         parent,

@@ -14,14 +14,15 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
         let RefSpec::TagOrId(t) = &r.spec else {
             anyhow::bail!("tag -d takes NAME@TAG");
         };
-        ctx.open()?.remove_tag(&r.name, t)?;
+        ctx.open()?
+            .remove_tag(&r.name, &reg_format::TagName::stored(t.clone()))?;
         if !ctx.quiet {
             crate::human::say!("deleted tag {}@{t}", r.name);
         }
         return Ok(ExitCode::SUCCESS);
     }
     let tag = args.tag.context("reg tag NAME@REF TAG: missing TAG")?;
-    reg_format::refs::check_tag(&tag)?;
+    let tag = reg_format::TagName::new(&tag)?;
     let reg = ctx.open()?;
     let v = reg.resolve(&r)?;
     let moved = reg.tag(&v, &tag, args.force)?;

@@ -25,7 +25,7 @@ pub(crate) struct Commit<'a> {
     /// Its manifest; `number` is set by the commit.
     pub(crate) manifest: Manifest,
     /// Tag to set on it.
-    pub(crate) tag: Option<&'a str>,
+    pub(crate) tag: Option<&'a reg_format::TagName>,
     /// The version it takes the place of (same number), for retention.
     pub(crate) replaces: Option<&'a Resolved>,
     /// Every blob the version needs, with its raw length and, for a blob
@@ -87,7 +87,7 @@ impl Registry {
         let mut manifest = c.manifest;
         manifest.number = match c.replaces {
             Some(old) => old.manifest.number,
-            None => existing.last().map(|v| v.number + 1).unwrap_or(1),
+            None => existing.last().map(|v| v.number.get() + 1).unwrap_or(1),
         };
         let previous = match (c.replaces, existing.last()) {
             (None, Some(rec)) => idx

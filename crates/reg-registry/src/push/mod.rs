@@ -26,7 +26,6 @@ use reg_ckpt::safety::Verdict;
 use reg_ckpt::{Checkpoint, SegmentKind};
 use reg_format::ids::{FileHash, ModelName, SourceName, VersionId};
 use reg_format::manifest::{DroppedFrom, Manifest, Piece, TensorEntry, MANIFEST_SCHEMA};
-use reg_format::refs::check_tag;
 use reg_store::BlobId;
 use reg_store::{FileRange, ParentCheck, RawSource};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,7 +51,7 @@ pub struct PushOptions {
     /// Model name (else the config's default name, else the file stem).
     pub name: Option<String>,
     /// Tag to attach to the version.
-    pub tag: Option<String>,
+    pub tag: Option<reg_format::TagName>,
     /// Message to record.
     pub message: Option<String>,
     /// Store files whose pickle names dangerous globals.
@@ -258,9 +257,6 @@ impl Registry {
         replaces: Option<&Resolved>,
         streamed: Option<from_stream::Streamed<'_>>,
     ) -> Result<PushReport, RegistryError> {
-        if let Some(tag) = &opts.tag {
-            check_tag(tag)?;
-        }
         // The file as the version records it and errors name it.
         let shown: &Path = opts.source.as_deref().map(Path::new).unwrap_or(path);
         let name = match opts.name.as_deref().or(self.config.default_name.as_deref()) {
@@ -336,7 +332,7 @@ impl Registry {
             };
             return Ok(PushReport::unchanged(
                 &name,
-                same.number,
+                same.number.get(),
                 same.id,
                 counts,
                 unknown_globals,
@@ -456,7 +452,7 @@ impl Registry {
         let deferred = payloads::deferred_written(&deferred, &outcomes);
         let committed = self.commit(Commit {
             manifest,
-            tag: opts.tag.as_deref(),
+            tag: opts.tag.as_ref(),
             replaces: v.replaces,
             blobs,
             deferred: deferred.clone(),
@@ -481,7 +477,7 @@ impl Registry {
                 };
                 return Ok(PushReport::unchanged(
                     v.name,
-                    same.number,
+                    same.number.get(),
                     same.id,
                     counts,
                     unknown_globals,

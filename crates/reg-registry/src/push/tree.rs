@@ -29,7 +29,6 @@ use reg_format::ids::{FileHash, ModelName, SourceName};
 use reg_format::manifest::{
     listing_of, ChunkEntry, LogicalTensorEntry, Manifest, Tree, TreeFileEntry, VersionFormat, MANIFEST_SCHEMA,
 };
-use reg_format::refs::check_tag;
 use reg_store::{BlobId, PutOutcome};
 use reg_tree::{inspect_tree, FileCheckpoint, TreeFile};
 use serde::Serialize;
@@ -74,9 +73,6 @@ impl Registry {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, RegistryError> {
-        if let Some(tag) = &opts.tag {
-            check_tag(tag)?;
-        }
         if opts.parent.is_some() {
             return Err(PushError::ParentOfDirectory { dir: dir.to_path_buf() }.into());
         }
@@ -168,7 +164,7 @@ impl Registry {
                     Ok(idx.set_tag(&name, tag, same.number)?)
                 })?;
             }
-            return Ok(unchanged(same.number, same.id));
+            return Ok(unchanged(same.number.get(), same.id));
         }
 
         // Payloads, file by file, each read as few times as possible.
@@ -286,7 +282,7 @@ impl Registry {
         let deferred = payloads::deferred_written(&deferred, &outcomes);
         let committed = self.commit(Commit {
             manifest,
-            tag: opts.tag.as_deref(),
+            tag: opts.tag.as_ref(),
             replaces: None,
             blobs,
             deferred: deferred.clone(),
@@ -301,7 +297,7 @@ impl Registry {
                 manifest_put,
                 previous,
             } => (record, manifest, manifest_put, previous),
-            Committed::Same(same) => return Ok(unchanged(same.number, same.id)),
+            Committed::Same(same) => return Ok(unchanged(same.number.get(), same.id)),
         };
         let number = manifest.number;
         let previous_deltas = self.deltas_after_push(previous.as_deref(), &manifest, None, progress)?;

@@ -115,7 +115,7 @@ impl Scratch {
     pub fn push_series_with_deltas(&self, name: &str) {
         self.push_all(&SERIES, name);
         self.reg
-            .make_deltas(name, 1, &reg_registry::Silent)
+            .make_deltas(&model(name), reg_format::VersionNumber(1), &reg_registry::Silent)
             .expect("make_deltas");
     }
 
@@ -170,10 +170,10 @@ impl Scratch {
     /// Version numbers of a name.
     pub fn numbers(&self, name: &str) -> Vec<u32> {
         self.reg
-            .versions(name)
+            .versions(&model(name))
             .expect("versions")
             .iter()
-            .map(|v| v.number)
+            .map(|v| v.number.get())
             .collect()
     }
 }
@@ -343,4 +343,14 @@ fn f16_bits(v: f32) -> u16 {
         return sign;
     }
     sign | ((exp.min(30) as u16) << 10) | ((b >> 13) & 0x3FF) as u16
+}
+
+/// `name` as a model name (the tests name their models validly).
+pub fn model(name: &str) -> reg_format::ModelName {
+    reg_format::ModelName::new(name).expect("a valid model name")
+}
+
+/// `tag` as a tag name (the tests' tags are valid).
+pub fn tag(tag: &str) -> reg_format::TagName {
+    reg_format::TagName::new(tag).expect("a valid tag")
 }

@@ -98,7 +98,11 @@ fn versions_with_manifests(
     name: &str,
 ) -> Result<Vec<(reg_format::index::VersionRecord, Manifest)>, RegistryError> {
     reg.with_index(&format!("reg serve reading {name}"), |idx| {
-        let records = idx.versions(name)?;
+        let records = match reg_format::ModelName::new(name) {
+            Ok(model) => idx.versions(&model)?,
+            // Not a name at all: no versions, and the message below.
+            Err(_) => Vec::new(),
+        };
         if records.is_empty() {
             // The CLI's message, with the names it suggests.
             return Err(RegistryError::NoSuchName {
@@ -136,13 +140,13 @@ pub fn model_versions(reg: &Registry, name: &str) -> Result<Vec<VersionFacts>, R
         let stored = reg.stored_view(&manifest);
         let m = manifest;
         out.push(VersionFacts {
-            number: record.number,
+            number: record.number.get(),
             id: record.id.to_hex(),
             created: record.created,
             size: record.size,
             epoch: record.epoch,
             step: record.global_step,
-            tags: tags.get(&record.number).cloned().unwrap_or_default(),
+            tags: tags.get(&record.number.get()).cloned().unwrap_or_default(),
             message: record.message.clone(),
             monitor: m.meta.model_checkpoint.as_ref().and_then(|c| c.monitor.clone()),
             scores: m.meta.scores,
@@ -195,7 +199,7 @@ pub fn models(reg: &Registry) -> Result<Vec<ModelRow>, RegistryError> {
             logical += record.size;
             blobs.extend(m.blobs());
             facts.push(VersionFacts {
-                number: record.number,
+                number: record.number.get(),
                 id: record.id.to_hex(),
                 created: record.created,
                 size: record.size,

@@ -66,7 +66,7 @@ pub async fn handler(
                 };
                 blobs.insert(blob.to_hex(), facts);
             }
-            let numbers = reg.versions(&v.manifest.name)?.iter().map(|r| r.number).collect();
+            let numbers = reg.versions(&v.manifest.name)?.iter().map(|r| r.number.get()).collect();
             Ok(Gathered {
                 view,
                 note: v.note,
