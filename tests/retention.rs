@@ -290,3 +290,81 @@ fn background_retention_runs_beside_a_writer_and_frees_space_later() {
         std::fs::read(fixture(epochs[1])).ok()
     );
 }
+
+#[test]
+fn a_version_with_big_storages_drops_its_optimizer_state_writing_only_its_small_records() {
+    // Storages of 64 KiB and more: retention takes them from the store by
+    // id instead of writing the weights-only file out and pushing it again.
+    let reg = Reg::new();
+    for epoch in ["0", "1"] {
+        let f = reg.work().join(format!("e{epoch}.ckpt"));
+        reg.ok(&[
+            "bench",
+            "generate",
+            f.to_str().expect("utf8"),
+            "--size",
+            "3M",
+            "--epoch",
+            epoch,
+        ]);
+        reg.ok(&["push", f.to_str().expect("utf8"), "-n", "big"]);
+    }
+    reg.settle();
+    reg.ok(&["pull", "big@v1", "--weights-only", "-o", "v1.weights"]);
+    let weights = std::fs::read(reg.work().join("v1.weights")).expect("weights-only export");
+    let shown = reg.ok(&["show", "big@v1", "--json"]).json();
+    let big = shown["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .filter(|t| {
+            let numel: u64 = t["shape"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_u64())
+                .product();
+            t["dtype"] == "float32" && numel * 4 >= 64 << 10
+        })
+        .count();
+    assert!(
+        big > 0,
+        "the generated checkpoint has no storage of 64 KiB or more: {shown}"
+    );
+    let blobs_before = blob_count(&reg.home());
+    let r = reg.ok(&["prune", "big", "--keep-optimizer-last", "1", "--json"]).json();
+    assert_eq!(r["optimizer_dropped"], serde_json::json!([1]));
+    reg.ok(&["verify", "--full"]);
+    reg.ok(&["pull", "big@v1", "-o", "p1"]);
+    assert!(
+        std::fs::read(reg.work().join("p1")).ok() == Some(weights.clone()),
+        "v1 does not pull as its weights-only export"
+    );
+    let shown = reg.ok(&["show", "big@v1", "--json"]).json();
+    assert!(shown["optimizer_dropped"].is_object(), "{shown}");
+    assert_eq!(shown["size"].as_u64(), Some(weights.len() as u64));
+    // No tensor blob was written: only the new skeleton and manifest (gc
+    // then frees the optimizer state's blobs).
+    let blobs_after = blob_count(&reg.home());
+    assert!(
+        blobs_after <= blobs_before,
+        "{blobs_before} blobs before, {blobs_after} after"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(reg.home().join("blobs/tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    // The newest version is untouched.
+    reg.ok(&["pull", "big@v2", "-o", "p2"]);
+    assert!(std::fs::read(reg.work().join("p2")).ok() == std::fs::read(reg.work().join("e1.ckpt")).ok());
+}
+
+fn blob_count(home: &std::path::Path) -> usize {
+    let mut n = 0;
+    for dir in std::fs::read_dir(home.join("blobs")).into_iter().flatten().flatten() {
+        if dir.file_name().len() == 2 {
+            n += std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+        }
+    }
+    n
+}

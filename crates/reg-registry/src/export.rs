@@ -52,6 +52,16 @@ pub(crate) fn part_of(scope: ExportScope<'_>) -> reg_write::SafetensorsPart {
     }
 }
 
+/// Told where a storage's bytes begin and end in an export as it is
+/// written: retention streams a weights-only export into the store and
+/// takes those bytes as the blobs they came from.
+pub(crate) trait StorageMarks {
+    /// The bytes written next are storage `id`'s.
+    fn begin(&self, id: BlobId);
+    /// The storage begun last is written whole (or its copy failed).
+    fn end(&self);
+}
+
 /// The export's writer refused `label`'s version for `e`.
 pub(crate) fn export_err(label: &str, e: impl std::fmt::Display) -> RegistryError {
     ReadError::Export {
@@ -140,6 +150,20 @@ impl Registry {
         scope: ExportScope<'_>,
         w: &mut dyn Write,
     ) -> Result<usize, RegistryError> {
+        self.export_to_marked(v, format, scope, w, None)
+    }
+
+    /// [`Registry::export_to_scoped`], telling `marks` where each
+    /// storage's bytes begin and end in what it writes to `w` (a
+    /// weights-only export of a file version; `w` must not buffer).
+    pub(crate) fn export_to_marked(
+        &self,
+        v: &Resolved,
+        format: ExportFormat,
+        scope: ExportScope<'_>,
+        w: &mut dyn Write,
+        marks: Option<&dyn StorageMarks>,
+    ) -> Result<usize, RegistryError> {
         let m = &v.manifest;
         let label = m.label().to_string();
         if format == ExportFormat::WeightsOnly && (scope.tensors.is_some() || scope.header_only) {
@@ -174,11 +198,18 @@ impl Registry {
                 };
                 let mut fill = |key: &str, w: &mut dyn Write| -> std::io::Result<()> {
                     let id = blob_of(key)?;
-                    self.store.copy_to(id, w).map(|_| ()).map_err(|e| {
+                    if let Some(marks) = marks {
+                        marks.begin(id);
+                    }
+                    let copied = self.store.copy_to(id, w).map(|_| ()).map_err(|e| {
                         let msg = e.to_string();
                         store_error = Some(e);
                         std::io::Error::other(msg)
-                    })
+                    });
+                    if let Some(marks) = marks {
+                        marks.end();
+                    }
+                    copied
                 };
                 let written = tree.write_torch(w, "archive", &mut fill);
                 if let Some(e) = store_error.take() {

@@ -61,7 +61,7 @@ pub mod ranking;
 mod registry;
 pub mod report;
 mod resolve;
-mod retention_tree;
+mod retention;
 mod runner;
 pub mod select;
 mod skeleton_cache;

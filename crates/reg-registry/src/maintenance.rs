@@ -5,13 +5,12 @@ use crate::error::RegistryError;
 use crate::lock::WriteGuard;
 use crate::manifest_blobs::{kind_of, BlobKind};
 use crate::ranking::{rank, ScoredVersion};
-use crate::registry::{versions_of, Registry};
+use crate::registry::Registry;
 use crate::resolve::Resolved;
 use reg_format::ids::VersionLabel;
 use reg_format::ids::{ModelName, VersionNumber};
 use reg_format::index::{BlobRecord, Index, VersionRecord};
 use reg_format::manifest::{Manifest, Piece};
-use reg_format::refs::TagName;
 use reg_store::{BlobId, BlobStore, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -339,108 +338,7 @@ impl Registry {
     }
 }
 
-/// The versions of a name with their manifests and tags, read to judge
-/// them (prune, retention).
-type Judged = (
-    Vec<VersionRecord>,
-    Vec<(TagName, VersionNumber)>,
-    BTreeMap<u32, Manifest>,
-);
-
 impl Registry {
-    /// The versions of `name`, their tags and manifests, in one index
-    /// transaction. A version whose manifest cannot be read cannot be
-    /// ranked or judged: that stops the caller rather than have it remove
-    /// what may be the one to keep.
-    fn versions_to_judge(&self, name: &ModelName, doing: &str) -> Result<Judged, RegistryError> {
-        self.with_index(&format!("{doing} of {name} to plan"), |idx| {
-            let versions = versions_of(idx, name)?;
-            let mut manifests = BTreeMap::new();
-            for v in &versions {
-                let m = idx.manifest(v.id)?.ok_or_else(|| RegistryError::Damaged {
-                    version: VersionLabel::new(name, v.number.get()).to_string(),
-                    source: reg_store::StoreError::Missing(BlobId(v.id.0)),
-                })?;
-                manifests.insert(v.number.get(), m);
-            }
-            Ok((versions, idx.tags(name)?, manifests))
-        })
-    }
-
-    /// Drop optimizer (and scheduler, callback) state from every version
-    /// but the newest `n` and those in `skip`, keeping weights; returns the
-    /// numbers dropped (to be dropped, with `dry_run`). Needs only a
-    /// writer's hold of `gc.lock`: the replaced blobs are left to gc.
-    fn drop_optimizer_state(
-        &self,
-        guard: &WriteGuard,
-        versions: &[VersionRecord],
-        manifests: &BTreeMap<u32, Manifest>,
-        n: usize,
-        skip: &[u32],
-        dry_run: bool,
-    ) -> Result<Vec<u32>, RegistryError> {
-        let recent: BTreeSet<u32> = versions.iter().rev().take(n).map(|v| v.number.get()).collect();
-        let mut dropped = Vec::new();
-        for v in versions {
-            if recent.contains(&v.number.get()) || v.optimizer_dropped || skip.contains(&v.number.get()) {
-                continue;
-            }
-            let Some(m) = manifests.get(&v.number.get()) else {
-                continue;
-            };
-            if m.meta.optimizers.is_empty() && m.meta.schedulers.is_empty() {
-                continue;
-            }
-            // A directory drops only the files holding training state; a
-            // layout without such files keeps its state.
-            if m.is_directory() && !m.has_droppable_training_files() {
-                continue;
-            }
-            dropped.push(v.number.get());
-            if dry_run {
-                continue;
-            }
-            let version = Resolved::unpinned(v.clone(), m.clone());
-            if m.is_directory() {
-                self.drop_optimizer_files(guard, &version)?;
-            } else {
-                self.drop_optimizer(guard, &version)?;
-            }
-        }
-        Ok(dropped)
-    }
-
-    /// Retention queued by a push (`keep_optimizer_last = n` for `name`),
-    /// run by the background job under its writer's hold of `gc.lock` and
-    /// `deltas.lock` (so no push waits for it, and one runs at a time);
-    /// what it replaced is freed by a later gc. Returns the numbers
-    /// dropped.
-    pub(crate) fn retain_optimizer_state(
-        &self,
-        guard: &WriteGuard,
-        name: &ModelName,
-        n: usize,
-    ) -> Result<Vec<u32>, RegistryError> {
-        let (versions, _, manifests) = self.versions_to_judge(name, "reg deltas retention")?;
-        self.drop_optimizer_state(guard, &versions, &manifests, n, &[], false)
-    }
-
-    /// Replace a version by its weights-only form (optimizer, scheduler
-    /// and callback state dropped, weights and metadata kept), under a
-    /// held `gc.lock`.
-    fn drop_optimizer(&self, guard: &WriteGuard, v: &Resolved) -> Result<(), RegistryError> {
-        let tmp = self
-            .layout
-            .tmp_dir()
-            .join(format!("weights-{}.ckpt", v.record.id.short()));
-        let result = self
-            .export(v, crate::ExportFormat::WeightsOnly, &tmp, true)
-            .and_then(|_| self.replace_version(guard, v, &tmp));
-        let _ = std::fs::remove_file(&tmp);
-        result.map(|_| ())
-    }
-
     /// Rebuild a lost or corrupt index from the manifest blobs in the
     /// store (the old index directory is moved aside). Holds `gc.lock`
     /// and the index lock throughout: every other command waits. Blobs

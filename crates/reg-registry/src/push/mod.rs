@@ -41,6 +41,8 @@ mod staged;
 mod tree;
 mod walk;
 pub(crate) use commit::{Commit, Committed};
+pub(crate) use from_stream::{Streamed, StreamedPiece};
+pub(crate) use payloads::DEFER_MIN_LEN;
 pub use staged::StageReport;
 use std::path::Path;
 pub use tree::PushedFile;
@@ -228,22 +230,24 @@ impl Registry {
         opts.keep_optimizer_last.or(self.config.keep_optimizer_last)
     }
 
-    /// Store `path` (a weights-only file made from `old`) in place of
-    /// version `old`: same name and number, the manifest marking that its
-    /// optimizer state was dropped. The old manifest is removed; blobs only
-    /// it used are left for gc.
+    /// Replace version `old` by the checkpoint in `spool` whose big
+    /// storages are `streamed`'s pieces, already in the store (what
+    /// retention makes of a version, see `crate::retention`): same name,
+    /// number, source and creation time, committed in place of `old`.
     pub(crate) fn replace_version(
         &self,
         guard: &WriteGuard,
         old: &Resolved,
-        path: &Path,
+        spool: &Path,
+        streamed: Streamed<'_>,
     ) -> Result<PushReport, RegistryError> {
         let opts = PushOptions {
             name: Some(old.manifest.name.to_string()),
+            source: Some(old.manifest.source.to_string()),
             message: old.manifest.message.clone(),
             ..PushOptions::default()
         };
-        self.push_inner(guard, path, &opts, &Silent, Some(old), None)
+        self.push_inner(guard, spool, &opts, &Silent, Some(old), Some(streamed))
     }
 
     /// The push itself; `_guard` proves the caller holds `gc.lock`, so
