@@ -88,11 +88,9 @@ fn list(out: &mut String, p: &Paint, mark: &str, paths: &[String], all: bool) {
 pub fn render(d: &Diff, all: bool, colour: bool) -> String {
     let p = Paint(colour);
     let mut out = format!(
-        "{}@v{} -> {}@v{}\n{}\n",
-        d.a.name,
-        d.a.version,
-        d.b.name,
-        d.b.version,
+        "{} -> {}\n{}\n",
+        reg_format::VersionLabel::new(&d.a.name, d.a.version),
+        reg_format::VersionLabel::new(&d.b.name, d.b.version),
         p.bold(&d.summary())
     );
     changes(&mut out, &p, "meta", &d.meta);

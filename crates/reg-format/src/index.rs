@@ -459,7 +459,9 @@ impl Index {
         new_blobs: &[(BlobId, BlobRecord)],
         deferred: &[(BlobId, Option<u8>)],
     ) -> Result<(), IndexError> {
-        let rec = encode(record, || format!("version {name}@v{}", record.number))?;
+        let rec = encode(record, || {
+            format!("version {}", crate::ids::VersionLabel::new(name, record.number))
+        })?;
         let vkey = version_key(name, record.number.0);
         let blob_rows: Vec<([u8; 32], Vec<u8>)> = new_blobs
             .iter()
@@ -589,10 +591,12 @@ impl Index {
         for item in self.versions.iter() {
             let (k, v) = item.map_err(self.err())?;
             let (name, number) = split_version_key(&k)?;
-            let rec: VersionRecord = decode(&v, || format!("version {name}@v{number}"))?;
+            let rec: VersionRecord = decode(&v, || {
+                format!("version {}", crate::ids::VersionLabel::new(&name, number))
+            })?;
             if rec.number != number {
                 return Err(IndexError::Damaged {
-                    what: format!("version {name}@v{number}"),
+                    what: format!("version {}", crate::ids::VersionLabel::new(&name, number)),
                     reason: format!("its record says v{}", rec.number),
                 });
             }
@@ -690,7 +694,7 @@ impl Index {
                 4 => Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]])),
                 n => {
                     return Err(IndexError::Damaged {
-                        what: format!("pending work of {name}@v{from}"),
+                        what: format!("pending work of {}", crate::ids::VersionLabel::new(&name, from)),
                         reason: format!("value is {n} bytes, not 0 or 4"),
                     })
                 }

@@ -449,9 +449,13 @@ impl Registry {
         // The links below each child as earlier rounds left them (planned
         // up front, a run over a whole series would make chains longer
         // than the bound).
-        let planned = self.with_index(&format!("reg deltas of {}@v{older} to plan", old.name), |idx| {
-            plan_pairs(idx, &pairs)
-        })?;
+        let planned = self.with_index(
+            &format!(
+                "reg deltas of {} to plan",
+                reg_format::VersionLabel::new(&old.name, older)
+            ),
+            |idx| plan_pairs(idx, &pairs),
+        )?;
         let mut r = self.encode_deltas(&planned, parent_raw, progress);
         r.version = Some(older);
         r.against = Some(newer.number);

@@ -224,8 +224,8 @@ impl Registry {
                 let problem = match kind_of(&self.store, id) {
                     Ok(BlobKind::Other) => continue,
                     Ok(BlobKind::Manifest(m)) => format!(
-                        "the manifest of {}@v{}, which the index does not list (the index may be incomplete)",
-                        m.name, m.number
+                        "the manifest of {}, which the index does not list (the index may be incomplete)",
+                        reg_format::VersionLabel::new(&m.name, m.number)
                     ),
                     Ok(BlobKind::ManifestLike) => {
                         "a manifest this reg cannot read, of a version the index does not list".into()
@@ -261,7 +261,7 @@ impl Registry {
     pub fn remove(&self, v: Resolved) -> Result<(), RegistryError> {
         let (name, number, id) = (v.manifest.name.clone(), v.manifest.number, v.record.id);
         drop(v);
-        let guard = self.maintenance(&format!("reg rm of {name}@v{number}"))?;
+        let guard = self.maintenance(&format!("reg rm of {}", reg_format::VersionLabel::new(&name, number)))?;
         self.remove_locked(&guard, &name, number, id)
     }
 
@@ -273,10 +273,13 @@ impl Registry {
         number: u32,
         id: crate::VersionId,
     ) -> Result<(), RegistryError> {
-        self.with_index(&format!("reg rm of {name}@v{number}"), |idx| {
-            idx.remove_version(name, VersionNumber(number), id)?;
-            Ok(idx.remove_blob_records(&[id.blob()])?)
-        })?;
+        self.with_index(
+            &format!("reg rm of {}", reg_format::VersionLabel::new(name, number)),
+            |idx| {
+                idx.remove_version(name, VersionNumber(number), id)?;
+                Ok(idx.remove_blob_records(&[id.blob()])?)
+            },
+        )?;
         // Readers that resolved it before the transaction may still open
         // its manifest blob; later ones cannot see it. When this thread is
         // one of them (it would wait for itself), or past --wait-timeout,
@@ -439,10 +442,9 @@ fn rebuild_index(store: &BlobStore, index_dir: &std::path::Path) -> Result<Rebui
                     (other, (id, bytes, m))
                 };
                 report.superseded.push(format!(
-                    "{}: the manifest of {}@v{}, in place of which {} was restored",
+                    "{}: the manifest of {}, in place of which {} was restored",
                     drop.0,
-                    drop.2.name,
-                    drop.2.number,
+                    reg_format::VersionLabel::new(&drop.2.name, drop.2.number),
                     &keep.0.to_hex()[..12]
                 ));
                 retired.push((drop.0, drop.2));

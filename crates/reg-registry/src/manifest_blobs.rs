@@ -101,10 +101,9 @@ impl Registry {
                 Ok(BlobKind::Other) => {}
                 Ok(BlobKind::Manifest(m)) => {
                     return Err(lost(format!(
-                        "blob {} is the manifest of {}@v{}",
+                        "blob {} is the manifest of {}",
                         short(*id),
-                        m.name,
-                        m.number
+                        reg_format::VersionLabel::new(&m.name, m.number)
                     )))
                 }
                 Ok(BlobKind::ManifestLike) => return Err(lost(format!("blob {} is a manifest", short(*id)))),

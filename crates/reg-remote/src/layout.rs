@@ -109,7 +109,11 @@ pub fn parse_version_entry(key: &Path, bytes: &[u8]) -> Result<VersionEntry, Str
     let (name, number) = parse_version_key(key)?;
     let e: VersionEntry = parse_json(bytes)?;
     if e.name != name || e.number != number {
-        return Err(format!("names {}@v{} instead of {name}@v{number}", e.name, e.number));
+        return Err(format!(
+            "names {} instead of {}",
+            reg_format::VersionLabel::new(&e.name, e.number),
+            reg_format::VersionLabel::new(&name, number)
+        ));
     }
     Ok(e)
 }

@@ -128,9 +128,10 @@ impl Remote {
             report.tags.push(format!("{}@{t} -> v{}", entry.name, imported.number));
         }
         for (t, n) in &imported.tags_kept {
-            report
-                .notes
-                .push(format!("tag {t} is not moved: it points at {}@v{n} here", entry.name));
+            report.notes.push(format!(
+                "tag {t} is not moved: it points at {} here",
+                reg_format::VersionLabel::new(&entry.name, *n)
+            ));
         }
         report.versions.push(SyncedVersion {
             name: entry.name.clone(),

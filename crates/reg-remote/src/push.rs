@@ -360,8 +360,10 @@ impl Remote {
                 };
                 report.object(bytes);
                 report.notes.push(format!(
-                    "{}@v{}: a concurrent push replaced its entry v{}; created again as v{}",
-                    o.name, o.record.number, old.number, entry.number
+                    "{}: a concurrent push replaced its entry v{}; created again as v{}",
+                    reg_format::VersionLabel::new(&o.name, o.record.number),
+                    old.number,
+                    entry.number
                 ));
                 created[k].1 = entry;
             }

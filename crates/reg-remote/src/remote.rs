@@ -164,7 +164,7 @@ impl Remote {
     }
 
     pub(crate) fn label(&self, name: &str, number: u32) -> String {
-        format!("{}:{name}@v{number}", self.name)
+        format!("{}:{}", self.name, reg_format::VersionLabel::new(name, number))
     }
 
     pub(crate) fn bad_object(&self, key: &Path, reason: impl Into<String>) -> RemoteError {

@@ -54,8 +54,8 @@ pub(super) fn measure(
     push: Duration,
     out: &Path,
 ) -> Result<AfterPush> {
-    let version = format!("{name}@v{number}");
-    let previous = format!("{name}@v{}", number.saturating_sub(1).max(1));
+    let version = reg_format::VersionLabel::new(name, number).to_string();
+    let previous = reg_format::VersionLabel::new(name, number.saturating_sub(1).max(1)).to_string();
     let out_arg = out.to_string_lossy().into_owned();
     let log = rows.measure(format!("  right after: reg log {name}"), reg(&["log", name])?)?;
     let show = rows.measure(

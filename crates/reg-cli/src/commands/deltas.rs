@@ -21,8 +21,8 @@ pub fn run(ctx: &Ctx, args: DeltasArgs) -> Result<ExitCode> {
     let mut say = |name: &str, r: reg_registry::deltas::DeltaReport| {
         if print_text && (r.blobs > 0 || !r.warnings.is_empty()) {
             crate::human::say!(
-                "{name}@v{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
-                r.version.unwrap_or(0),
+                "{}: {} tensors re-encoded as deltas against v{}: {} -> {}",
+                reg_format::VersionLabel::new(name, r.version.unwrap_or(0)),
                 r.blobs,
                 r.against.unwrap_or(0),
                 human::bytes(r.bytes_before),

@@ -84,7 +84,10 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<ExitCode> {
     let (name, number) = (v.manifest.name.clone(), v.manifest.number);
     reg.remove(v)?;
     if !ctx.quiet {
-        crate::human::say!("removed {name}@v{number} (run `reg gc` to free its blobs)");
+        crate::human::say!(
+            "removed {} (run `reg gc` to free its blobs)",
+            reg_format::VersionLabel::new(&name, number)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,11 +61,10 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         if let (Some((backend, _, remote)), false) = (&through, ctx.quiet || args.json.json) {
             let (blobs, bytes) = backend.fetched();
             crate::human::say_err!(
-                "reg: read {blobs} blob{} ({}) of {}@v{} from remote {remote}; the rest stayed there",
+                "reg: read {blobs} blob{} ({}) of {} from remote {remote}; the rest stayed there",
                 if blobs == 1 { "" } else { "s" },
                 human::bytes(bytes),
-                v.manifest.name,
-                v.manifest.number
+                reg_format::VersionLabel::new(&v.manifest.name, v.manifest.number)
             );
         }
     };
@@ -138,9 +137,8 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
         })?;
     } else if !ctx.quiet {
         crate::human::say!(
-            "pulled {}@v{} to {} ({}, {what}; {})",
-            v.manifest.name,
-            v.manifest.number,
+            "pulled {} to {} ({}, {what}; {})",
+            reg_format::VersionLabel::new(&v.manifest.name, v.manifest.number),
             path.display(),
             human::bytes(bytes),
             human::rate(bytes, started.elapsed())

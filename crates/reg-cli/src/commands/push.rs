@@ -98,9 +98,8 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
     }
     if r.created {
         crate::human::say!(
-            "pushed {}@v{} ({}) from {}",
-            r.name,
-            r.number,
+            "pushed {} ({}) from {}",
+            reg_format::VersionLabel::new(&r.name, r.number),
             r.id.short(),
             file.display()
         );
@@ -155,10 +154,9 @@ fn print_push(file: &Path, r: &PushReport, tag: Option<&str>, took: Duration) {
         crate::human::say!("  {}", human::rate(r.logical_bytes, took));
     } else {
         crate::human::say!(
-            "unchanged: {} is identical to {}@v{} ({}); no version added",
+            "unchanged: {} is identical to {} ({}); no version added",
             file.display(),
-            r.name,
-            r.number,
+            reg_format::VersionLabel::new(&r.name, r.number),
             r.id.short()
         );
     }

@@ -52,21 +52,17 @@ fn print_report(r: &SyncReport) {
         let what = if v.transferred { verb } else { "already there" };
         if r.direction == "push" {
             crate::human::say!(
-                "  {}@v{} -> {}:{}@v{} ({what})",
-                v.name,
-                v.local,
+                "  {} -> {}:{} ({what})",
+                reg_format::VersionLabel::new(&v.name, v.local),
                 r.remote,
-                v.name,
-                v.remote
+                reg_format::VersionLabel::new(&v.name, v.remote)
             );
         } else {
             crate::human::say!(
-                "  {}:{}@v{} -> {}@v{} ({what})",
+                "  {}:{} -> {} ({what})",
                 r.remote,
-                v.name,
-                v.remote,
-                v.name,
-                v.local
+                reg_format::VersionLabel::new(&v.name, v.remote),
+                reg_format::VersionLabel::new(&v.name, v.local)
             );
         }
     }

@@ -30,7 +30,11 @@ fn print_show(v: &ShowView) -> Result<()> {
     } else {
         format!(" [{}]", v.tags.join(", "))
     };
-    s.push_str(&format!("{}@v{}{tags}  {}\n", v.name, v.version, v.id));
+    s.push_str(&format!(
+        "{}{tags}  {}\n",
+        reg_format::VersionLabel::new(&v.name, v.version),
+        v.id
+    ));
     s.push_str(&format!(
         "  file       {} ({}, {}), pushed {}\n",
         v.source,

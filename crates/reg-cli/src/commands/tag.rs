@@ -29,11 +29,13 @@ pub fn run(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
     if !ctx.quiet {
         match moved {
             Some(old) => crate::human::say!(
-                "moved tag {tag} from v{old} to {}@v{}",
-                v.manifest.name,
-                v.manifest.number
+                "moved tag {tag} from v{old} to {}",
+                reg_format::VersionLabel::new(&v.manifest.name, v.manifest.number)
             ),
-            None => crate::human::say!("tagged {}@v{} as {tag}", v.manifest.name, v.manifest.number),
+            None => crate::human::say!(
+                "tagged {} as {tag}",
+                reg_format::VersionLabel::new(&v.manifest.name, v.manifest.number)
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -225,7 +225,7 @@ fn render(g: &Gathered, root: &str) -> Html<String> {
         }
     };
     page(
-        &format!("{}@v{}", v.name, v.version),
+        &format!("{}", reg_format::VersionLabel::new(&v.name, v.version)),
         &[
             Crumb::link(v.name.clone(), urls::model(&v.name)),
             Crumb::here(format!("v{}", v.version)),
