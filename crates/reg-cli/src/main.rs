@@ -1,7 +1,11 @@
 //! The `reg` binary: parse arguments, call the libraries, print.
 //!
-//! All logic lives in `reg-registry` (registry), `reg-ckpt` (formats) and
-//! `reg-store` (blobs). Errors print once, on one line, to stderr.
+//! All logic lives in the libraries: `reg-registry` (the registry and its
+//! operations), `reg-format` (names, refs, manifests, the index),
+//! `reg-ckpt` / `reg-tree` / `reg-write` (checkpoint files, directories,
+//! new files), `reg-store` (blobs), `reg-remote` and `reg-serve`. This
+//! binary parses, calls, prints, and adds the CLI's hints (the flags to
+//! pass) to library errors. Errors print once, on one line, to stderr.
 //! Exit codes: 0 ok, 1 bad request or input, 2 registry damage found,
 //! 3 reg itself failed (an internal error).
 
