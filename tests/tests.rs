@@ -4,6 +4,8 @@
 
 /// Broken and hostile files are refused and change nothing (issue 2, point 4).
 mod bad_input;
+/// `reg bench compress`: stored bytes by role against the entropy bound (issue 28).
+mod bench_compress;
 /// The man pages and completions the wheel ships match the CLI (issue 25).
 mod cli_docs;
 /// Running `reg` in a scratch registry, reading fixtures and expectations.

@@ -563,6 +563,16 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Stored bytes of NAME's versions by tensor role (weights, frozen,
+    /// exp_avg, exp_avg_sq, momentum, other, skeleton) against the order-0
+    /// entropy bound of how each is stored (byte planes; XOR with the
+    /// parent for deltas): what is left to today's representation.
+    Compress {
+        /// The model name.
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Write one epoch of a generated Lightning-style run to FILE.
     Generate {
         /// Output file.

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod background;
+pub mod compression_report;
 pub mod config;
 mod deferred;
 pub mod deltas;

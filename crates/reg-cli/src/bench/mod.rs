@@ -10,6 +10,7 @@
 
 mod after_push;
 mod baseline;
+mod compress;
 mod during_push;
 mod generate;
 mod measure;
@@ -70,8 +71,11 @@ pub fn run(dir: &Path, size: u64, epochs: u32, keep: bool) -> Result<()> {
     Ok(())
 }
 
-/// `reg bench run` / `reg bench generate`.
-pub fn command(cwd: &Path, what: crate::cli::BenchCommand, quiet: bool) -> Result<std::process::ExitCode> {
+/// `reg bench run` / `generate` / `compress`.
+/// `reg bench compress` reads the registry `ctx` names; the others make
+/// their own.
+pub fn command(ctx: &crate::commands::context::Ctx, what: crate::cli::BenchCommand) -> Result<std::process::ExitCode> {
+    let (cwd, quiet) = (ctx.cwd.as_path(), ctx.quiet);
     match what {
         crate::cli::BenchCommand::Run {
             size,
@@ -79,6 +83,7 @@ pub fn command(cwd: &Path, what: crate::cli::BenchCommand, quiet: bool) -> Resul
             dir,
             keep,
         } => run(&cwd.join(dir), parse_size(&size)?, epochs, keep)?,
+        crate::cli::BenchCommand::Compress { name, json } => compress::print(ctx, &name, json.json)?,
         crate::cli::BenchCommand::Generate {
             file,
             size,

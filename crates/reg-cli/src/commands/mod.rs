@@ -3,7 +3,7 @@
 //! typed views in `reg_registry::report`).
 
 mod cat;
-mod context;
+pub(crate) mod context;
 mod deltas;
 mod diff;
 mod gc;
@@ -52,7 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deltas(args) => deltas::run(&ctx, args),
         Command::Gc(args) => gc::gc(&ctx, args),
         Command::Prune(args) => gc::prune(&ctx, args),
-        Command::Bench { what } => crate::bench::command(&ctx.cwd, what, ctx.quiet),
+        Command::Bench { what } => crate::bench::command(&ctx, what),
         Command::Tag(args) => tag::run(&ctx, args),
         Command::Remote { command } => ok(remote::remote(&ctx.config, command, ctx.quiet)),
         Command::Serve(args) => ok(crate::serve_cmd::run(

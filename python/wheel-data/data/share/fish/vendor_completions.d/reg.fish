@@ -184,13 +184,14 @@ complete -c reg -n "__fish_reg_using_subcommand prune" -l dry-run -d 'Only repor
 complete -c reg -n "__fish_reg_using_subcommand prune" -l json -d 'Print JSON instead of text'
 complete -c reg -n "__fish_reg_using_subcommand prune" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand prune" -s h -l help -d 'Print help'
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -s q -l quiet -d 'Print only errors'
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -s h -l help -d 'Print help'
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -f -a "run" -d 'Generate a run and time cp, push, re-push, next-epoch push, pull and diff'
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -f -a "generate" -d 'Write one epoch of a generated Lightning-style run to FILE'
-complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -s q -l quiet -d 'Print only errors'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -s h -l help -d 'Print help'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -f -a "run" -d 'Generate a run and time cp, push, re-push, next-epoch push, pull and diff'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -f -a "compress" -d 'Stored bytes of NAME\'s versions by tensor role (weights, frozen, exp_avg, exp_avg_sq, momentum, other, skeleton) against the order-0 entropy bound of how each is stored (byte planes; XOR with the parent for deltas): what is left to today\'s representation'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -f -a "generate" -d 'Write one epoch of a generated Lightning-style run to FILE'
+complete -c reg -n "__fish_reg_using_subcommand bench; and not __fish_seen_subcommand_from run compress generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -l size -d 'Size of each checkpoint (e.g. 2G, 512M)' -r
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -l epochs -d 'Number of epochs to generate (at least 2)' -r
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -l dir -d 'Directory to work in (its disk is the one measured)' -r -F
@@ -199,6 +200,11 @@ complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcomman
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -l keep -d 'Keep the generated files and registry'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from compress" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from compress" -l wait-timeout -d 'Give up waiting for another reg process after SECS seconds (default: wait; waiting is said once on stderr)' -r
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from compress" -l json -d 'Print JSON instead of text'
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from compress" -s q -l quiet -d 'Print only errors'
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from compress" -s h -l help -d 'Print help'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from generate" -l size -d 'Approximate file size (e.g. 4.5G)' -r
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from generate" -l epoch -d 'Epoch number (frozen layers stay, the rest drift)' -r
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from generate" -l layers -d 'Weight matrices (default 8); with --frozen equal to it the file is one storage per layer and no optimizer state' -r
@@ -208,6 +214,7 @@ complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcomman
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from generate" -s q -l quiet -d 'Print only errors'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from generate" -s h -l help -d 'Print help'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "run" -d 'Generate a run and time cp, push, re-push, next-epoch push, pull and diff'
+complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "compress" -d 'Stored bytes of NAME\'s versions by tensor role (weights, frozen, exp_avg, exp_avg_sq, momentum, other, skeleton) against the order-0 entropy bound of how each is stored (byte planes; XOR with the parent for deltas): what is left to today\'s representation'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "generate" -d 'Write one epoch of a generated Lightning-style run to FILE'
 complete -c reg -n "__fish_reg_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reg -n "__fish_reg_using_subcommand tag" -l registry -d 'Registry directory (overrides REG_HOME and registry.toml)' -r -F
@@ -299,6 +306,7 @@ complete -c reg -n "__fish_reg_using_subcommand help; and not __fish_seen_subcom
 complete -c reg -n "__fish_reg_using_subcommand help; and not __fish_seen_subcommand_from init push pull stage show cat locate log ls completions manpage stats diff verify rm deltas gc prune bench tag remote sync serve help" -f -a "serve" -d 'Serve a read-only web view of the registry: pages, JSON, downloads'
 complete -c reg -n "__fish_reg_using_subcommand help; and not __fish_seen_subcommand_from init push pull stage show cat locate log ls completions manpage stats diff verify rm deltas gc prune bench tag remote sync serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reg -n "__fish_reg_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "run" -d 'Generate a run and time cp, push, re-push, next-epoch push, pull and diff'
+complete -c reg -n "__fish_reg_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "compress" -d 'Stored bytes of NAME\'s versions by tensor role (weights, frozen, exp_avg, exp_avg_sq, momentum, other, skeleton) against the order-0 entropy bound of how each is stored (byte planes; XOR with the parent for deltas): what is left to today\'s representation'
 complete -c reg -n "__fish_reg_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "generate" -d 'Write one epoch of a generated Lightning-style run to FILE'
 complete -c reg -n "__fish_reg_using_subcommand help; and __fish_seen_subcommand_from remote" -f -a "add" -d 'Add a remote to registry.toml (credentials come from AWS_* environment variables)'
 complete -c reg -n "__fish_reg_using_subcommand help; and __fish_seen_subcommand_from remote" -f -a "ls" -d 'List remotes'
