@@ -28,7 +28,7 @@ use reg_ckpt::DType;
 use reg_format::ModelName;
 use reg_store::BlobId;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 
 /// The roles a report counts, in the order it lists them.
@@ -120,19 +120,17 @@ impl Registry {
         // How many versions name each weight blob: two or more is frozen.
         let mut weight_versions: HashMap<BlobId, usize> = HashMap::new();
         for m in &versions {
-            let mut seen: Vec<BlobId> = tensor_blobs(m)
+            let seen: BTreeSet<BlobId> = tensor_blobs(m)
                 .into_iter()
                 .filter(|(_, role, _, _)| *role == Role::Weight)
                 .map(|(id, ..)| id)
                 .collect();
-            seen.sort();
-            seen.dedup();
             for id in seen {
                 *weight_versions.entry(id).or_default() += 1;
             }
         }
         let mut counted: BTreeMap<BlobId, Counted> = BTreeMap::new();
-        let mut skeletons: Vec<BlobId> = Vec::new();
+        let mut skeletons: BTreeSet<BlobId> = BTreeSet::new();
         for m in versions.iter().rev() {
             for (id, role, path, dtype) in tensor_blobs(m) {
                 counted.entry(id).or_insert_with(|| Counted {
@@ -140,11 +138,7 @@ impl Registry {
                     width: plane_width(dtype),
                 });
             }
-            for id in m.blobs() {
-                if !counted.contains_key(&id) && !skeletons.contains(&id) {
-                    skeletons.push(id);
-                }
-            }
+            skeletons.extend(m.blobs().into_iter().filter(|id| !counted.contains_key(id)));
         }
         let mut by_role: BTreeMap<&'static str, RoleBytes> = BTreeMap::new();
         let skeleton_role = Counted {

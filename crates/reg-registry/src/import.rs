@@ -23,7 +23,7 @@ use reg_format::ids::VersionLabel;
 use reg_format::ids::{FileHash, VersionId};
 use reg_format::index::VersionRecord;
 use reg_format::manifest::{Manifest, MANIFEST_SCHEMA};
-use reg_format::refs::{check_tag, TagName};
+use reg_format::refs::TagName;
 use reg_format::{ModelName, VersionNumber};
 use reg_store::{BlobId, StoreError};
 
@@ -136,9 +136,8 @@ impl Registry {
             .into());
         }
         let name = manifest.name.clone();
-        for tag in tags {
-            check_tag(tag)?;
-        }
+        // Checked before anything is stored: a bad tag refuses the import.
+        let tags: Vec<TagName> = tags.iter().map(|t| TagName::new(t)).collect::<Result<_, _>>()?;
         let ImportedBlobs { blobs, deltas } = self.check_imported_blobs(&manifest, origin)?;
         let committed = self.commit(Commit {
             manifest,
@@ -165,13 +164,13 @@ impl Registry {
         if !tags.is_empty() {
             self.with_index(&format!("reg sync tagging {name}"), |idx| {
                 let local_tags = idx.tags(&name)?;
-                for tag in tags {
-                    match local_tags.iter().find(|(t, _)| t.as_str() == tag.as_str()) {
+                for tag in &tags {
+                    match local_tags.iter().find(|(t, _)| t == tag) {
                         Some((_, n)) if *n == out.number => {}
-                        Some((_, n)) => out.tags_kept.push((tag.clone(), n.get())),
+                        Some((_, n)) => out.tags_kept.push((tag.to_string(), n.get())),
                         None => {
-                            idx.set_tag(&name, &TagName::new(tag)?, VersionNumber(out.number))?;
-                            out.tags_set.push(tag.clone());
+                            idx.set_tag(&name, tag, VersionNumber(out.number))?;
+                            out.tags_set.push(tag.to_string());
                         }
                     }
                 }
